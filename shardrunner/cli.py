@@ -1,0 +1,182 @@
+"""The ``shardrunner`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import math
+import signal
+import sys
+import time
+
+import click
+
+from shardrunner import __version__
+from shardrunner.protocol.compression import Compression
+
+
+def _run(coro_factory: object) -> None:
+    import uvloop
+
+    uvloop.run(coro_factory)  # type: ignore[arg-type]
+
+
+def _rate(value: str) -> float:
+    if value.strip().lower() in ("max", "inf", "unlimited"):
+        return math.inf
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number or 'max'") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="shardrunner")
+def main() -> None:
+    """shardrunner keeps a chat bot's gateway connections (Discord shards) alive in their own
+    processes and routes every event to the bot over ZeroMQ, so the bot can restart and deploy
+    without reconnecting or losing events.
+
+    Run `shardrunner COMMAND --help` for the options of each command.
+    """
+
+
+@main.group()
+def sim() -> None:
+    """Local simulators of the platforms' gateways, for tests and benchmarks without a network."""
+
+
+@sim.command("discord")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8900, show_default=True, type=click.IntRange(0, 65535),
+              help="Port for REST, gateway and admin API (0: any free port, printed at start).")
+@click.option("--shards", default=2, show_default=True, type=click.IntRange(1),
+              help="Recommended shard count (/gateway/bot); guilds are laid out for it.")
+@click.option("--guilds-per-shard", default=10, show_default=True, type=click.IntRange(0),
+              help="Guilds each of --shards shards receives (over 2500 on a shard closes 4011).")
+@click.option("--min-members", default=2, show_default=True, type=click.IntRange(1),
+              help="Smallest guild size; sizes are drawn log-uniformly between min and max.")
+@click.option("--max-members", default=1000, show_default=True, type=click.IntRange(1),
+              help="Largest guild size (9000 members make a GUILD_CREATE of about 1 MB).")
+@click.option("--rate", default="10", show_default=True,
+              help="Dispatches per second per shard; 0 stops the stream; 'max' in replay mode sends "
+                   "the script as fast as the socket takes it.")
+@click.option("--mix", default="", help="Dispatch mix as NAME=WEIGHT,... (default: a realistic mix "
+              "dominated by MESSAGE_CREATE).")
+@click.option("--dm-ratio", default=0.02, show_default=True, type=float,
+              help="Share of DM-capable dispatches sent as direct messages (they go to shard 0).")
+@click.option("--max-concurrency", default=1, show_default=True, type=click.IntRange(1),
+              help="session_start_limit.max_concurrency: identify buckets (shard_id % K).")
+@click.option("--identify-window", default=5.0, show_default=True, type=float,
+              help="Seconds between two identifies of one bucket (Discord: 5); lower it to run tests fast.")
+@click.option("--session-start-total", default=1000, show_default=True, type=click.IntRange(0),
+              help="session_start_limit.total.")
+@click.option("--session-start-remaining", default=None, type=click.IntRange(0),
+              help="session_start_limit.remaining at start (default: the total).")
+@click.option("--session-start-reset-after", default=86400.0, show_default=True, type=float,
+              help="Seconds until remaining resets to the total.")
+@click.option("--heartbeat-interval", default=41250, show_default=True, type=click.IntRange(10),
+              help="heartbeat_interval in HELLO, in milliseconds.")
+@click.option("--heartbeat-request-interval", default=60.0, show_default=True, type=float,
+              help="Seconds between op 1 heartbeat requests to each connection (0: never).")
+@click.option("--heartbeat-timeout-factor", default=1.5, show_default=True, type=float,
+              help="Close with 4009 after interval x factor without a heartbeat.")
+@click.option("--resume-window", default=180.0, show_default=True, type=float,
+              help="Seconds a disconnected session stays resumable.")
+@click.option("--replay-buffer", default=10000, show_default=True, type=click.IntRange(1),
+              help="Dispatches kept per session for RESUME.")
+@click.option("--token", default=None, envvar="SHARDRUNNER_SIM_TOKEN",
+              help="Accept only this token (default: any well-formed bot token). Never printed.")
+@click.option("--resume-gateway-url", default=None,
+              help="resume_gateway_url to advertise in READY (default: this server).")
+@click.option("--gateway-url", default=None,
+              help="Gateway URL to advertise in /gateway and /gateway/bot (default: this server).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of every random choice.")
+@click.option("--fault-rate", default=0.0, show_default=True, type=float,
+              help="Random faults per connection per minute.")
+@click.option("--faults", default=",".join(("reconnect", "invalid_session", "drop", "close", "zombie", "stall")),
+              show_default=True, help="Kinds of random fault to draw from.")
+@click.option("--replay", default=0, show_default=True, type=click.IntRange(0),
+              help="Replay mode: this many dispatches per shard, compressed before the server starts.")
+@click.option("--replay-compress", default="zlib-stream", show_default=True,
+              help="Compressions to prepare in replay mode: any of zlib-stream, zstd-stream, none.")
+@click.option("--replay-segment", default=256, show_default=True, type=click.IntRange(1),
+              help="Dispatches per independently compressed segment in replay mode.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def sim_discord(**options: object) -> None:
+    """Serve a simulated Discord Gateway v10 and REST API on one port.
+
+    REST under /api/v10 (gateway, gateway/bot, users/@me, applications/@me), the gateway at / with
+    zlib-stream, zstd-stream or no compression, and an admin API: GET /_sim/stats, POST /_sim/fault,
+    POST /_sim/config. docs/simulator.md describes every option and the admin API.
+    """
+    from shardrunner.sim.discord.config import ConfigError, SimConfig, parse_mix
+
+    logging.basicConfig(
+        level=str(options.pop("log_level")).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        compress = tuple(
+            Compression.from_query(c.strip()) for c in str(options.pop("replay_compress")).split(",") if c.strip()
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--replay-compress") from None
+    options["heartbeat_interval_ms"] = options.pop("heartbeat_interval")
+    options["rate"] = _rate(str(options["rate"]))
+    options["faults"] = tuple(f.strip() for f in str(options["faults"]).split(",") if f.strip())
+    try:
+        options["mix"] = parse_mix(str(options["mix"]))
+        config = SimConfig(replay_compress=compress, **options)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        _run(_serve_sim(config))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {config.port} on {config.host} is already in use: stop what uses it or pass another --port"
+            ) from None
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+
+
+async def _serve_sim(config: object) -> None:
+    from shardrunner.sim.discord.config import SimConfig
+    from shardrunner.sim.discord.replay import prepare_scripts
+    from shardrunner.sim.discord.server import Simulator
+
+    assert isinstance(config, SimConfig)
+    scripts = {}
+    if config.replay:
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            click.echo(f"preparing replay scripts: {done}/{total}", err=True)
+
+        loop = asyncio.get_running_loop()
+        scripts = await loop.run_in_executor(None, prepare_scripts, config, progress)
+        size = sum(s.nbytes for s in scripts.values())
+        click.echo(
+            f"prepared {len(scripts)} scripts of {config.replay} dispatches "
+            f"({size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s",
+            err=True,
+        )
+    sim = Simulator(config, scripts)
+    await sim.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    click.echo(f"Discord gateway simulator listening on {sim.url} (gateway {sim.gateway_url})", err=False)
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Wire formats shared by the simulator and the gateway connections: opcodes, close codes, codecs."""

@@ -1,0 +1,232 @@
+"""Gateway transport compression: zlib-stream and zstd-stream, both directions.
+
+Discord compresses a whole connection as one stream: every WebSocket message is one gateway payload,
+flushed so that it can be decompressed on arrival (zlib: ``Z_SYNC_FLUSH``, ending in ``00 00 ff ff``;
+zstd: a block flush). The receiving side keeps one decompression context per connection.
+
+The compressors here can also *break history* between two messages, so that a segment compressed ahead
+of time (the simulator's replay mode) can be spliced into a live stream:
+
+- zlib: a deflate stream is a sequence of blocks whose only link to the past is back-references. A
+  segment compressed by a fresh raw-deflate compressor never refers to bytes before its start, and
+  every message ends byte-aligned after a sync flush, so it can follow any message. The live side
+  switches to a fresh raw compressor after a spliced segment for the same reason.
+- zstd: blocks of one frame share more state than back-references (repeat offsets, entropy tables),
+  so a splice starts a new frame and the previous frame is ended first with an empty last block.
+  Decoders that follow the zstd streaming API (libzstd's ``ZSTD_decompressStream``, Node's zlib,
+  shardrunner's own :class:`ZstdStreamDecompressor`) read consecutive frames; live connections
+  without splices are a single frame, exactly like Discord's.
+"""
+
+from __future__ import annotations
+
+import enum
+import zlib
+from typing import Final, Protocol
+
+import zstandard
+
+ZLIB_SUFFIX: Final = b"\x00\x00\xff\xff"
+#: An empty raw zstd block with the last-block bit set: ends the current frame (frames are written
+#: without checksum, so nothing else has to follow).
+ZSTD_END_FRAME: Final = b"\x01\x00\x00"
+ZSTD_LEVEL: Final = 3
+ZLIB_LEVEL: Final = 6
+
+
+class Compression(enum.Enum):
+    """Transport compression of a gateway connection, named as in the ``compress`` query parameter."""
+
+    NONE = "none"
+    ZLIB_STREAM = "zlib-stream"
+    ZSTD_STREAM = "zstd-stream"
+
+    @classmethod
+    def from_query(cls, value: str | None) -> Compression:
+        """Parse the ``compress`` query value (absent or empty means none); ValueError if unknown."""
+        if not value:
+            return cls.NONE
+        return cls(value)
+
+    @property
+    def binary(self) -> bool:
+        """Compressed streams travel in binary WebSocket frames, plain JSON in text frames."""
+        return self is not Compression.NONE
+
+
+class StreamCompressor(Protocol):
+    """Compresses one connection's outgoing payloads, one WebSocket message per payload."""
+
+    def compress(self, payload: bytes) -> bytes:
+        """Compress one payload into one message that the peer can decompress on arrival."""
+
+    def splice_prefix(self) -> bytes:
+        """Bytes to put in front of the first message of a segment compressed elsewhere.
+
+        After this call the compressor forgets its history: the next :meth:`compress` continues after
+        the spliced segment.
+        """
+
+
+class PlainCompressor:
+    """No compression: payloads go out as they are."""
+
+    __slots__ = ()
+
+    def compress(self, payload: bytes) -> bytes:
+        return payload
+
+    def splice_prefix(self) -> bytes:
+        return b""
+
+
+class ZlibStreamCompressor:
+    """zlib-stream: one deflate stream per connection, ``Z_SYNC_FLUSH`` after every payload."""
+
+    __slots__ = ("_compressor", "_level", "_started")
+
+    def __init__(self, level: int = ZLIB_LEVEL) -> None:
+        self._level = level
+        # The first message carries the zlib header; later history breaks use raw deflate (no header).
+        self._compressor = zlib.compressobj(level, zlib.DEFLATED, 15)
+        self._started = False
+
+    def compress(self, payload: bytes) -> bytes:
+        self._started = True
+        c = self._compressor
+        return c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH)
+
+    def splice_prefix(self) -> bytes:
+        if not self._started:
+            # Never happens on a gateway connection (HELLO is always live), but a spliced segment is
+            # raw deflate and the stream must still open with a zlib header.
+            self._started = True
+            header = self._compressor.compress(b"") + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+        else:
+            header = b""
+        self._compressor = zlib.compressobj(self._level, zlib.DEFLATED, -15)
+        return header
+
+
+class ZstdStreamCompressor:
+    """zstd-stream: one zstd frame per connection (until a splice), a block flush after every payload."""
+
+    __slots__ = ("_compressor", "_level", "_open", "_prefix")
+
+    def __init__(self, level: int = ZSTD_LEVEL) -> None:
+        self._level = level
+        self._compressor = self._new()
+        self._open = False  # our own frame has started
+        self._prefix = b""  # ends a spliced frame before our next output
+
+    def _new(self) -> zstandard.ZstdCompressionObj:
+        cctx = zstandard.ZstdCompressor(level=self._level, write_checksum=False, write_content_size=False)
+        return cctx.compressobj()
+
+    def compress(self, payload: bytes) -> bytes:
+        c = self._compressor
+        out = self._prefix + c.compress(payload) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        self._prefix = b""
+        self._open = True
+        return out
+
+    def splice_prefix(self) -> bytes:
+        prefix = self._prefix
+        if self._open:
+            prefix += self._compressor.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
+            self._compressor = self._new()
+            self._open = False
+        # The spliced segment's frame is left open; whatever comes next closes it first.
+        self._prefix = ZSTD_END_FRAME
+        return prefix
+
+
+def new_compressor(mode: Compression) -> StreamCompressor:
+    """A fresh compressor for one connection."""
+    if mode is Compression.ZLIB_STREAM:
+        return ZlibStreamCompressor()
+    if mode is Compression.ZSTD_STREAM:
+        return ZstdStreamCompressor()
+    return PlainCompressor()
+
+
+def compress_segment(mode: Compression, payloads: list[bytes]) -> list[bytes]:
+    """Compress ``payloads`` ahead of time as a segment that can be spliced into any live stream.
+
+    The first message of the segment must be sent after the live compressor's :meth:`splice_prefix`;
+    for zstd the segment's frame is left open (the next message closes it).
+    """
+    if mode is Compression.ZLIB_STREAM:
+        c = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, -15)
+        return [c.compress(p) + c.flush(zlib.Z_SYNC_FLUSH) for p in payloads]
+    if mode is Compression.ZSTD_STREAM:
+        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False, write_content_size=False)
+        z = cctx.compressobj()
+        block = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+        return [z.compress(p) + z.flush(block) for p in payloads]
+    return list(payloads)
+
+
+class ZlibStreamDecompressor:
+    """Inflates a zlib-stream: buffers fragments until the sync-flush suffix, then inflates.
+
+    :meth:`feed` returns the complete payload, or ``None`` while a payload is still incomplete.
+    """
+
+    __slots__ = ("_buffer", "_inflater")
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj()
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> bytes | None:
+        if self._buffer or not data.endswith(ZLIB_SUFFIX):
+            self._buffer += data
+            if not self._buffer.endswith(ZLIB_SUFFIX):
+                return None
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        return self._inflater.decompress(data)
+
+
+class ZstdStreamDecompressor:
+    """Decompresses a zstd-stream message by message, across frame boundaries."""
+
+    __slots__ = ("_dctx", "_obj")
+
+    def __init__(self) -> None:
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+
+    def feed(self, data: bytes) -> bytes | None:
+        out = self._obj.decompress(data)
+        while self._obj.eof:
+            rest = self._obj.unused_data
+            self._obj = self._dctx.decompressobj()
+            if not rest:
+                break
+            out += self._obj.decompress(rest)
+        return out
+
+
+class PlainDecompressor:
+    """No compression."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes) -> bytes | None:
+        return data
+
+
+class StreamDecompressor(Protocol):
+    def feed(self, data: bytes) -> bytes | None:
+        """Return the payload that ``data`` completes, or ``None`` if it is not complete yet."""
+
+
+def new_decompressor(mode: Compression) -> StreamDecompressor:
+    """A fresh decompressor for one connection."""
+    if mode is Compression.ZLIB_STREAM:
+        return ZlibStreamDecompressor()
+    if mode is Compression.ZSTD_STREAM:
+        return ZstdStreamDecompressor()
+    return PlainDecompressor()
