@@ -22,6 +22,30 @@ def _run(coro_factory: object) -> None:
     uvloop.run(coro_factory)  # type: ignore[arg-type]
 
 
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Eager ``--config``: a TOML file's keys become the defaults of the command's other options."""
+    if value is None:
+        return
+    import tomllib
+
+    try:
+        with open(value, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {value}: {exc.strerror}", param=param) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise click.BadParameter(f"{value} is not valid TOML: {exc}", param=param) from None
+    known = {p.name for p in ctx.command.params if p.name and p.name != "config"}
+    defaults: dict[str, object] = {}
+    for key, item in data.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise click.BadParameter(f"{value}: unknown setting {key!r}", param=param)
+        # Lists in TOML stand for the comma-separated values the command line takes.
+        defaults[name] = ",".join(map(str, item)) if isinstance(item, list) else item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
 def _rate(value: str) -> float:
     if value.strip().lower() in ("max", "inf", "unlimited"):
         return math.inf
@@ -49,62 +73,191 @@ def sim() -> None:
 
 @sim.command("discord")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8900, show_default=True, type=click.IntRange(0, 65535),
-              help="Port for REST, gateway and admin API (0: any free port, printed at start).")
-@click.option("--shards", default=2, show_default=True, type=click.IntRange(1),
-              help="Recommended shard count (/gateway/bot); guilds are laid out for it.")
-@click.option("--guilds-per-shard", default=10, show_default=True, type=click.IntRange(0),
-              help="Guilds each of --shards shards receives (over 2500 on a shard closes 4011).")
-@click.option("--min-members", default=2, show_default=True, type=click.IntRange(1),
-              help="Smallest guild size; sizes are drawn log-uniformly between min and max.")
-@click.option("--max-members", default=1000, show_default=True, type=click.IntRange(1),
-              help="Largest guild size (9000 members make a GUILD_CREATE of about 1 MB).")
-@click.option("--rate", default="10", show_default=True,
-              help="Dispatches per second per shard; 0 stops the stream; 'max' in replay mode sends "
-                   "the script as fast as the socket takes it.")
-@click.option("--mix", default="", help="Dispatch mix as NAME=WEIGHT,... (default: a realistic mix "
-              "dominated by MESSAGE_CREATE).")
-@click.option("--dm-ratio", default=0.02, show_default=True, type=float,
-              help="Share of DM-capable dispatches sent as direct messages (they go to shard 0).")
-@click.option("--max-concurrency", default=1, show_default=True, type=click.IntRange(1),
-              help="session_start_limit.max_concurrency: identify buckets (shard_id % K).")
-@click.option("--identify-window", default=5.0, show_default=True, type=float,
-              help="Seconds between two identifies of one bucket (Discord: 5); lower it to run tests fast.")
-@click.option("--session-start-total", default=1000, show_default=True, type=click.IntRange(0),
-              help="session_start_limit.total.")
-@click.option("--session-start-remaining", default=None, type=click.IntRange(0),
-              help="session_start_limit.remaining at start (default: the total).")
-@click.option("--session-start-reset-after", default=86400.0, show_default=True, type=float,
-              help="Seconds until remaining resets to the total.")
-@click.option("--heartbeat-interval", default=41250, show_default=True, type=click.IntRange(10),
-              help="heartbeat_interval in HELLO, in milliseconds.")
-@click.option("--heartbeat-request-interval", default=60.0, show_default=True, type=float,
-              help="Seconds between op 1 heartbeat requests to each connection (0: never).")
-@click.option("--heartbeat-timeout-factor", default=1.5, show_default=True, type=float,
-              help="Close with 4009 after interval x factor without a heartbeat.")
-@click.option("--resume-window", default=180.0, show_default=True, type=float,
-              help="Seconds a disconnected session stays resumable.")
-@click.option("--replay-buffer", default=10000, show_default=True, type=click.IntRange(1),
-              help="Dispatches kept per session for RESUME.")
-@click.option("--token", default=None, envvar="SHARDRUNNER_SIM_TOKEN",
-              help="Accept only this token (default: any well-formed bot token). Never printed.")
-@click.option("--resume-gateway-url", default=None,
-              help="resume_gateway_url to advertise in READY (default: this server).")
-@click.option("--gateway-url", default=None,
-              help="Gateway URL to advertise in /gateway and /gateway/bot (default: this server).")
+@click.option(
+    "--port",
+    default=8900,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port for REST, gateway and admin API (0: any free port, printed at start).",
+)
+@click.option(
+    "--shards",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Recommended shard count (/gateway/bot); guilds are laid out for it.",
+)
+@click.option(
+    "--guilds-per-shard",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Guilds each of --shards shards receives (over 2500 on a shard closes 4011).",
+)
+@click.option(
+    "--min-members",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Smallest guild size; sizes are drawn log-uniformly between min and max.",
+)
+@click.option(
+    "--max-members",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest guild size (9000 members make a GUILD_CREATE of about 1 MB).",
+)
+@click.option(
+    "--rate",
+    default="10",
+    show_default=True,
+    help="Dispatches per second per shard; 0 stops the stream; 'max' in replay mode sends "
+    "the script as fast as the socket takes it.",
+)
+@click.option(
+    "--mix",
+    default="",
+    help="Dispatch mix as NAME=WEIGHT,... (default: a realistic mix dominated by MESSAGE_CREATE).",
+)
+@click.option(
+    "--dm-ratio",
+    default=0.02,
+    show_default=True,
+    type=float,
+    help="Share of DM-capable dispatches sent as direct messages (they go to shard 0).",
+)
+@click.option(
+    "--max-concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="session_start_limit.max_concurrency: identify buckets (shard_id % K).",
+)
+@click.option(
+    "--identify-window",
+    default=5.0,
+    show_default=True,
+    type=float,
+    help="Seconds between two identifies of one bucket (Discord: 5); lower it to run tests fast.",
+)
+@click.option(
+    "--session-start-total",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="session_start_limit.total.",
+)
+@click.option(
+    "--session-start-remaining",
+    default=None,
+    type=click.IntRange(0),
+    help="session_start_limit.remaining at start (default: the total).",
+)
+@click.option(
+    "--session-start-reset-after",
+    default=86400.0,
+    show_default=True,
+    type=float,
+    help="Seconds until remaining resets to the total.",
+)
+@click.option(
+    "--heartbeat-interval",
+    default=41250,
+    show_default=True,
+    type=click.IntRange(10),
+    help="heartbeat_interval in HELLO, in milliseconds.",
+)
+@click.option(
+    "--heartbeat-request-interval",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Seconds between op 1 heartbeat requests to each connection (0: never).",
+)
+@click.option(
+    "--heartbeat-timeout-factor",
+    default=1.5,
+    show_default=True,
+    type=float,
+    help="Close with 4009 after interval x factor without a heartbeat.",
+)
+@click.option(
+    "--resume-window",
+    default=180.0,
+    show_default=True,
+    type=float,
+    help="Seconds a disconnected session stays resumable.",
+)
+@click.option(
+    "--replay-buffer",
+    default=10000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Dispatches kept per session for RESUME.",
+)
+@click.option(
+    "--token",
+    default=None,
+    envvar="SHARDRUNNER_SIM_TOKEN",
+    help="Accept only this token (default: any well-formed bot token). Never printed.",
+)
+@click.option(
+    "--resume-gateway-url",
+    default=None,
+    help="resume_gateway_url to advertise in READY (default: this server).",
+)
+@click.option(
+    "--gateway-url",
+    default=None,
+    help="Gateway URL to advertise in /gateway and /gateway/bot (default: this server).",
+)
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of every random choice.")
-@click.option("--fault-rate", default=0.0, show_default=True, type=float,
-              help="Random faults per connection per minute.")
-@click.option("--faults", default=",".join(("reconnect", "invalid_session", "drop", "close", "zombie", "stall")),
-              show_default=True, help="Kinds of random fault to draw from.")
-@click.option("--replay", default=0, show_default=True, type=click.IntRange(0),
-              help="Replay mode: this many dispatches per shard, compressed before the server starts.")
-@click.option("--replay-compress", default="zlib-stream", show_default=True,
-              help="Compressions to prepare in replay mode: any of zlib-stream, zstd-stream, none.")
-@click.option("--replay-segment", default=256, show_default=True, type=click.IntRange(1),
-              help="Dispatches per independently compressed segment in replay mode.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Random faults per connection per minute.",
+)
+@click.option(
+    "--faults",
+    default=",".join(("reconnect", "invalid_session", "drop", "close", "zombie", "stall")),
+    show_default=True,
+    help="Kinds of random fault to draw from.",
+)
+@click.option(
+    "--replay",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Replay mode: this many dispatches per shard, compressed before the server starts.",
+)
+@click.option(
+    "--replay-compress",
+    default="zlib-stream",
+    show_default=True,
+    help="Compressions to prepare in replay mode: any of zlib-stream, zstd-stream, none.",
+)
+@click.option(
+    "--replay-segment",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Dispatches per independently compressed segment in replay mode.",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    help="TOML file of settings (keys are the option names); "
+    "options on the command line override it. See configs/sim-discord.toml.",
+)
 def sim_discord(**options: object) -> None:
     """Serve a simulated Discord Gateway v10 and REST API on one port.
 
@@ -119,7 +272,9 @@ def sim_discord(**options: object) -> None:
     )
     try:
         compress = tuple(
-            Compression.from_query(c.strip()) for c in str(options.pop("replay_compress")).split(",") if c.strip()
+            Compression.from_query(c.strip())
+            for c in str(options.pop("replay_compress")).split(",")
+            if c.strip()
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--replay-compress") from None
@@ -138,7 +293,8 @@ def sim_discord(**options: object) -> None:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise click.ClickException(
-                f"port {config.port} on {config.host} is already in use: stop what uses it or pass another --port"
+                f"port {config.port} on {config.host} is already in use: "
+                "stop what uses it or pass another --port"
             ) from None
         raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
 

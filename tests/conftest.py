@@ -19,7 +19,9 @@ from shardrunner.sim.discord.world import make_token
 TOKEN = make_token(1100000000000000001)
 
 
-async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = "") -> None:
+async def wait_for(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = ""
+) -> None:
     """Wait until ``predicate`` is true, polling; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -39,7 +41,9 @@ _open_gateways: list[RawGateway] = []
 class RawGateway:
     """A minimal gateway client that does exactly what a test tells it to, and keeps everything it got."""
 
-    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, mode: Compression):
+    def __init__(
+        self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, mode: Compression
+    ):
         self.session = session
         self.ws = ws
         self.decompressor = new_decompressor(mode)
@@ -80,7 +84,9 @@ class RawGateway:
             self.close_code = self.close_code or 1006
             return None
 
-    async def recv_until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+    async def recv_until(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -128,6 +134,17 @@ class RawGateway:
 SimFactory = Callable[..., Awaitable[Simulator]]
 
 
+@pytest.fixture(autouse=True)
+async def _close_raw_gateways() -> AsyncIterator[None]:
+    """Close every RawGateway a test opened, also when it failed half-way."""
+    yield
+    while _open_gateways:
+        gw = _open_gateways.pop()
+        if not gw.session.closed:
+            await gw.ws.close()
+            await gw.session.close()
+
+
 @pytest.fixture
 async def sim_factory() -> AsyncIterator[SimFactory]:
     """Start simulators on free ports on 127.0.0.1; every one is stopped at the end of the test."""
@@ -145,18 +162,18 @@ async def sim_factory() -> AsyncIterator[SimFactory]:
         return sim
 
     yield start
-    while _open_gateways:
-        gw = _open_gateways.pop()
-        if not gw.session.closed:
-            await gw.ws.close()
-            await gw.session.close()
     for sim in started:
         await sim.stop()
 
 
-async def http_json(sim: Simulator, method: str, path: str, body: Any = None, token: str | None = TOKEN) -> tuple[int, Any, str]:
+async def http_json(
+    sim: Simulator, method: str, path: str, body: Any = None, token: str | None = TOKEN
+) -> tuple[int, Any, str]:
     headers = {"Authorization": f"Bot {token}"} if token else {}
-    async with aiohttp.ClientSession() as s, s.request(
-        method, sim.url + path, data=None if body is None else msgspec.json.encode(body), headers=headers
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(
+            method, sim.url + path, data=None if body is None else msgspec.json.encode(body), headers=headers
+        ) as r,
+    ):
         return r.status, msgspec.json.decode(await r.read()), r.headers.get("Content-Type", "")

@@ -14,25 +14,34 @@ from tests.conftest import TOKEN, RawGateway, SimFactory, http_json, wait_for
 pytestmark = pytest.mark.asyncio
 
 
-async def ready_connection(sim: Any, shard: list[int] | None = None, mode: Compression = Compression.ZLIB_STREAM) -> tuple[RawGateway, dict[str, Any]]:
+async def ready_connection(
+    sim: Any, shard: list[int] | None = None, mode: Compression = Compression.ZLIB_STREAM
+) -> tuple[RawGateway, dict[str, Any]]:
     gw = await RawGateway.connect(sim.gateway_url, mode)
     hello = await gw.recv()
-    assert hello is not None and hello["op"] == 10
+    assert hello is not None
+    assert hello["op"] == 10
     await gw.identify(shard)
     ready = await gw.recv_until(lambda m: m.get("t") == "READY")
     return gw, ready
 
 
 @pytest.mark.parametrize("mode", list(Compression))
-async def test_identify_when_valid_gets_ready_guilds_and_gap_free_dispatches(sim_factory: SimFactory, mode: Compression) -> None:
+async def test_identify_when_valid_gets_ready_guilds_and_gap_free_dispatches(
+    sim_factory: SimFactory, mode: Compression
+) -> None:
     sim = await sim_factory(shards=2, guilds_per_shard=3, rate=200)
     gw, ready = await ready_connection(sim, [1, 2], mode)
     d = ready["d"]
     assert ready["s"] == 1
-    assert d["v"] == 10 and d["shard"] == [1, 2] and d["session_id"]
+    assert d["v"] == 10
+    assert d["shard"] == [1, 2]
+    assert d["session_id"]
     assert d["resume_gateway_url"] == sim.gateway_url
-    assert d["user"]["bot"] is True and d["application"]["id"]
-    assert all(g["unavailable"] for g in d["guilds"]) and len(d["guilds"]) == 3
+    assert d["user"]["bot"] is True
+    assert d["application"]["id"]
+    assert all(g["unavailable"] for g in d["guilds"])
+    assert len(d["guilds"]) == 3
     creates = [await gw.recv_until(lambda m: m.get("t") == "GUILD_CREATE") for _ in range(3)]
     assert {c["d"]["id"] for c in creates} == {g["id"] for g in d["guilds"]}
     assert all(shard_for_guild(int(c["d"]["id"]), 2) == 1 for c in creates)
@@ -45,22 +54,31 @@ async def test_identify_when_valid_gets_ready_guilds_and_gap_free_dispatches(sim
     await gw.close()
 
 
-async def test_rest_when_token_valid_returns_gateway_bot_with_exact_json_type(sim_factory: SimFactory) -> None:
+async def test_rest_when_token_valid_returns_gateway_bot_with_exact_json_type(
+    sim_factory: SimFactory,
+) -> None:
     sim = await sim_factory(shards=3, max_concurrency=2, session_start_total=50)
     status, body, ctype = await http_json(sim, "GET", "/api/v10/gateway/bot")
-    assert status == 200 and ctype == "application/json"
-    assert body["url"] == sim.gateway_url and body["shards"] == 3
+    assert status == 200
+    assert ctype == "application/json"
+    assert body["url"] == sim.gateway_url
+    assert body["shards"] == 3
     limit = body["session_start_limit"]
-    assert limit["total"] == 50 and limit["remaining"] == 50 and limit["max_concurrency"] == 2
+    assert limit["total"] == 50
+    assert limit["remaining"] == 50
+    assert limit["max_concurrency"] == 2
     assert limit["reset_after"] > 0
     gw, _ = await ready_connection(sim, [0, 3])
     _, body, _ = await http_json(sim, "GET", "/api/v10/gateway/bot")
     assert body["session_start_limit"]["remaining"] == 49
     for path in ("/api/v10/users/@me", "/api/v10/applications/@me", "/api/v10/oauth2/applications/@me"):
         status, body, ctype = await http_json(sim, "GET", path)
-        assert status == 200 and ctype == "application/json" and body["id"]
+        assert status == 200
+        assert ctype == "application/json"
+        assert body["id"]
     status, body, _ = await http_json(sim, "GET", "/api/v10/gateway")
-    assert status == 200 and body == {"url": sim.gateway_url}
+    assert status == 200
+    assert body == {"url": sim.gateway_url}
     await gw.close()
 
 
@@ -68,7 +86,9 @@ async def test_rest_when_token_malformed_returns_401(sim_factory: SimFactory) ->
     sim = await sim_factory()
     for token in ("not-a-token", "abc.def", None):
         status, body, ctype = await http_json(sim, "GET", "/api/v10/gateway/bot", token=token)
-        assert status == 401 and ctype == "application/json" and body["message"] == "401: Unauthorized"
+        assert status == 401
+        assert ctype == "application/json"
+        assert body["message"] == "401: Unauthorized"
     status, _, _ = await http_json(sim, "GET", "/api/v10/nothing-here")
     assert status == 404
 
@@ -82,7 +102,9 @@ async def test_heartbeat_when_sent_is_acked_and_op1_request_is_sent(sim_factory:
     await gw.close()
 
 
-async def test_identify_when_bucket_reused_within_window_gets_op9_and_violation(sim_factory: SimFactory) -> None:
+async def test_identify_when_bucket_reused_within_window_gets_op9_and_violation(
+    sim_factory: SimFactory,
+) -> None:
     sim = await sim_factory(identify_window=30, max_concurrency=2, shards=4)
     a, _ = await ready_connection(sim, [0, 4])
     b, _ = await ready_connection(sim, [1, 4])  # another bucket: allowed at once
@@ -116,8 +138,16 @@ async def test_identify_when_no_session_starts_remain_closes_4004(sim_factory: S
         ({}, {"op": 2, "d": {"token": TOKEN, "intents": 1, "properties": {}, "shard": [0, 0]}}, 4010),
         ({}, {"op": 2, "d": {"token": TOKEN, "intents": 1 << 30, "properties": {}}}, 4013),
         ({}, {"op": 2, "d": {"token": TOKEN, "properties": {}}}, 4013),
-        ({"privileged_intents": 0}, {"op": 2, "d": {"token": TOKEN, "intents": 1 << 15, "properties": {}}}, 4014),
-        ({"shards": 1, "guilds_per_shard": 2501}, {"op": 2, "d": {"token": TOKEN, "intents": 1, "properties": {}}}, 4011),
+        (
+            {"privileged_intents": 0},
+            {"op": 2, "d": {"token": TOKEN, "intents": 1 << 15, "properties": {}}},
+            4014,
+        ),
+        (
+            {"shards": 1, "guilds_per_shard": 2501},
+            {"op": 2, "d": {"token": TOKEN, "intents": 1, "properties": {}}},
+            4011,
+        ),
         ({}, {"op": 3, "d": {"status": "online"}}, 4003),
         ({}, {"op": 42, "d": None}, 4001),
         ({}, {"op": 11, "d": None}, 4001),
@@ -185,7 +215,9 @@ async def test_gateway_when_client_closes_echoes_its_code(sim_factory: SimFactor
     await wait_for(lambda: any(c["code"] == 4321 and c["by"] == "client" for c in sim.stats()["closes"]), 5)
 
 
-async def resume_after(sim: Any, old: RawGateway, ready: dict[str, Any], mode: Compression = Compression.ZLIB_STREAM) -> RawGateway:
+async def resume_after(
+    sim: Any, old: RawGateway, ready: dict[str, Any], mode: Compression = Compression.ZLIB_STREAM
+) -> RawGateway:
     seq = max(old.dispatch_seqs())
     gw = await RawGateway.connect(sim.gateway_url, mode)
     await gw.recv()
@@ -194,7 +226,9 @@ async def resume_after(sim: Any, old: RawGateway, ready: dict[str, Any], mode: C
     return gw
 
 
-async def test_resume_when_connection_closed_resumably_replays_every_missed_dispatch(sim_factory: SimFactory) -> None:
+async def test_resume_when_connection_closed_resumably_replays_every_missed_dispatch(
+    sim_factory: SimFactory,
+) -> None:
     sim = await sim_factory(rate=300, guilds_per_shard=2)
     gw, ready = await ready_connection(sim, [0, 2])
     while len(gw.dispatch_seqs()) < 20:
@@ -212,7 +246,8 @@ async def test_resume_when_connection_closed_resumably_replays_every_missed_disp
     assert after[0] == before[-1] + 1
     assert before + after == list(range(1, len(before) + len(after) + 1))
     resumes = sim.stats()["resumes"]
-    assert resumes[-1]["accepted"] and resumes[-1]["replayed"] >= 30
+    assert resumes[-1]["accepted"]
+    assert resumes[-1]["replayed"] >= 30
     await gw2.close()
 
 
@@ -273,7 +308,9 @@ async def test_fault_reconnect_sends_op7(sim_factory: SimFactory) -> None:
 
 
 @pytest.mark.parametrize("resumable", [True, False])
-async def test_fault_invalid_session_sends_op9_and_ends_session_only_when_false(sim_factory: SimFactory, resumable: bool) -> None:
+async def test_fault_invalid_session_sends_op9_and_ends_session_only_when_false(
+    sim_factory: SimFactory, resumable: bool
+) -> None:
     sim = await sim_factory()
     gw, ready = await ready_connection(sim, [0, 2])
     await fault(sim, kind="invalid_session", resumable=resumable)
@@ -298,7 +335,9 @@ async def test_fault_drop_closes_without_close_frame_and_keeps_session(sim_facto
 
 
 @pytest.mark.parametrize(("code", "survives"), [(4000, True), (4008, True), (4009, False), (4004, False)])
-async def test_fault_close_applies_the_close_code_table(sim_factory: SimFactory, code: int, survives: bool) -> None:
+async def test_fault_close_applies_the_close_code_table(
+    sim_factory: SimFactory, code: int, survives: bool
+) -> None:
     sim = await sim_factory()
     gw, ready = await ready_connection(sim, [0, 2])
     await fault(sim, kind="close", code=code)
@@ -318,7 +357,8 @@ async def test_fault_zombie_stops_acks_and_stall_stops_everything(sim_factory: S
         msg = await gw.recv(timeout=1)
         assert msg is not None
         got.append(msg["op"])
-    assert 11 not in got and 0 in got
+    assert 11 not in got
+    assert 0 in got
     await fault(sim, kind="stall", duration=1.5)
     # What was written before the stall may still be on its way: take it, then nothing may come.
     sent = sim.sessions[ready["d"]["session_id"]].last_sent_seq
@@ -335,7 +375,8 @@ async def test_fault_when_nothing_matches_is_404_and_bad_kind_400(sim_factory: S
     status, body, _ = await http_json(sim, "POST", "/_sim/fault", {"kind": "drop", "shard": 5})
     assert status == 404
     status, body, _ = await http_json(sim, "POST", "/_sim/fault", {"kind": "explode"})
-    assert status == 400 and "kind must be one of" in body["message"]
+    assert status == 400
+    assert "kind must be one of" in body["message"]
 
 
 async def test_heartbeat_timeout_when_client_silent_closes_4009(sim_factory: SimFactory) -> None:
@@ -351,22 +392,28 @@ async def test_request_guild_members_when_sent_gets_every_member_in_chunks(sim_f
     gid = ready["d"]["guilds"][0]["id"]
     await gw.send({"op": 8, "d": {"guild_id": gid, "query": "", "limit": 0, "nonce": "n1"}})
     chunk = await gw.recv_until(lambda m: m.get("t") == "GUILD_MEMBERS_CHUNK")
-    assert chunk["d"]["nonce"] == "n1" and len(chunk["d"]["members"]) == 40
+    assert chunk["d"]["nonce"] == "n1"
+    assert len(chunk["d"]["members"]) == 40
     commands = sim.stats()["commands"]
-    assert commands[-1]["op"] == 8 and commands[-1]["shard"] == [0, 2]
+    assert commands[-1]["op"] == 8
+    assert commands[-1]["shard"] == [0, 2]
     await gw.close()
 
 
 async def test_stats_when_running_report_identifies_sessions_and_shards(sim_factory: SimFactory) -> None:
     sim = await sim_factory(rate=200)
-    gw, ready = await ready_connection(sim, [0, 2])
+    gw, _ready = await ready_connection(sim, [0, 2])
     while len(gw.dispatch_seqs()) < 30:
         await gw.recv()
     status, stats, ctype = await http_json(sim, "GET", "/_sim/stats")
-    assert status == 200 and ctype == "application/json"
-    assert stats["identifies"][0]["bucket"] == 0 and stats["identifies"][0]["time"] > 0
+    assert status == 200
+    assert ctype == "application/json"
+    assert stats["identifies"][0]["bucket"] == 0
+    assert stats["identifies"][0]["time"] > 0
     shard = stats["shards"][0]
-    assert shard["shard"] == 0 and shard["num_shards"] == 2 and shard["dispatches_sent"] >= 30
+    assert shard["shard"] == 0
+    assert shard["num_shards"] == 2
+    assert shard["dispatches_sent"] >= 30
     assert shard["last_seq_sent"] >= 30
     await gw.close()
 
@@ -374,11 +421,13 @@ async def test_stats_when_running_report_identifies_sessions_and_shards(sim_fact
 async def test_config_when_posted_changes_rate_at_run_time(sim_factory: SimFactory) -> None:
     sim = await sim_factory(rate=0)
     status, body, _ = await http_json(sim, "POST", "/_sim/config", {"rate": 500})
-    assert status == 200 and body["rate"] == 500
+    assert status == 200
+    assert body["rate"] == 500
     gw, _ = await ready_connection(sim, [0, 2])
     await gw.recv_until(lambda m: m.get("t") not in (None, "READY", "GUILD_CREATE"))
     status, body, _ = await http_json(sim, "POST", "/_sim/config", {"rate": -1})
-    assert status == 400 and "--rate" in body["message"]
+    assert status == 400
+    assert "--rate" in body["message"]
     status, body, _ = await http_json(sim, "POST", "/_sim/config", {"shards": 3})
     assert status == 400
     await gw.close()
@@ -390,7 +439,8 @@ async def test_resharding_when_two_layouts_connect_each_gets_its_own_guilds(sim_
     new, ready_new = await ready_connection(sim, [0, 4])
     old_ids = {int(g["id"]) for g in ready_old["d"]["guilds"]}
     new_ids = {int(g["id"]) for g in ready_new["d"]["guilds"]}
-    assert all(shard_for_guild(g, 2) == 0 for g in old_ids) and all(shard_for_guild(g, 4) == 0 for g in new_ids)
+    assert all(shard_for_guild(g, 2) == 0 for g in old_ids)
+    assert all(shard_for_guild(g, 4) == 0 for g in new_ids)
     assert new_ids <= set(sim.world.guild_ids)
     await old.close()
     await new.close()

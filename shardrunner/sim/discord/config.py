@@ -129,7 +129,9 @@ class SimConfig:
 
     @property
     def starts_remaining(self) -> int:
-        return self.session_start_total if self.session_start_remaining is None else self.session_start_remaining
+        return (
+            self.session_start_total if self.session_start_remaining is None else self.session_start_remaining
+        )
 
     def replace(self, **changes: object) -> SimConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -52,10 +52,7 @@ class PreparedScript:
         k = index % len(self.bodies)
         head, tail = self.bodies[k]
         seq = self.first_seq + index
-        if tail:
-            d = head + b'"id":"%d"' % (self.first_id + index) + tail
-        else:
-            d = head
+        d = head + b'"id":"%d"' % (self.first_id + index) + tail if tail else head
         return b'{"t":"%b","s":%d,"op":0,"d":%b}' % (self.names[k], seq, d)
 
     def first_message(self, seg: int) -> bytes:

@@ -216,7 +216,9 @@ class Connection:
         while window and now - window[0] > COMMAND_WINDOW_S:
             window.popleft()
         if len(window) > COMMANDS_PER_WINDOW:
-            sim.recorder.violation("rate_limited", self, f"{len(window)} payloads in {COMMAND_WINDOW_S:.0f} s")
+            sim.recorder.violation(
+                "rate_limited", self, f"{len(window)} payloads in {COMMAND_WINDOW_S:.0f} s"
+            )
             await self.close(CloseCode.RATE_LIMITED)
             return
         d = msg.get("d")
@@ -229,7 +231,12 @@ class Connection:
             await self._on_identify(d)
         elif op == Op.RESUME:
             await self._on_resume(d)
-        elif op in (Op.PRESENCE_UPDATE, Op.VOICE_STATE_UPDATE, Op.REQUEST_GUILD_MEMBERS, Op.REQUEST_SOUNDBOARD_SOUNDS):
+        elif op in (
+            Op.PRESENCE_UPDATE,
+            Op.VOICE_STATE_UPDATE,
+            Op.REQUEST_GUILD_MEMBERS,
+            Op.REQUEST_SOUNDBOARD_SOUNDS,
+        ):
             if self.session is None:
                 sim.recorder.violation("not_authenticated", self, f"op {op} before IDENTIFY or RESUME")
                 await self.close(CloseCode.NOT_AUTHENTICATED)
@@ -270,7 +277,9 @@ class Connection:
         shard_id, num_shards = (shard[0], shard[1]) if shard_ok else (-1, 0)
         record = {"shard": [shard_id, num_shards] if shard_ok else shard, "session_id": None}
         if user_id is None:
-            sim.recorder.add("identifies", accepted=False, reason="authentication failed", bucket=None, **record)
+            sim.recorder.add(
+                "identifies", accepted=False, reason="authentication failed", bucket=None, **record
+            )
             await self.close(CloseCode.AUTHENTICATION_FAILED)
             return
         intents = d.get("intents")
@@ -295,7 +304,9 @@ class Connection:
         now = time.monotonic()
         last = sim.bucket_last.get(bucket)
         if last is not None and now - last < cfg.identify_window:
-            sim.recorder.add("identifies", accepted=False, reason="identify rate limit", bucket=bucket, **record)
+            sim.recorder.add(
+                "identifies", accepted=False, reason="identify rate limit", bucket=bucket, **record
+            )
             sim.recorder.violation(
                 "identify_rate",
                 None,
@@ -305,8 +316,12 @@ class Connection:
             self.send_control(b'{"t":null,"s":null,"op":9,"d":false}')
             return
         if sim.starts_remaining <= 0:
-            sim.recorder.add("identifies", accepted=False, reason="session start limit", bucket=bucket, **record)
-            sim.recorder.violation("session_start_limit", None, f"shard {shard_id}/{num_shards}: no session starts left")
+            sim.recorder.add(
+                "identifies", accepted=False, reason="session start limit", bucket=bucket, **record
+            )
+            sim.recorder.violation(
+                "session_start_limit", None, f"shard {shard_id}/{num_shards}: no session starts left"
+            )
             await self.close(CloseCode.AUTHENTICATION_FAILED, "Session start limit exhausted: token reset.")
             return
         sim.starts_remaining -= 1
@@ -389,7 +404,7 @@ class Connection:
         nonce = d.get("nonce") if isinstance(d.get("nonce"), str) else None
         for g in guild_ids:
             try:
-                gid = int(g)
+                gid = int(str(g))
             except (TypeError, ValueError):
                 continue
             if gid not in sim.world.member_counts or shard_for_guild(gid, s.num_shards) != s.shard_id:
@@ -402,7 +417,9 @@ class Connection:
             else:
                 limit = d.get("limit") or 0
                 members = model.member_ids[: limit or None] if isinstance(limit, int) else model.member_ids
-            chunks = [members[i : i + _MEMBERS_PER_CHUNK] for i in range(0, len(members), _MEMBERS_PER_CHUNK)] or [[]]
+            chunks = [
+                members[i : i + _MEMBERS_PER_CHUNK] for i in range(0, len(members), _MEMBERS_PER_CHUNK)
+            ] or [[]]
             for i, chunk in enumerate(chunks):
                 body = sim.world.entities.members_chunk(
                     model, chunk_index=i, chunk_count=len(chunks), member_ids=chunk, nonce=nonce
@@ -421,7 +438,7 @@ class Connection:
                 if self.stalled:
                     await asyncio.sleep(self.stalled_until - time.monotonic())
                     continue
-                chunks: list[bytes] = []
+                chunks: list[bytes | memoryview] = []
                 if self.control:
                     for payload in self.control:
                         chunks.append(frame(self.compressor.compress(payload), self.opcode))
@@ -429,7 +446,8 @@ class Connection:
                     self.next_prepared = None
                 more = self._fill(chunks)
                 if chunks and not self.closing:
-                    transport.write(b"".join(chunks))
+                    # One writev for the whole batch: no join, and prepared slices are memoryviews.
+                    transport.writelines(chunks)
                     if self.session is not None:
                         self.session.last_sent_seq = self.cursor
                     if transport.get_write_buffer_size() > _HIGH_WATER:
@@ -445,11 +463,11 @@ class Connection:
         if helper is not None:
             with contextlib.suppress(ConnectionError):
                 await helper()
-        else:  # pragma: no cover - depends on aiohttp internals
-            while self.transport and self.transport.get_write_buffer_size() > _HIGH_WATER // 2:
+        else:  # pragma: no cover - only if aiohttp drops its drain helper: poll the buffer instead
+            while self.transport and self.transport.get_write_buffer_size() > _HIGH_WATER // 2:  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
 
-    def _fill(self, chunks: list[bytes]) -> bool:
+    def _fill(self, chunks: list[bytes | memoryview]) -> bool:
         """Append frames for pending dispatches; return True if more are pending after this batch."""
         s = self.session
         if s is None:
@@ -486,13 +504,15 @@ class Connection:
         self.cursor = cursor
         return cursor < last or marker is not None
 
-    def _fill_scripted(self, script: PreparedScript, seq: int, stop: int, chunks: list[bytes]) -> tuple[int, int]:
+    def _fill_scripted(
+        self, script: PreparedScript, seq: int, stop: int, chunks: list[bytes | memoryview]
+    ) -> tuple[int, int]:
         """Frames for scripted dispatches from ``seq``: prepared slices where the stream allows it."""
         idx = seq - script.first_seq
         seg, pos = divmod(idx, script.segment)
         end = min(stop - script.first_seq + 1, (seg + 1) * script.segment) - seg * script.segment
         off = script.offsets[seg]
-        blob = script.blobs[seg]
+        blob = memoryview(script.blobs[seg])
         if pos == 0:
             prefix = self.compressor.splice_prefix()
             start = 0
@@ -511,7 +531,7 @@ class Connection:
             chunks.append(fr)
             return len(fr), seq
         if end > start:
-            piece = blob[off[start] : off[end]]
+            piece = blob[off[start] : off[end]]  # a memoryview: no copy
             chunks.append(piece)
             written += len(piece)
         self.next_prepared = seg * script.segment + end
@@ -522,7 +542,9 @@ class Connection:
         cfg = self.sim.config
         interval = cfg.heartbeat_interval_ms / 1000
         timeout = interval * cfg.heartbeat_timeout_factor
-        next_request = time.monotonic() + cfg.heartbeat_request_interval if cfg.heartbeat_request_interval else math.inf
+        next_request = (
+            time.monotonic() + cfg.heartbeat_request_interval if cfg.heartbeat_request_interval else math.inf
+        )
         while not self.closing:
             now = time.monotonic()
             if self.stalled:
@@ -530,7 +552,9 @@ class Connection:
                 self.last_heartbeat = max(self.last_heartbeat, time.monotonic() - interval)
                 continue
             if now - self.last_heartbeat > timeout:
-                self.sim.recorder.violation("heartbeat_timeout", self, f"no heartbeat for {now - self.last_heartbeat:.1f} s")
+                self.sim.recorder.violation(
+                    "heartbeat_timeout", self, f"no heartbeat for {now - self.last_heartbeat:.1f} s"
+                )
                 await self.close(CloseCode.SESSION_TIMED_OUT)
                 return
             if now >= next_request and self.session is not None:
@@ -554,7 +578,9 @@ def _resumed(seq: int) -> bytes:
 class Simulator:
     """The simulated gateway and REST API. ``await start()``, then ``await stop()``."""
 
-    def __init__(self, config: SimConfig, scripts: dict[tuple[int, Compression], PreparedScript] | None = None):
+    def __init__(
+        self, config: SimConfig, scripts: dict[tuple[int, Compression], PreparedScript] | None = None
+    ):
         self.config = config
         self.world = World(config)
         self.scripts = scripts or {}
@@ -563,6 +589,8 @@ class Simulator:
         # num_shards -> shard id -> live sessions: where each dispatch is delivered.
         self.layouts: dict[int, dict[int, list[Session]]] = {}
         self.connections: set[Connection] = set()
+        #: Sessions fed by the live generator (not scripted): without any, nothing is generated.
+        self.live_sessions = 0
         self.bucket_last: dict[int, float] = {}
         self.starts_remaining = config.starts_remaining
         self.starts_reset_at = time.monotonic() + config.session_start_reset_after
@@ -625,10 +653,18 @@ class Simulator:
 
     # -- sessions -----------------------------------------------------------------------------
     def new_session(
-        self, shard_id: int, num_shards: int, user_id: int, intents: int, large_threshold: int, mode: Compression
+        self,
+        shard_id: int,
+        num_shards: int,
+        user_id: int,
+        intents: int,
+        large_threshold: int,
+        mode: Compression,
     ) -> Session:
         world = self.world
-        session = Session(secrets.token_hex(16), shard_id, num_shards, user_id, intents, self.config.replay_buffer)
+        session = Session(
+            secrets.token_hex(16), shard_id, num_shards, user_id, intents, self.config.replay_buffer
+        )
         session.large_threshold = large_threshold
         guild_ids = world.guilds_for(shard_id, num_shards)
         ready = world.entities.ready(
@@ -647,6 +683,8 @@ class Simulator:
             session.script = self.scripts.get((shard_id, mode))
         self.sessions[session.id] = session
         self.layouts.setdefault(num_shards, {}).setdefault(shard_id, []).append(session)
+        if session.script is None:
+            self.live_sessions += 1
         return session
 
     def end_session(self, session: Session, reason: str) -> None:
@@ -656,6 +694,8 @@ class Simulator:
         peers = by_shard.get(session.shard_id, [])
         if session in peers:
             peers.remove(session)
+            if session.script is None:
+                self.live_sessions -= 1
         session.end(reason)
 
     # -- dispatch generation ------------------------------------------------------------------
@@ -671,8 +711,10 @@ class Simulator:
             rate = cfg.rate
             if cfg.replay:
                 self._advance_scripts(rate, dt)
-            if rate <= 0:
+            if rate <= 0 or not self.live_sessions:
                 continue
+            # Live dispatches carry wall-clock timestamps (the entity clock never goes backwards).
+            self.world.entities.advance_clock(int(time.time() * 1000))
             for shard in range(cfg.shards):
                 credit = self._credit[shard] + rate * dt
                 n = int(min(credit, 5000))
@@ -713,9 +755,9 @@ class Simulator:
             await asyncio.sleep(0.25)
             now = time.monotonic()
             for s in list(self.sessions.values()):
-                if s.ended is None and s.conn is None and s.detached_at is not None:
-                    if now - s.detached_at > self.config.resume_window:
-                        self.end_session(s, "resume window expired")
+                detached = s.ended is None and s.conn is None and s.detached_at is not None
+                if detached and now - (s.detached_at or now) > self.config.resume_window:
+                    self.end_session(s, "resume window expired")
             if now >= self.starts_reset_at:
                 self.starts_remaining = self.config.session_start_total
                 self.starts_reset_at = now + self.config.session_start_reset_after
@@ -778,7 +820,10 @@ class Simulator:
             await conn.close(CloseCode.INVALID_API_VERSION)
             return ws
         if query.get("encoding", "json") != "json" or mode is None:
-            await conn.close(CloseCode.DECODE_ERROR, "The simulator speaks encoding=json with zlib-stream, zstd-stream or no compression.")
+            await conn.close(
+                CloseCode.DECODE_ERROR,
+                "The simulator speaks encoding=json with zlib-stream, zstd-stream or no compression.",
+            )
             return ws
         self.connections.add(conn)
         try:

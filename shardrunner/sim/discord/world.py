@@ -68,7 +68,9 @@ class World:
         mix = config.mix or DEFAULT_MIX
         unknown = sorted(set(mix) - set(DEFAULT_MIX))
         if unknown:
-            raise ConfigError(f"--mix: unknown dispatch {unknown[0]!r} (known: {', '.join(sorted(DEFAULT_MIX))})")
+            raise ConfigError(
+                f"--mix: unknown dispatch {unknown[0]!r} (known: {', '.join(sorted(DEFAULT_MIX))})"
+            )
         self.mix_names = [name for name, w in mix.items() if w > 0]
         self.mix_weights = list(_cumulative([mix[n] for n in self.mix_names]))
         # Guild ids: the timestamp part runs through residues of --shards so each shard gets its share.
@@ -78,7 +80,9 @@ class World:
         layout_rng = random.Random(config.seed ^ 0x6D17)
         for j in range(config.guilds_per_shard):
             for s in range(n):
-                self.guild_ids.append(snowflake(1420070400000 + base + j * n + s, layout_rng.randrange(1 << 22)))
+                self.guild_ids.append(
+                    snowflake(1420070400000 + base + j * n + s, layout_rng.randrange(1 << 22))
+                )
         self.guilds_by_shard: list[list[int]] = [[] for _ in range(n)]
         for gid in self.guild_ids:
             self.guilds_by_shard[shard_for_guild(gid, n)].append(gid)

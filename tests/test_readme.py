@@ -1,0 +1,25 @@
+"""The README's commands stay true: CI runs exactly the README's test command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_test_command() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- test-command -->", 1)[1]
+    return block.split("```sh\n", 1)[1].split("\n```", 1)[0].strip()
+
+
+def test_ci_run_when_read_runs_exactly_the_readme_test_command() -> None:
+    command = readme_test_command()
+    assert "pytest" in command
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert command in lines
+
+
+def test_readme_when_read_names_the_sim_command_that_exists() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert ".venv/bin/shardrunner sim discord" in text
