@@ -14,6 +14,7 @@ import click
 
 from shardrunner import __version__
 from shardrunner.protocol.compression import Compression
+from shardrunner.sim.discord.config import FAULT_KINDS
 
 
 def _run(coro_factory: object) -> None:
@@ -222,7 +223,7 @@ def sim() -> None:
 )
 @click.option(
     "--faults",
-    default=",".join(("reconnect", "invalid_session", "drop", "close", "zombie", "stall")),
+    default=",".join(FAULT_KINDS),
     show_default=True,
     help="Kinds of random fault to draw from.",
 )

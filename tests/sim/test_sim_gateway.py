@@ -11,8 +11,6 @@ from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.discord import shard_for_guild
 from tests.conftest import TOKEN, RawGateway, SimFactory, http_json, wait_for
 
-pytestmark = pytest.mark.asyncio
-
 
 async def ready_connection(
     sim: Any, shard: list[int] | None = None, mode: Compression = Compression.ZLIB_STREAM

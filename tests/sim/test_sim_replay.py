@@ -13,8 +13,6 @@ from shardrunner.sim.discord.replay import prepare_scripts
 from shardrunner.sim.discord.server import Simulator
 from tests.conftest import RawGateway
 
-pytestmark = pytest.mark.asyncio
-
 COUNT = 700
 SEGMENT = 64
 

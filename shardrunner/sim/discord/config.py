@@ -10,7 +10,7 @@ from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.discord import IDENTIFY_WINDOW_S, MAX_GUILDS_PER_SHARD
 
 #: Faults the simulator can inject (``POST /_sim/fault`` and ``--faults``).
-FAULT_KINDS: Final = ("reconnect", "invalid_session", "drop", "close", "zombie", "stall")
+FAULT_KINDS: Final = ("reconnect", "invalid_session", "drop", "close", "zombie", "stall", "garbage")
 
 
 class ConfigError(ValueError):

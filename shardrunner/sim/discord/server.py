@@ -118,6 +118,11 @@ class Connection:
             self.control.append(payload)
             self.wake.set()
 
+    def send_garbage(self, data: bytes) -> None:
+        """Write one frame of ``data`` as it is, past the compressor (fault injection)."""
+        if not self.closing and self.transport is not None:
+            self.transport.write(frame(b"\xff" + data, self.opcode))
+
     @property
     def stalled(self) -> bool:
         return self.stalled_until > time.monotonic()
@@ -799,6 +804,9 @@ class Simulator:
             conn.zombie_until = time.monotonic() + float(spec.get("duration") or math.inf)
         elif kind == "stall":
             conn.stalled_until = time.monotonic() + float(spec.get("duration") or min(60.0, 2 * interval))
+        elif kind == "garbage":
+            # Bytes that are no valid payload in any compression: the client's stream is now broken.
+            conn.send_garbage(bytes(self.fault_rng.randrange(256) for _ in range(64)))
 
     # -- HTTP handlers ------------------------------------------------------------------------
     async def _root(self, request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,127 @@
+"""Identify queues: who may identify when.
+
+Discord allows one IDENTIFY per bucket (``shard_id % max_concurrency``) per 5 seconds, for the whole
+bot token, across every process and host. A shard awaits :meth:`IdentifyQueue.acquire` before it
+identifies and reports the outcome with :meth:`IdentifyQueue.release` when READY or op 9 arrives (or
+the attempt failed). Behind this interface the cluster plugs a process-wide or a networked queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Protocol
+
+from shardrunner.gateway.clock import Clock, RealClock
+from shardrunner.protocol.discord import IDENTIFY_WINDOW_S
+
+
+class IdentifyQueue(Protocol):
+    """Grants identify permission, one shard at a time per bucket."""
+
+    async def acquire(self, shard_id: int) -> None:
+        """Wait until ``shard_id`` may send IDENTIFY now."""
+
+    def release(self, shard_id: int, *, ready: bool) -> None:
+        """The identify of ``shard_id`` ended: READY (``ready=True``), op 9 or a lost connection."""
+
+
+class _Bucket:
+    __slots__ = ("held_by", "held_until", "next_at", "waiters")
+
+    def __init__(self) -> None:
+        self.waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self.next_at = 0.0  # earliest next grant: previous grant + window
+        self.held_by: int | None = None
+        self.held_until = 0.0  # a grant is held until released, or this deadline
+
+
+class LocalIdentifyQueue:
+    """An in-process identify queue for one bot token.
+
+    A bucket grants the next identify no sooner than ``window`` (plus a small ``margin`` for clock
+    and network jitter) after the previous one, and not while the previous shard is still
+    identifying, unless that shard has held its grant for ``hold`` seconds without an answer.
+    Waiters of a bucket are served in the order they arrived; buckets run independently, so with
+    shards enqueued in id order the buckets start in order.
+    """
+
+    def __init__(
+        self,
+        max_concurrency: int = 1,
+        window: float = IDENTIFY_WINDOW_S,
+        *,
+        margin: float | None = None,
+        hold: float | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.max_concurrency = max_concurrency
+        self.window = window
+        self.margin = window * 0.01 if margin is None else margin
+        self.hold = window if hold is None else hold
+        self._clock = clock or RealClock()
+        self._buckets = [_Bucket() for _ in range(max_concurrency)]
+        self._wakers: list[asyncio.Task[None] | None] = [None] * max_concurrency
+        self._wake_at = [0.0] * max_concurrency
+        self.granted: list[tuple[float, int]] = []
+
+    def bucket_of(self, shard_id: int) -> int:
+        return shard_id % self.max_concurrency
+
+    async def acquire(self, shard_id: int) -> None:
+        index = self.bucket_of(shard_id)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._buckets[index].waiters.append((shard_id, fut))
+        self._pump(index)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            bucket = self._buckets[index]
+            if fut.done() and not fut.cancelled() and bucket.held_by == shard_id:
+                # Granted, but the shard gave up before identifying: let the next one go.
+                self.release(shard_id, ready=False)
+            else:
+                bucket.waiters = deque(w for w in bucket.waiters if w[1] is not fut)
+            raise
+
+    def release(self, shard_id: int, *, ready: bool) -> None:
+        index = self.bucket_of(shard_id)
+        bucket = self._buckets[index]
+        if bucket.held_by == shard_id:
+            bucket.held_by = None
+            self._pump(index)
+
+    def _pump(self, index: int) -> None:
+        bucket = self._buckets[index]
+        while bucket.waiters and bucket.waiters[0][1].done():
+            bucket.waiters.popleft()  # cancelled waiters
+        if not bucket.waiters:
+            return
+        now = self._clock.monotonic()
+        if bucket.held_by is not None and now >= bucket.held_until:
+            bucket.held_by = None  # no answer in time: do not block the bucket forever
+        ready_at = bucket.next_at if bucket.held_by is None else max(bucket.next_at, bucket.held_until)
+        if now >= ready_at and bucket.held_by is None:
+            shard_id, fut = bucket.waiters.popleft()
+            bucket.held_by = shard_id
+            bucket.held_until = now + self.hold
+            bucket.next_at = now + self.window + self.margin
+            self.granted.append((now, shard_id))
+            fut.set_result(None)
+            ready_at = bucket.next_at
+            if not bucket.waiters:
+                return
+        waker = self._wakers[index]
+        if waker is not None and not waker.done():
+            if self._wake_at[index] <= ready_at:
+                return
+            waker.cancel()  # a release moved the next grant earlier
+        self._wake_at[index] = ready_at
+        self._wakers[index] = asyncio.ensure_future(self._wake(index, ready_at - now))
+
+    async def _wake(self, index: int, delay: float) -> None:
+        await self._clock.sleep(delay)
+        self._wakers[index] = None
+        self._pump(index)

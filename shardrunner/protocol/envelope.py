@@ -1,0 +1,50 @@
+"""What a gateway connection hands on for every event, whatever the platform.
+
+A shard peeks at each event only far enough to route it: the event's name, its sequence number and
+its routing key (the guild id on Discord, the channel on Twitch chat). The body stays the raw bytes
+the platform sent, for the consumer to decode if and when it wants to.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Event(msgspec.Struct, array_like=True, gc=False):
+    """One platform event as it leaves a shard.
+
+    ``(shard, session, seq)`` identifies it: a consumer that sees the same triple twice has a
+    duplicate (possible only after a failure, e.g. a replay after resume).
+    """
+
+    shard: int
+    session: str
+    seq: int
+    name: str
+    #: Routing key: guild id (Discord), channel (Twitch), or None (DMs and events without one).
+    key: int | str | None
+    #: The event body exactly as received (Discord: the JSON of ``d``).
+    data: bytes
+
+
+class SessionSnapshot(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything another process needs to resume a connection without identifying.
+
+    Exported by a shard that is closing for a handoff (or read from its last known state after a
+    crash), imported by the shard that takes over.
+    """
+
+    platform: str
+    shard_id: int
+    num_shards: int
+    session_id: str
+    #: The last sequence number handed on; the gateway replays everything after it.
+    seq: int
+    resume_url: str
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> SessionSnapshot:
+        return msgspec.json.decode(data, type=cls)

@@ -1,0 +1,157 @@
+"""A virtual clock and a scripted transport, to drive a shard's state machine without time or sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+from typing import Any
+
+import msgspec
+
+from shardrunner.gateway.transport import OnMessage, TransportError
+
+
+class FakeClock:
+    """Time stands still until :meth:`advance` moves it; sleepers wake in order of their deadline."""
+
+    def __init__(self, seed: int = 0, fixed_random: float | None = None) -> None:
+        self.now = 1000.0
+        self._rng = random.Random(seed)
+        self.fixed_random = fixed_random
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def random(self) -> float:
+        return self.fixed_random if self.fixed_random is not None else self._rng.random()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._order), fut))
+        await fut
+
+    async def settle(self) -> None:
+        """Let every runnable task run until nothing changes."""
+        for _ in range(50):
+            await asyncio.sleep(0)
+
+    async def advance(self, seconds: float) -> None:
+        target = self.now + seconds
+        await self.settle()
+        while self._sleepers and self._sleepers[0][0] <= target:
+            when, _, fut = heapq.heappop(self._sleepers)
+            self.now = max(self.now, when)
+            if not fut.done():
+                fut.set_result(None)
+            await self.settle()
+        self.now = target
+        await self.settle()
+
+
+class FakeConnection:
+    """The gateway side of one connection: what the shard sent, and buttons to play the server."""
+
+    def __init__(self, url: str, on_message: OnMessage) -> None:
+        self.url = url
+        self.on_message = on_message
+        self.sent: list[dict[str, Any]] = []
+        self.client_close_code: int | None = None
+        self.aborted = False
+        self.closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+    # what the shard calls
+    def send_text(self, data: bytes) -> None:
+        assert not self.closed.done(), "sent on a closed connection"
+        self.sent.append(msgspec.json.decode(data))
+
+    def close(self, code: int) -> None:
+        if self.client_close_code is None:
+            self.client_close_code = code
+        if not self.closed.done():
+            self.closed.set_result(code)  # the gateway echoes the client's code
+
+    def abort(self) -> None:
+        self.aborted = True
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # what the test does, as the gateway
+    def deliver(self, payload: dict[str, Any]) -> None:
+        self.on_message(msgspec.json.encode(payload))
+
+    def hello(self, interval_ms: int = 40000) -> None:
+        self.deliver({"op": 10, "d": {"heartbeat_interval": interval_ms}, "s": None, "t": None})
+
+    def dispatch(self, seq: int, name: str, d: dict[str, Any]) -> None:
+        self.deliver({"op": 0, "s": seq, "t": name, "d": d})
+
+    def ready(
+        self,
+        session_id: str = "sess-1",
+        resume_url: str = "ws://resume.test",
+        guilds: list[int] | None = None,
+        seq: int = 1,
+    ) -> None:
+        self.dispatch(
+            seq,
+            "READY",
+            {
+                "v": 10,
+                "session_id": session_id,
+                "resume_gateway_url": resume_url,
+                "guilds": [{"id": str(g), "unavailable": True} for g in (guilds or [])],
+                "user": {"id": "1"},
+                "shard": [0, 1],
+            },
+        )
+
+    def server_close(self, code: int | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(code)
+
+    def ops(self) -> list[int]:
+        return [p["op"] for p in self.sent]
+
+
+class FakeTransport:
+    """Hands out FakeConnections; URLs listed in ``refuse`` fail to connect."""
+
+    def __init__(self) -> None:
+        self.connections: list[FakeConnection] = []
+        self.refuse: set[str] = set()
+        self.attempts: list[str] = []
+        self.connected = asyncio.Event()
+
+    async def connect(self, url: str, on_message: OnMessage, *, timeout: float) -> FakeConnection:
+        self.attempts.append(url)
+        base = url.split("/?", 1)[0]
+        if base in self.refuse:
+            raise TransportError(f"cannot connect to {base}: refused")
+        conn = FakeConnection(url, on_message)
+        self.connections.append(conn)
+        self.connected.set()
+        return conn
+
+    @property
+    def last(self) -> FakeConnection:
+        return self.connections[-1]
+
+
+class GrantAll:
+    """An identify queue that lets everyone through and records what the shard told it."""
+
+    def __init__(self) -> None:
+        self.acquired: list[int] = []
+        self.released: list[tuple[int, bool]] = []
+
+    async def acquire(self, shard_id: int) -> None:
+        self.acquired.append(shard_id)
+
+    def release(self, shard_id: int, *, ready: bool) -> None:
+        self.released.append((shard_id, ready))

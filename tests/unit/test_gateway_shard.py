@@ -1,0 +1,469 @@
+"""The Discord shard's state machine, driven by a fake clock and a fake transport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import msgspec
+import pytest
+
+from shardrunner.gateway.discord import (
+    DiscordShard,
+    PayloadTooLarge,
+    ShardFatalError,
+    ShardNotReady,
+    ShardOptions,
+    ShardState,
+)
+from shardrunner.protocol.compression import Compression
+from shardrunner.protocol.envelope import Event, SessionSnapshot
+from tests.fakes import FakeClock, FakeConnection, FakeTransport, GrantAll
+
+TOKEN = "MTEwMA.secret-part.do-not-log"
+GATEWAY = "ws://gateway.test"
+
+
+@dataclass
+class Rig:
+    shard: DiscordShard
+    clock: FakeClock
+    transport: FakeTransport
+    queue: GrantAll
+    events: list[Event]
+    states: list[ShardState] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    async def connection(self, n: int) -> FakeConnection:
+        """Wait (in virtual time) until the n-th connection (1-based) is open."""
+        for _ in range(200):
+            if len(self.transport.connections) >= n:
+                return self.transport.connections[n - 1]
+            await self.clock.advance(0.5)
+        raise AssertionError(f"no connection #{n}; attempts: {self.transport.attempts}")
+
+    async def ready(self, conn: FakeConnection, guilds: list[int] | None = None) -> None:
+        conn.hello()
+        await self.clock.settle()
+        conn.ready(guilds=guilds)
+        await self.clock.settle()
+        assert self.shard.state is ShardState.READY
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    clock = FakeClock(fixed_random=0.5)
+    transport = FakeTransport()
+    queue = GrantAll()
+    events: list[Event] = []
+    shard = DiscordShard(
+        0,
+        1,
+        ShardOptions(token=TOKEN, intents=513, compression=Compression.NONE),
+        events.append,
+        gateway_url=GATEWAY,
+        identify_queue=queue,
+        transport=transport,
+        clock=clock,
+    )
+    r = Rig(shard, clock, transport, queue, events)
+    shard.add_state_listener(lambda old, new: r.states.append(new))
+    r.task = asyncio.ensure_future(shard.run())
+    yield r
+    if not r.task.done():
+        await shard.close()
+        await clock.advance(1)
+        r.task.cancel()
+    await asyncio.gather(r.task, return_exceptions=True)
+
+
+async def test_shard_when_hello_arrives_identifies_through_the_queue(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    assert conn.url == GATEWAY + "/?v=10&encoding=json"
+    assert conn.sent == []
+    conn.hello()
+    await rig.clock.settle()
+    assert rig.queue.acquired == [0]
+    identify = conn.sent[0]
+    assert identify["op"] == 2
+    assert identify["d"]["token"] == TOKEN
+    assert identify["d"]["intents"] == 513
+    assert identify["d"]["shard"] == [0, 1]
+    assert rig.shard.state is ShardState.IDENTIFYING
+
+
+async def test_shard_when_ready_arrives_is_ready_and_releases_the_queue(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn, guilds=[5 << 22, 6 << 22])
+    assert rig.queue.released == [(0, True)]
+    assert rig.shard.session_id == "sess-1"
+    assert rig.shard.resume_url == "ws://resume.test"
+    assert rig.shard.counters.guild_count == 2
+    assert rig.shard.counters.identifies == 1
+    assert rig.states[:4] == [ShardState.CONNECTING, ShardState.IDENTIFYING, ShardState.READY][:4]
+    assert rig.events[0].name == "READY"
+    assert rig.events[0].seq == 1
+
+
+async def test_heartbeat_when_hello_arrives_beats_first_after_interval_times_random_then_every_interval(
+    rig: Rig,
+) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    await rig.clock.advance(19.9)  # 40 s x random() = 0.5 -> first beat at 20 s
+    assert 1 not in conn.ops()
+    await rig.clock.advance(0.2)
+    assert conn.ops().count(1) == 1
+    assert conn.sent[-1] == {"op": 1, "d": 1}
+    conn.deliver({"op": 11, "d": None})
+    await rig.clock.advance(39.8)
+    assert conn.ops().count(1) == 1
+    await rig.clock.advance(0.4)
+    assert conn.ops().count(1) == 2
+    assert rig.shard.counters.heartbeat_latency is not None
+
+
+async def test_heartbeat_when_gateway_sends_op1_beats_at_once(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(2, "MESSAGE_CREATE", {"id": "1", "guild_id": "9"})
+    conn.deliver({"op": 1, "d": None})
+    assert conn.sent[-1] == {"op": 1, "d": 2}
+
+
+async def test_heartbeat_when_no_ack_arrives_closes_resumably_and_resumes(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    await rig.clock.advance(20.1)  # first beat, never acknowledged
+    await rig.clock.advance(40)
+    assert conn.client_close_code not in (None, 1000, 1001)
+    conn2 = await rig.connection(2)
+    assert conn2.url.startswith("ws://resume.test/?")
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0] == {"op": 6, "d": {"token": TOKEN, "session_id": "sess-1", "seq": 1}}
+    assert rig.queue.acquired == [0], "a resume never goes through the identify queue"
+
+
+async def test_shard_when_op7_arrives_reconnects_at_once_and_resumes(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(2, "TYPING_START", {"guild_id": "9"})
+    conn.deliver({"op": 7, "d": None})
+    await rig.clock.settle()
+    assert conn.client_close_code == 4000
+    assert len(rig.transport.connections) == 2, "op 7 reconnects without waiting"
+    conn2 = rig.transport.last
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 6
+    assert conn2.sent[0]["d"]["seq"] == 2
+    conn2.dispatch(3, "MESSAGE_CREATE", {"guild_id": "9"})
+    conn2.deliver({"op": 0, "s": 3, "t": "RESUMED", "d": {}})
+    await rig.clock.settle()
+    assert rig.shard.state is ShardState.READY
+    assert rig.shard.counters.resumes == 1
+    assert [e.seq for e in rig.events] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("resumable", "next_op"), [(True, 6), (False, 2)])
+async def test_shard_when_op9_arrives_waits_1_to_5_s_then_resumes_or_identifies(
+    rig: Rig, resumable: bool, next_op: int
+) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.deliver({"op": 9, "d": resumable})
+    await rig.clock.settle()
+    assert conn.client_close_code == (4000 if resumable else 1000)
+    await rig.clock.advance(0.99)
+    assert len(rig.transport.connections) == 1, "waits at least 1 s"
+    await rig.clock.advance(2.1)  # fixed random 0.5 -> 1 + 4 x 0.5 = 3 s
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == next_op
+    assert (rig.shard.session_id is not None) is resumable
+
+
+async def test_shard_when_identify_gets_op9_releases_the_queue_and_identifies_again(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    conn.hello()
+    await rig.clock.settle()
+    conn.deliver({"op": 9, "d": False})
+    await rig.clock.settle()
+    assert rig.queue.released == [(0, False)]
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 2
+    assert rig.queue.acquired == [0, 0]
+
+
+@pytest.mark.parametrize("code", [4000, 4001, 4002, 4003, 4005, 4008, 1000, 1001, 1006, None])
+async def test_shard_when_closed_with_resumable_code_resumes(rig: Rig, code: int | None) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.server_close(code)
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 6
+    assert rig.shard.counters.identifies == 1
+
+
+@pytest.mark.parametrize("code", [4007, 4009])
+async def test_shard_when_closed_with_new_session_code_identifies_anew(rig: Rig, code: int) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.server_close(code)
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 2
+    assert conn2.url.startswith(GATEWAY)
+    assert rig.shard.session_id is None
+
+
+@pytest.mark.parametrize(
+    ("code", "advice"),
+    [
+        (4004, "check the token"),
+        (4010, "shard id must be below the shard count"),
+        (4011, "raise the shard count"),
+        (4012, "only speaks v10"),
+        (4013, "check the intents setting"),
+        (4014, "enable them in the Developer Portal"),
+    ],
+)
+async def test_shard_when_closed_with_fatal_code_stops_with_advice_and_never_reconnects(
+    rig: Rig, code: int, advice: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    conn = await rig.connection(1)
+    conn.hello()
+    await rig.clock.settle()
+    conn.server_close(code)
+    await rig.clock.settle()
+    assert rig.task is not None
+    assert rig.task.done()
+    with pytest.raises(ShardFatalError, match=advice) as info:
+        rig.task.result()
+    assert info.value.code == code
+    assert f"close {code}" in str(info.value)
+    assert rig.shard.state is ShardState.FATAL
+    await rig.clock.advance(600)
+    assert len(rig.transport.attempts) == 1
+    assert TOKEN not in caplog.text
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in repr(rig.shard)
+
+
+async def test_shard_when_resume_url_unreachable_falls_back_to_the_gateway_url(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    rig.transport.refuse.add("ws://resume.test")
+    conn.server_close(None)
+    conn2 = await rig.connection(2)
+    assert rig.transport.attempts[1].startswith("ws://resume.test/")
+    assert conn2.url.startswith(GATEWAY + "/")
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 6, "the session is resumed through the main gateway URL"
+
+
+async def test_shard_when_connection_keeps_dropping_backs_off_with_full_jitter(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    rig.transport.refuse.update({"ws://resume.test", GATEWAY})
+    conn.server_close(None)
+    await rig.clock.advance(300)
+    reconnect_sleeps = [s for s in rig.clock.sleeps if s not in (20.0, 40.0)]
+    # full jitter with random() = 0.5: half of 1, 2, 4, 8, ... capped at 60
+    assert reconnect_sleeps[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert max(reconnect_sleeps) <= 30.0
+    assert rig.shard.state is ShardState.RECONNECTING
+
+
+async def test_dispatch_hands_on_name_seq_guild_key_and_raw_d(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(
+        2, "MESSAGE_CREATE", {"id": "77", "guild_id": "123", "content": "hi", "author": {"guild_id": "5"}}
+    )
+    conn.dispatch(3, "MESSAGE_CREATE", {"id": "78", "content": "dm"})
+    conn.dispatch(4, "GUILD_CREATE", {"id": "456", "name": "g"})
+    e2, e3, e4 = rig.events[1:]
+    assert (e2.shard, e2.session, e2.seq, e2.name, e2.key) == (0, "sess-1", 2, "MESSAGE_CREATE", 123)
+    assert msgspec.json.decode(e2.data) == {
+        "id": "77",
+        "guild_id": "123",
+        "content": "hi",
+        "author": {"guild_id": "5"},
+    }
+    assert e3.key is None
+    assert e4.key == 456
+
+
+async def test_dispatch_when_seq_repeats_drops_the_duplicate_and_counts_gaps(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(2, "TYPING_START", {"guild_id": "1"})
+    conn.dispatch(2, "TYPING_START", {"guild_id": "1"})
+    conn.dispatch(5, "TYPING_START", {"guild_id": "1"})
+    assert [e.seq for e in rig.events] == [1, 2, 5]
+    assert rig.shard.counters.duplicates == 1
+    assert rig.shard.counters.gaps == 1
+
+
+async def test_guild_count_when_guilds_join_leave_or_go_unavailable_follows_them(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn, guilds=[1, 2])
+    conn.dispatch(2, "GUILD_CREATE", {"id": "1"})
+    conn.dispatch(3, "GUILD_CREATE", {"id": "3"})
+    conn.dispatch(4, "GUILD_DELETE", {"id": "2", "unavailable": True})
+    assert rig.shard.counters.guild_count == 3
+    conn.dispatch(5, "GUILD_DELETE", {"id": "2"})
+    assert rig.shard.counters.guild_count == 2
+
+
+async def test_send_when_payload_too_large_refuses_it_locally(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    with pytest.raises(PayloadTooLarge, match="over Discord's limit of 4096"):
+        await rig.shard.send(3, {"status": "online", "x": "y" * 5000})
+    assert all(p["op"] != 3 for p in conn.sent)
+
+
+async def test_send_when_shard_not_ready_times_out_with_a_clear_error(rig: Rig) -> None:
+    await rig.connection(1)
+    sender = asyncio.ensure_future(rig.shard.update_presence({"status": "idle"}, timeout=5))
+    await rig.clock.advance(5.1)
+    with pytest.raises(ShardNotReady, match="shard 0 is not ready"):
+        await sender
+
+
+async def test_send_when_ready_goes_out_and_when_many_keeps_room_for_heartbeats(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    senders = [
+        asyncio.ensure_future(rig.shard.request_guild_members(9, nonce=str(i), timeout=120))
+        for i in range(130)
+    ]
+    await rig.clock.settle()
+    sent = [p for p in conn.sent if p["op"] == 8]
+    # IDENTIFY took one slot; 120 - 3 reserved - 1 = 116 commands now, the rest after the window.
+    assert len(sent) == 116
+    assert sent[0]["d"] == {"guild_id": "9", "query": "", "limit": 0, "nonce": "0"}
+    await rig.clock.advance(20.1)  # the first heartbeat still has room
+    assert conn.ops().count(1) == 1
+    conn.deliver({"op": 11, "d": None})
+    await rig.clock.advance(40)
+    assert len([p for p in conn.sent if p["op"] == 8]) == 130
+    await asyncio.gather(*senders)
+
+
+async def test_send_when_no_slot_frees_within_the_timeout_refuses_with_the_reason(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    senders = [
+        asyncio.ensure_future(rig.shard.update_presence({"status": "idle"}, timeout=5)) for _ in range(120)
+    ]
+    await rig.clock.advance(5.1)
+    results = await asyncio.gather(*senders, return_exceptions=True)
+    refused = [r for r in results if r is not None]
+    assert len(refused) == 4
+    assert all(isinstance(r, ShardNotReady) and "outbound limit (120 per 60 s" in str(r) for r in refused)
+
+
+async def test_close_when_handing_off_closes_resumably_and_exports_the_last_seq(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(2, "TYPING_START", {"guild_id": "1"})
+    snapshot = await rig.shard.close(handoff=True)
+    assert conn.client_close_code == 4000
+    assert snapshot == SessionSnapshot(
+        platform="discord",
+        shard_id=0,
+        num_shards=1,
+        session_id="sess-1",
+        seq=2,
+        resume_url="ws://resume.test",
+    )
+    await rig.clock.settle()
+    assert rig.task is not None
+    assert rig.task.done()
+    assert rig.shard.state is ShardState.STOPPED
+    assert len(rig.transport.connections) == 1
+    assert SessionSnapshot.decode(snapshot.encode()) == snapshot
+
+
+async def test_close_when_stopping_closes_with_1000_and_forgets_the_session(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    assert await rig.shard.close() is None
+    assert conn.client_close_code == 1000
+    assert rig.shard.session_id is None
+
+
+async def test_shard_when_given_a_snapshot_resumes_without_identifying() -> None:
+    clock, transport, queue = FakeClock(fixed_random=0.5), FakeTransport(), GrantAll()
+    snapshot = SessionSnapshot(
+        platform="discord", shard_id=2, num_shards=4, session_id="old", seq=41, resume_url="ws://r.test"
+    )
+    events: list[Event] = []
+    shard = DiscordShard(
+        2, 4, ShardOptions(token=TOKEN, intents=1, compression=Compression.ZLIB_STREAM), events.append,
+        gateway_url=GATEWAY, identify_queue=queue, transport=transport, clock=clock, snapshot=snapshot,
+    )  # fmt: skip
+    task = asyncio.ensure_future(shard.run())
+    await clock.settle()
+    conn = transport.last
+    assert conn.url == "ws://r.test/?v=10&encoding=json&compress=zlib-stream"
+    await shard.close()
+    await task
+    assert queue.acquired == []
+
+
+def test_shard_when_snapshot_is_for_another_shard_refuses_it() -> None:
+    snapshot = SessionSnapshot(
+        platform="discord", shard_id=1, num_shards=4, session_id="s", seq=1, resume_url="ws://r"
+    )
+    with pytest.raises(ValueError, match="does not fit discord shard 2/4"):
+        DiscordShard(
+            2, 4, ShardOptions(token=TOKEN, intents=1), lambda e: None, gateway_url=GATEWAY, snapshot=snapshot
+        )
+
+
+async def test_shard_when_stream_is_undecodable_reconnects_and_resumes(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.on_message(b"{not json")
+    await rig.clock.settle()
+    assert conn.client_close_code == 4000
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 6
+
+
+async def test_shard_when_sink_raises_counts_it_and_keeps_going(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+
+    def bad_sink(event: Event) -> None:
+        raise RuntimeError("bug in the consumer")
+
+    rig.shard.sink = bad_sink
+    conn.dispatch(2, "TYPING_START", {"guild_id": "1"})
+    assert rig.shard.counters.sink_errors == 1
+    assert rig.shard.seq == 2
+    assert rig.shard.state is ShardState.READY
+
+
+async def test_shard_when_no_hello_arrives_reconnects(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.clock.advance(20.5)
+    assert conn.aborted
+    await rig.connection(2)
