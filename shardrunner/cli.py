@@ -47,6 +47,22 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
 
 
+_PRIVILEGED = {"members": 1 << 1, "presences": 1 << 8, "message_content": 1 << 15}
+
+
+def _privileged(value: str) -> int:
+    names = [n.strip().lower() for n in value.split(",") if n.strip()]
+    if names == ["none"]:
+        return 0
+    unknown = [n for n in names if n not in _PRIVILEGED]
+    if unknown:
+        raise click.BadParameter(
+            f"{unknown[0]!r} is not one of members, presences, message_content, none",
+            param_hint="--privileged-intents",
+        )
+    return sum(_PRIVILEGED[n] for n in set(names))
+
+
 def _rate(value: str) -> float:
     if value.strip().lower() in ("max", "inf", "unlimited"):
         return math.inf
@@ -213,6 +229,13 @@ def sim() -> None:
     default=None,
     help="Gateway URL to advertise in /gateway and /gateway/bot (default: this server).",
 )
+@click.option(
+    "--privileged-intents",
+    default="members,presences,message_content",
+    show_default=True,
+    help="Privileged intents the application may use (any of members, presences, "
+    "message_content, or none); asking for others closes 4014.",
+)
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of every random choice.")
 @click.option(
     "--fault-rate",
@@ -280,6 +303,7 @@ def sim_discord(**options: object) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--replay-compress") from None
     options["heartbeat_interval_ms"] = options.pop("heartbeat_interval")
+    options["privileged_intents"] = _privileged(str(options["privileged_intents"]))
     options["rate"] = _rate(str(options["rate"]))
     options["faults"] = tuple(f.strip() for f in str(options["faults"]).split(",") if f.strip())
     try:

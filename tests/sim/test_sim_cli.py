@@ -142,3 +142,9 @@ def test_sim_cli_when_config_file_given_uses_its_settings(tmp_path: pytest.TempP
         proc.wait(10)
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_sim_cli_when_privileged_intents_unknown_names_the_option() -> None:
+    result = run_cli("sim", "discord", "--privileged-intents", "members,everything")
+    assert result.returncode == 2
+    assert "'everything' is not one of members, presences, message_content, none" in result.stderr

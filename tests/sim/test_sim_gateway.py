@@ -442,3 +442,108 @@ async def test_resharding_when_two_layouts_connect_each_gets_its_own_guilds(sim_
     assert new_ids <= set(sim.world.guild_ids)
     await old.close()
     await new.close()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"kind": "close", "code": "abc"}, "Expected `int`, got `str`"),
+        ({"kind": "close", "code": 1005}, "code 1005 cannot be sent"),
+        ({"kind": "stall", "duration": -1}, "duration must be positive"),
+        ({"kind": "drop", "shrad": 0}, "unknown field `shrad`"),
+    ],
+)
+async def test_fault_when_spec_invalid_is_refused_before_anything_happens(
+    sim_factory: SimFactory, spec: dict[str, Any], message: str
+) -> None:
+    sim = await sim_factory()
+    gw, _ = await ready_connection(sim, [0, 2])
+    status, body, _ = await http_json(sim, "POST", "/_sim/fault", spec)
+    assert status == 400
+    assert message in body["message"]
+    assert sim.stats()["faults"] == []
+    await gw.close()
+
+
+async def test_fault_invalid_session_false_lets_the_client_identify_again_on_the_same_connection(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await sim_factory(identify_window=0)
+    gw, ready = await ready_connection(sim, [0, 2])
+    await fault(sim, kind="invalid_session", resumable=False)
+    await gw.recv_until(lambda m: m["op"] == 9)
+    await gw.identify([0, 2])
+    again = await gw.recv_until(lambda m: m.get("t") == "READY")
+    assert again["d"]["session_id"] != ready["d"]["session_id"]
+    await gw.close()
+
+
+async def test_client_close_without_status_code_keeps_the_session_resumable(sim_factory: SimFactory) -> None:
+    sim = await sim_factory()
+    gw, ready = await ready_connection(sim, [0, 2])
+    await gw.ws._writer.send_frame(b"", 0x8)  # a close frame with no status code
+    await wait_for(lambda: sim.sessions[ready["d"]["session_id"]].conn is None, 5, "detach")
+    assert sim.sessions[ready["d"]["session_id"]].ended is None
+    await gw.session.close()
+
+
+async def test_resume_when_token_belongs_to_another_bot_is_refused_and_leaves_the_session(
+    sim_factory: SimFactory,
+) -> None:
+    from shardrunner.sim.discord.world import make_token
+
+    sim = await sim_factory()
+    gw, ready = await ready_connection(sim, [0, 2])
+    other = await RawGateway.connect(sim.gateway_url)
+    await other.recv()
+    await other.resume(ready["d"]["session_id"], 1, token=make_token(42))
+    assert (await other.recv_until(lambda m: m["op"] == 9))["d"] is False
+    assert sim.sessions[ready["d"]["session_id"]].ended is None
+    await other.close()
+    await gw.close()
+
+
+async def test_request_guild_members_when_user_ids_are_not_members_lists_them_not_found(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await sim_factory(rate=0, min_members=5, max_members=5, guilds_per_shard=1)
+    gw, ready = await ready_connection(sim, [0, 2])
+    gid = ready["d"]["guilds"][0]["id"]
+    member = sim.world.model(int(gid)).member_ids[1]
+    await gw.send({"op": 8, "d": {"guild_id": gid, "user_ids": [str(member), "12345"], "limit": 0}})
+    chunk = await gw.recv_until(lambda m: m.get("t") == "GUILD_MEMBERS_CHUNK")
+    assert [m["user"]["id"] for m in chunk["d"]["members"]] == [str(member)]
+    assert chunk["d"]["not_found"] == ["12345"]
+    await gw.close()
+
+
+async def test_config_when_rate_is_max_or_of_the_wrong_type(sim_factory: SimFactory) -> None:
+    sim = await sim_factory(rate=0)
+    status, body, _ = await http_json(sim, "POST", "/_sim/config", {"rate": "max"})
+    assert status == 200
+    assert body["rate"] == "max"
+    status, body, _ = await http_json(sim, "POST", "/_sim/config", {"rate": "fast"})
+    assert status == 400
+    assert body["message"] == "rate must be a number or 'max'"
+
+
+async def test_identify_when_privileged_intent_not_enabled_closes_4014(sim_factory: SimFactory) -> None:
+    sim = await sim_factory(privileged_intents=1 << 1)
+    gw = await RawGateway.connect(sim.gateway_url)
+    await gw.recv()
+    await gw.identify([0, 2], intents=(1 << 1) | 1)
+    await gw.recv_until(lambda m: m.get("t") == "READY")
+    await gw.close()
+    gw = await RawGateway.connect(sim.gateway_url)
+    await gw.recv()
+    await gw.identify([1, 2], intents=1 << 8)
+    assert await gw.expect_close() == 4014
+    await gw.close()
+
+
+def test_make_token_when_parts_contain_a_dot_refuses() -> None:
+    from shardrunner.sim.discord.world import make_token, token_user_id
+
+    assert token_user_id(make_token(42)) == 42
+    with pytest.raises(ValueError, match="contain no dot"):
+        make_token(42, signature="a.b")

@@ -131,3 +131,23 @@ async def test_replay_when_client_uses_other_shard_count_falls_back_to_live(repl
     assert not scripted(sim, ready["d"]["session_id"])
     await gw.recv_until(lambda m: m.get("t") not in (None, "READY", "GUILD_CREATE"))
     await gw.close()
+
+
+def test_replay_script_when_built_gives_only_created_messages_fresh_ids() -> None:
+    import msgspec
+
+    from shardrunner.sim.discord.replay import _build
+
+    config = SimConfig(shards=1, guilds_per_shard=2, max_members=20, replay=3000)
+    script = _build(config, 0, Compression.NONE)
+    created: set[str] = set()
+    for i in range(3000):
+        msg = msgspec.json.decode(script.payload(i))
+        assert msg["s"] == script.first_seq + i
+        d = msg["d"]
+        if msg["t"] == "MESSAGE_CREATE":
+            assert d["id"] not in created
+            created.add(d["id"])
+        elif msg["t"] == "MESSAGE_REACTION_ADD" and "member" in d:
+            assert d["member"]["user"]["id"] == d["user_id"], "nested ids are left alone"
+    assert len(created) > 1000

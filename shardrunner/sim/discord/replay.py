@@ -22,6 +22,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 
+import msgspec
+
 from shardrunner.protocol.compression import Compression, compress_segment
 from shardrunner.sim.discord.config import SimConfig
 from shardrunner.sim.discord.wsframe import frame
@@ -29,7 +31,7 @@ from shardrunner.sim.discord.wsframe import frame
 #: Distinct dispatch bodies per script; beyond that, bodies repeat (with fresh ids and seqs) at a
 #: distance far larger than the 32 KiB zlib window, so the compression ratio stays honest.
 TEMPLATES = 2048
-_ID_MARK = b'"id":"1"'
+_MARK = "shardrunner-replay-id"
 
 
 @dataclass(slots=True)
@@ -81,11 +83,14 @@ def _build(config: SimConfig, shard_id: int, mode: Compression) -> PreparedScrip
     for _ in range(min(TEMPLATES, max(config.replay, 1))):
         name, _gid, d = world.next_event(shard_id)
         names.append(name.encode())
-        # Give every dispatch its own id: split the body at its id so payload() can put one in.
-        start = d.find(b'"id":"')
-        if start >= 0 and name.startswith("MESSAGE_"):
-            end = d.index(b'"', start + 6)
-            bodies.append((d[:start], d[end + 1 :]))
+        if name == "MESSAGE_CREATE":
+            # Every created message gets its own id: cut the body where its own (top-level) id
+            # goes, found by re-encoding with a marker rather than by searching (nested objects have
+            # ids too), so payload() can put a fresh id there.
+            body = msgspec.json.decode(d)
+            body["id"] = _MARK
+            head, _, tail = msgspec.json.encode(body).partition(b'"id":"%b"' % _MARK.encode())
+            bodies.append((head, tail))
         else:
             bodies.append((d, b""))
     first_seq = 2 + len(world.guilds_by_shard[shard_id])

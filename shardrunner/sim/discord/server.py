@@ -55,10 +55,33 @@ _MEMBERS_PER_CHUNK: Final = 1000
 _WRITE_BATCH: Final = 256 * 1024
 _HIGH_WATER: Final = 4 * 1024 * 1024
 _RECORD_LIMIT: Final = 100_000
+#: Ended sessions stay listed (stats, op 9 answers) this long, then are forgotten.
+_ENDED_SESSIONS_KEPT_S: Final = 600.0
 _ACK: Final = b'{"t":null,"s":null,"op":11,"d":null}'
 _RECONNECT: Final = b'{"t":null,"s":null,"op":7,"d":null}'
 _HEARTBEAT_REQUEST: Final = b'{"t":null,"s":null,"op":1,"d":null}'
-_RESUMABLE_RANDOM_CLOSES: Final = (4000, 4001, 4002, 4003, 4005, 4007, 4008, 4009)
+#: Codes a random "close" fault draws from: the resumable ones and the two that need a new session.
+_RANDOM_CLOSE_CODES: Final = (4000, 4001, 4002, 4003, 4005, 4007, 4008, 4009)
+
+
+class FaultSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /_sim/fault``: what to inject, and which connections (all, if no filter)."""
+
+    kind: str
+    shard: int | None = None
+    num_shards: int | None = None
+    session_id: str | None = None
+    #: invalid_session: the ``d`` of op 9.
+    resumable: bool = True
+    #: close: the close code and reason.
+    code: int = 4000
+    reason: str | None = None
+    #: zombie and stall: seconds (zombie: until the connection ends when absent).
+    duration: float | None = msgspec.field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("duration must be positive")
 
 
 class Recorder:
@@ -165,15 +188,15 @@ class Connection:
         self.session = None
 
     async def _on_client_close(self, code: int | None, reason: str | None) -> None:
-        code = code or 1000
+        code = code or 1005  # a close frame without a status code (RFC 6455: 1005): not 1000
         s = self.session
         self.sim.recorder.add("closes", by="client", code=code, reason=reason or "", **self.describe())
         if s is not None and code in (1000, 1001):
             self.sim.end_session(s, f"client closed with {code}")
         self.closing = True
-        # The gateway answers a close frame with the client's own code.
+        # The gateway answers a close frame with the client's own code (1000 when it sent none).
         with contextlib.suppress(Exception):
-            await self.ws.close(code=code if 1000 <= code < 5000 and code not in (1004, 1005, 1006) else 1000)
+            await self.ws.close(code=code if _sendable_close_code(code) else 1000)
 
     async def close(self, code: int, reason: str | None = None) -> None:
         """Close with ``code``; what happens to the session follows Discord's close-code table."""
@@ -377,7 +400,9 @@ class Connection:
             reason = f"seq {seq} is older than the replay buffer (oldest {session.oldest_seq})"
         if reason is not None or session is None:
             sim.recorder.add("resumes", accepted=False, reason=reason, replayed=0, **record)
-            if session is not None and session.ended is None:
+            if session is not None and session.ended is None and session.user_id == user_id:
+                # The bot's own session can no longer be resumed by anyone: it is over. A refused
+                # RESUME with another bot's token leaves the session alone.
                 sim.end_session(session, reason or "resume refused")
             self.send_control(b'{"t":null,"s":null,"op":9,"d":false}')
             return
@@ -417,8 +442,9 @@ class Connection:
             model = sim.world.model(gid)
             wanted = d.get("user_ids")
             if isinstance(wanted, list | str):
-                ids = {int(u) for u in ([wanted] if isinstance(wanted, str) else wanted) if str(u).isdigit()}
-                members = [m for m in model.member_ids if m in ids]
+                members = [
+                    int(u) for u in ([wanted] if isinstance(wanted, str) else wanted) if str(u).isdigit()
+                ]
             else:
                 limit = d.get("limit") or 0
                 members = model.member_ids[: limit or None] if isinstance(limit, int) else model.member_ids
@@ -545,13 +571,15 @@ class Connection:
     # -- timers: heartbeat timeout, heartbeat requests, random faults ----------------------------
     async def _timers(self) -> None:
         cfg = self.sim.config
-        interval = cfg.heartbeat_interval_ms / 1000
+        interval = cfg.heartbeat_interval_ms / 1000  # fixed per connection: it was sent in HELLO
         timeout = interval * cfg.heartbeat_timeout_factor
-        next_request = (
-            time.monotonic() + cfg.heartbeat_request_interval if cfg.heartbeat_request_interval else math.inf
-        )
+        requested_every = cfg.heartbeat_request_interval
+        next_request = time.monotonic() + requested_every if requested_every else math.inf
         while not self.closing:
             now = time.monotonic()
+            if self.sim.config.heartbeat_request_interval != requested_every:  # changed at run time
+                requested_every = self.sim.config.heartbeat_request_interval
+                next_request = now + requested_every if requested_every else math.inf
             if self.stalled:
                 await asyncio.sleep(self.stalled_until - now)
                 self.last_heartbeat = max(self.last_heartbeat, time.monotonic() - interval)
@@ -564,7 +592,7 @@ class Connection:
                 return
             if now >= next_request and self.session is not None:
                 self.send_control(_HEARTBEAT_REQUEST)
-                next_request = now + cfg.heartbeat_request_interval
+                next_request = now + requested_every
             fault_at = self.sim.random_faults.get(self, math.inf)
             if now >= fault_at:
                 self.sim.random_faults.pop(self, None)
@@ -572,6 +600,11 @@ class Connection:
                 continue
             wake = min(self.last_heartbeat + timeout, next_request, fault_at) - now
             await asyncio.sleep(max(0.001, min(wake, 1.0)))
+
+
+def _sendable_close_code(code: int) -> bool:
+    """Close codes that may appear in a close frame (RFC 6455, 7.4)."""
+    return 1000 <= code < 5000 and code not in (1004, 1005, 1006, 1015)
 
 
 def _resumed(seq: int) -> bytes:
@@ -667,11 +700,11 @@ class Simulator:
         mode: Compression,
     ) -> Session:
         world = self.world
-        session = Session(
-            secrets.token_hex(16), shard_id, num_shards, user_id, intents, self.config.replay_buffer
-        )
-        session.large_threshold = large_threshold
         guild_ids = world.guilds_for(shard_id, num_shards)
+        # The replay buffer always holds at least READY and the GUILD_CREATEs.
+        buffer = max(self.config.replay_buffer, len(guild_ids) + 1)
+        session = Session(secrets.token_hex(16), shard_id, num_shards, user_id, intents, buffer)
+        session.large_threshold = large_threshold
         ready = world.entities.ready(
             session_id=session.id,
             resume_gateway_url=self.resume_url,
@@ -763,6 +796,8 @@ class Simulator:
                 detached = s.ended is None and s.conn is None and s.detached_at is not None
                 if detached and now - (s.detached_at or now) > self.config.resume_window:
                     self.end_session(s, "resume window expired")
+                elif s.ended is not None and now - s.ended_at > _ENDED_SESSIONS_KEPT_S:
+                    del self.sessions[s.id]  # kept a while for RESUME answers and stats, then forgotten
             if now >= self.starts_reset_at:
                 self.starts_remaining = self.config.session_start_total
                 self.starts_reset_at = now + self.config.session_start_reset_after
@@ -780,7 +815,7 @@ class Simulator:
         if kind == "invalid_session":
             spec["resumable"] = rng.random() < 0.5
         elif kind == "close":
-            spec["code"] = rng.choice(_RESUMABLE_RANDOM_CLOSES)
+            spec["code"] = rng.choice(_RANDOM_CLOSE_CODES)
         await self.apply_fault(conn, spec, source="random")
         if not conn.closing:
             self.schedule_random_fault(conn)
@@ -796,6 +831,7 @@ class Simulator:
             conn.send_control(b'{"t":null,"s":null,"op":9,"d":%b}' % (b"true" if resumable else b"false"))
             if not resumable and conn.session is not None:
                 self.end_session(conn.session, "invalid session (op 9 false) injected")
+                conn.session = None  # the client may IDENTIFY again, on this connection or another
         elif kind == "drop":
             conn.drop()
         elif kind == "close":
@@ -948,6 +984,12 @@ class Simulator:
             return self._json({"message": "body is not JSON"}, 400)
         if not isinstance(spec, dict) or spec.get("kind") not in FAULT_KINDS:
             return self._json({"message": f"kind must be one of {', '.join(FAULT_KINDS)}"}, 400)
+        try:
+            checked = msgspec.convert(spec, FaultSpec)
+        except msgspec.ValidationError as exc:
+            return self._json({"message": f"invalid fault: {exc}"}, 400)
+        if not _sendable_close_code(checked.code):
+            return self._json({"message": f"code {checked.code} cannot be sent in a close frame"}, 400)
         targets = []
         for conn in list(self.connections):
             s = conn.session
@@ -963,9 +1005,10 @@ class Simulator:
         if not targets:
             return self._json({"message": "no connected session matches", "applied": []}, 404)
         applied = []
+        given = {k: v for k, v in msgspec.structs.asdict(checked).items() if k in spec}
         for conn in targets:
             applied.append(conn.describe())
-            await self.apply_fault(conn, spec, source="admin")
+            await self.apply_fault(conn, {"kind": checked.kind, **given}, source="admin")
         return self._json({"applied": applied})
 
     async def _set_config(self, request: web.Request) -> web.Response:
@@ -973,12 +1016,30 @@ class Simulator:
             body = _json_decode(await request.read())
         except msgspec.DecodeError:
             return self._json({"message": "body is not JSON"}, 400)
-        allowed = {"rate", "fault_rate", "resume_gateway_url", "gateway_url", "heartbeat_request_interval"}
+        numbers = {"rate", "fault_rate", "heartbeat_request_interval"}
+        urls = {"resume_gateway_url", "gateway_url"}
+        allowed = numbers | urls
         if not isinstance(body, dict) or not set(body) <= allowed:
             return self._json({"message": f"settable at run time: {', '.join(sorted(allowed))}"}, 400)
+        if body.get("rate") == "max":
+            body["rate"] = math.inf
+        for key, value in body.items():
+            ok = (
+                isinstance(value, int | float) and not isinstance(value, bool)
+                if key in numbers
+                else value is None or isinstance(value, str)
+            )
+            if not ok:
+                kind = (
+                    "a number" + (" or 'max'" if key == "rate" else "") if key in numbers else "a URL or null"
+                )
+                return self._json({"message": f"{key} must be {kind}"}, 400)
         try:
             changed = self.config.replace(**body)
-        except (ValueError, TypeError) as exc:
+        except ValueError as exc:
             return self._json({"message": str(exc)}, 400)
         self.config = changed
-        return self._json({k: getattr(changed, k) for k in sorted(allowed)})
+        effective = {k: getattr(changed, k) for k in sorted(allowed)}
+        if math.isinf(effective["rate"]):
+            effective["rate"] = "max"
+        return self._json(effective)

@@ -30,6 +30,7 @@ class Session:
         "created",
         "detached_at",
         "ended",
+        "ended_at",
         "id",
         "intents",
         "large_threshold",
@@ -58,6 +59,7 @@ class Session:
         self.conn: Connection | None = None
         self.detached_at: float | None = None
         self.ended: str | None = None
+        self.ended_at = 0.0
         self.last_sent_seq = 0
         self.script: PreparedScript | None = None
         self.script_produced = 0
@@ -104,5 +106,6 @@ class Session:
 
     def end(self, reason: str) -> None:
         self.ended = reason
+        self.ended_at = time.monotonic()
         self._log = []
         self.conn = None

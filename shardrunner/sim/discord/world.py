@@ -20,7 +20,14 @@ import msgspec
 
 from shardrunner.protocol.discord import shard_for_guild
 from shardrunner.sim.discord.config import ConfigError, SimConfig
-from shardrunner.sim.discord.entities import DEFAULT_MIX, DM_CAPABLE, EntityFactory, GuildModel, snowflake
+from shardrunner.sim.discord.entities import (
+    DEFAULT_MIX,
+    DM_CAPABLE,
+    SUPPORTED_EVENTS,
+    EntityFactory,
+    GuildModel,
+    snowflake,
+)
 
 #: Guild ids start around 2021-01-01 so they look like real snowflakes.
 _GUILD_EPOCH_MS: Final = 1609459200000
@@ -29,10 +36,12 @@ DEFAULT_BOT_ID: Final = 1100000000000000001
 _encode = msgspec.json.encode
 
 
-def make_token(user_id: int, secret: str = "simulated.token-secret") -> str:
-    """A token of the shape Discord bot tokens have: ``base64(user id).timestamp.hmac``."""
+def make_token(user_id: int, timestamp: str = "simulated", signature: str = "token-secret") -> str:
+    """A token of the shape Discord bot tokens have: ``base64(user id).timestamp.signature``."""
+    if "." in timestamp or "." in signature or not timestamp or not signature:
+        raise ValueError("timestamp and signature must be non-empty and contain no dot")
     head = base64.urlsafe_b64encode(str(user_id).encode()).rstrip(b"=").decode()
-    return f"{head}.{secret}"
+    return f"{head}.{timestamp}.{signature}"
 
 
 def token_user_id(token: str) -> int | None:
@@ -66,11 +75,10 @@ class World:
         self.bot_id = bot_id
         self.entities = EntityFactory(random.Random(config.seed ^ 0x5EED), bot_id, bot_id)
         mix = config.mix or DEFAULT_MIX
-        unknown = sorted(set(mix) - set(DEFAULT_MIX))
+        unknown = sorted(set(mix) - SUPPORTED_EVENTS)
         if unknown:
-            raise ConfigError(
-                f"--mix: unknown dispatch {unknown[0]!r} (known: {', '.join(sorted(DEFAULT_MIX))})"
-            )
+            known = ", ".join(sorted(SUPPORTED_EVENTS))
+            raise ConfigError(f"--mix: unknown dispatch {unknown[0]!r} (known: {known})")
         self.mix_names = [name for name, w in mix.items() if w > 0]
         self.mix_weights = list(_cumulative([mix[n] for n in self.mix_names]))
         # Guild ids: the timestamp part runs through residues of --shards so each shard gets its share.
