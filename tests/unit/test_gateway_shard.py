@@ -258,6 +258,7 @@ async def test_shard_when_closed_with_fatal_code_stops_with_advice_and_never_rec
     assert TOKEN not in caplog.text
     assert TOKEN not in str(info.value)
     assert TOKEN not in repr(rig.shard)
+    assert TOKEN not in repr(rig.shard.options)
 
 
 async def test_shard_when_resume_url_unreachable_falls_back_to_the_gateway_url(rig: Rig) -> None:
