@@ -21,11 +21,10 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
-from benchmarks.sim_replay import free_port
+from benchmarks.simproc import running_simulator
 from shardrunner.gateway.discord import DiscordShard, ShardOptions
 from shardrunner.gateway.identify import LocalIdentifyQueue
 from shardrunner.protocol.compression import Compression
@@ -82,23 +81,11 @@ async def one_run(gateway: str, mode: Compression, shards: int, expected: int) -
 
 
 async def bench(args: argparse.Namespace) -> list[dict[str, object]]:
-    port = free_port()
     modes = [Compression(m) for m in args.modes.split(",")]
-    cmd = [
-        sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
-        "--shards", str(args.shards), "--guilds-per-shard", "1", "--max-members", "20",
-        "--identify-window", "0", "--max-concurrency", str(args.shards), "--replay", str(args.events),
-        "--replay-compress", ",".join(m.value for m in modes), "--rate", "max", "--mix", args.mix,
-        "--heartbeat-interval", "600000", "--heartbeat-request-interval", "0", "--log-level", "warning",
-        "--session-start-total", "100000",
-    ]  # fmt: skip
-    print(f"starting the simulator, preparing {args.shards} x {len(modes)} scripts of {args.events} events")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 - once, before timing
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 900)
-        if "listening" not in line:
-            raise SystemExit(f"the simulator did not start: {line!r}")
+    compress = [m.value for m in modes]
+    with running_simulator(
+        shards=args.shards, events=args.events, compress=compress, extra=["--mix", args.mix]
+    ) as (port, _sim):
         gateway = f"ws://127.0.0.1:{port}"
         expected = 2 + args.events  # READY, one GUILD_CREATE, the script
         results: list[dict[str, object]] = []
@@ -125,12 +112,6 @@ async def bench(args: argparse.Namespace) -> list[dict[str, object]]:
                 f"runs {med['runs_events_per_cpu_s']}"
             )
         return results
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,9 +17,7 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -27,13 +25,8 @@ from dataclasses import dataclass
 import psutil
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from benchmarks.simproc import cpu_of, running_simulator
 from shardrunner.sim.discord.world import make_token
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Counter(WSListener):  # type: ignore[misc]
@@ -74,11 +67,6 @@ class Run:
         return self.events / self.sim_cpu if self.sim_cpu else float("inf")
 
 
-def cpu_of(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
-
-
 def own_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -111,27 +99,12 @@ async def one_run(port: int, mode: str, shards: int, events: int, sim: psutil.Pr
 
 
 async def bench(args: argparse.Namespace) -> list[dict[str, object]]:
-    port = free_port()
     modes = args.modes.split(",")
-    cmd = [
-        sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
-        "--shards", str(args.shards), "--guilds-per-shard", "1", "--max-members", "20",
-        "--identify-window", "0", "--replay", str(args.events), "--replay-compress", ",".join(modes),
-        "--rate", "max", "--heartbeat-interval", "600000", "--heartbeat-request-interval", "0",
-        "--log-level", "warning",
-    ]  # fmt: skip
-    print(f"starting the simulator, preparing {args.shards} x {len(modes)} scripts of {args.events} events")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 - started once, before timing
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 600)
-        if "listening" not in line:
-            raise SystemExit(f"the simulator did not start: {line!r}")
-        sim = psutil.Process(proc.pid)
+    with running_simulator(shards=args.shards, events=args.events, compress=modes) as (port, sim):
         results = []
         for mode in modes:
             runs = [await one_run(port, mode, args.shards, args.events, sim) for _ in range(args.repeat)]
-            med = {
+            med: dict[str, object] = {
                 "benchmark": "sim_replay",
                 "mode": mode,
                 "shards": args.shards,
@@ -155,12 +128,6 @@ async def bench(args: argparse.Namespace) -> list[dict[str, object]]:
             if "note" in med:
                 print(f"{'':12s} note: {med['note']}")
         return results
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -176,7 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     target = 200_000
     for r in results:
         ratio = float(r["events_per_sim_cpu_s"]) / target  # type: ignore[arg-type]
-        print(f"{r['mode']}: {ratio:.2f} x the 200,000 events/sim-CPU-s target")
+        if ratio == float("inf"):
+            print(f"{r['mode']}: the simulator's CPU time was too small to measure; raise --events")
+        else:
+            print(f"{r['mode']}: {ratio:.2f} x the 200,000 events/sim-CPU-s target")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,11 +44,12 @@ import time
 import zlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 import psutil  # type: ignore[import-untyped,unused-ignore]
+
+from benchmarks.simproc import REPO, cpu_of, running_simulator
 
 LIBRARIES = ("websockets", "aiohttp", "picows")
 #: Case name -> (the gateway's compress= parameter, the inflater it is decoded with).
@@ -59,7 +59,6 @@ CONFIGS = [
     (lib, case) for lib in LIBRARIES for case in CASES if lib == "picows" or case != "zlib-stream/zlib-ng"
 ]
 ZLIB_SUFFIX = b"\x00\x00\xff\xff"
-REPO = Path(__file__).resolve().parents[1]
 
 
 # -- the consumer: the same per-frame work whatever the library ------------------------------------
@@ -306,34 +305,6 @@ def child_main(lib: str, case: str, port: int, events: int, connections: int) ->
 # -- the parent: the simulator, the runs, the table ---------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_of(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
-
-
-def start_simulator(port: int, events: int, connections: int) -> subprocess.Popen[str]:
-    cmd = [
-        sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
-        "--shards", str(connections), "--guilds-per-shard", "1", "--max-members", "20",
-        "--identify-window", "0", "--replay", str(events), "--replay-compress", "none,zlib-stream",
-        "--rate", "max", "--mix", "MESSAGE_CREATE=1",
-        "--heartbeat-interval", "600000", "--heartbeat-request-interval", "0", "--log-level", "warning",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening" not in line:
-        proc.kill()
-        raise SystemExit(f"the simulator did not start: {line!r}")
-    return proc
-
-
 def run_child(
     lib: str, case: str, port: int, args: argparse.Namespace, sim: psutil.Process
 ) -> dict[str, Any]:
@@ -426,11 +397,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.connections} connections x {args.events:,} MESSAGE_CREATE events per run, "
         f"median of {args.repeat} runs, each in a fresh child process on uvloop"
     )
-    port = free_port()
-    print("starting the simulator (preparing the replay scripts)...", flush=True)
-    proc = start_simulator(port, args.events, args.connections)
-    try:
-        sim = psutil.Process(proc.pid)
+    with running_simulator(
+        shards=args.connections,
+        events=args.events,
+        compress=["none", "zlib-stream"],
+        extra=["--mix", "MESSAGE_CREATE=1"],
+    ) as (port, sim):
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in configs}
         for i in range(args.repeat):
             for lib, case in configs:  # interleaved, so drift in the machine hits every library alike
@@ -443,12 +415,6 @@ def main(argv: list[str] | None = None) -> None:
                     f"  sim CPU {r['sim_cpu_share']:.0%}",
                     flush=True,
                 )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     results = [summarize(runs[c]) for c in configs]
     print()
     print_table(results)

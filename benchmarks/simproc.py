@@ -1,0 +1,67 @@
+"""The simulator as a separate process for benchmarks: started once, before anything is timed.
+
+Not a benchmark itself: `running_simulator` starts `shardrunner sim discord` on a free port in
+replay mode, waits for its "listening" line (replay scripts are prepared before it prints it), and
+stops it on exit.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_of(proc: psutil.Process) -> float:
+    """User + system CPU seconds a process has used."""
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+@contextmanager
+def running_simulator(
+    *, shards: int, events: int, compress: list[str], extra: list[str] | None = None, timeout: float = 900
+) -> Iterator[tuple[int, psutil.Process]]:
+    """Yield (port, process) of a replay-mode simulator that sends each shard `events` dispatches."""
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
+        "--shards", str(shards), "--guilds-per-shard", "1", "--max-members", "20",
+        "--identify-window", "0", "--max-concurrency", str(shards), "--replay", str(events),
+        "--replay-compress", ",".join(compress), "--rate", "max", "--heartbeat-interval", "600000",
+        "--heartbeat-request-interval", "0", "--session-start-total", "100000", "--log-level", "warning",
+        *(extra or []),
+    ]  # fmt: skip
+    print(
+        f"starting the simulator, preparing {shards} x {len(compress)} scripts of {events:,} events",
+        flush=True,
+    )
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the scripts are ready and the port listens
+        if "listening" not in line:
+            raise SystemExit(f"the simulator did not start (exit {proc.poll()}): {line!r}")
+        yield port, psutil.Process(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
