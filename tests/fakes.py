@@ -63,6 +63,8 @@ class FakeConnection:
         self.sent: list[dict[str, Any]] = []
         self.client_close_code: int | None = None
         self.aborted = False
+        #: False: the gateway does not answer a close frame until the test calls server_close.
+        self.echo_close = True
         self.closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
 
     # what the shard calls
@@ -73,7 +75,7 @@ class FakeConnection:
     def close(self, code: int) -> None:
         if self.client_close_code is None:
             self.client_close_code = code
-        if not self.closed.done():
+        if self.echo_close and not self.closed.done():
             self.closed.set_result(code)  # the gateway echoes the client's code
 
     def abort(self) -> None:

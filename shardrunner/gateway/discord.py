@@ -115,6 +115,8 @@ class ShardCounters:
     duplicates: int = 0
     gaps: int = 0
     sink_errors: int = 0
+    #: Events whose routing key could not be read (delivered without one).
+    key_errors: int = 0
     #: Seconds between the last heartbeat and its ACK.
     heartbeat_latency: float | None = None
     last_resume_at: float | None = None
@@ -134,6 +136,7 @@ class ShardCounters:
             "duplicates": self.duplicates,
             "gaps": self.gaps,
             "sink_errors": self.sink_errors,
+            "key_errors": self.key_errors,
             "heartbeat_latency": self.heartbeat_latency,
             "last_resume_at": self.last_resume_at,
             "guilds": self.guild_count,
@@ -420,7 +423,9 @@ class DiscordShard:
                     self._set_state(ShardState.IDENTIFYING)
                     acquire = self.identify_queue.acquire(self.shard_id)
                     allowed, _ = await self._await_or_closed(conn, acquire, None)
-                    if allowed:
+                    if allowed and conn.closed.done():
+                        self.identify_queue.release(self.shard_id, ready=False)  # granted too late
+                    elif allowed:
                         self._identifying = True
                         self.counters.identifies += 1
                         self._send_now(conn, self._identify_payload())
@@ -499,6 +504,8 @@ class DiscordShard:
     async def _heartbeat(self, conn: Connection, interval: float) -> None:
         await self.clock.sleep(interval * self.clock.random())
         while not conn.closed.done():
+            if self._why is not None:
+                return  # the connection is already closing for another reason
             if not self._acked:
                 log.warning(
                     "shard %d: no heartbeat ACK in %.1f s: zombie connection, resuming",
@@ -530,17 +537,16 @@ class DiscordShard:
             if payload is None:
                 return
             env = _decode_envelope(payload)
+            if env.op == 0:
+                self._on_dispatch(env)
+            else:
+                self._on_control(env)
         except Exception as exc:
             # A stream that cannot be decoded cannot be continued: resume on a new connection.
             log.error("shard %d: undecodable payload (%s), reconnecting", self.shard_id, exc)
             if self._why is None:
                 self._why = _Why.STREAM_ERROR
                 self._close_current(RESUME_CLOSE_CODE)
-            return
-        if env.op == 0:
-            self._on_dispatch(env)
-        else:
-            self._on_control(env)
 
     def _on_dispatch(self, env: _Envelope) -> None:
         name = env.t or ""
@@ -551,35 +557,51 @@ class DiscordShard:
                 if name != "RESUMED":
                     self.counters.duplicates += 1
                     return
-            else:
-                if last and seq != last + 1:
-                    self.counters.gaps += 1
-                    log.warning("shard %d: sequence gap %d -> %d", self.shard_id, last, seq)
-                self.seq = seq
+            elif last and seq != last + 1:
+                self.counters.gaps += 1
+                log.warning("shard %d: sequence gap %d -> %d", self.shard_id, last, seq)
         if name in _NO_KEY_EVENTS:
             if name == "READY":
                 self._on_ready(env.d)
             elif name == "RESUMED":
                 self._on_resumed()
+                if seq is not None and seq > self.seq:
+                    self.seq = seq
                 return
             key: int | None = None
-        elif name in _GUILD_SELF_EVENTS:
-            guild = _decode_guild_self(env.d)
-            key = int(guild.id) if guild.id else None
-            if key is not None:
-                if name == "GUILD_DELETE" and not guild.unavailable:
-                    self.counters.guilds.discard(key)  # left or kicked; unavailable guilds stay ours
-                else:
-                    self.counters.guilds.add(key)
         else:
-            gid = _decode_guild_key(env.d).guild_id
-            key = int(gid) if gid else None
+            try:
+                key = self._route_key(name, env.d)
+            except (msgspec.DecodeError, ValueError):
+                # An odd key must not cost the event (or, replayed forever, the connection).
+                self.counters.key_errors += 1
+                log.warning(
+                    "shard %d: %s %s has no usable guild id; routed without one", self.shard_id, name, seq
+                )
+                key = None
         self.counters.events_in += 1
         try:
             self.sink(Event(self.shard_id, self.session_id or "", seq or 0, name, key, bytes(env.d)))
         except Exception:
             self.counters.sink_errors += 1
             log.exception("shard %d: the event sink raised on %s %s", self.shard_id, name, seq)
+        # Only now is the event handed on: a resume from this seq can no longer skip it.
+        if seq is not None:
+            self.seq = seq
+
+    def _route_key(self, name: str, d: msgspec.Raw) -> int | None:
+        """The guild id an event is routed by (``d.guild_id``, or ``d.id`` for the guild itself)."""
+        if name not in _GUILD_SELF_EVENTS:
+            gid = _decode_guild_key(d).guild_id
+            return int(gid) if gid else None
+        guild = _decode_guild_self(d)
+        key = int(guild.id) if guild.id else None
+        if key is not None:
+            if name == "GUILD_DELETE" and not guild.unavailable:
+                self.counters.guilds.discard(key)  # left or kicked; unavailable guilds stay ours
+            else:
+                self.counters.guilds.add(key)
+        return key
 
     def _on_ready(self, d: msgspec.Raw) -> None:
         ready = _decode_ready(d)

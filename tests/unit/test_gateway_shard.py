@@ -468,3 +468,42 @@ async def test_shard_when_no_hello_arrives_reconnects(rig: Rig) -> None:
     await rig.clock.advance(20.5)
     assert conn.aborted
     await rig.connection(2)
+
+
+async def test_dispatch_when_guild_id_is_unusable_delivers_without_key_and_keeps_the_connection(
+    rig: Rig,
+) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(2, "MESSAGE_CREATE", {"guild_id": "not-a-number"})
+    conn.dispatch(3, "MESSAGE_CREATE", {"guild_id": 12})
+    conn.dispatch(4, "GUILD_CREATE", {"id": ["odd"]})
+    assert [(e.seq, e.key) for e in rig.events[1:]] == [(2, None), (3, None), (4, None)]
+    assert rig.shard.counters.key_errors == 3
+    assert conn.client_close_code is None
+    assert rig.shard.seq == 4
+
+
+async def test_dispatch_when_ready_is_malformed_reconnects_instead_of_raising(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    conn.hello()
+    await rig.clock.settle()
+    conn.dispatch(1, "READY", {"v": 10})  # no session_id
+    await rig.clock.settle()
+    assert conn.client_close_code == 4000
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 2, "no session was established: identify again"
+
+
+async def test_heartbeat_when_connection_already_closing_does_not_claim_a_zombie(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.echo_close = False  # the close handshake will hang
+    await rig.clock.advance(20.1)  # a beat that is never acknowledged
+    conn.deliver({"op": 7, "d": None})
+    await rig.clock.advance(40)  # the next beat is due while the close is still pending
+    conn.server_close(4000)
+    await rig.clock.settle()
+    assert len(rig.transport.connections) == 2, "op 7 reconnects at once, not after a zombie backoff"
