@@ -9,6 +9,7 @@ import math
 import signal
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -357,6 +358,154 @@ async def _serve_sim(config: object) -> None:
         await stop.wait()
     finally:
         await sim.stop()
+
+
+# -- the cluster --------------------------------------------------------------------------------
+from shardrunner.cluster.settings import cli_options  # noqa: E402  (the registry builds the options)
+
+
+@main.command("start")
+@cli_options
+def start(**values: object) -> None:
+    """Start the cluster: a supervisor that spawns worker processes, gives each a consecutive range
+    of shards, starts them under one identify queue and keeps them alive.
+
+    Settings come from the command line, SHARDRUNNER_* environment variables and a TOML file
+    (--config), in that order of precedence. `--sim` runs everything against the built-in Discord
+    simulator, with no token. Stop with Ctrl-C, SIGTERM or `shardrunner stop`: the sessions are saved
+    and a start within the resume window resumes them instead of identifying. SIGHUP or
+    `shardrunner reload` replaces every worker without re-identifying.
+    """
+    import os
+
+    from shardrunner.cluster.settings import SettingsError, load_settings
+
+    config = values.pop("config", None)
+    try:
+        settings = load_settings(values, os.environ, config if isinstance(config, str) else None)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from shardrunner.cluster.supervisor import Supervisor
+
+    supervisor = Supervisor(settings)
+    code = _run_and_return(supervisor.run())
+    if code:
+        raise click.ClickException(supervisor.error or f"the cluster stopped with status {code}")
+
+
+def _run_and_return(coro: object) -> int:
+    import uvloop
+
+    result: int = uvloop.run(coro)  # type: ignore[arg-type]
+    return result
+
+
+def _run_dir(option: str | None) -> Path:
+    import os
+
+    from shardrunner.cluster.settings import SETTINGS
+
+    if option:
+        return Path(option)
+    if os.environ.get("SHARDRUNNER_RUN_DIR"):
+        return Path(os.environ["SHARDRUNNER_RUN_DIR"])
+    setting = next(s for s in SETTINGS if s.name == "run_dir")
+    return Path(str(setting.default_value()))
+
+
+_run_dir_option = click.option(
+    "--run-dir",
+    default=None,
+    help="Run directory of the cluster (default: the one `shardrunner start` uses; env SHARDRUNNER_RUN_DIR).",
+)
+
+
+def _control(run_dir: str | None, command: str, timeout: float) -> object:
+    from shardrunner.cluster.control import CommandError, call_sync
+
+    try:
+        return call_sync(_run_dir(run_dir), command, timeout=timeout)
+    except CommandError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("status")
+@_run_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON, for scripts.")
+def status(run_dir: str | None, as_json: bool) -> None:
+    """Show the running cluster: workers (pid, CPU, RSS, shards, state) and shards (state, heartbeat
+    latency, events/s, guilds, last resume)."""
+    result = _control(run_dir, "status", 10.0)
+    if as_json:
+        import msgspec
+
+        click.echo(msgspec.json.format(msgspec.json.encode(result)))
+        return
+    assert isinstance(result, dict)
+    click.echo(_status_text(result))
+
+
+@main.command("reload")
+@_run_dir_option
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the reload to finish.")
+def reload(run_dir: str | None, timeout: float) -> None:
+    """Replace every worker, one at a time, without re-identifying (the same as SIGHUP)."""
+    result = _control(run_dir, "reload", timeout)
+    message = str(result.get("message", "")) if isinstance(result, dict) else ""
+    click.echo(message)
+    if not message.startswith("reload done"):
+        raise click.exceptions.Exit(1)
+
+
+@main.command("stop")
+@_run_dir_option
+def stop(run_dir: str | None) -> None:
+    """Stop the cluster: shards close resumably and their sessions are saved for the next start."""
+    result = _control(run_dir, "stop", 10.0)
+    click.echo(result.get("message", "stopping") if isinstance(result, dict) else "stopping")
+
+
+def _status_text(status: dict[str, object]) -> str:
+    sup = status["supervisor"]
+    assert isinstance(sup, dict)
+    lines = [
+        f"cluster {sup['state']}: {sup['num_shards']} shards, supervisor pid {sup['pid']}, "
+        f"up {_duration(float(sup['uptime_s']))}, gateway {sup['gateway_url']}"
+    ]
+    if sup.get("error"):
+        lines.append(f"error: {sup['error']}")
+    lines.append("")
+    lines.append(f"{'worker':>6} {'pid':>8} {'cpu':>6} {'rss':>9} {'shards':>9}  state")
+    for w in status["workers"]:  # type: ignore[attr-defined]
+        cpu = "-" if w["cpu_percent"] is None else f"{w['cpu_percent']:.0f}%"
+        rss = "-" if w["rss"] is None else f"{w['rss'] / 1048576:.0f} MiB"
+        state = w["state"] + (", ready" if w["ready"] else "")
+        lines.append(f"{w['slot']:>6} {w['pid']:>8} {cpu:>6} {rss:>9} {w['shards']:>9}  {state}")
+    lines.append("")
+    lines.append(
+        f"{'shard':>6} {'worker':>6} {'state':<13} {'latency':>8} {'events/s':>9} "
+        f"{'guilds':>7} {'resumes':>8}  last resume"
+    )
+    for s in status["shards"]:  # type: ignore[attr-defined]
+        latency = "-" if s["latency_ms"] is None else f"{s['latency_ms']:.0f} ms"
+        last = "-" if s["last_resume_ago_s"] is None else f"{_duration(s['last_resume_ago_s'])} ago"
+        lines.append(
+            f"{s['id']:>6} {s['worker']:>6} {s['state']:<13} {latency:>8} {s['events_per_s']:>9.1f} "
+            f"{s['guilds']:>7} {s['resumes']:>8}  {last}"
+        )
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 if __name__ == "__main__":  # pragma: no cover

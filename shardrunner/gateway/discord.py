@@ -18,7 +18,7 @@ import contextlib
 import enum
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -121,10 +121,26 @@ class ShardCounters:
     heartbeat_latency: float | None = None
     last_resume_at: float | None = None
     guilds: set[int] = field(default_factory=set)
+    #: Bumped on every change of ``guilds``, so a reporter can send the set only when it changed.
+    guilds_version: int = 0
 
     @property
     def guild_count(self) -> int:
         return len(self.guilds)
+
+    def set_guilds(self, ids: Iterable[int]) -> None:
+        self.guilds = set(ids)
+        self.guilds_version += 1
+
+    def add_guild(self, guild_id: int) -> None:
+        if guild_id not in self.guilds:
+            self.guilds.add(guild_id)
+            self.guilds_version += 1
+
+    def remove_guild(self, guild_id: int) -> None:
+        if guild_id in self.guilds:
+            self.guilds.discard(guild_id)
+            self.guilds_version += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -315,6 +331,7 @@ class DiscordShard:
             session_id=self.session_id,
             seq=self.seq,
             resume_url=self.resume_url,
+            keys=sorted(self.counters.guilds),
         )
 
     def _import(self, snapshot: SessionSnapshot) -> None:
@@ -329,6 +346,7 @@ class DiscordShard:
         self.session_id = snapshot.session_id
         self.seq = snapshot.seq
         self.resume_url = snapshot.resume_url.rstrip("/")
+        self.counters.set_guilds(int(k) for k in snapshot.keys)
 
     def _forget_session(self) -> None:
         self.session_id = None
@@ -598,16 +616,16 @@ class DiscordShard:
         key = int(guild.id) if guild.id else None
         if key is not None:
             if name == "GUILD_DELETE" and not guild.unavailable:
-                self.counters.guilds.discard(key)  # left or kicked; unavailable guilds stay ours
+                self.counters.remove_guild(key)  # left or kicked; unavailable guilds stay ours
             else:
-                self.counters.guilds.add(key)
+                self.counters.add_guild(key)
         return key
 
     def _on_ready(self, d: msgspec.Raw) -> None:
         ready = _decode_ready(d)
         self.session_id = ready.session_id
         self.resume_url = ready.resume_gateway_url.rstrip("/")
-        self.counters.guilds = {int(g.id) for g in ready.guilds if g.id}
+        self.counters.set_guilds(int(g.id) for g in ready.guilds if g.id)
         self._resume_url_failed = False
         self._reached = True
         self._backoff.reset()

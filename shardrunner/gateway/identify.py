@@ -9,7 +9,8 @@ the attempt failed). Behind this interface the cluster plugs a process-wide or a
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import heapq
+import itertools
 from typing import Protocol
 
 from shardrunner.gateway.clock import Clock, RealClock
@@ -30,7 +31,8 @@ class _Bucket:
     __slots__ = ("held_by", "held_until", "next_at", "waiters")
 
     def __init__(self) -> None:
-        self.waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        # (shard id, arrival, future): the lowest shard id goes first, so buckets start in order.
+        self.waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self.next_at = 0.0  # earliest next grant: previous grant + window
         self.held_by: int | None = None
         self.held_until = 0.0  # a grant is held until released, or this deadline
@@ -42,8 +44,9 @@ class LocalIdentifyQueue:
     A bucket grants the next identify no sooner than ``window`` (plus a small ``margin`` for clock
     and network jitter) after the previous one, and not while the previous shard is still
     identifying, unless that shard has held its grant for ``hold`` seconds without an answer.
-    Waiters of a bucket are served in the order they arrived; buckets run independently, so with
-    shards enqueued in id order the buckets start in order.
+    Waiters of a bucket are served lowest shard id first; a queue created ``paused`` grants nothing
+    until :meth:`resume`, so that a cluster can collect its shards' requests first and start every
+    bucket in shard order, whichever worker happened to boot first.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class LocalIdentifyQueue:
         margin: float | None = None,
         hold: float | None = None,
         clock: Clock | None = None,
+        paused: bool = False,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -66,6 +70,18 @@ class LocalIdentifyQueue:
         self._wakers: list[asyncio.Task[None] | None] = [None] * max_concurrency
         self._wake_at = [0.0] * max_concurrency
         self.granted: list[tuple[float, int]] = []
+        self.paused = paused
+        self._arrivals = itertools.count()
+
+    def resume(self) -> None:
+        """Start granting (a queue created ``paused`` waits for this)."""
+        self.paused = False
+        for index in range(self.max_concurrency):
+            self._pump(index)
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for b in self._buckets for w in b.waiters if not w[2].done())
 
     def bucket_of(self, shard_id: int) -> int:
         return shard_id % self.max_concurrency
@@ -73,7 +89,7 @@ class LocalIdentifyQueue:
     async def acquire(self, shard_id: int) -> None:
         index = self.bucket_of(shard_id)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._buckets[index].waiters.append((shard_id, fut))
+        heapq.heappush(self._buckets[index].waiters, (shard_id, next(self._arrivals), fut))
         self._pump(index)
         try:
             await fut
@@ -83,7 +99,8 @@ class LocalIdentifyQueue:
                 # Granted, but the shard gave up before identifying: let the next one go.
                 self.release(shard_id, ready=False)
             else:
-                bucket.waiters = deque(w for w in bucket.waiters if w[1] is not fut)
+                bucket.waiters = [w for w in bucket.waiters if w[2] is not fut]
+                heapq.heapify(bucket.waiters)
             raise
 
     def release(self, shard_id: int, *, ready: bool) -> None:
@@ -95,16 +112,16 @@ class LocalIdentifyQueue:
 
     def _pump(self, index: int) -> None:
         bucket = self._buckets[index]
-        while bucket.waiters and bucket.waiters[0][1].done():
-            bucket.waiters.popleft()  # cancelled waiters
-        if not bucket.waiters:
+        while bucket.waiters and bucket.waiters[0][2].done():
+            heapq.heappop(bucket.waiters)  # cancelled waiters
+        if not bucket.waiters or self.paused:
             return
         now = self._clock.monotonic()
         if bucket.held_by is not None and now >= bucket.held_until:
             bucket.held_by = None  # no answer in time: do not block the bucket forever
         ready_at = bucket.next_at if bucket.held_by is None else max(bucket.next_at, bucket.held_until)
         if now >= ready_at and bucket.held_by is None:
-            shard_id, fut = bucket.waiters.popleft()
+            shard_id, _, fut = heapq.heappop(bucket.waiters)
             bucket.held_by = shard_id
             bucket.held_until = now + self.hold
             bucket.next_at = now + self.window + self.margin

@@ -41,6 +41,9 @@ class SessionSnapshot(msgspec.Struct, kw_only=True, frozen=True):
     #: The last sequence number handed on; the gateway replays everything after it.
     seq: int
     resume_url: str
+    #: The routing keys the session serves (Discord: its guild ids), so the process that resumes
+    #: it knows its load at once instead of after the next READY.
+    keys: list[int | str] = []
 
     def encode(self) -> bytes:
         return msgspec.json.encode(self)

@@ -1,0 +1,273 @@
+"""`shardrunner start` as real processes against the simulator: start, crash, reload, stop, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from shardrunner.cluster.control import CommandError, call
+from shardrunner.sim.discord.server import Simulator
+from tests.conftest import TOKEN, SimFactory, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Cluster:
+    """One `shardrunner start` process and what it left running."""
+
+    def __init__(self, sim: Simulator, run_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.sim = sim
+        self.run_dir = run_dir
+        command = [
+            sys.executable, "-m", "shardrunner", "start", "--api-url", sim.url + "/api/v10",
+            "--run-dir", str(run_dir), "--identify-window", str(sim.config.identify_window),
+            "--progress", "never", "--hung-after", "5", *args,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SHARDRUNNER_TOKEN": TOKEN, **(env or {})},
+        )
+        self.seen_pids: set[int] = set()
+
+    async def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await call(self.run_dir, "status", timeout=5)
+        self.seen_pids.update(w["pid"] for w in result["workers"])
+        return result
+
+    async def ready(self, shards: int, timeout: float = 30) -> dict[str, Any]:
+        async def all_ready() -> bool:
+            try:
+                status = await self.status()
+            except CommandError:
+                return False
+            states = [s["state"] for s in status["shards"]]
+            return len(states) == shards and all(s == "ready" for s in states)
+
+        await wait_for(all_ready, timeout, f"{shards} shards ready")
+        return await self.status()
+
+    async def exit_code(self, timeout: float = 30) -> int:
+        code = await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout)
+        return int(code)
+
+    def output(self) -> str:
+        assert self.proc.stdout is not None
+        if self.proc.poll() is None:
+            return ""
+        return self.proc.stdout.read().decode(errors="replace")
+
+    def kill_everything(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for pid in self.seen_pids:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def accepted(sim: Simulator, kind: str) -> list[dict[str, Any]]:
+    return [r for r in sim.stats()[kind] if r["accepted"]]
+
+
+@pytest.fixture
+async def cluster(sim_factory: SimFactory, tmp_path: Path) -> AsyncIterator[Any]:
+    made: list[Cluster] = []
+
+    async def start(sim: Simulator | None = None, *args: str, env: dict[str, str] | None = None) -> Cluster:
+        if sim is None:
+            sim = await sim_factory(
+                shards=8, guilds_per_shard=2, rate=50, identify_window=0.25, heartbeat_interval_ms=1000
+            )
+        c = Cluster(sim, tmp_path / "run", *args, env=env)
+        made.append(c)
+        return c
+
+    yield start
+    for c in made:
+        c.kill_everything()
+
+
+async def test_start_when_two_workers_and_8_shards_identifies_every_shard_in_order_and_spaced(
+    cluster: Any,
+) -> None:
+    c = await cluster(None, "--workers", "2", "--shards", "auto")
+    status = await c.ready(8)
+    assert [w["shards"] for w in status["workers"]] == ["0-3", "4-7"]
+    assert all(s["guilds"] == 2 for s in status["shards"])
+    identifies = accepted(c.sim, "identifies")
+    assert [i["shard"] for i in identifies] == [[n, 8] for n in range(8)]
+    times = [i["time"] for i in identifies]
+    assert all(b - a >= 0.25 for a, b in itertools.pairwise(times))
+    assert c.sim.stats()["violations"] == []
+
+
+async def test_worker_when_killed_is_replaced_and_its_shards_resume_without_identifying(cluster: Any) -> None:
+    c = await cluster(None, "--workers", "2")
+    status = await c.ready(8)
+    victim = status["workers"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+
+    await wait_for(lambda: len(accepted(c.sim, "resumes")) >= 4, 30, "the dead worker's shards resumed")
+
+    async def replaced() -> bool:
+        s = await c.status()
+        return any(w["slot"] == 0 and w["pid"] != victim["pid"] for w in s["workers"]) and all(
+            x["state"] == "ready" for x in s["shards"]
+        )
+
+    await wait_for(replaced, 30, "a replacement with every shard ready")
+    assert len(accepted(c.sim, "identifies")) == 8, "no shard identified again"
+    resumed = {tuple(r["shard"]) for r in accepted(c.sim, "resumes")}
+    assert resumed == {(n, 8) for n in range(4)}
+    status = await c.status()
+    assert all(s["guilds"] == 2 for s in status["shards"]), "the guild count survives the crash"
+
+
+async def test_reload_when_sighup_replaces_every_worker_and_resumes_every_shard(cluster: Any) -> None:
+    c = await cluster(None, "--workers", "2")
+    before = {w["pid"] for w in (await c.ready(8))["workers"]}
+    c.proc.send_signal(signal.SIGHUP)
+    await wait_for(lambda: len(accepted(c.sim, "resumes")) >= 8, 40, "every shard resumed")
+
+    async def reloaded() -> bool:
+        s = await c.status()
+        pids = {w["pid"] for w in s["workers"] if w["state"] == "running"}
+        return len(pids) == 2 and not pids & before and all(x["state"] == "ready" for x in s["shards"])
+
+    await wait_for(reloaded, 40, "every worker replaced")
+    assert len(accepted(c.sim, "identifies")) == 8
+    assert {tuple(r["shard"]) for r in accepted(c.sim, "resumes")} == {(n, 8) for n in range(8)}
+    assert c.sim.stats()["violations"] == []
+
+
+async def test_reload_command_when_done_reports_it(cluster: Any) -> None:
+    c = await cluster(None, "--workers", "2")
+    await c.ready(8)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shardrunner", "reload", "--run-dir", str(c.run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reload done" in result.stdout
+    assert len(accepted(c.sim, "identifies")) == 8
+
+
+async def test_stop_then_start_within_the_window_resumes_every_shard(cluster: Any) -> None:
+    first = await cluster(None, "--workers", "2")
+    await first.ready(8)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shardrunner", "stop", "--run-dir", str(first.run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert await first.exit_code() == 0
+    assert (first.run_dir / "sessions.json").stat().st_mode & 0o777 == 0o600
+    second = await cluster(first.sim, "--workers", "2")
+    await second.ready(8)
+    assert len(accepted(first.sim, "identifies")) == 8, "the second start identified nothing"
+    assert len(accepted(first.sim, "resumes")) == 8
+    closes = [c for c in first.sim.stats()["closes"] if c["by"] == "client"]
+    assert closes
+    assert all(c["code"] not in (1000, 1001) for c in closes)
+
+
+async def test_start_when_token_is_wrong_fails_with_one_sentence(
+    sim_factory: SimFactory, tmp_path: Path
+) -> None:
+    sim = await sim_factory()
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "shardrunner",
+            "start",
+            "--api-url",
+            sim.url + "/api/v10",
+            "--token",
+            "not-a-token",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "Discord rejected the token (401 from GET /gateway/bot)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "not-a-token" not in result.stderr + result.stdout
+
+
+async def test_start_when_a_worker_cannot_boot_stops_with_the_reason(cluster: Any) -> None:
+    c = await cluster(None, "--workers", "2", env={"SHARDRUNNER_WORKER_PRELOAD": "no_such_module_here"})
+    code = await c.exit_code()
+    out = c.output()
+    assert code != 0
+    assert "failed to start" in out
+    assert "No module named 'no_such_module_here'" in out
+    assert "Traceback" not in out
+    assert accepted(c.sim, "identifies") == []
+
+
+async def test_reload_when_replacement_cannot_boot_keeps_the_old_workers_and_says_why(
+    cluster: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "refuse-boot"
+    env = {"SHARDRUNNER_WORKER_PRELOAD": "tests.cluster.boot_gate", "SHARDRUNNER_TEST_BOOT_GATE": str(marker)}
+    c = await cluster(None, "--workers", "2", env=env)
+    before = {w["pid"] for w in (await c.ready(8))["workers"]}
+    marker.touch()
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shardrunner", "reload", "--run-dir", str(c.run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 1
+    assert "reload stopped at worker 0: the replacement did not start" in result.stdout
+    assert "boot refused for the test" in result.stdout
+    status = await c.status()
+    assert {w["pid"] for w in status["workers"]} == before
+    assert all(s["state"] == "ready" for s in status["shards"])
+    assert len(accepted(c.sim, "identifies")) == 8
+    assert accepted(c.sim, "resumes") == [], "the old workers never let go of their shards"
+
+
+async def test_start_when_progress_always_draws_the_progress_line(cluster: Any) -> None:
+    c = await cluster(None, "--workers", "1", "--progress", "always")
+    await c.ready(8)
+    c.proc.send_signal(signal.SIGTERM)
+    assert await c.exit_code() == 0
+    out = c.output()
+    assert "\rshards ready 0/8" in out.replace("\x1b[2K", "") or "\rshards ready" in out.replace(
+        "\x1b[2K", ""
+    )
+    assert "to identify, ETA" in out
+    assert "shards ready 8/8" in out
