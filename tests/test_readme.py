@@ -20,6 +20,7 @@ def test_ci_run_when_read_runs_exactly_the_readme_test_command() -> None:
     assert command in lines
 
 
-def test_readme_when_read_names_the_sim_command_that_exists() -> None:
+def test_readme_when_read_runs_the_cluster_on_the_simulator() -> None:
     text = (ROOT / "README.md").read_text()
+    assert ".venv/bin/pip install -e . && .venv/bin/shardrunner start --sim" in text
     assert ".venv/bin/shardrunner sim discord" in text

@@ -189,7 +189,11 @@ class Supervisor:
         self.gateway_url = gateway.url
         self.num_shards = gateway.shards if s.shards == "auto" else int(s.shards)
         self.max_concurrency = s.max_concurrency or gateway.session_start_limit.max_concurrency
-        saved, why = statefile.load(self.run_dir, self.num_shards, self.token, s.resume_window)
+        saved: list[SessionSnapshot]
+        if s.sim:
+            saved, why = [], "the built-in simulator starts with no sessions: identifying"
+        else:
+            saved, why = statefile.load(self.run_dir, self.num_shards, self.token, s.resume_window)
         self.snapshots = {snap.shard_id: snap for snap in saved}
         self.guild_ids = {snap.shard_id: [int(k) for k in snap.keys] for snap in saved}
         log.info("%s", why)
