@@ -19,22 +19,16 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
 import sys
 import time
 
-from benchmarks.simproc import running_simulator
+from benchmarks.simproc import own_cpu, running_simulator
 from shardrunner.gateway.discord import DiscordShard, ShardOptions
 from shardrunner.gateway.identify import LocalIdentifyQueue
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event
 from shardrunner.sim.discord.world import make_token
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 class Counter:
@@ -57,14 +51,14 @@ async def one_run(gateway: str, mode: Compression, shards: int, expected: int) -
         DiscordShard(i, shards, options, sink, gateway_url=gateway, identify_queue=queue)
         for i in range(shards)
     ]
-    cpu0, t0 = cpu(), time.perf_counter()
+    cpu0, t0 = own_cpu(), time.perf_counter()
     tasks = [asyncio.ensure_future(s.run()) for s in fleet]
     total = expected * shards
     while sink.count < total:
         await asyncio.sleep(0.005)
         if any(t.done() for t in tasks):
             raise SystemExit(f"a shard stopped: {[t.exception() for t in tasks if t.done()]}")
-    seconds, used = time.perf_counter() - t0, cpu() - cpu0
+    seconds, used = time.perf_counter() - t0, own_cpu() - cpu0
     wire = sum(s.counters.bytes_in for s in fleet)
     for s in fleet:
         await s.close()

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 import psutil
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from benchmarks.simproc import cpu_of, running_simulator
+from benchmarks.simproc import cpu_of, own_cpu, running_simulator
 from shardrunner.sim.discord.world import make_token
 
 
@@ -65,11 +64,6 @@ class Run:
     @property
     def per_cpu_second(self) -> float:
         return self.events / self.sim_cpu if self.sim_cpu else float("inf")
-
-
-def own_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 async def one_run(port: int, mode: str, shards: int, events: int, sim: psutil.Process) -> Run:

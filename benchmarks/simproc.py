@@ -7,6 +7,7 @@ stops it on exit.
 
 from __future__ import annotations
 
+import resource
 import socket
 import subprocess
 import sys
@@ -23,6 +24,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def own_cpu() -> float:
+    """User + system CPU seconds this process has used."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def cpu_of(proc: psutil.Process) -> float:

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,10 +19,11 @@ from shardrunner.protocol.compression import Compression
 from shardrunner.sim.discord.config import FAULT_KINDS
 
 
-def _run(coro_factory: object) -> None:
+def _run(coro: object) -> Any:
+    """Run a coroutine to the end on uvloop and return its result."""
     import uvloop
 
-    uvloop.run(coro_factory)  # type: ignore[arg-type]
+    return uvloop.run(coro)  # type: ignore[arg-type]
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -391,16 +393,9 @@ def start(**values: object) -> None:
     from shardrunner.cluster.supervisor import Supervisor
 
     supervisor = Supervisor(settings)
-    code = _run_and_return(supervisor.run())
+    code = int(_run(supervisor.run()))
     if code:
         raise click.ClickException(supervisor.error or f"the cluster stopped with status {code}")
-
-
-def _run_and_return(coro: object) -> int:
-    import uvloop
-
-    result: int = uvloop.run(coro)  # type: ignore[arg-type]
-    return result
 
 
 def _run_dir(option: str | None) -> Path:

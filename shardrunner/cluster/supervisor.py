@@ -35,6 +35,7 @@ import zmq.asyncio
 from shardrunner.cluster import messages as m
 from shardrunner.cluster import statefile
 from shardrunner.cluster.control import COMMANDS, CommandError, control_endpoint
+from shardrunner.cluster.plan import plan, span
 from shardrunner.cluster.worker import BOOT_FAILED
 from shardrunner.gateway.identify import LocalIdentifyQueue
 from shardrunner.gateway.rest import GatewayBotError, fetch_gateway_bot
@@ -57,18 +58,6 @@ IDENTIFY_GATE_S: Final = 5.0
 
 class ClusterError(RuntimeError):
     """The cluster cannot start or must stop; the message is one sentence for the user."""
-
-
-def plan(num_shards: int, workers: int) -> list[list[int]]:
-    """Consecutive shard ranges, as even as possible: 10 shards on 3 workers -> 0-3, 4-6, 7-9."""
-    workers = max(1, min(workers, num_shards))
-    base, extra = divmod(num_shards, workers)
-    ranges, start = [], 0
-    for i in range(workers):
-        size = base + (1 if i < extra else 0)
-        ranges.append(list(range(start, start + size)))
-        start += size
-    return ranges
 
 
 @dataclass(eq=False)
@@ -317,7 +306,7 @@ class Supervisor:
         self.workers[worker.identity] = worker
         if assign_on_hello:
             slot.worker = worker
-        log.info("worker %d (pid %d) starting for shards %s", slot.index, proc.pid, _span(slot.shard_ids))
+        log.info("worker %d (pid %d) starting for shards %s", slot.index, proc.pid, span(slot.shard_ids))
         return worker
 
     def _send(self, worker: WorkerProc, message: m.Message) -> bool:
@@ -697,7 +686,7 @@ class Supervisor:
                     "ready": worker.ready,
                     "cpu_percent": cpu,
                     "rss": rss,
-                    "shards": _span(self.slots[worker.slot].shard_ids),
+                    "shards": span(self.slots[worker.slot].shard_ids),
                 }
             )
         shards = []
@@ -784,10 +773,6 @@ class _Progress:
 def _signal(worker: WorkerProc, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         worker.proc.send_signal(sig)
-
-
-def _span(ids: list[int]) -> str:
-    return f"{ids[0]}-{ids[-1]}" if len(ids) > 1 else str(ids[0]) if ids else "-"
 
 
 def _last_line(path: Path) -> str:

@@ -29,6 +29,7 @@ import zmq
 import zmq.asyncio
 
 from shardrunner.cluster import messages as m
+from shardrunner.cluster.plan import span
 from shardrunner.gateway.discord import DiscordShard, ShardFatalError, ShardOptions, ShardState
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event, SessionSnapshot
@@ -148,7 +149,7 @@ class Worker:
         log.info(
             "worker %d: running shards %s (%d to resume)",
             self.slot,
-            _ranges(assign.shard_ids),
+            span(assign.shard_ids),
             sum(1 for s in assign.shard_ids if s in snapshots),
         )
 
@@ -250,10 +251,6 @@ def _report(shard: DiscordShard, guild_ids: list[int] | None) -> m.ShardReport:
         last_resume_at=c.last_resume_at,
         guild_ids=guild_ids,
     )
-
-
-def _ranges(ids: list[int]) -> str:
-    return f"{ids[0]}-{ids[-1]}" if len(ids) > 1 else str(ids[0]) if ids else "none"
 
 
 def _die_with_parent() -> None:

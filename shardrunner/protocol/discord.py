@@ -19,7 +19,6 @@ COMMAND_WINDOW_S: Final = 60.0
 #: One identify per ``shard_id % max_concurrency`` bucket per this many seconds.
 IDENTIFY_WINDOW_S: Final = 5.0
 MAX_GUILDS_PER_SHARD: Final = 2500
-ZLIB_SUFFIX: Final = b"\x00\x00\xff\xff"
 
 
 class Op(enum.IntEnum):

@@ -84,6 +84,17 @@ class Cluster:
             self.proc.stdout.close()
 
 
+async def shardrunner(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run `shardrunner ARGS` to the end without blocking the simulator's loop."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shardrunner", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def accepted(sim: Simulator, kind: str) -> list[dict[str, Any]]:
     return [r for r in sim.stats()[kind] if r["accepted"]]
 
@@ -162,13 +173,7 @@ async def test_reload_when_sighup_replaces_every_worker_and_resumes_every_shard(
 async def test_reload_command_when_done_reports_it(cluster: Any) -> None:
     c = await cluster(None, "--workers", "2")
     await c.ready(8)
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "shardrunner", "reload", "--run-dir", str(c.run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    result = await shardrunner("reload", "--run-dir", str(c.run_dir))
     assert result.returncode == 0, result.stderr
     assert "reload done" in result.stdout
     assert len(accepted(c.sim, "identifies")) == 8
@@ -177,13 +182,7 @@ async def test_reload_command_when_done_reports_it(cluster: Any) -> None:
 async def test_stop_then_start_within_the_window_resumes_every_shard(cluster: Any) -> None:
     first = await cluster(None, "--workers", "2")
     await first.ready(8)
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "shardrunner", "stop", "--run-dir", str(first.run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = await shardrunner("stop", "--run-dir", str(first.run_dir), timeout=30)
     assert result.returncode == 0, result.stderr
     assert await first.exit_code() == 0
     assert (first.run_dir / "sessions.json").stat().st_mode & 0o777 == 0o600
@@ -200,24 +199,10 @@ async def test_start_when_token_is_wrong_fails_with_one_sentence(
     sim_factory: SimFactory, tmp_path: Path
 ) -> None:
     sim = await sim_factory()
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "shardrunner",
-            "start",
-            "--api-url",
-            sim.url + "/api/v10",
-            "--token",
-            "not-a-token",
-            "--run-dir",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = await shardrunner(
+        "start", "--api-url", sim.url + "/api/v10", "--token", "not-a-token",
+        "--run-dir", str(tmp_path / "run"), timeout=60,
+    )  # fmt: skip
     assert result.returncode != 0
     assert "Discord rejected the token (401 from GET /gateway/bot)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -243,13 +228,7 @@ async def test_reload_when_replacement_cannot_boot_keeps_the_old_workers_and_say
     c = await cluster(None, "--workers", "2", env=env)
     before = {w["pid"] for w in (await c.ready(8))["workers"]}
     marker.touch()
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "shardrunner", "reload", "--run-dir", str(c.run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    result = await shardrunner("reload", "--run-dir", str(c.run_dir), timeout=90)
     assert result.returncode == 1
     assert "reload stopped at worker 0: the replacement did not start" in result.stdout
     assert "boot refused for the test" in result.stdout

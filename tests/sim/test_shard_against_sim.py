@@ -44,6 +44,16 @@ class Run:
         status, body, _ = await http_json(self.sim, "POST", "/_sim/fault", spec)
         assert status == 200, body
 
+    async def fault_and_recover(self, **spec: Any) -> None:
+        """Inject a fault on shard 0, wait until it resumed or has a new session, and for 30 more events."""
+        shard = self.shards[0]
+        first, resumes = shard.session_id, shard.counters.resumes
+        await self.fault(**spec)
+        await wait_for(
+            lambda: shard.counters.resumes > resumes or shard.session_id not in (None, first), 15, "recovery"
+        )
+        await self.received(shard, 30)
+
     async def received(self, shard: DiscordShard, count: int) -> None:
         start = shard.counters.events_in
         await wait_for(
@@ -153,14 +163,7 @@ async def test_shard_when_gateway_sends_op7_resumes_without_loss(start: Any) -> 
 async def test_shard_when_gateway_sends_op9_resumes_or_identifies(start: Any, resumable: bool) -> None:
     run = await start()
     await run.received(run.shards[0], 30)
-    first = run.shards[0].session_id
-    await run.fault(kind="invalid_session", resumable=resumable)
-    await wait_for(
-        lambda: run.shards[0].counters.resumes == 1 or run.shards[0].session_id not in (None, first),
-        15,
-        "recovery",
-    )
-    await run.received(run.shards[0], 30)
+    await run.fault_and_recover(kind="invalid_session", resumable=resumable)
     await run.settle_and_check(identifies=1 if resumable else 2, resumes=1 if resumable else 0)
 
 
@@ -181,14 +184,7 @@ async def test_shard_when_gateway_closes_follows_the_close_code_table(
 ) -> None:
     run = await start()
     await run.received(run.shards[0], 30)
-    first = run.shards[0].session_id
-    await run.fault(kind="close", code=code)
-    await wait_for(
-        lambda: run.shards[0].counters.resumes == 1 or run.shards[0].session_id not in (None, first),
-        15,
-        "recovery",
-    )
-    await run.received(run.shards[0], 30)
+    await run.fault_and_recover(kind="close", code=code)
     await run.settle_and_check(identifies=identifies, resumes=resumes)
 
 
