@@ -250,3 +250,42 @@ async def test_start_when_progress_always_draws_the_progress_line(cluster: Any) 
     )
     assert "to identify, ETA" in out
     assert "shards ready 8/8" in out
+
+
+async def test_start_when_session_starts_are_too_few_refuses_with_the_reset_time(
+    sim_factory: SimFactory, tmp_path: Path
+) -> None:
+    sim = await sim_factory(shards=8, session_start_remaining=3)
+    result = await shardrunner(
+        "start",
+        "--api-url",
+        sim.url + "/api/v10",
+        "--token",
+        TOKEN,
+        "--run-dir",
+        str(tmp_path / "run"),
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "Discord allows 3 more session starts today" in result.stderr
+    assert "8 shards must identify" in result.stderr
+    assert sim.stats()["identifies"] == []
+
+
+async def test_worker_when_hung_is_killed_and_replaced_and_its_shards_resume(
+    cluster: Any, sim_factory: SimFactory
+) -> None:
+    # Heartbeats every 20 s: the gateway keeps the sessions while the worker is frozen (~10 s).
+    sim = await sim_factory(
+        shards=8, guilds_per_shard=2, rate=50, identify_window=0.25, heartbeat_interval_ms=20000
+    )
+    c = await cluster(sim, "--workers", "2")
+    status = await c.ready(8)
+    frozen = status["workers"][1]["pid"]
+    os.kill(frozen, signal.SIGSTOP)  # alive, but answers no ping: hung
+    await wait_for(
+        lambda: not psutil.pid_exists(frozen) or psutil.Process(frozen).status() == "zombie", 30, "killed"
+    )
+    await wait_for(lambda: len(accepted(c.sim, "resumes")) >= 4, 30, "its shards resumed elsewhere")
+    assert {tuple(r["shard"]) for r in accepted(c.sim, "resumes")} == {(n, 8) for n in range(4, 8)}
+    assert len(accepted(c.sim, "identifies")) == 8

@@ -547,3 +547,15 @@ def test_make_token_when_parts_contain_a_dot_refuses() -> None:
     assert token_user_id(make_token(42)) == 42
     with pytest.raises(ValueError, match="contain no dot"):
         make_token(42, signature="a.b")
+
+
+async def test_random_faults_when_enabled_are_injected_from_the_seeded_options(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await sim_factory(fault_rate=600.0, faults=("reconnect",), seed=5)  # ~10 per second
+    gw, _ = await ready_connection(sim, [0, 2])
+    await gw.recv_until(lambda m: m["op"] == 7, timeout=5)
+    faults = sim.stats()["faults"]
+    assert faults
+    assert all(f["source"] == "random" and f["kind"] == "reconnect" for f in faults)
+    await gw.close()
