@@ -46,6 +46,12 @@ class IdentifyGrant(msgspec.Struct, tag="grant"):
     shard_id: int
 
 
+class IdentifySent(msgspec.Struct, tag="identify_sent"):
+    """The IDENTIFY went out now (the bucket's window counts from here)."""
+
+    shard_id: int
+
+
 class IdentifyDone(msgspec.Struct, tag="identified"):
     shard_id: int
     ready: bool
@@ -125,6 +131,7 @@ Message = (
     | Assign
     | IdentifyRequest
     | IdentifyGrant
+    | IdentifySent
     | IdentifyDone
     | Report
     | Ping

@@ -377,6 +377,9 @@ class Supervisor:
             if self.pending_grants.get(message.shard_id) != worker.identity:
                 self.pending_grants[message.shard_id] = worker.identity
                 self._background(self._grant(worker, message.shard_id))
+        elif isinstance(message, m.IdentifySent):
+            assert self.queue is not None
+            self.queue.sent(message.shard_id)
         elif isinstance(message, m.IdentifyDone):
             assert self.queue is not None
             self.queue.release(message.shard_id, ready=message.ready)

@@ -58,6 +58,8 @@ class RemoteIdentifyQueue:
             self._post(m.IdentifyRequest(shard_id))
         # A cancelled wait leaves the request standing: the grant it gets is handed back at once.
         await asyncio.shield(fut)
+        # The shard sends IDENTIFY in the same step as this returns: the window starts now.
+        self._post(m.IdentifySent(shard_id))
 
     def granted(self, shard_id: int) -> None:
         fut = self._waiting.pop(shard_id, None)

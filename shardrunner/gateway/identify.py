@@ -63,7 +63,8 @@ class LocalIdentifyQueue:
             raise ValueError("max_concurrency must be at least 1")
         self.max_concurrency = max_concurrency
         self.window = window
-        self.margin = window * 0.01 if margin is None else margin
+        # A little slack for jitter between us and the gateway: 1 % of the window, at least 10 ms.
+        self.margin = (max(window * 0.01, 0.01) if window > 0 else 0.0) if margin is None else margin
         self.hold = window if hold is None else hold
         self._clock = clock or RealClock()
         self._buckets = [_Bucket() for _ in range(max_concurrency)]
@@ -102,6 +103,18 @@ class LocalIdentifyQueue:
                 bucket.waiters = [w for w in bucket.waiters if w[2] is not fut]
                 heapq.heapify(bucket.waiters)
             raise
+
+    def sent(self, shard_id: int) -> None:
+        """The IDENTIFY of ``shard_id`` went out now: its bucket's window counts from here.
+
+        A queue in another process than the shard grants before the identify is sent; counting the
+        window from the send keeps identifies in order and spaced as the gateway sees them, however
+        late the shard's process was scheduled.
+        """
+        index = self.bucket_of(shard_id)
+        bucket = self._buckets[index]
+        bucket.next_at = max(bucket.next_at, self._clock.monotonic() + self.window + self.margin)
+        self._pump(index)
 
     def release(self, shard_id: int, *, ready: bool) -> None:
         index = self.bucket_of(shard_id)

@@ -123,3 +123,16 @@ def test_backoff_when_attempts_grow_doubles_up_to_the_cap_and_resets() -> None:
     assert jitter.next() == 0.0, "full jitter: a delay may be anything from zero"
     with pytest.raises(ValueError, match="0 < base <= cap"):
         Backoff(lambda: 1.0, base=5.0, cap=1.0)
+
+
+async def test_identify_queue_when_a_shard_sends_late_counts_the_window_from_the_send() -> None:
+    clock = FakeClock()
+    queue = LocalIdentifyQueue(1, 5.0, margin=0.0, clock=clock)
+    await queue.acquire(0)
+    second = asyncio.ensure_future(queue.acquire(1))
+    await clock.advance(3.0)
+    queue.sent(0)  # the first IDENTIFY only went out 3 s after its grant
+    await clock.advance(4.9)
+    assert not second.done(), "5 s after the send, not after the grant"
+    await clock.advance(0.2)
+    assert second.done()
