@@ -67,7 +67,17 @@ class Stop(Command):
         return {"message": "stopping: the sessions will be saved for the next start"}
 
 
-COMMANDS: dict[str, Command] = {c.name: c for c in (Status(), Reload(), Stop())}
+class Endpoints(Command):
+    """``{"command": "endpoints"}``: the shard count and, per running worker, its bus endpoint and
+    shard ids (how ``shardrunner.client`` finds the workers)."""
+
+    name = "endpoints"
+
+    async def execute(self, supervisor: Supervisor, request: dict[str, Any]) -> Any:
+        return supervisor.endpoints()
+
+
+COMMANDS: dict[str, Command] = {c.name: c for c in (Status(), Reload(), Stop(), Endpoints())}
 
 
 async def call(run_dir: Path, command: str, *, timeout: float = 10.0, **fields: Any) -> Any:

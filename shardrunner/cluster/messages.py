@@ -31,6 +31,13 @@ class Assign(msgspec.Struct, tag="assign"):
     compression: str
     large_threshold: int
     snapshots: list[SessionSnapshot] = []
+    #: Where bots connect to this worker (a ZeroMQ endpoint it binds).
+    bus_endpoint: str = ""
+    #: Consumer groups known to the cluster, (name, event names or None for all): the worker keeps
+    #: their events from the first one on, before their members have reconnected.
+    groups: list[tuple[str, list[str] | None]] = []
+    queue_events: int = 100_000
+    queue_bytes: int = 256 * 1024 * 1024
 
     def __repr__(self) -> str:  # never show the token
         return (
@@ -88,10 +95,23 @@ class ShardReport(msgspec.Struct, array_like=True):
         )
 
 
+class GroupReport(msgspec.Struct, array_like=True):
+    name: str
+    events: list[str] | None
+    members: int
+    held_events: int
+    held_bytes: int
+    inflight: int
+    dropped: int
+
+
 class Report(msgspec.Struct, tag="report"):
-    """Worker -> supervisor, twice a second: every shard's state."""
+    """Worker -> supervisor, twice a second: every shard's state, and the bus's."""
 
     shards: list[ShardReport]
+    #: Per shard, the oldest seq a consumer group has not acknowledged yet.
+    low_water: dict[int, int] = {}
+    groups: list[GroupReport] = []
 
 
 class Ping(msgspec.Struct, tag="ping"):

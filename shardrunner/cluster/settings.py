@@ -399,6 +399,23 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         exclusive_minimum=True,
         metavar=_SECONDS,
     ),
+    Setting(
+        "queue_events",
+        _int,
+        100_000,
+        "events a consumer group's queue holds (per worker) while its bots are away or slow; past it the "
+        "oldest are dropped and the group is told",
+        minimum=1,
+        metavar="N",
+    ),
+    Setting(
+        "queue_bytes",
+        _int,
+        256 * 1024 * 1024,
+        "bytes a consumer group's queue holds (per worker), the same way",
+        minimum=1024,
+        metavar="BYTES",
+    ),
     Setting("log_level", str, "info", "log level", choices=_LOG_LEVELS),
     Setting(
         "progress",
@@ -435,6 +452,8 @@ class Settings:
     ready_timeout: float
     worker_backoff: float
     hung_after: float
+    queue_events: int
+    queue_bytes: int
     log_level: LogLevel
     progress: Progress
     # A plain dict, not a mapping proxy: Settings travel to spawned workers by pickle.

@@ -114,7 +114,14 @@ class Supervisor:
         self.workers: dict[bytes, WorkerProc] = {}
         self.snapshots: dict[int, SessionSnapshot] = {}
         self.reports: dict[int, m.ShardReport] = {}
-        self.guild_ids: dict[int, list[int]] = {}  # latest known per shard (reports carry changes only)
+        self.guild_ids: dict[int, list[int]] = {}
+        #: Per shard, the oldest seq a consumer group had not acknowledged (from the last report).
+        self.low_water: dict[int, int] = {}
+        #: Consumer groups seen by any worker: name -> event names (None: all).
+        self.groups: dict[str, list[str] | None] = {}
+        self.group_reports: dict[
+            int, list[m.GroupReport]
+        ] = {}  # latest known per shard (reports carry changes only)
         self.rates: dict[int, tuple[int, float, float]] = {}  # shard -> (events, at, per second)
         self.queue: LocalIdentifyQueue | None = None
         self.pending_grants: dict[int, bytes] = {}
@@ -331,12 +338,45 @@ class Supervisor:
                 compression=s.compression.value,
                 large_threshold=s.large_threshold,
                 snapshots=snapshots,
+                bus_endpoint=self.bus_endpoint(worker),
+                groups=sorted(self.groups.items()),
+                queue_events=s.queue_events,
+                queue_bytes=s.queue_bytes,
             ),
         )
         worker.state = "running"
 
+    def bus_endpoint(self, worker: WorkerProc) -> str:
+        return f"ipc://{self.run_dir / f'bus-{worker.slot}-{worker.generation}.sock'}"
+
+    def endpoints(self) -> dict[str, Any]:
+        """Where bots find the workers (``shardrunner.client`` asks for this every second)."""
+        workers = []
+        for slot in self.slots:
+            worker = slot.worker
+            if worker is not None and worker.state == "running" and worker.proc.poll() is None:
+                workers.append(
+                    {
+                        "slot": slot.index,
+                        "generation": worker.generation,
+                        "endpoint": self.bus_endpoint(worker),
+                        "shards": slot.shard_ids,
+                    }
+                )
+        return {"num_shards": self.num_shards, "workers": workers}
+
     def _slot_snapshots(self, slot: Slot) -> list[SessionSnapshot]:
-        return [self.snapshots[i] for i in slot.shard_ids if i in self.snapshots]
+        """The sessions of a slot's shards, each resumed from before what no group acknowledged."""
+        out = []
+        for i in slot.shard_ids:
+            snap = self.snapshots.get(i)
+            if snap is None:
+                continue
+            low = self.low_water.get(i)
+            if low is not None and low - 1 < snap.seq:
+                snap = msgspec.structs.replace(snap, seq=low - 1)
+            out.append(snap)
+        return out
 
     async def _receive_workers(self) -> None:
         assert self._workers_sock is not None
@@ -355,6 +395,16 @@ class Supervisor:
     def _on_worker_message(self, worker: WorkerProc, message: m.Message) -> None:
         if isinstance(message, m.Report):
             now = time.monotonic()
+            shard_ids = {r.shard_id for r in message.shards}
+            for shard_id in shard_ids:
+                low = message.low_water.get(shard_id)
+                if low is None:
+                    self.low_water.pop(shard_id, None)
+                else:
+                    self.low_water[shard_id] = low
+            for g in message.groups:
+                self.groups[g.name] = g.events
+            self.group_reports[worker.slot] = message.groups
             for report in message.shards:
                 self.reports[report.shard_id] = report
                 if report.guild_ids is not None:
@@ -393,6 +443,7 @@ class Supervisor:
         elif isinstance(message, m.HandedOff):
             for snap in message.snapshots:
                 self.snapshots[snap.shard_id] = snap
+                self.low_water.pop(snap.shard_id, None)  # the handed-off seq already accounts for it
                 self.guild_ids[snap.shard_id] = [int(k) for k in snap.keys]
                 self._mark(snap.shard_id, "handed_off")  # until the next holder reports
             if worker.handed_off is not None and not worker.handed_off.done():
@@ -729,7 +780,32 @@ class Supervisor:
             },
             "workers": workers,
             "shards": shards,
+            "groups": self._group_status(),
         }
+
+    def _group_status(self) -> list[dict[str, Any]]:
+        totals: dict[str, dict[str, Any]] = {}
+        for slot, reports in self.group_reports.items():
+            if self.slots[slot].worker is None:
+                continue
+            for g in reports:
+                t = totals.setdefault(
+                    g.name,
+                    {
+                        "group": g.name,
+                        "members": 0,
+                        "held_events": 0,
+                        "held_bytes": 0,
+                        "inflight": 0,
+                        "dropped": 0,
+                    },
+                )
+                t["members"] = max(t["members"], g.members)
+                t["held_events"] += g.held_events
+                t["held_bytes"] += g.held_bytes
+                t["inflight"] += g.inflight
+                t["dropped"] += g.dropped
+        return sorted(totals.values(), key=lambda t: str(t["group"]))
 
 
 class _Progress:

@@ -25,12 +25,23 @@ import sys
 import time
 from typing import Final
 
+import msgspec
 import zmq
 import zmq.asyncio
 
+from shardrunner.bus import protocol as bp
+from shardrunner.bus.router import Limits, Router
+from shardrunner.bus.server import BusServer
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.plan import span
-from shardrunner.gateway.discord import DiscordShard, ShardFatalError, ShardOptions, ShardState
+from shardrunner.gateway.discord import (
+    DiscordShard,
+    PayloadTooLarge,
+    ShardFatalError,
+    ShardNotReady,
+    ShardOptions,
+    ShardState,
+)
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 
@@ -41,6 +52,8 @@ ASSIGN_TIMEOUT_S: Final = 30.0
 REPORT_INTERVAL_S: Final = 0.5
 #: With no ping from the supervisor for this long, the worker hands its shards off and exits.
 ORPHAN_AFTER_S: Final = 30.0
+#: At a handoff, how long the bots get to acknowledge what they were sent.
+DRAIN_TIMEOUT_S: Final = 3.0
 
 
 class RemoteIdentifyQueue:
@@ -90,11 +103,14 @@ class Worker:
         self._exit_code = 0
         self._last_ping = time.monotonic()
         self._exiting: asyncio.Future[None] | None = None
+        self._bus_tasks: list[asyncio.Future[None]] = []
         self._guilds_sent: dict[int, int] = {}
+        self.bus: BusServer | None = None
+        self._ctx: zmq.asyncio.Context | None = None
         self.queue = RemoteIdentifyQueue(self._outbox.put_nowait)
 
     async def run(self) -> int:
-        ctx = zmq.asyncio.Context()
+        ctx = self._ctx = zmq.asyncio.Context()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, f"{self.slot}:{self.generation}".encode())
         sock.setsockopt(zmq.LINGER, 2000)
@@ -118,10 +134,12 @@ class Worker:
             reporter = asyncio.ensure_future(self._report_loop())
             await self._stop.wait()
             await self._outbox.join()  # everything said before exiting reaches the supervisor
-            for task in (receiver, reporter, sender):
+            for task in (receiver, reporter, sender, *self._bus_tasks):
                 task.cancel()
             return self._exit_code
         finally:
+            if self.bus is not None:
+                self.bus.close()
             sock.close()
             ctx.term()
 
@@ -129,6 +147,14 @@ class Worker:
     def _start(self, assign: m.Assign) -> None:
         self.num_shards = assign.num_shards
         self._guilds_sent.clear()
+        if self.bus is None and assign.bus_endpoint and self._ctx is not None:
+            limits = Limits(max_events=assign.queue_events, max_bytes=assign.queue_bytes)
+            router = Router(limits)
+            for name, events in assign.groups:
+                router.declare(name, events)
+            self.bus = BusServer(self._ctx, assign.bus_endpoint, router, self._run_command)
+            self.bus.bind()
+            self._bus_tasks.append(asyncio.ensure_future(self.bus.run()))
         options = ShardOptions(
             token=assign.token,
             intents=assign.intents,
@@ -156,8 +182,17 @@ class Worker:
         )
 
     def _sink(self, event: Event) -> None:
-        # Events stop here until the event bus (the next layer) routes them to the bots; the
-        # shard's counters already count them.
+        if self.bus is not None:
+            self.bus.publish(event)
+
+    async def _run_command(self, command: bp.Command) -> str | None:
+        shard = self.shards.get(command.shard)
+        if shard is None:
+            return f"shard {command.shard} is not on this worker (it may be moving: retry)"
+        try:
+            await shard.send(command.op, command.d, timeout=command.timeout)
+        except (PayloadTooLarge, ShardNotReady, ValueError) as exc:
+            return str(exc)
         return None
 
     async def _run_shard(self, shard: DiscordShard) -> None:
@@ -176,6 +211,15 @@ class Worker:
         )
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         snapshots = [r for r in results if isinstance(r, SessionSnapshot)]
+        if self.bus is not None:
+            # Give the bots a moment to acknowledge what they have; what stays unacknowledged is
+            # resumed from, so the gateway replays it to the next worker (bots drop duplicates).
+            await self.bus.drain(DRAIN_TIMEOUT_S)
+            low = self.bus.router.low_water()
+            snapshots = [
+                msgspec.structs.replace(s, seq=min(s.seq, low[s.shard_id] - 1)) if s.shard_id in low else s
+                for s in snapshots
+            ]
         self.shards.clear()
         self.tasks.clear()
         return snapshots
@@ -219,7 +263,11 @@ class Worker:
     async def _report_loop(self) -> None:
         while True:
             if self.shards:
-                self._outbox.put_nowait(m.Report([self._report(s) for s in self.shards.values()]))
+                low = self.bus.router.low_water() if self.bus is not None else {}
+                groups = self._group_reports()
+                self._outbox.put_nowait(
+                    m.Report([self._report(s) for s in self.shards.values()], low, groups)
+                )
             if time.monotonic() - self._last_ping > ORPHAN_AFTER_S:
                 log.error(
                     "worker %d: no word from the supervisor for %.0f s, handing off",
@@ -229,6 +277,22 @@ class Worker:
                 await self._handoff_and_exit()
                 return
             await asyncio.sleep(REPORT_INTERVAL_S)
+
+    def _group_reports(self) -> list[m.GroupReport]:
+        if self.bus is None:
+            return []
+        return [
+            m.GroupReport(
+                name=g.name,
+                events=None if g.events is None else sorted(g.events),
+                members=len(g.members),
+                held_events=g.held_events,
+                held_bytes=g.held_bytes,
+                inflight=sum(x.inflight_events for x in g.members.values()),
+                dropped=g.dropped_total,
+            )
+            for g in self.bus.router.groups.values()
+        ]
 
     def _report(self, shard: DiscordShard) -> m.ShardReport:
         c = shard.counters

@@ -1,0 +1,1 @@
+"""The event bus: every event from the workers to the bots processes, over ZeroMQ."""

@@ -1,0 +1,95 @@
+"""What bot processes and workers say to each other on the event bus (ZeroMQ, msgpack).
+
+A bot process (``shardrunner.client``) connects one DEALER socket to each worker's bus ROUTER and
+joins a consumer group there. The worker sends it batches of events, many per message (one frame:
+multipart frames cost about three times as much per event); the member acknowledges batches
+cumulatively. Commands (presence updates, member requests...) travel the other way and are answered
+once the shard has sent them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from shardrunner.protocol.envelope import Event
+
+
+class Join(msgspec.Struct, tag="join"):
+    """Member -> worker: deliver this group's events (of these names; all when ``events`` is None)."""
+
+    group: str
+    member: str
+    events: list[str] | None = None
+
+
+class Leave(msgspec.Struct, tag="leave"):
+    group: str
+    member: str
+
+
+class Alive(msgspec.Struct, tag="alive"):
+    """Member -> worker, every second: without it for a few seconds the member counts as gone."""
+
+    member: str
+
+
+class Ack(msgspec.Struct, tag="ack"):
+    """Member -> worker: every batch up to ``batch`` (inclusive) is processed."""
+
+    group: str
+    member: str
+    batch: int
+
+
+class Batch(msgspec.Struct, tag="batch"):
+    """Worker -> member: events, in order per shard. ``redelivered`` lists the indexes of events that
+    were sent before to a member that failed (they may have been processed already)."""
+
+    group: str
+    batch: int
+    events: list[Event]
+    redelivered: list[int] = []
+
+
+class Gap(msgspec.Struct, tag="gap"):
+    """Worker -> members: events the group's queue had to drop (it was full while nobody consumed):
+    ``count`` events of one shard's session, as inclusive ``[first, last]`` seq ranges."""
+
+    group: str
+    shard: int
+    session: str
+    count: int
+    ranges: list[tuple[int, int]]
+
+
+class Command(msgspec.Struct, tag="command"):
+    """Member -> worker: send a gateway command on a shard; answered by :class:`CommandResult`."""
+
+    request: int
+    shard: int
+    op: int
+    d: Any
+    timeout: float = 30.0
+
+
+class CommandResult(msgspec.Struct, tag="command_result"):
+    request: int
+    ok: bool
+    error: str | None = None
+
+
+BusMessage = Join | Leave | Alive | Ack | Batch | Gap | Command | CommandResult
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(BusMessage)
+
+
+def encode(message: BusMessage) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode(data: bytes) -> BusMessage:
+    message: BusMessage = _decoder.decode(data)
+    return message

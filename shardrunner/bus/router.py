@@ -1,0 +1,319 @@
+"""Delivery inside a worker: which member of which consumer group gets each event, and what is
+still owed to whom. No sockets here: :class:`Router` takes events and control messages and returns
+the frames to send, so every rule can be tested on its own (see docs/delivery.md).
+
+Rules:
+
+- Every group receives every event it subscribes to; events no group subscribes to are dropped
+  right after the envelope peek.
+- Within a group, each routing key (guild) belongs to one member, chosen by rendezvous hashing:
+  a member joining or leaving moves only its share of the keys, and one guild's events stay in
+  order on one member.
+- A member has at most ``max_inflight`` unacknowledged events; the rest waits, unsent. Acks are
+  cumulative by batch. A member that leaves or goes silent has its unacknowledged events
+  redelivered to the others (marked as redelivered) and its waiting ones routed anew.
+- A group without members keeps its events in a backlog. Backlog and waiting events together are
+  bounded (events and bytes); past that the oldest are dropped, counted, and reported to the
+  group as gaps (which seqs) once it has a member again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from shardrunner.bus import protocol as p
+from shardrunner.protocol.envelope import Event
+
+#: An event and whether it was sent before to a member that failed.
+Item = tuple[Event, bool]
+
+
+@dataclass(slots=True)
+class Limits:
+    """Per-group bounds on what a worker holds for it."""
+
+    max_events: int = 100_000
+    max_bytes: int = 256 * 1024 * 1024
+    max_inflight: int = 4096
+    batch_size: int = 64
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    id: str
+    identity: bytes
+    events: frozenset[str] | None
+    last_seen: float
+    next_batch: int = 1
+    inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
+    inflight_events: int = 0
+    waiting: deque[Item] = field(default_factory=deque)
+
+
+@dataclass(eq=False)
+class Group:
+    name: str
+    limits: Limits
+    events: frozenset[str] | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    backlog: deque[Item] = field(default_factory=deque)
+    held_events: int = 0  # backlog + waiting
+    held_bytes: int = 0
+    dropped: dict[tuple[int, str], list[list[int]]] = field(default_factory=dict)
+    dropped_total: int = 0
+    owners: dict[object, Member] = field(default_factory=dict)
+
+    def owner(self, key: object) -> Member:
+        member = self.owners.get(key)
+        if member is None:
+            member = max(self.members.values(), key=lambda m: _score(m.id, key))
+            self.owners[key] = member
+        return member
+
+    def subscribes(self, name: str) -> bool:
+        return self.events is None or name in self.events
+
+
+def _score(member: str, key: object) -> bytes:
+    return hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=8).digest()
+
+
+def _key(event: Event) -> object:
+    # DMs and events without a guild stay together per shard.
+    return event.key if event.key is not None else ("shard", event.shard)
+
+
+class Router:
+    """All consumer groups of one worker."""
+
+    def __init__(self, limits: Limits | None = None, member_timeout: float = 5.0) -> None:
+        self.limits = limits or Limits()
+        self.member_timeout = member_timeout
+        self.groups: dict[str, Group] = {}
+        self._by_name: dict[str, list[Group]] = {}
+        self.dropped_unsubscribed = 0
+        self._outbox: list[tuple[bytes, bytes]] = []
+
+    # -- membership -------------------------------------------------------------------------
+    def declare(self, name: str, events: Iterable[str] | None) -> Group:
+        """Make sure a group exists (known from before a restart, or joining now)."""
+        group = self.groups.get(name)
+        if group is None:
+            group = self.groups[name] = Group(
+                name, self.limits, None if events is None else frozenset(events)
+            )
+            self._by_name.clear()
+        return group
+
+    def join(self, identity: bytes, join: p.Join, now: float) -> None:
+        group = self.declare(join.group, join.events)
+        if join.member in group.members:
+            self._remove(group, join.member)  # a re-join: what it had not acknowledged comes again
+        events = None if join.events is None else frozenset(join.events)
+        group.members[join.member] = Member(join.member, identity, events, now)
+        self._refresh_events(group)
+        group.owners.clear()
+        # What waited while the group had no member goes to the members now.
+        held = list(group.backlog)
+        group.backlog.clear()
+        for event, _ in held:
+            group.held_events -= 1
+            group.held_bytes -= len(event.data)
+        self._reroute(group, held, front=False)
+
+    def leave(self, group_name: str, member: str) -> None:
+        group = self.groups.get(group_name)
+        if group is not None and member in group.members:
+            self._remove(group, member)
+
+    def alive(self, member: str, now: float) -> None:
+        for group in self.groups.values():
+            m = group.members.get(member)
+            if m is not None:
+                m.last_seen = now
+
+    def expire(self, now: float) -> list[str]:
+        """Remove members silent for longer than the timeout; return their ids."""
+        gone = []
+        for group in self.groups.values():
+            for m in list(group.members.values()):
+                if now - m.last_seen > self.member_timeout:
+                    self._remove(group, m.id)
+                    gone.append(m.id)
+        return gone
+
+    def _remove(self, group: Group, member_id: str) -> None:
+        member = group.members.pop(member_id)
+        group.owners.clear()
+        self._refresh_events(group)
+        unacked = [(event, True) for _, items in member.inflight for event, _ in items]
+        waiting = list(member.waiting)
+        for event, _ in waiting:
+            group.held_events -= 1
+            group.held_bytes -= len(event.data)
+        self._reroute(group, unacked + waiting, front=True)
+
+    def _refresh_events(self, group: Group) -> None:
+        if group.members:
+            subs = [m.events for m in group.members.values()]
+            group.events = None if any(s is None for s in subs) else frozenset().union(*subs)  # type: ignore[arg-type]
+            self._by_name.clear()
+
+    def _reroute(self, group: Group, items: list[Item], *, front: bool) -> None:
+        if not group.members:
+            for item in items:
+                self._hold(group, group.backlog, item, front=front)
+            return
+        if front:
+            # Older than what the new owners already wait for: put them first, in order.
+            per_member: dict[str, list[Item]] = {}
+            for item in items:
+                per_member.setdefault(group.owner(_key(item[0])).id, []).append(item)
+            for member_id, mine in per_member.items():
+                member = group.members[member_id]
+                for item in reversed(mine):
+                    self._hold(group, member.waiting, item, front=True)
+        else:
+            for item in items:
+                self._hold(group, group.owner(_key(item[0])).waiting, item, front=False)
+
+    # -- events -------------------------------------------------------------------------------
+    def groups_for(self, name: str) -> list[Group]:
+        groups = self._by_name.get(name)
+        if groups is None:
+            groups = self._by_name[name] = [g for g in self.groups.values() if g.subscribes(name)]
+        return groups
+
+    def publish(self, event: Event) -> None:
+        """Route one event to every group that wants it (the hot path: a lookup and an append)."""
+        groups = self.groups_for(event.name)
+        if not groups:
+            self.dropped_unsubscribed += 1
+            return
+        for group in groups:
+            if group.members:
+                self._hold(group, group.owner(_key(event)).waiting, (event, False), front=False)
+            else:
+                self._hold(group, group.backlog, (event, False), front=False)
+
+    def _hold(self, group: Group, queue: deque[Item], item: Item, *, front: bool) -> None:
+        if front:
+            queue.appendleft(item)
+        else:
+            queue.append(item)
+        group.held_events += 1
+        group.held_bytes += len(item[0].data)
+        limits = group.limits
+        while group.held_events > limits.max_events or group.held_bytes > limits.max_bytes:
+            self._drop_oldest(group)
+
+    def _drop_oldest(self, group: Group) -> None:
+        # The backlog (no member at all) goes first; otherwise the longest waiting queue, which is
+        # where a slow consumer piles up. Each queue is in arrival order: its head is its oldest.
+        if group.backlog:
+            queue = group.backlog
+        else:
+            waiting = [m.waiting for m in group.members.values() if m.waiting]
+            if not waiting:
+                return
+            queue = max(waiting, key=len)
+        event, _ = queue.popleft()
+        group.held_events -= 1
+        group.held_bytes -= len(event.data)
+        group.dropped_total += 1
+        ranges = group.dropped.setdefault((event.shard, event.session), [])
+        if ranges and ranges[-1][1] + 1 == event.seq:
+            ranges[-1][1] = event.seq
+        else:
+            ranges.append([event.seq, event.seq])
+
+    # -- acknowledgements ---------------------------------------------------------------------
+    def ack(self, ack: p.Ack, now: float) -> None:
+        group = self.groups.get(ack.group)
+        member = group.members.get(ack.member) if group else None
+        if member is None:
+            return
+        member.last_seen = now
+        while member.inflight and member.inflight[0][0] <= ack.batch:
+            _, items = member.inflight.popleft()
+            member.inflight_events -= len(items)
+
+    # -- output -------------------------------------------------------------------------------
+    def flush(self) -> list[tuple[bytes, bytes]]:
+        """Frames to send now: gap reports, then batches within each member's in-flight window."""
+        out = self._outbox
+        self._outbox = []
+        for group in self.groups.values():
+            if not group.members:
+                continue
+            if group.dropped:
+                for (shard, session), ranges in group.dropped.items():
+                    gap = p.Gap(
+                        group.name,
+                        shard,
+                        session,
+                        sum(b - a + 1 for a, b in ranges),
+                        [(a, b) for a, b in ranges],
+                    )
+                    data = p.encode(gap)
+                    out.extend((m.identity, data) for m in group.members.values())
+                group.dropped.clear()
+            limits = group.limits
+            for member in group.members.values():
+                waiting = member.waiting
+                while waiting and member.inflight_events < limits.max_inflight:
+                    n = min(len(waiting), limits.batch_size, limits.max_inflight - member.inflight_events)
+                    items = [waiting.popleft() for _ in range(n)]
+                    for event, _ in items:
+                        group.held_events -= 1
+                        group.held_bytes -= len(event.data)
+                    batch_no = member.next_batch
+                    member.next_batch += 1
+                    member.inflight.append((batch_no, items))
+                    member.inflight_events += n
+                    redelivered = [i for i, (_, again) in enumerate(items) if again]
+                    batch = p.Batch(group.name, batch_no, [e for e, _ in items], redelivered)
+                    out.append((member.identity, p.encode(batch)))
+        return out
+
+    def send_to(self, identity: bytes, message: p.BusMessage) -> None:
+        self._outbox.append((identity, p.encode(message)))
+
+    # -- accounting ---------------------------------------------------------------------------
+    def low_water(self) -> dict[int, int]:
+        """Per shard, the oldest seq some group still holds (unsent or unacknowledged).
+
+        A worker that dies loses what it held; its replacement resumes each shard just before this
+        seq, so the gateway replays it (consumers drop what they had already).
+        """
+        low: dict[int, int] = {}
+
+        def see(items: Iterable[Item]) -> None:
+            for event, _ in items:
+                seq = low.get(event.shard)
+                if seq is None or event.seq < seq:
+                    low[event.shard] = event.seq
+
+        for group in self.groups.values():
+            see(group.backlog)
+            for member in group.members.values():
+                see(member.waiting)
+                for _, items in member.inflight:
+                    see(items)
+        return low
+
+    def stats(self) -> list[dict[str, object]]:
+        return [
+            {
+                "group": g.name,
+                "members": len(g.members),
+                "held_events": g.held_events,
+                "held_bytes": g.held_bytes,
+                "inflight": sum(m.inflight_events for m in g.members.values()),
+                "dropped": g.dropped_total,
+            }
+            for g in self.groups.values()
+        ]

@@ -1,0 +1,135 @@
+"""A worker's bus endpoint: one ZeroMQ ROUTER that bot processes connect to.
+
+Events reach it synchronously from the shards' receive path (:meth:`BusServer.publish` is the
+shards' sink); they are batched and sent once per turn of the event loop, so a burst of frames read
+in one ``data_received`` leaves in a few messages. Input is drained (poll, then non-blocking
+receives until empty) rather than awaited message by message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import zmq
+import zmq.asyncio
+
+from shardrunner.bus import protocol as p
+from shardrunner.bus.router import Router
+from shardrunner.protocol.envelope import Event
+
+log = logging.getLogger("shardrunner.bus")
+
+#: Executes a command on a shard; returns None when sent, or the reason it was not.
+CommandRunner = Callable[[p.Command], Awaitable[str | None]]
+EXPIRE_EVERY_S: Final = 1.0
+
+
+class BusServer:
+    def __init__(
+        self, ctx: zmq.asyncio.Context, endpoint: str, router: Router, commands: CommandRunner
+    ) -> None:
+        self.endpoint = endpoint
+        self.router = router
+        self._commands = commands
+        self._sock = ctx.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, 0)  # bounded by the router's in-flight windows instead
+        self._sock.setsockopt(zmq.RCVHWM, 0)
+        # The same socket, synchronous: drain and send without a future per message.
+        self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
+        self._flush_scheduled = False
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        self._sock.bind(self.endpoint)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        expirer = asyncio.ensure_future(self._expire_loop())
+        try:
+            while True:
+                await self._sock.poll(zmq.POLLIN)
+                now = time.monotonic()
+                while True:  # drain
+                    try:
+                        identity, data = self._sync.recv_multipart(flags=zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._on_message(identity, data, now)
+                self.flush()
+        finally:
+            expirer.cancel()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    # -- events in ------------------------------------------------------------------------------
+    def publish(self, event: Event) -> None:
+        """The shards' sink."""
+        self.router.publish(event)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        for identity, data in self.router.flush():
+            with contextlib.suppress(zmq.ZMQError):
+                self._sync.send_multipart([identity, data], flags=zmq.NOBLOCK)
+
+    # -- bots in --------------------------------------------------------------------------------
+    def _on_message(self, identity: bytes, data: bytes, now: float) -> None:
+        try:
+            message = p.decode(data)
+        except Exception:
+            log.warning("undecodable bus message from %r", identity)
+            return
+        if isinstance(message, p.Ack):
+            self.router.ack(message, now)
+        elif isinstance(message, p.Alive):
+            self.router.alive(message.member, now)
+        elif isinstance(message, p.Join):
+            log.info("member %s joined group %s", message.member, message.group)
+            self.router.join(identity, message, now)
+        elif isinstance(message, p.Leave):
+            self.router.leave(message.group, message.member)
+        elif isinstance(message, p.Command):
+            task = asyncio.ensure_future(self._command(identity, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _command(self, identity: bytes, command: p.Command) -> None:
+        try:
+            error = await self._commands(command)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        self.router.send_to(identity, p.CommandResult(command.request, error is None, error))
+        self.flush()
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRE_EVERY_S)
+            gone = self.router.expire(time.monotonic())
+            if gone:
+                log.info("members gone silent: %s; their events go to the others", ", ".join(gone))
+                self.flush()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every member acknowledged everything held (at a handoff); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while any(
+            g.members and (g.held_events or any(m.inflight for m in g.members.values()))
+            for g in self.router.groups.values()
+        ):
+            if time.monotonic() > deadline:
+                return False
+            self.flush()
+            await asyncio.sleep(0.02)
+        return True

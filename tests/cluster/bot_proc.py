@@ -1,0 +1,57 @@
+"""A bot for the tests: prints every event it gets as a JSON line (and gaps), flushing each line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+
+from shardrunner.client import Client, ClientEvent, Gap
+
+
+def emit(record: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--group", default="test")
+    parser.add_argument("--member", default=None)
+    parser.add_argument("--events", default=None, help="comma-separated names")
+    parser.add_argument("--block", type=float, default=0.0, help="block the loop this long per event")
+    parser.add_argument("--send-guild", type=int, default=None, help="send a presence update via this guild")
+    args = parser.parse_args()
+    events = args.events.split(",") if args.events else None
+    async with Client(args.run_dir, group=args.group, events=events, member=args.member) as client:
+
+        @client.on_gap
+        async def gap(g: Gap) -> None:
+            emit({"gap": {"shard": g.shard, "session": g.session, "count": g.count, "ranges": g.ranges}})
+
+        emit({"ready": True})
+        if args.send_guild is not None:
+            presence = {"since": None, "activities": [], "status": "dnd", "afk": False}
+            await client.send(3, presence, guild=args.send_guild, timeout=10)
+            emit({"ready": True, "sent": True})
+        event: ClientEvent
+        async for event in client:
+            emit(
+                {
+                    "shard": event.shard,
+                    "session": event.session,
+                    "seq": event.seq,
+                    "t": event.name,
+                    "guild": event.guild_id,
+                    "redelivered": event.redelivered,
+                }
+            )
+            if args.block:
+                time.sleep(args.block)  # noqa: ASYNC251 - a handler that blocks its loop, on purpose
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

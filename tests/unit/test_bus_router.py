@@ -1,0 +1,141 @@
+"""The worker's delivery rules, without sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from shardrunner.bus import protocol as p
+from shardrunner.bus.router import Limits, Router
+from shardrunner.protocol.envelope import Event
+
+
+def ev(seq: int, key: int | None = 1, name: str = "MESSAGE_CREATE", shard: int = 0, size: int = 10) -> Event:
+    return Event(shard, "s", seq, name, key, b"x" * size)
+
+
+def batches(out: list[tuple[bytes, bytes]], identity: bytes) -> list[p.Batch]:
+    return [m for i, d in out if i == identity and isinstance(m := p.decode(d), p.Batch)]
+
+
+def seqs(out: list[tuple[bytes, bytes]], identity: bytes) -> list[int]:
+    return [e.seq for b in batches(out, identity) for e in b.events]
+
+
+def test_router_when_no_group_subscribes_drops_the_event_undecoded() -> None:
+    r = Router()
+    r.publish(ev(1))
+    assert r.dropped_unsubscribed == 1
+    r.join(b"a", p.Join("g", "a", ["TYPING_START"]), 0)
+    r.publish(ev(2))
+    assert r.dropped_unsubscribed == 2
+    assert r.flush() == []
+
+
+def test_router_when_groups_subscribe_every_group_gets_every_event() -> None:
+    r = Router()
+    r.join(b"a", p.Join("one", "a"), 0)
+    r.join(b"b", p.Join("two", "b", ["MESSAGE_CREATE"]), 0)
+    for s in range(1, 4):
+        r.publish(ev(s))
+    out = r.flush()
+    assert seqs(out, b"a") == [1, 2, 3]
+    assert seqs(out, b"b") == [1, 2, 3]
+
+
+def test_router_when_two_members_share_a_group_each_guild_sticks_to_one_member() -> None:
+    r = Router()
+    r.join(b"a", p.Join("g", "a"), 0)
+    r.join(b"b", p.Join("g", "b"), 0)
+    for s in range(1, 201):
+        r.publish(ev(s, key=s % 20))
+    out = r.flush()
+    a, b = batches(out, b"a"), batches(out, b"b")
+    keys_a = {e.key for x in a for e in x.events}
+    keys_b = {e.key for x in b for e in x.events}
+    assert keys_a, "both members get a share"
+    assert keys_b, "both members get a share"
+    assert not keys_a & keys_b
+    assert sorted(seqs(out, b"a") + seqs(out, b"b")) == list(range(1, 201))
+    assert seqs(out, b"a") == sorted(seqs(out, b"a")), "in order per member"
+
+
+def test_router_when_a_member_dies_the_other_takes_its_guilds_and_its_unacked_events() -> None:
+    r = Router(member_timeout=5)
+    r.join(b"a", p.Join("g", "a"), 0)
+    r.join(b"b", p.Join("g", "b"), 0)
+    for s in range(1, 101):
+        r.publish(ev(s, key=s % 10))
+    out = r.flush()
+    got_a = seqs(out, b"a")
+    r.alive("b", 6)
+    assert r.expire(6.1) == ["a"]
+    out = r.flush()
+    again = batches(out, b"b")
+    assert sorted(e.seq for x in again for e in x.events) == got_a
+    assert all(len(x.redelivered) == len(x.events) for x in again), "marked as redelivered"
+    r.publish(ev(101, key=1))
+    assert seqs(r.flush(), b"b") == [101]
+
+
+def test_router_when_acked_forgets_and_when_window_full_holds_back() -> None:
+    r = Router(Limits(max_inflight=10, batch_size=4))
+    r.join(b"a", p.Join("g", "a"), 0)
+    for s in range(1, 31):
+        r.publish(ev(s))
+    out = r.flush()
+    assert seqs(out, b"a") == list(range(1, 11))
+    assert r.low_water() == {0: 1}
+    last = batches(out, b"a")[-1].batch
+    r.ack(p.Ack("g", "a", last), 1)
+    assert seqs(r.flush(), b"a") == list(range(11, 21))
+    assert r.low_water() == {0: 11}
+
+
+def test_router_when_nobody_consumes_keeps_a_bounded_backlog_and_reports_the_exact_gap() -> None:
+    r = Router(Limits(max_events=5))
+    r.join(b"a", p.Join("g", "a"), 0)
+    r.leave("g", "a")
+    for s in range(1, 13):
+        r.publish(ev(s))
+    assert r.groups["g"].held_events == 5
+    r.join(b"c", p.Join("g", "c"), 1)
+    out = r.flush()
+    gaps = [m for _, d in out if isinstance(m := p.decode(d), p.Gap)]
+    assert gaps == [p.Gap("g", 0, "s", 7, [(1, 7)])]
+    assert seqs(out, b"c") == [8, 9, 10, 11, 12]
+
+
+def test_router_when_bytes_exceed_the_limit_drops_oldest() -> None:
+    r = Router(Limits(max_bytes=1000))
+    r.declare("g", None)
+    for s in range(1, 11):
+        r.publish(ev(s, size=300))
+    group = r.groups["g"]
+    assert group.held_bytes <= 1000
+    assert group.held_events == 3
+    assert group.dropped_total == 7
+
+
+def test_router_when_a_member_rejoins_gets_its_unacked_events_again() -> None:
+    r = Router()
+    r.join(b"a", p.Join("g", "a"), 0)
+    r.publish(ev(1))
+    r.flush()
+    r.join(b"a2", p.Join("g", "a"), 1)  # reconnected with a new socket
+    out = r.flush()
+    [batch] = batches(out, b"a2")
+    assert [e.seq for e in batch.events] == [1]
+    assert batch.redelivered == [0]
+
+
+@pytest.mark.parametrize("members", [["a", "b", "c"], ["a", "b", "c", "d"]])
+def test_router_when_membership_changes_only_the_leavers_keys_move(members: list[str]) -> None:
+    r = Router()
+    for m in members:
+        r.join(m.encode(), p.Join("g", m), 0)
+    group = r.groups["g"]
+    before = {k: group.owner(k).id for k in range(500)}
+    r.leave("g", members[-1])
+    after = {k: group.owner(k).id for k in range(500)}
+    moved = {k for k in before if before[k] != after[k]}
+    assert moved == {k for k, m in before.items() if m == members[-1]}
