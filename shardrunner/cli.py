@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import math
@@ -463,6 +464,69 @@ def stop(run_dir: str | None) -> None:
     click.echo(result.get("message", "stopping") if isinstance(result, dict) else "stopping")
 
 
+@main.command("tail")
+@_run_dir_option
+@click.option(
+    "--group",
+    default=None,
+    help="Join this consumer group (durable: it keeps queueing while nobody consumes). Default: a "
+    "group of its own that ends when tail exits, so it takes nothing from the bots and leaves nothing.",
+)
+@click.option("--events", default=None, help="Comma-separated event names (default: every event).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: shard, seq, t, guild_id, d.")
+@click.option("--count", default=0, type=click.IntRange(0), help="Stop after this many events (0: never).")
+def tail(run_dir: str | None, group: str | None, events: str | None, as_json: bool, count: int) -> None:
+    """Print the cluster's events as they come, one line each (a consumer on the command line).
+
+    By default it watches through a group of its own, which disappears when it exits; with --group
+    it joins that group like any bot (and takes a share of its events).
+    """
+    names = [n.strip().upper() for n in events.split(",") if n.strip()] if events else None
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(_tail(_run_dir(run_dir), group, names, as_json, count))
+
+
+async def _tail(run_dir: Path, group: str | None, names: list[str] | None, as_json: bool, count: int) -> None:
+    import msgspec
+
+    from shardrunner.client import Client, ClientError
+
+    try:
+        import uuid
+
+        ephemeral = group is None
+        name = group or f"tail-{uuid.uuid4().hex[:8]}"
+        client = Client(run_dir, group=name, events=names, durable=not ephemeral)
+        await client.start()
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    out = sys.stdout
+    seen = 0
+    try:
+        async for event in client:
+            if as_json:
+                line = msgspec.json.encode(
+                    {
+                        "shard": event.shard,
+                        "seq": event.seq,
+                        "t": event.name,
+                        "guild_id": event.guild_id,
+                        "d": msgspec.Raw(event.raw),
+                    }
+                ).decode()
+            else:
+                guild = "-" if event.guild_id is None else str(event.guild_id)
+                size = len(event.raw)
+                line = f"shard {event.shard:>3} seq {event.seq:>8} {event.name:<24} guild {guild} {size} B"
+            out.write(line + "\n")
+            out.flush()
+            seen += 1
+            if count and seen >= count:
+                break
+    finally:
+        await client.close()
+
+
 def _status_text(status: dict[str, object]) -> str:
     sup = status["supervisor"]
     assert isinstance(sup, dict)
@@ -491,6 +555,18 @@ def _status_text(status: dict[str, object]) -> str:
             f"{s['id']:>6} {s['worker']:>6} {s['state']:<13} {latency:>8} {s['events_per_s']:>9.1f} "
             f"{s['guilds']:>7} {s['resumes']:>8}  {last}"
         )
+    groups = status.get("groups") or []
+    if groups:
+        lines.append("")
+        lines.append(
+            f"{'group':<16} {'members':>7} {'queued':>8} {'queued MiB':>10} {'in flight':>9} {'dropped':>8}"
+        )
+        for g in groups:  # type: ignore[attr-defined]
+            mib = g["held_bytes"] / 1048576
+            lines.append(
+                f"{g['group']:<16} {g['members']:>7} {g['held_events']:>8} {mib:>10.1f} "
+                f"{g['inflight']:>9} {g['dropped']:>8}"
+            )
     return "\n".join(lines)
 
 

@@ -22,6 +22,9 @@ class Join(msgspec.Struct, tag="join"):
     group: str
     member: str
     events: list[str] | None = None
+    #: A durable group keeps queueing while it has no member; an ephemeral one (``shardrunner
+    #: tail``) ends with its last member.
+    durable: bool = True
 
 
 class Leave(msgspec.Struct, tag="leave"):

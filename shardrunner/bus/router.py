@@ -58,6 +58,7 @@ class Group:
     name: str
     limits: Limits
     events: frozenset[str] | None = None
+    durable: bool = True
     members: dict[str, Member] = field(default_factory=dict)
     backlog: deque[Item] = field(default_factory=deque)
     held_events: int = 0  # backlog + waiting
@@ -110,6 +111,7 @@ class Router:
 
     def join(self, identity: bytes, join: p.Join, now: float) -> None:
         group = self.declare(join.group, join.events)
+        group.durable = join.durable
         if join.member in group.members:
             self._remove(group, join.member)  # a re-join: what it had not acknowledged comes again
         events = None if join.events is None else frozenset(join.events)
@@ -147,6 +149,10 @@ class Router:
 
     def _remove(self, group: Group, member_id: str) -> None:
         member = group.members.pop(member_id)
+        if not group.members and not group.durable:
+            del self.groups[group.name]  # an ephemeral group ends with its last member
+            self._by_name.clear()
+            return
         group.owners.clear()
         self._refresh_events(group)
         unacked = [(event, True) for _, items in member.inflight for event, _ in items]

@@ -126,12 +126,14 @@ class Client:
         events: list[str] | None = None,
         member: str | None = None,
         dedupe: bool = True,
+        durable: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else _default_run_dir()
         self.group = group
         self.events = events
         self.member = member or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.dedupe = dedupe
+        self.durable = durable
         self.num_shards = 0
         self.duplicates = 0
         self.gaps: list[Gap] = []
@@ -201,7 +203,7 @@ class Client:
             link = self._links.get(endpoint)
             if link is None:
                 link = self._links[endpoint] = _Link(self._ctx, endpoint, shards)
-                link.send(p.Join(self.group, self.member, self.events))
+                link.send(p.Join(self.group, self.member, self.events, self.durable))
                 self._wake.set()
             link.shards = shards
 

@@ -292,6 +292,7 @@ class Worker:
                 dropped=g.dropped_total,
             )
             for g in self.bus.router.groups.values()
+            if g.durable  # ephemeral groups (tail) are not the cluster's to remember
         ]
 
     def _report(self, shard: DiscordShard) -> m.ShardReport:

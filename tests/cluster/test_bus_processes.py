@@ -5,15 +5,18 @@ Every test counts by sequence number against the simulator's own log.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shardrunner.sim.discord.server import Simulator
-from tests.cluster.conftest import Bot, accepted
+from tests.cluster.conftest import Bot, accepted, shardrunner
 from tests.conftest import SimFactory, wait_for
 
 pytestmark = pytest.mark.timeout(150)
@@ -178,3 +181,35 @@ async def test_bot_when_its_handler_blocks_for_seconds_does_not_delay_heartbeats
     assert [x for x in stats["closes"] if x["by"] == "server"] == []
     status = await c.status()
     assert all(s["state"] == "ready" for s in status["shards"])
+
+
+async def test_tail_when_run_prints_events_as_json_and_leaves_no_group_behind(running: Any) -> None:
+    c = await running()
+    result = await shardrunner("tail", "--run-dir", str(c.run_dir), "--json", "--count", "5", timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 5
+    assert all(set(line) == {"shard", "seq", "t", "guild_id", "d"} for line in lines)
+    assert all(isinstance(line["d"], dict) for line in lines)
+    status = await c.status()
+    assert [g for g in status["groups"] if g["group"].startswith("tail-")] == []
+
+
+async def test_example_bot_when_started_beside_a_cluster_joins_and_counts_events(running: Any) -> None:
+    c = await running()
+    env = {**os.environ, "SHARDRUNNER_RUN_DIR": str(c.run_dir)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "examples/bot.py", stdout=asyncio.subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert b"joined group example-bot" in first
+        report = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert b"events:" in report
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -139,3 +139,13 @@ def test_router_when_membership_changes_only_the_leavers_keys_move(members: list
     after = {k: group.owner(k).id for k in range(500)}
     moved = {k for k in before if before[k] != after[k]}
     assert moved == {k for k, m in before.items() if m == members[-1]}
+
+
+def test_router_when_an_ephemeral_group_loses_its_last_member_forgets_it() -> None:
+    r = Router()
+    r.join(b"t", p.Join("tail-1", "t", None, durable=False), 0)
+    r.publish(ev(1))
+    r.leave("tail-1", "t")
+    assert "tail-1" not in r.groups
+    r.publish(ev(2))
+    assert r.dropped_unsubscribed == 1, "nobody queues for a tail that is gone"
