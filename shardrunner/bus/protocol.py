@@ -33,9 +33,13 @@ class Leave(msgspec.Struct, tag="leave"):
 
 
 class Alive(msgspec.Struct, tag="alive"):
-    """Member -> worker, every second: without it for a few seconds the member counts as gone."""
+    """Member -> worker, every second: without it for a few seconds the member counts as gone.
+
+    It repeats the member's join, so a worker that does not know the member (it was removed while
+    silent, or the worker is new) admits it again."""
 
     member: str
+    joins: list[Join] = []
 
 
 class Ack(msgspec.Struct, tag="ack"):

@@ -113,7 +113,8 @@ class Router:
         group = self.declare(join.group, join.events)
         group.durable = join.durable
         if join.member in group.members:
-            self._remove(group, join.member)  # a re-join: what it had not acknowledged comes again
+            # A re-join: what it had not acknowledged comes again (the group stays, even ephemeral).
+            self._remove(group, join.member, keep_group=True)
         events = None if join.events is None else frozenset(join.events)
         group.members[join.member] = Member(join.member, identity, events, now)
         self._refresh_events(group)
@@ -131,10 +132,13 @@ class Router:
         if group is not None and member in group.members:
             self._remove(group, member)
 
-    def alive(self, member: str, now: float) -> None:
-        for group in self.groups.values():
-            m = group.members.get(member)
-            if m is not None:
+    def alive(self, identity: bytes, alive: p.Alive, now: float) -> None:
+        for join in alive.joins:
+            group = self.groups.get(join.group)
+            m = group.members.get(alive.member) if group is not None else None
+            if m is None:
+                self.join(identity, join, now)  # removed while silent, or this worker is new
+            else:
                 m.last_seen = now
 
     def expire(self, now: float) -> list[str]:
@@ -147,9 +151,9 @@ class Router:
                     gone.append(m.id)
         return gone
 
-    def _remove(self, group: Group, member_id: str) -> None:
+    def _remove(self, group: Group, member_id: str, *, keep_group: bool = False) -> None:
         member = group.members.pop(member_id)
-        if not group.members and not group.durable:
+        if not group.members and not group.durable and not keep_group:
             del self.groups[group.name]  # an ephemeral group ends with its last member
             self._by_name.clear()
             return
@@ -289,19 +293,20 @@ class Router:
         self._outbox.append((identity, p.encode(message)))
 
     # -- accounting ---------------------------------------------------------------------------
-    def low_water(self) -> dict[int, int]:
-        """Per shard, the oldest seq some group still holds (unsent or unacknowledged).
+    def low_water(self) -> dict[tuple[int, str], int]:
+        """Per shard session, the oldest seq some group still holds (unsent or unacknowledged).
 
         A worker that dies loses what it held; its replacement resumes each shard just before this
         seq, so the gateway replays it (consumers drop what they had already).
         """
-        low: dict[int, int] = {}
+        low: dict[tuple[int, str], int] = {}
 
         def see(items: Iterable[Item]) -> None:
             for event, _ in items:
-                seq = low.get(event.shard)
+                key = (event.shard, event.session)
+                seq = low.get(key)
                 if seq is None or event.seq < seq:
-                    low[event.shard] = event.seq
+                    low[key] = event.seq
 
         for group in self.groups.values():
             see(group.backlog)

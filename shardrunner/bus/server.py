@@ -94,7 +94,7 @@ class BusServer:
         if isinstance(message, p.Ack):
             self.router.ack(message, now)
         elif isinstance(message, p.Alive):
-            self.router.alive(message.member, now)
+            self.router.alive(identity, message, now)
         elif isinstance(message, p.Join):
             log.info("member %s joined group %s", message.member, message.group)
             self.router.join(identity, message, now)

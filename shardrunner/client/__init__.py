@@ -97,7 +97,9 @@ class _Link:
         self.endpoint = endpoint
         self.shards = shards
         self.sock = ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
+        # Long enough for the last Ack and Leave of close() to leave; a worker that is gone cannot
+        # hold the bot up for longer.
+        self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sync: zmq.Socket[bytes] = zmq.Socket.shadow(self.sock.underlying)
         self.sock.connect(endpoint)
@@ -216,8 +218,9 @@ class Client:
             now = time.monotonic()
             if now - last_alive >= ALIVE_EVERY_S:
                 last_alive = now
+                join = p.Join(self.group, self.member, self.events, self.durable)
                 for link in self._links.values():
-                    link.send(p.Alive(self.member))
+                    link.send(p.Alive(self.member, [join]))
 
     # -- receiving ------------------------------------------------------------------------------
     async def _receive_loop(self) -> None:
@@ -374,6 +377,8 @@ class Client:
                 raise ClientError("the shard count is not known yet: start() the client first")
             shard = (guild >> 22) % self.num_shards
         assert shard is not None
+        if self.num_shards and not 0 <= shard < self.num_shards:
+            raise ClientError(f"unknown shard {shard}: the cluster runs shards 0-{self.num_shards - 1}")
         deadline = time.monotonic() + timeout
         while True:
             link = next((link for link in self._links.values() if shard in link.shards), None)

@@ -191,6 +191,8 @@ class Supervisor:
         else:
             saved, why = statefile.load(self.run_dir, self.num_shards, self.token, s.resume_window)
         self.snapshots = {snap.shard_id: snap for snap in saved}
+        if not s.sim:
+            self.groups = dict(statefile.load_groups(self.run_dir))
         self.guild_ids = {snap.shard_id: [int(k) for k in snap.keys] for snap in saved}
         log.info("%s", why)
         to_identify = self.num_shards - len(self.snapshots)
@@ -663,7 +665,13 @@ class Supervisor:
                 _signal(worker, signal.SIGKILL)
                 worker.proc.wait(5)
         if self.num_shards and self.token:
-            path = statefile.write(self.run_dir, self.num_shards, self.token, list(self.snapshots.values()))
+            path = statefile.write(
+                self.run_dir,
+                self.num_shards,
+                self.token,
+                list(self.snapshots.values()),
+                sorted(self.groups.items()),
+            )
             log.info(
                 "stopped; %d sessions saved to %s (a start within %.0f s resumes them)",
                 len(self.snapshots),

@@ -217,7 +217,9 @@ class Worker:
             await self.bus.drain(DRAIN_TIMEOUT_S)
             low = self.bus.router.low_water()
             snapshots = [
-                msgspec.structs.replace(s, seq=min(s.seq, low[s.shard_id] - 1)) if s.shard_id in low else s
+                msgspec.structs.replace(s, seq=min(s.seq, low[key] - 1))
+                if (key := (s.shard_id, s.session_id)) in low
+                else s
                 for s in snapshots
             ]
         self.shards.clear()
@@ -263,7 +265,7 @@ class Worker:
     async def _report_loop(self) -> None:
         while True:
             if self.shards:
-                low = self.bus.router.low_water() if self.bus is not None else {}
+                low = self._low_water()
                 groups = self._group_reports()
                 self._outbox.put_nowait(
                     m.Report([self._report(s) for s in self.shards.values()], low, groups)
@@ -277,6 +279,18 @@ class Worker:
                 await self._handoff_and_exit()
                 return
             await asyncio.sleep(REPORT_INTERVAL_S)
+
+    def _low_water(self) -> dict[int, int]:
+        """Per shard, the oldest seq of its current session that a group has not acknowledged."""
+        if self.bus is None:
+            return {}
+        held = self.bus.router.low_water()
+        out = {}
+        for shard in self.shards.values():
+            seq = held.get((shard.shard_id, shard.session_id or ""))
+            if seq is not None:
+                out[shard.shard_id] = seq
+        return out
 
     def _group_reports(self) -> list[m.GroupReport]:
         if self.bus is None:

@@ -67,7 +67,7 @@ def test_router_when_a_member_dies_the_other_takes_its_guilds_and_its_unacked_ev
         r.publish(ev(s, key=s % 10))
     out = r.flush()
     got_a = seqs(out, b"a")
-    r.alive("b", 6)
+    r.alive(b"b", p.Alive("b", [p.Join("g", "b")]), 6)
     assert r.expire(6.1) == ["a"]
     out = r.flush()
     again = batches(out, b"b")
@@ -84,11 +84,11 @@ def test_router_when_acked_forgets_and_when_window_full_holds_back() -> None:
         r.publish(ev(s))
     out = r.flush()
     assert seqs(out, b"a") == list(range(1, 11))
-    assert r.low_water() == {0: 1}
+    assert r.low_water() == {(0, "s"): 1}
     last = batches(out, b"a")[-1].batch
     r.ack(p.Ack("g", "a", last), 1)
     assert seqs(r.flush(), b"a") == list(range(11, 21))
-    assert r.low_water() == {0: 11}
+    assert r.low_water() == {(0, "s"): 11}
 
 
 def test_router_when_nobody_consumes_keeps_a_bounded_backlog_and_reports_the_exact_gap() -> None:
@@ -149,3 +149,30 @@ def test_router_when_an_ephemeral_group_loses_its_last_member_forgets_it() -> No
     assert "tail-1" not in r.groups
     r.publish(ev(2))
     assert r.dropped_unsubscribed == 1, "nobody queues for a tail that is gone"
+
+
+def test_router_when_a_silent_member_speaks_again_it_is_admitted_again() -> None:
+    r = Router(member_timeout=5)
+    join = p.Join("g", "a")
+    r.join(b"a", join, 0)
+    assert r.expire(6) == ["a"]
+    r.publish(ev(1))
+    r.alive(b"a", p.Alive("a", [join]), 7)
+    assert seqs(r.flush(), b"a") == [1], "its events waited for it"
+
+
+def test_router_when_a_member_of_an_ephemeral_group_rejoins_the_group_stays() -> None:
+    r = Router()
+    join = p.Join("tail-1", "t", None, durable=False)
+    r.join(b"t", join, 0)
+    r.join(b"t2", join, 1)
+    r.publish(ev(1))
+    assert seqs(r.flush(), b"t2") == [1]
+
+
+def test_router_low_water_when_a_shard_changed_session_keeps_them_apart() -> None:
+    r = Router()
+    r.declare("g", None)
+    r.publish(Event(0, "old", 500, "MESSAGE_CREATE", 1, b"x"))
+    r.publish(Event(0, "new", 3, "MESSAGE_CREATE", 1, b"x"))
+    assert r.low_water() == {(0, "old"): 500, (0, "new"): 3}

@@ -83,3 +83,9 @@ def test_statefile_when_missing_or_corrupt_starts_fresh(tmp_path: Path) -> None:
     loaded, why = statefile.load(tmp_path, 2, TOKEN, 60)
     assert loaded == []
     assert "unreadable" in why
+
+
+def test_statefile_when_groups_are_saved_the_next_start_knows_them(tmp_path: Path) -> None:
+    statefile.write(tmp_path, 2, TOKEN, [snap(0)], [("bot", ["MESSAGE_CREATE"]), ("all", None)])
+    assert statefile.load_groups(tmp_path) == [("bot", ["MESSAGE_CREATE"]), ("all", None)]
+    assert statefile.load_groups(tmp_path / "nowhere") == []
