@@ -5,8 +5,9 @@ What: a replay-mode simulator (its own process) sends each of S shards N ~1 KB M
 bot in this process iterates over the events with `shardrunner.client`. Printed: events delivered
 per second, CPU microseconds per event for the workers (psutil, user + system), for the
 supervisor, and for the bot, and events per worker CPU-second. Median of --repeat runs, each with a
-fresh cluster. This is the first cut of the suite's end-to-end benchmark; the offered rate is not
-stepped yet (the replay is sent at full speed).
+fresh cluster. The simulator holds the replay until the cluster is ready and the bot has joined,
+then sends it at full speed; the window runs from that release to the bot's last event. This is the
+first cut of the suite's end-to-end benchmark: the offered rate is not stepped yet.
 
 Run: python -m benchmarks.end_to_end [--workers 1] [--shards 4] [--events 50000] [--repeat 3]
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.simproc import cpu_of, own_cpu, running_simulator
-from shardrunner.client import Client, ClientError
+from shardrunner.client import Client
 from shardrunner.cluster.control import CommandError, call
 from shardrunner.sim.discord.world import make_token
 
@@ -44,44 +45,46 @@ async def wait_ready(run_dir: Path, shards: int, timeout: float = 120) -> dict[s
     raise SystemExit("the cluster did not become ready")
 
 
+async def release(port: int) -> None:
+    """Start the held replay: every shard's script at full speed."""
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"http://127.0.0.1:{port}/_sim/config", json={"rate": "max"}) as r,
+    ):
+        r.raise_for_status()
+
+
 async def one_run(port: int, args: argparse.Namespace) -> dict[str, float]:
     run_dir = Path(tempfile.mkdtemp(prefix="sr-bench-"))
     cmd = [
         sys.executable, "-m", "shardrunner", "start", "--api-url", f"http://127.0.0.1:{port}/api/v10",
         "--run-dir", str(run_dir), "--workers", str(args.workers), "--shards", str(args.shards),
         "--identify-window", "0", "--progress", "never", "--log-level", "warning",
-        "--queue-events", str(args.shards * args.events + 1000),
+        "--queue-events", str(args.shards * args.events + 1000), "--groups", "bench",
     ]  # fmt: skip
     env = {**os.environ, "SHARDRUNNER_TOKEN": make_token(1100000000000000001)}
     sup = subprocess.Popen(cmd, env=env)  # noqa: ASYNC220 - started before anything is timed
     try:
-        # Join the group before the shards exist, so that every scripted event is kept for the bot.
+        await wait_ready(run_dir, args.shards)
         client = Client(run_dir, group="bench")
-        for _ in range(200):
-            try:
-                await client.start()
-                break
-            except ClientError:
-                await asyncio.sleep(0.1)
-        expected = args.shards * (2 + args.events)  # READY, one GUILD_CREATE, the script
-        count = 0
-        t0 = time.perf_counter()
-        first_at = None
-        procs: list[psutil.Process] = []
+        await client.start()
+        # READY and GUILD_CREATE of every shard came before the release.
+        for _ in range(2 * args.shards):
+            await client.next_event()
         supervisor = psutil.Process(sup.pid)
-        cpu0: dict[int, float] = {}
+        procs = [p for p in supervisor.children() if "shardrunner.cluster.worker" in " ".join(p.cmdline())]
+        cpu0 = {p.pid: cpu_of(p) for p in procs}
+        sup0, own0, t0 = cpu_of(supervisor), own_cpu(), time.perf_counter()
+        await release(port)
+        expected = args.shards * args.events
+        count = 0
         async for _event in client:
             count += 1
-            if first_at is None:
-                first_at = time.perf_counter()
-                procs = [
-                    p for p in supervisor.children() if "shardrunner.cluster.worker" in " ".join(p.cmdline())
-                ]
-                cpu0 = {p.pid: cpu_of(p) for p in procs}
-                sup0, own0 = cpu_of(supervisor), own_cpu()
             if count >= expected:
                 break
-        seconds = time.perf_counter() - (first_at or t0)
+        seconds = time.perf_counter() - t0
         worker_cpu = sum(cpu_of(p) - cpu0[p.pid] for p in procs)
         sup_cpu = cpu_of(supervisor) - sup0
         bot_cpu = own_cpu() - own0
@@ -104,7 +107,11 @@ async def one_run(port: int, args: argparse.Namespace) -> dict[str, float]:
 
 async def bench(args: argparse.Namespace) -> None:
     with running_simulator(
-        shards=args.shards, events=args.events, compress=["zlib-stream"], extra=["--mix", "MESSAGE_CREATE=1"]
+        shards=args.shards,
+        events=args.events,
+        compress=["zlib-stream"],
+        extra=["--mix", "MESSAGE_CREATE=1"],
+        rate="0",  # held until the cluster is ready and the bot has joined
     ) as (port, _sim):
         runs = [await one_run(port, args) for _ in range(args.repeat)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -40,7 +40,13 @@ def cpu_of(proc: psutil.Process) -> float:
 
 @contextmanager
 def running_simulator(
-    *, shards: int, events: int, compress: list[str], extra: list[str] | None = None, timeout: float = 900
+    *,
+    shards: int,
+    events: int,
+    compress: list[str],
+    extra: list[str] | None = None,
+    timeout: float = 900,
+    rate: str = "max",
 ) -> Iterator[tuple[int, psutil.Process]]:
     """Yield (port, process) of a replay-mode simulator that sends each shard `events` dispatches."""
     port = free_port()
@@ -48,7 +54,7 @@ def running_simulator(
         sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
         "--shards", str(shards), "--guilds-per-shard", "1", "--max-members", "20",
         "--identify-window", "0", "--max-concurrency", str(shards), "--replay", str(events),
-        "--replay-compress", ",".join(compress), "--rate", "max", "--heartbeat-interval", "600000",
+        "--replay-compress", ",".join(compress), "--rate", rate, "--heartbeat-interval", "600000",
         "--heartbeat-request-interval", "0", "--session-start-total", "100000", "--log-level", "warning",
         *(extra or []),
     ]  # fmt: skip

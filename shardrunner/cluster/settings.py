@@ -117,6 +117,18 @@ def _str(value: object) -> str:
     return text
 
 
+def _names(value: object) -> str:
+    """A comma-separated list of names (a TOML list of strings too); empty is allowed."""
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    if not isinstance(value, str):
+        raise ValueError("must be comma-separated names")
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if any(not n.replace("-", "").replace("_", "").replace(".", "").isalnum() for n in names):
+        raise ValueError("must be names of letters, digits, '-', '_' or '.', separated by commas")
+    return ",".join(names)
+
+
 def _shards(value: object) -> int | Literal["auto"]:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
@@ -400,6 +412,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         metavar=_SECONDS,
     ),
     Setting(
+        "groups",
+        _names,
+        "",
+        "consumer groups (comma-separated) to keep every event for from the start, before any of their "
+        "bots has joined",
+        metavar="NAMES",
+    ),
+    Setting(
         "queue_events",
         _int,
         100_000,
@@ -452,6 +472,7 @@ class Settings:
     ready_timeout: float
     worker_backoff: float
     hung_after: float
+    groups: str
     queue_events: int
     queue_bytes: int
     log_level: LogLevel

@@ -193,6 +193,8 @@ class Supervisor:
         self.snapshots = {snap.shard_id: snap for snap in saved}
         if not s.sim:
             self.groups = dict(statefile.load_groups(self.run_dir))
+        for name in filter(None, (g.strip() for g in s.groups.split(","))):
+            self.groups.setdefault(name, None)  # declared: every event is kept for it from the first
         self.guild_ids = {snap.shard_id: [int(k) for k in snap.keys] for snap in saved}
         log.info("%s", why)
         to_identify = self.num_shards - len(self.snapshots)
@@ -605,8 +607,8 @@ class Supervisor:
         snapshots = await self._handoff(old, exit=False)
         self._assign(new, snapshots)
         slot.worker = new
-        ready = await self._wait(lambda: new.ready and new.proc.poll() is None, self.settings.ready_timeout)
-        if ready:
+        await self._wait(lambda: new.ready or new.proc.poll() is not None, self.settings.ready_timeout)
+        if new.ready and new.proc.poll() is None:
             old.state = "retiring"
             self._send(old, m.Handoff(exit=True))
             return None
@@ -621,6 +623,8 @@ class Supervisor:
         )
 
     async def _handoff(self, worker: WorkerProc, *, exit: bool) -> list[SessionSnapshot]:
+        if worker.proc.poll() is not None:  # gone: its last reported sessions are all there is
+            return self._slot_snapshots(self.slots[worker.slot])
         worker.handed_off = asyncio.get_running_loop().create_future()
         worker.state = "retiring" if exit else "idle"
         self._send(worker, m.Handoff(exit=exit))

@@ -117,15 +117,19 @@ class Worker:
         try:
             sock.connect(self.endpoint)
             await sock.send(m.encode(m.Hello(self.slot, self.generation, os.getpid())))
-            if not await sock.poll(int(ASSIGN_TIMEOUT_S * 1000)):
-                log.error(
-                    "worker %d: no assignment from the supervisor within %.0f s", self.slot, ASSIGN_TIMEOUT_S
-                )
-                return BOOT_FAILED
-            first = m.decode(await sock.recv())
-            if not isinstance(first, m.Assign):
-                log.error("worker %d: expected an assignment, got %s", self.slot, type(first).__name__)
-                return BOOT_FAILED
+            # A reload's replacement waits for its sessions while the old worker hands them off:
+            # meanwhile it answers pings (alive, not ready).
+            deadline = time.monotonic() + ASSIGN_TIMEOUT_S
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not await sock.poll(int(left * 1000)):
+                    log.error("worker %d: no assignment within %.0f s", self.slot, ASSIGN_TIMEOUT_S)
+                    return BOOT_FAILED
+                first = m.decode(await sock.recv())
+                if isinstance(first, m.Assign):
+                    break
+                if isinstance(first, m.Ping):
+                    await sock.send(m.encode(m.Pong(first.nonce, ready=False)))
             self._start(first)
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
@@ -250,7 +254,8 @@ class Worker:
             message = m.decode(await sock.recv())
             if isinstance(message, m.Ping):
                 self._last_ping = time.monotonic()
-                ready = all(s.state is ShardState.READY for s in self.shards.values())
+                shards = self.shards.values()
+                ready = bool(shards) and all(s.state is ShardState.READY for s in shards)
                 self._outbox.put_nowait(m.Pong(message.nonce, ready))
             elif isinstance(message, m.IdentifyGrant):
                 self.queue.granted(message.shard_id)

@@ -213,3 +213,32 @@ async def test_example_bot_when_started_beside_a_cluster_joins_and_counts_events
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_reload_when_a_bot_consumes_loses_nothing(running: Any, bots: Any) -> None:
+    c = await running()
+    bot = bots(c.run_dir)
+    await wait_for(lambda: len(bot.events) >= 200, 20, "events")
+    c.proc.send_signal(signal.SIGHUP)
+    await wait_for(lambda: len(accepted(c.sim, "resumes")) >= SHARDS, 40, "every shard resumed")
+    await wait_for(lambda: len(bot.events) >= 800, 30, "events after the reload")
+    live = await quiesce(c.sim, bot)
+    assert_complete(live, bot)
+    assert len(accepted(c.sim, "identifies")) == SHARDS
+
+
+async def test_stop_and_start_when_a_bot_comes_back_later_loses_nothing(
+    running: Any, bots: Any, cluster: Any
+) -> None:
+    c = await running()
+    first = bots(c.run_dir)
+    await wait_for(lambda: len(first.events) >= 200, 20, "events")
+    c.proc.send_signal(signal.SIGTERM)
+    assert await c.exit_code() == 0
+    first.stop()
+    again = await cluster(c.sim, "--workers", "2")  # the group is remembered in the session table
+    await again.ready(SHARDS)
+    assert len(accepted(c.sim, "identifies")) == SHARDS, "resumed, not identified"
+    second = bots(again.run_dir)
+    live = await quiesce(c.sim, second)
+    assert_complete(live, first, second)
