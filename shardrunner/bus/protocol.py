@@ -25,6 +25,9 @@ class Join(msgspec.Struct, tag="join"):
     #: A durable group keeps queueing while it has no member; an ephemeral one (``shardrunner
     #: tail``) ends with its last member.
     durable: bool = True
+    #: This group's queue bounds on the worker (None: the cluster's queue_events / queue_bytes).
+    max_events: int | None = None
+    max_bytes: int | None = None
 
 
 class Leave(msgspec.Struct, tag="leave"):

@@ -19,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import deque
 from collections.abc import Iterable
@@ -112,6 +113,13 @@ class Router:
     def join(self, identity: bytes, join: p.Join, now: float) -> None:
         group = self.declare(join.group, join.events)
         group.durable = join.durable
+        if join.max_events is not None or join.max_bytes is not None:
+            # The group's own bounds, as its latest member gives them.
+            group.limits = dataclasses.replace(
+                self.limits,
+                max_events=max(1, join.max_events or self.limits.max_events),
+                max_bytes=max(1024, join.max_bytes or self.limits.max_bytes),
+            )
         if join.member in group.members:
             # A re-join: what it had not acknowledged comes again (the group stays, even ephemeral).
             self._remove(group, join.member, keep_group=True)

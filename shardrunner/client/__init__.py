@@ -129,6 +129,8 @@ class Client:
         member: str | None = None,
         dedupe: bool = True,
         durable: bool = True,
+        queue_events: int | None = None,
+        queue_bytes: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else _default_run_dir()
         self.group = group
@@ -136,6 +138,9 @@ class Client:
         self.member = member or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.dedupe = dedupe
         self.durable = durable
+        #: This group's queue bounds on each worker (None: the cluster's defaults).
+        self.queue_events = queue_events
+        self.queue_bytes = queue_bytes
         self.num_shards = 0
         self.duplicates = 0
         self.gaps: list[Gap] = []
@@ -205,7 +210,7 @@ class Client:
             link = self._links.get(endpoint)
             if link is None:
                 link = self._links[endpoint] = _Link(self._ctx, endpoint, shards)
-                link.send(p.Join(self.group, self.member, self.events, self.durable))
+                link.send(self._join())
                 self._wake.set()
             link.shards = shards
 
@@ -218,9 +223,12 @@ class Client:
             now = time.monotonic()
             if now - last_alive >= ALIVE_EVERY_S:
                 last_alive = now
-                join = p.Join(self.group, self.member, self.events, self.durable)
+                join = self._join()
                 for link in self._links.values():
                     link.send(p.Alive(self.member, [join]))
+
+    def _join(self) -> p.Join:
+        return p.Join(self.group, self.member, self.events, self.durable, self.queue_events, self.queue_bytes)
 
     # -- receiving ------------------------------------------------------------------------------
     async def _receive_loop(self) -> None:

@@ -176,3 +176,15 @@ def test_router_low_water_when_a_shard_changed_session_keeps_them_apart() -> Non
     r.publish(Event(0, "old", 500, "MESSAGE_CREATE", 1, b"x"))
     r.publish(Event(0, "new", 3, "MESSAGE_CREATE", 1, b"x"))
     assert r.low_water() == {(0, "old"): 500, (0, "new"): 3}
+
+
+def test_router_when_a_member_gives_its_group_bounds_the_group_uses_them() -> None:
+    r = Router(Limits(max_events=1000))
+    r.join(b"a", p.Join("small", "a", None, True, max_events=3), 0)
+    r.join(b"b", p.Join("big", "b"), 0)
+    r.leave("small", "a")
+    r.leave("big", "b")
+    for s in range(1, 11):
+        r.publish(ev(s))
+    assert r.groups["small"].held_events == 3
+    assert r.groups["big"].held_events == 10
