@@ -8,6 +8,7 @@ SENTENCE}``. Each command is an object with a ``name``, and its docstring docume
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,11 +29,14 @@ def control_endpoint(run_dir: Path) -> str:
     return f"ipc://{run_dir / 'control.sock'}"
 
 
-class Command:
+class Command(abc.ABC):
+    """One control command: its ``name``, and what the supervisor does for it."""
+
     name: ClassVar[str]
 
+    @abc.abstractmethod
     async def execute(self, supervisor: Supervisor, request: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Do the command; the result is sent back as JSON."""
 
 
 class Status(Command):
