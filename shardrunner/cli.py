@@ -400,16 +400,9 @@ def start(**values: object) -> None:
 
 
 def _run_dir(option: str | None) -> Path:
-    import os
+    from shardrunner.cluster.settings import resolve_run_dir
 
-    from shardrunner.cluster.settings import SETTINGS
-
-    if option:
-        return Path(option)
-    if os.environ.get("SHARDRUNNER_RUN_DIR"):
-        return Path(os.environ["SHARDRUNNER_RUN_DIR"])
-    setting = next(s for s in SETTINGS if s.name == "run_dir")
-    return Path(str(setting.default_value()))
+    return resolve_run_dir(option)
 
 
 _run_dir_option = click.option(

@@ -323,16 +323,3 @@ class Router:
                 for _, items in member.inflight:
                     see(items)
         return low
-
-    def stats(self) -> list[dict[str, object]]:
-        return [
-            {
-                "group": g.name,
-                "members": len(g.members),
-                "held_events": g.held_events,
-                "held_bytes": g.held_bytes,
-                "inflight": sum(m.inflight_events for m in g.members.values()),
-                "dropped": g.dropped_total,
-            }
-            for g in self.groups.values()
-        ]

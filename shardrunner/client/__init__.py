@@ -38,6 +38,7 @@ import zmq.asyncio
 
 from shardrunner.bus import protocol as p
 from shardrunner.cluster.control import CommandError, call
+from shardrunner.cluster.settings import resolve_run_dir
 from shardrunner.protocol.envelope import Event
 
 log = logging.getLogger("shardrunner.client")
@@ -132,7 +133,7 @@ class Client:
         queue_events: int | None = None,
         queue_bytes: int | None = None,
     ) -> None:
-        self.run_dir = Path(run_dir) if run_dir is not None else _default_run_dir()
+        self.run_dir = resolve_run_dir(run_dir)
         self.group = group
         self.events = events
         self.member = member or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -409,12 +410,3 @@ class Client:
 
 
 _SKIP: Any = object()
-
-
-def _default_run_dir() -> Path:
-    from shardrunner.cluster.settings import SETTINGS
-
-    if os.environ.get("SHARDRUNNER_RUN_DIR"):
-        return Path(os.environ["SHARDRUNNER_RUN_DIR"])
-    setting = next(s for s in SETTINGS if s.name == "run_dir")
-    return Path(str(setting.default_value()))

@@ -18,6 +18,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 import click
@@ -632,3 +633,14 @@ def cli_options(f: _F) -> _F:
         help="TOML file of settings, keys as the option names (see configs/shardrunner.toml); the "
         f"environment and the command line override it [env {CONFIG_ENV}]",
     )(f)
+
+
+def resolve_run_dir(option: str | Path | None = None) -> Path:
+    """The run directory a command outside ``start`` uses: the option, else SHARDRUNNER_RUN_DIR, else
+    the default ``start`` uses."""
+    if option:
+        return Path(option)
+    env = os.environ.get(f"{ENV_PREFIX}RUN_DIR")
+    if env:
+        return Path(env)
+    return Path(str(_BY_NAME["run_dir"].default_value()))

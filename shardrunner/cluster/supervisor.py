@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -142,7 +141,6 @@ class Supervisor:
         self._workers_sock: zmq.asyncio.Socket | None = None
         self._control_sock: zmq.asyncio.Socket | None = None
         self._progress = _Progress(settings.progress)
-        self.identified_at_start: deque[float] = deque()
 
     # -- start --------------------------------------------------------------------------------
     async def run(self) -> int:

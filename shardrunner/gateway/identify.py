@@ -70,7 +70,6 @@ class LocalIdentifyQueue:
         self._buckets = [_Bucket() for _ in range(max_concurrency)]
         self._wakers: list[asyncio.Task[None] | None] = [None] * max_concurrency
         self._wake_at = [0.0] * max_concurrency
-        self.granted: list[tuple[float, int]] = []
         self.paused = paused
         self._arrivals = itertools.count()
 
@@ -138,7 +137,6 @@ class LocalIdentifyQueue:
             bucket.held_by = shard_id
             bucket.held_until = now + self.hold
             bucket.next_at = now + self.window + self.margin
-            self.granted.append((now, shard_id))
             fut.set_result(None)
             ready_at = bucket.next_at
             if not bucket.waiters:

@@ -36,12 +36,6 @@ class Op(enum.IntEnum):
     REQUEST_SOUNDBOARD_SOUNDS = 31
 
 
-#: Opcodes a client may send once authenticated, besides heartbeats.
-CLIENT_COMMANDS: Final = frozenset(
-    {Op.PRESENCE_UPDATE, Op.VOICE_STATE_UPDATE, Op.REQUEST_GUILD_MEMBERS, Op.REQUEST_SOUNDBOARD_SOUNDS}
-)
-
-
 class CloseAction(enum.Enum):
     """What a client may do after the gateway closed with a code."""
 

@@ -36,6 +36,7 @@ from shardrunner.protocol.discord import (
     CloseAction,
     CloseCode,
     Op,
+    client_close_ends_session,
     close_action,
     shard_for_guild,
 )
@@ -123,8 +124,6 @@ class Connection:
         self.heartbeats = 0
         self.commands: deque[float] = deque()
         self.next_prepared: int | None = None  # script index that continues the prepared frames
-        self.server_close: int | None = None
-        self.session_ended_by_us = False
         self.writer_task: asyncio.Task[None] | None = None
         self.timer_task: asyncio.Task[None] | None = None
 
@@ -191,7 +190,7 @@ class Connection:
         code = code or 1005  # a close frame without a status code (RFC 6455: 1005): not 1000
         s = self.session
         self.sim.recorder.add("closes", by="client", code=code, reason=reason or "", **self.describe())
-        if s is not None and code in (1000, 1001):
+        if s is not None and client_close_ends_session(code):
             self.sim.end_session(s, f"client closed with {code}")
         self.closing = True
         # The gateway answers a close frame with the client's own code (1000 when it sent none).
@@ -203,7 +202,6 @@ class Connection:
         if self.closing:
             return
         self.closing = True
-        self.server_close = code
         reason = reason or CLOSE_REASONS.get(code, "")
         self.sim.recorder.add("closes", by="server", code=code, reason=reason, **self.describe())
         s = self.session
@@ -912,7 +910,7 @@ class Simulator:
         return self._json(
             {
                 "url": self.gateway_url,
-                "shards": self.world.recommended_shards(),
+                "shards": self.config.shards,
                 "session_start_limit": {
                     "total": self.config.session_start_total,
                     "remaining": self.starts_remaining,

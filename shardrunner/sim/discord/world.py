@@ -135,9 +135,6 @@ class World:
     def member_count(self, guild_id: int) -> int:
         return self.member_counts[guild_id]
 
-    def recommended_shards(self) -> int:
-        return self.config.shards
-
     def next_event(self, shard_id: int) -> tuple[str, int | None, bytes]:
         """One random dispatch for configured shard ``shard_id``: (name, guild id or None for a DM, d)."""
         rng = self.rng
@@ -149,10 +146,6 @@ class World:
             return name, None, _encode(self.entities.event(name, None))
         gid = guilds[rng.randrange(len(guilds))]
         return name, gid, _encode(self.entities.event(name, self.model(gid)))
-
-    def events(self, shard_id: int) -> Iterator[tuple[str, int | None, bytes]]:
-        while True:
-            yield self.next_event(shard_id)
 
 
 def _cumulative(weights: list[float]) -> Iterator[float]:
