@@ -2,8 +2,9 @@
 
 Events reach it synchronously from the shards' receive path (:meth:`BusServer.publish` is the
 shards' sink); they are batched and sent once per turn of the event loop, so a burst of frames read
-in one ``data_received`` leaves in a few messages. Input is drained (poll, then non-blocking
-receives until empty) rather than awaited message by message.
+in one ``data_received`` leaves in a few messages. Input is read from the event loop through the
+socket's FD, draining everything ready at once. ZeroMQ's FD is edge-triggered and a send may swallow
+the edge that announced incoming messages, so the socket is looked at again after every flush.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class BusServer:
         # The same socket, synchronous: drain and send without a future per message.
         self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
         self._flush_scheduled = False
+        self._check_scheduled = False
         self._tasks: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -50,21 +52,30 @@ class BusServer:
         self._sock.bind(self.endpoint)
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        expirer = asyncio.ensure_future(self._expire_loop())
+        loop = self._loop = asyncio.get_running_loop()
+        fd = int(self._sync.getsockopt(zmq.FD))
+        loop.add_reader(fd, self._read)
         try:
-            while True:
-                await self._sock.poll(zmq.POLLIN)
-                now = time.monotonic()
-                while True:  # drain
-                    try:
-                        identity, data = self._sync.recv_multipart(flags=zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._on_message(identity, data, now)
-                self.flush()
+            await self._expire_loop()
         finally:
-            expirer.cancel()
+            loop.remove_reader(fd)
+
+    def _read(self) -> None:
+        """Handle every message that is ready, then send what they caused."""
+        self._check_scheduled = False
+        now = time.monotonic()
+        got = False
+        while True:
+            try:
+                identity, data = self._sync.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            except zmq.ZMQError:
+                return  # closed
+            got = True
+            self._on_message(identity, data, now)
+        if got:
+            self.flush()
 
     def close(self) -> None:
         self._sock.close()
@@ -80,9 +91,14 @@ class BusServer:
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        sent = False
         for identity, data in self.router.flush():
             with contextlib.suppress(zmq.ZMQError):
                 self._sync.send_multipart([identity, data], flags=zmq.NOBLOCK)
+            sent = True
+        if sent and not self._check_scheduled and self._loop is not None:
+            self._check_scheduled = True
+            self._loop.call_soon(self._read)
 
     # -- bots in --------------------------------------------------------------------------------
     def _on_message(self, identity: bytes, data: bytes, now: float) -> None:

@@ -34,7 +34,6 @@ from typing import Any, Final
 
 import msgspec
 import zmq
-import zmq.asyncio
 
 from shardrunner.bus import protocol as p
 from shardrunner.cluster.control import CommandError, call
@@ -44,6 +43,10 @@ from shardrunner.protocol.envelope import Event
 log = logging.getLogger("shardrunner.client")
 
 ACK_EVERY_S: Final = 0.05
+#: Batches processed on one link that are acknowledged at once rather than at the next tick: the
+#: worker sends at most 4096 unacknowledged events (64 batches), so acking only every 50 ms would
+#: cap a member at about 82k events/s.
+ACK_AFTER_BATCHES: Final = 8
 DISCOVER_EVERY_S: Final = 1.0
 ALIVE_EVERY_S: Final = 1.0
 #: Seqs remembered per (shard, session) to drop duplicates.
@@ -92,27 +95,63 @@ class Gap(msgspec.Struct):
 
 
 class _Link:
-    """One worker connection."""
+    """One worker connection: a DEALER socket read from the event loop through its FD.
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, shards: list[int]) -> None:
+    ZeroMQ's FD is edge-triggered and only says "look at the socket": every message that is ready
+    must be read at once, and a send may swallow the edge that announced incoming messages. So the
+    link reads until nothing is left whenever the FD fires, and looks again after each send.
+    """
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, shards: list[int],
+                 on_message: Callable[[_Link, p.BusMessage], None]) -> None:  # fmt: skip
         self.endpoint = endpoint
         self.shards = shards
-        self.sock = ctx.socket(zmq.DEALER)
+        self.sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
         # Long enough for the last Ack and Leave of close() to leave; a worker that is gone cannot
         # hold the bot up for longer.
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.RCVHWM, 0)
-        self.sync: zmq.Socket[bytes] = zmq.Socket.shadow(self.sock.underlying)
         self.sock.connect(endpoint)
         self.acked = 0
         self.done = 0  # highest batch fully processed
+        self.closed = False
+        self._on_message = on_message
+        self._loop = asyncio.get_running_loop()
+        self._fd = int(self.sock.getsockopt(zmq.FD))
+        self._check_scheduled = False
+        self._loop.add_reader(self._fd, self.read)
 
     def send(self, message: p.BusMessage) -> None:
+        if self.closed:
+            return
         with contextlib.suppress(zmq.ZMQError):
-            self.sync.send(p.encode(message), flags=zmq.NOBLOCK)
+            self.sock.send(p.encode(message), flags=zmq.NOBLOCK)
+        if not self._check_scheduled:
+            self._check_scheduled = True
+            self._loop.call_soon(self.read)
+
+    def read(self) -> None:
+        """Handle every message that is ready."""
+        self._check_scheduled = False
+        sock = self.sock
+        while not self.closed:
+            try:
+                data = sock.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                log.warning("the link to %s failed; it is dropped until the next discovery", self.endpoint)
+                return
+            try:
+                self._on_message(self, p.decode(data))
+            except Exception:
+                log.exception("a message from %s could not be handled", self.endpoint)
 
     def close(self) -> None:
-        self.sock.close()
+        if not self.closed:
+            self.closed = True
+            self._loop.remove_reader(self._fd)
+            self.sock.close()
 
 
 Handler = Callable[[ClientEvent], Awaitable[None]]
@@ -145,7 +184,7 @@ class Client:
         self.num_shards = 0
         self.duplicates = 0
         self.gaps: list[Gap] = []
-        self._ctx = zmq.asyncio.Context()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._links: dict[str, _Link] = {}
         self._queue: deque[tuple[ClientEvent, _Link, int, bool]] = deque()
         self._ready = asyncio.Event()
@@ -155,10 +194,8 @@ class Client:
         self._pending: dict[int, asyncio.Future[p.CommandResult]] = {}
         self._requests = itertools.count(1)
         self._tasks: list[asyncio.Future[None]] = []
-        self._wake = asyncio.Event()
         self._current: tuple[_Link, int, bool] | None = None
         self._closed = False
-        self._retired: list[_Link] = []
         self._background: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -167,7 +204,6 @@ class Client:
         await self._discover()
         self._tasks = [
             asyncio.ensure_future(self._discover_loop()),
-            asyncio.ensure_future(self._receive_loop()),
             asyncio.ensure_future(self._ack_loop()),
         ]
 
@@ -204,15 +240,13 @@ class Client:
         wanted = {w["endpoint"]: w["shards"] for w in info["workers"]}
         for endpoint in list(self._links):
             if endpoint not in wanted:
-                # That worker is gone (its successor replays what it held). The receive loop closes
-                # the socket between two polls: closing it under a running poll would break the poll.
-                self._retired.append(self._links.pop(endpoint))
+                # That worker is gone (its successor replays what it held).
+                self._links.pop(endpoint).close()
         for endpoint, shards in wanted.items():
             link = self._links.get(endpoint)
             if link is None:
-                link = self._links[endpoint] = _Link(self._ctx, endpoint, shards)
+                link = self._links[endpoint] = _Link(self._ctx, endpoint, shards, self._on_message)
                 link.send(self._join())
-                self._wake.set()
             link.shards = shards
 
     async def _discover_loop(self) -> None:
@@ -232,38 +266,6 @@ class Client:
         return p.Join(self.group, self.member, self.events, self.durable, self.queue_events, self.queue_bytes)
 
     # -- receiving ------------------------------------------------------------------------------
-    async def _receive_loop(self) -> None:
-        while True:
-            try:
-                await self._receive_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("receiving from the workers failed; going on")
-                await asyncio.sleep(0.1)
-
-    async def _receive_once(self) -> None:
-        """One poll over every worker link, then drain what is ready."""
-        while self._retired:
-            self._retired.pop().close()
-        links = {link.sock: link for link in self._links.values()}
-        if not links:
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), DISCOVER_EVERY_S)
-            return
-        poller = zmq.asyncio.Poller()
-        for sock in links:
-            poller.register(sock, zmq.POLLIN)
-        for sock, _ in await poller.poll(timeout=int(DISCOVER_EVERY_S * 1000)):
-            link = links[sock]
-            while True:  # drain
-                try:
-                    data = link.sync.recv(flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self._on_message(link, p.decode(data))
-
     def _on_message(self, link: _Link, message: p.BusMessage) -> None:
         if isinstance(message, p.Batch):
             again = set(message.redelivered)
@@ -324,7 +326,7 @@ class Client:
             event, link, batch, last = self._queue.popleft()
             if event is _SKIP:
                 if last:
-                    link.done = max(link.done, batch)
+                    self._batch_done(link, batch)
                 continue
             self._current = (link, batch, last)
             return event
@@ -333,8 +335,15 @@ class Client:
         if self._current is not None:
             link, batch, last = self._current
             if last:
-                link.done = max(link.done, batch)
+                self._batch_done(link, batch)
             self._current = None
+
+    def _batch_done(self, link: _Link, batch: int) -> None:
+        if batch > link.done:
+            link.done = batch
+            if batch - link.acked >= ACK_AFTER_BATCHES:
+                link.acked = batch
+                link.send(p.Ack(self.group, self.member, batch))
 
     def on(self, name: str) -> Callable[[Handler], Handler]:
         """Register ``async def handler(event)`` for events of this name ("*" for all)."""
