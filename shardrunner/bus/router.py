@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,6 +80,56 @@ class Group:
         return self.events is None or name in self.events
 
 
+class _Holds:
+    """For one shard session: how many groups hold each seq, and the oldest seq still held.
+
+    Kept as events come and go (an array append per event, a decrement per release), so that
+    :meth:`Router.low_water` costs nothing like a scan of everything held: with a bot down, a
+    worker may hold hundreds of thousands of events, and it reports its low water twice a second.
+    """
+
+    __slots__ = ("base", "counts", "low")
+
+    def __init__(self, seq: int) -> None:
+        self.base = seq  # the seq of counts[0]
+        self.counts: array[int] = array("I")
+        self.low = 0  # index of the oldest seq that may still be held
+
+    def add(self, seq: int, holders: int) -> None:
+        i = seq - self.base
+        counts = self.counts
+        if i == len(counts):
+            counts.append(holders)
+            return
+        if i < 0:  # older than anything seen (not expected: shards publish in seq order)
+            counts[0:0] = array("I", bytes(4 * -i))
+            self.base, self.low, i = seq, 0, 0
+        elif i > len(counts):  # seqs in between are held by nobody (unsubscribed events)
+            if self.low == len(counts):
+                self.low = i
+            counts.extend(array("I", bytes(4 * (i - len(counts)))))
+            counts.append(0)
+        counts[i] += holders
+
+    def release(self, seq: int) -> None:
+        i = seq - self.base
+        counts = self.counts
+        if 0 <= i < len(counts) and counts[i]:
+            counts[i] -= 1
+            if i == self.low and not counts[i]:
+                n = len(counts)
+                while i < n and not counts[i]:
+                    i += 1
+                if i > 4096 and i * 2 > n:  # forget what was released long ago
+                    del counts[:i]
+                    self.base += i
+                    i = 0
+                self.low = i
+
+    def oldest(self) -> int | None:
+        return self.base + self.low if self.low < len(self.counts) else None
+
+
 def _score(member: str, key: object) -> bytes:
     return hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=8).digest()
 
@@ -98,6 +149,7 @@ class Router:
         self._by_name: dict[str, list[Group]] = {}
         self.dropped_unsubscribed = 0
         self._outbox: list[tuple[bytes, bytes]] = []
+        self._holds: dict[tuple[int, str], _Holds] = {}
 
     # -- membership -------------------------------------------------------------------------
     def declare(self, name: str, events: Iterable[str] | None) -> Group:
@@ -164,6 +216,10 @@ class Router:
         if not group.members and not group.durable and not keep_group:
             del self.groups[group.name]  # an ephemeral group ends with its last member
             self._by_name.clear()
+            for _, items in member.inflight:
+                self._release(items)
+            self._release(member.waiting)
+            self._release(group.backlog)
             return
         group.owners.clear()
         self._refresh_events(group)
@@ -211,6 +267,11 @@ class Router:
         if not groups:
             self.dropped_unsubscribed += 1
             return
+        key = (event.shard, event.session)
+        holds = self._holds.get(key)
+        if holds is None:
+            holds = self._holds[key] = _Holds(event.seq)
+        holds.add(event.seq, len(groups))
         for group in groups:
             if group.members:
                 self._hold(group, group.owner(_key(event)).waiting, (event, False), front=False)
@@ -239,6 +300,7 @@ class Router:
                 return
             queue = max(waiting, key=len)
         event, _ = queue.popleft()
+        self._release(((event, False),))
         group.held_events -= 1
         group.held_bytes -= len(event.data)
         group.dropped_total += 1
@@ -258,6 +320,15 @@ class Router:
         while member.inflight and member.inflight[0][0] <= ack.batch:
             _, items = member.inflight.popleft()
             member.inflight_events -= len(items)
+            self._release(items)
+
+    def _release(self, items: Iterable[Item]) -> None:
+        """Items no longer held by one group (acknowledged or dropped)."""
+        holds = self._holds
+        for event, _ in items:
+            h = holds.get((event.shard, event.session))
+            if h is not None:
+                h.release(event.seq)
 
     # -- output -------------------------------------------------------------------------------
     def flush(self) -> list[tuple[bytes, bytes]]:
@@ -308,18 +379,10 @@ class Router:
         seq, so the gateway replays it (consumers drop what they had already).
         """
         low: dict[tuple[int, str], int] = {}
-
-        def see(items: Iterable[Item]) -> None:
-            for event, _ in items:
-                key = (event.shard, event.session)
-                seq = low.get(key)
-                if seq is None or event.seq < seq:
-                    low[key] = event.seq
-
-        for group in self.groups.values():
-            see(group.backlog)
-            for member in group.members.values():
-                see(member.waiting)
-                for _, items in member.inflight:
-                    see(items)
+        for key, holds in list(self._holds.items()):
+            seq = holds.oldest()
+            if seq is None:
+                del self._holds[key]  # nothing held: a later event starts it afresh
+            else:
+                low[key] = seq
         return low

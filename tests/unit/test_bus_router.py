@@ -188,3 +188,69 @@ def test_router_when_a_member_gives_its_group_bounds_the_group_uses_them() -> No
         r.publish(ev(s))
     assert r.groups["small"].held_events == 3
     assert r.groups["big"].held_events == 10
+
+
+def _scanned_low_water(r: Router) -> dict[tuple[int, str], int]:
+    """The low water by brute force: the oldest seq in everything any group holds."""
+    low: dict[tuple[int, str], int] = {}
+    for group in r.groups.values():
+        items = [*group.backlog]
+        for m in group.members.values():
+            items += [*m.waiting, *(item for _, batch in m.inflight for item in batch)]
+        for event, _ in items:
+            key = (event.shard, event.session)
+            low[key] = min(low.get(key, event.seq), event.seq)
+    return low
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_router_low_water_matches_a_scan_of_everything_held_whatever_happens(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    r = Router(Limits(max_events=60, max_inflight=16, batch_size=4))
+    r.declare("durable", None)
+    r.declare("typing", ["TYPING_START"])
+    next_seq = {0: 1, 1: 1}
+    sent: dict[bytes, list[p.Batch]] = {}
+    for step in range(400):
+        action = rng.random()
+        if action < 0.5:
+            shard = rng.randrange(2)
+            name = rng.choice(["MESSAGE_CREATE", "TYPING_START", "PRESENCE_UPDATE"])
+            r.publish(Event(shard, f"s{shard}", next_seq[shard], name, rng.randrange(5), b"x"))
+            next_seq[shard] += rng.choice([1, 1, 1, 3])  # sometimes seqs nobody got in between
+        elif action < 0.6:
+            member = rng.choice(["a", "b", "c"])
+            group = rng.choice(["durable", "typing", "tail"])
+            r.join(member.encode(), p.Join(group, member, None, group != "tail"), step)
+        elif action < 0.65:
+            group = rng.choice(list(r.groups))
+            if r.groups[group].members:
+                r.leave(group, rng.choice(list(r.groups[group].members)))
+        elif action < 0.9:
+            for identity, data in r.flush():
+                message = p.decode(data)
+                if isinstance(message, p.Batch):
+                    sent.setdefault(identity, []).append(message)
+        else:
+            for identity, batches_sent in sent.items():
+                if batches_sent and rng.random() < 0.7:
+                    upto = batches_sent[rng.randrange(len(batches_sent))]
+                    r.ack(p.Ack(upto.group, identity.decode(), upto.batch), step)
+        assert r.low_water() == _scanned_low_water(r), f"step {step}"
+
+
+def test_router_low_water_when_everything_was_acked_starts_at_the_next_held_seq() -> None:
+    r = Router(Limits(batch_size=4))
+    r.join(b"a", p.Join("g", "a", ["MESSAGE_CREATE"]), 0)
+    r.publish(ev(1))
+    r.ack(p.Ack("g", "a", batches(r.flush(), b"a")[-1].batch), 1)
+    assert r.low_water() == {}
+    r.publish(ev(2, name="TYPING_START"))  # nobody holds it
+    r.publish(ev(3))
+    assert r.low_water() == {(0, "s"): 3}
+    r.publish(ev(4))
+    r.ack(p.Ack("g", "a", batches(r.flush(), b"a")[-1].batch), 2)
+    r.publish(ev(9))
+    assert r.low_water() == {(0, "s"): 9}
