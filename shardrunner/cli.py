@@ -137,6 +137,19 @@ def sim() -> None:
     "the script as fast as the socket takes it.",
 )
 @click.option(
+    "--tick",
+    default=0.01,
+    show_default=True,
+    type=float,
+    help="Seconds between ticks of the dispatch generator and of a paced replay: smaller ticks "
+    "send smaller, more even bursts.",
+)
+@click.option(
+    "--record-sends",
+    is_flag=True,
+    help="Record when each dispatch was written (GET /_sim/sends), for latency measurements.",
+)
+@click.option(
     "--mix",
     default="",
     help="Dispatch mix as NAME=WEIGHT,... (default: a realistic mix dominated by MESSAGE_CREATE).",

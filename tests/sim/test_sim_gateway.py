@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -525,6 +526,35 @@ async def test_config_when_rate_is_max_or_of_the_wrong_type(sim_factory: SimFact
     status, body, _ = await http_json(sim, "POST", "/_sim/config", {"rate": "fast"})
     assert status == 400
     assert body["message"] == "rate must be a number or 'max'"
+
+
+async def test_sends_when_recorded_give_each_write_its_last_seq_and_time(sim_factory: SimFactory) -> None:
+    sim = await sim_factory(rate=0)
+    status, body, _ = await http_json(sim, "POST", "/_sim/config", {"record_sends": True, "tick": 0.002})
+    assert status == 200
+    assert body["record_sends"] is True
+    assert body["tick"] == 0.002
+    before = time.monotonic_ns()
+    gw, _ = await ready_connection(sim, [0, 2])
+    await http_json(sim, "POST", "/_sim/config", {"rate": 200})
+    seen = await gw.recv_until(lambda m: m.get("t") not in (None, "READY", "GUILD_CREATE"))
+    status, body, _ = await http_json(sim, "GET", "/_sim/sends")
+    assert status == 200
+    (entry,) = body["sessions"]
+    assert entry["shard"] == 0
+    assert entry["last_seq"] == sorted(entry["last_seq"])
+    assert entry["last_seq"][-1] >= seen["s"]
+    assert before <= entry["t_ns"][0] <= entry["t_ns"][-1] <= time.monotonic_ns()
+    status, body, _ = await http_json(sim, "POST", "/_sim/config", {"record_sends": 1})
+    assert status == 400
+    assert body["message"] == "record_sends must be true or false"
+    status, body, _ = await http_json(sim, "POST", "/_sim/config", {"tick": 5})
+    assert status == 400
+    assert "--tick" in body["message"]
+    status, _, _ = await http_json(sim, "DELETE", "/_sim/sends")
+    assert status == 200
+    assert sim.sends == {}
+    await gw.close()
 
 
 async def test_identify_when_privileged_intent_not_enabled_closes_4014(sim_factory: SimFactory) -> None:

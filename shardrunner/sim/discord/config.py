@@ -46,6 +46,10 @@ class SimConfig:
     max_members: int = 1000
     #: Dispatches per second per shard (0 stops the stream).
     rate: float = 10.0
+    #: Seconds between two ticks of the dispatch generator (and of a paced replay).
+    tick: float = 0.01
+    #: Record when each batch of dispatches was written (``GET /_sim/sends``), for latency figures.
+    record_sends: bool = False
     mix: dict[str, float] = field(default_factory=dict)
     #: Share of DM-capable dispatches that happen in direct messages (they go to shard 0).
     dm_ratio: float = 0.02
@@ -95,6 +99,7 @@ class SimConfig:
             (self.max_members >= self.min_members, "--max-members must be at least --min-members"),
             (self.max_members <= 250_000, "--max-members above 250000 is not supported"),
             (self.rate >= 0, "--rate must not be negative"),
+            (0.0005 <= self.tick <= 1, "--tick must be between 0.0005 and 1 second"),
             (0 <= self.dm_ratio <= 1, "--dm-ratio must be between 0 and 1"),
             (self.max_concurrency >= 1, "--max-concurrency must be at least 1"),
             (self.identify_window >= 0, "--identify-window must not be negative"),

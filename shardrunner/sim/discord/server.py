@@ -10,6 +10,7 @@ straight to the transport (see :mod:`shardrunner.sim.discord.wsframe`), many per
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import logging
@@ -479,6 +480,8 @@ class Connection:
                     transport.writelines(chunks)
                     if self.session is not None:
                         self.session.last_sent_seq = self.cursor
+                        if self.sim.config.record_sends:
+                            self.sim.record_send(self.session, self.cursor)
                     if transport.get_write_buffer_size() > _HIGH_WATER:
                         await self._drain()
                     else:
@@ -633,6 +636,8 @@ class Simulator:
         self.random_faults: dict[Connection, float] = {}
         self.fault_rng = random.Random(config.seed ^ 0xFA17)
         self._credit = [0.0] * config.shards
+        #: Per session id: (shard, [last seq of each write], [time.monotonic_ns() of that write]).
+        self.sends: dict[str, tuple[int, array.array[int], array.array[int]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port = config.port
@@ -666,6 +671,8 @@ class Simulator:
         app.router.add_get("/_sim/stats", self._stats)
         app.router.add_post("/_sim/fault", self._fault)
         app.router.add_post("/_sim/config", self._set_config)
+        app.router.add_get("/_sim/sends", self._sends)
+        app.router.add_delete("/_sim/sends", self._sends)
         return app
 
     async def start(self) -> None:
@@ -738,7 +745,7 @@ class Simulator:
     async def _ticker(self) -> None:
         last = time.monotonic()
         while True:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(self.config.tick)
             cfg = self.config  # settable at run time
             now = time.monotonic()
             dt, last = now - last, now
@@ -1009,28 +1016,51 @@ class Simulator:
             await self.apply_fault(conn, {"kind": checked.kind, **given}, source="admin")
         return self._json({"applied": applied})
 
+    def record_send(self, session: Session, last_seq: int) -> None:
+        """Note that every dispatch of ``session`` up to ``last_seq`` has just been written."""
+        entry = self.sends.get(session.id)
+        if entry is None:
+            entry = self.sends[session.id] = (session.shard_id, array.array("q"), array.array("q"))
+        entry[1].append(last_seq)
+        entry[2].append(time.monotonic_ns())
+
+    async def _sends(self, request: web.Request) -> web.Response:
+        """GET: the recorded writes per session; DELETE: forget them."""
+        if request.method == "DELETE":
+            self.sends.clear()
+            return self._json({"cleared": True})
+        return self._json(
+            {
+                "clock": "CLOCK_MONOTONIC, nanoseconds",
+                "sessions": [
+                    {"session_id": sid, "shard": shard, "last_seq": seqs.tolist(), "t_ns": times.tolist()}
+                    for sid, (shard, seqs, times) in self.sends.items()
+                ],
+            }
+        )
+
     async def _set_config(self, request: web.Request) -> web.Response:
         try:
             body = _json_decode(await request.read())
         except msgspec.DecodeError:
             return self._json({"message": "body is not JSON"}, 400)
-        numbers = {"rate", "fault_rate", "heartbeat_request_interval"}
+        numbers = {"rate", "fault_rate", "heartbeat_request_interval", "tick"}
         urls = {"resume_gateway_url", "gateway_url"}
-        allowed = numbers | urls
+        flags = {"record_sends"}
+        allowed = numbers | urls | flags
         if not isinstance(body, dict) or not set(body) <= allowed:
             return self._json({"message": f"settable at run time: {', '.join(sorted(allowed))}"}, 400)
         if body.get("rate") == "max":
             body["rate"] = math.inf
         for key, value in body.items():
-            ok = (
-                isinstance(value, int | float) and not isinstance(value, bool)
-                if key in numbers
-                else value is None or isinstance(value, str)
-            )
+            if key in numbers:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                kind = "a number" + (" or 'max'" if key == "rate" else "")
+            elif key in flags:
+                ok, kind = isinstance(value, bool), "true or false"
+            else:
+                ok, kind = value is None or isinstance(value, str), "a URL or null"
             if not ok:
-                kind = (
-                    "a number" + (" or 'max'" if key == "rate" else "") if key in numbers else "a URL or null"
-                )
                 return self._json({"message": f"{key} must be {kind}"}, 400)
         try:
             changed = self.config.replace(**body)
