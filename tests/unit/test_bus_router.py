@@ -254,3 +254,15 @@ def test_router_low_water_when_everything_was_acked_starts_at_the_next_held_seq(
     r.ack(p.Ack("g", "a", batches(r.flush(), b"a")[-1].batch), 2)
     r.publish(ev(9))
     assert r.low_water() == {(0, "s"): 9}
+
+
+def test_router_when_the_last_member_leaves_its_unacked_events_come_back_in_order() -> None:
+    r = Router(Limits(batch_size=4))
+    r.join(b"a", p.Join("g", "a"), 0)
+    for s in range(1, 9):
+        r.publish(ev(s))
+    assert seqs(r.flush(), b"a") == list(range(1, 9))
+    r.leave("g", "a")
+    r.publish(ev(9))
+    r.join(b"b", p.Join("g", "b"), 1)
+    assert seqs(r.flush(), b"b") == list(range(1, 10))
