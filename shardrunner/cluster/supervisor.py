@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 import psutil
@@ -93,6 +93,11 @@ class Slot:
     worker: WorkerProc | None = None
     backoff: float = 0.0
     next_start_at: float = 0.0
+
+
+def _retrieve_send_error(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.debug("a message to a worker was not sent: %s", sent.exception())
 
 
 class Supervisor:
@@ -220,6 +225,10 @@ class Supervisor:
         self._workers_sock = self._ctx.socket(zmq.ROUTER)
         self._workers_sock.setsockopt(zmq.LINGER, 1000)
         self._workers_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # No high-water mark: what goes to workers is bounded by the shard count (at 10,000 shards
+        # a window's identify grants alone passed the default 1,000), and a dropped grant would
+        # leave its shard waiting for ever.
+        self._workers_sock.setsockopt(zmq.SNDHWM, 0)
         self._workers_sock.bind(self.workers_endpoint)
         self._control_sock = self._ctx.socket(zmq.ROUTER)
         self._control_sock.setsockopt(zmq.LINGER, 1000)
@@ -319,12 +328,21 @@ class Supervisor:
         return worker
 
     def _send(self, worker: WorkerProc, message: m.Message) -> bool:
+        """Send now; False if the worker is not connected (yet, or any more)."""
         assert self._workers_sock is not None
         try:
-            self._workers_sock.send_multipart([worker.identity, m.encode(message)], flags=zmq.NOBLOCK)
-            return True
+            # The asyncio socket tries a non-blocking send at once and puts its error (an
+            # unreachable worker, with ROUTER_MANDATORY) in the future rather than raising it.
+            sent = cast(
+                "asyncio.Future[Any]",
+                self._workers_sock.send_multipart([worker.identity, m.encode(message)], flags=zmq.NOBLOCK),
+            )
         except zmq.ZMQError:
-            return False  # not connected (yet, or any more)
+            return False
+        if sent.done():
+            return sent.exception() is None
+        sent.add_done_callback(_retrieve_send_error)
+        return True
 
     def _assign(self, worker: WorkerProc, snapshots: list[SessionSnapshot]) -> None:
         slot = self.slots[worker.slot]

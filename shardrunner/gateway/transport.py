@@ -131,7 +131,9 @@ class PicowsTransport:
             raise TransportError(f"cannot connect to {_safe(url)}: {exc}") from None
         except Exception as exc:  # picows raises its own errors for bad handshakes
             raise TransportError(f"WebSocket handshake with {_safe(url)} failed: {exc}") from None
-        assert isinstance(listener, _Listener)
+        if not isinstance(listener, _Listener):
+            # picows gives no listener when the connection drops during the handshake.
+            raise TransportError(f"the connection to {_safe(url)} was lost during the WebSocket handshake")
         return PicowsConnection(transport, listener)
 
 

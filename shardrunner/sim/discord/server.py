@@ -678,7 +678,8 @@ class Simulator:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port, reuse_address=True)
+        # A backlog of aiohttp's default 128 drops connects when thousands of shards start at once.
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, reuse_address=True, backlog=4096)
         await site.start()
         server = site._server
         if self.config.port == 0 and server is not None:
