@@ -7,6 +7,7 @@ stops it on exit.
 
 from __future__ import annotations
 
+import re
 import resource
 import socket
 import subprocess
@@ -49,9 +50,8 @@ def running_simulator(
     rate: str = "max",
 ) -> Iterator[tuple[int, psutil.Process]]:
     """Yield (port, process) of a replay-mode simulator that sends each shard `events` dispatches."""
-    port = free_port()
     cmd = [
-        sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
+        sys.executable, "-m", "shardrunner", "sim", "discord", "--port", "0",
         "--shards", str(shards), "--guilds-per-shard", "1", "--max-members", "20",
         "--identify-window", "0", "--max-concurrency", str(shards), "--replay", str(events),
         "--replay-compress", ",".join(compress), "--rate", rate, "--heartbeat-interval", "600000",
@@ -63,11 +63,18 @@ def running_simulator(
         flush=True,
     )
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    # Blocks until the scripts are ready and the port listens; port 0 lets the simulator pick a
+    # free port itself (no race with other processes), and the line says which.
+    line = proc.stdout.readline()
+    found = re.search(r"listening on http://[^:]+:(\d+)", line)
+    if found is None:
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+        raise SystemExit(f"the simulator did not start (exit {proc.returncode}): {line!r}")
+    port = int(found.group(1))
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # blocks until the scripts are ready and the port listens
-        if "listening" not in line:
-            raise SystemExit(f"the simulator did not start (exit {proc.poll()}): {line!r}")
         yield port, psutil.Process(proc.pid)
     finally:
         proc.terminate()

@@ -1,0 +1,220 @@
+"""Shared pieces of the benchmark suite: scales, results, a `shardrunner start` process, the
+simulator's admin API. Not a benchmark itself.
+
+Every benchmark module exposes ``async def run(scale: Scale) -> Result`` (used by
+``python -m benchmarks``) and a ``main()`` for running it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.simproc import REPO, cpu_of
+from shardrunner.cluster.control import CommandError, call
+from shardrunner.sim.discord.world import make_token
+
+#: The bot token every benchmark cluster uses (the simulator accepts any well-formed token).
+TOKEN = make_token(1100000000000000001)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big and how long. ``quick`` checks that everything runs in a few minutes; ``full``
+    gives the figures in docs/benchmarks.md."""
+
+    name: str
+    repeat: int  # runs per figure; the report gives medians
+    duration: float  # seconds per measured step of a stepped benchmark
+    factor: float = 1.0  # multiplies event counts and shard counts where a benchmark scales
+
+    @classmethod
+    def named(cls, name: str, *, repeat: int | None = None, duration: float | None = None) -> Scale:
+        base = {"quick": cls("quick", 1, 1.5, 0.2), "full": cls("full", 3, 3.0, 1.0)}[name]
+        return cls(
+            base.name,
+            repeat if repeat is not None else base.repeat,
+            duration if duration is not None else base.duration,
+            base.factor,
+        )
+
+
+@dataclass
+class Row:
+    """One line of the Markdown summary."""
+
+    what: str
+    value: str
+    target: str = ""  # the target and how the figure compares, e.g. "<= 64 KiB: 0.87x"
+
+
+@dataclass
+class Result:
+    """What a benchmark reports: summary rows for the table, and raw data for JSON and plots."""
+
+    name: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+    }
+
+
+class ClusterProc:
+    """A `shardrunner start` process against a simulator on ``api_port``; stop() kills everything."""
+
+    def __init__(
+        self,
+        api_port: int,
+        *,
+        workers: int,
+        shards: int,
+        extra: Sequence[str] = (),
+        identify_window: float = 0.0,
+        max_concurrency: int | None = None,
+        log_level: str = "warning",
+    ) -> None:
+        self.run_dir = Path(tempfile.mkdtemp(prefix="sr-bench-"))
+        self.shards = shards
+        cmd = [
+            sys.executable, "-m", "shardrunner", "start",
+            "--api-url", f"http://127.0.0.1:{api_port}/api/v10", "--run-dir", str(self.run_dir),
+            "--workers", str(workers), "--shards", str(shards),
+            "--identify-window", str(identify_window), "--progress", "never", "--log-level", log_level,
+            *(["--max-concurrency", str(max_concurrency)] if max_concurrency else []),
+            *extra,
+        ]  # fmt: skip
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "SHARDRUNNER_TOKEN": TOKEN})
+        self.supervisor = psutil.Process(self.proc.pid)
+        self.seen: set[int] = set()
+
+    def workers(self) -> list[psutil.Process]:
+        procs = []
+        with contextlib.suppress(psutil.Error):
+            for p in self.supervisor.children():
+                with contextlib.suppress(psutil.Error):
+                    if "shardrunner.cluster.worker" in " ".join(p.cmdline()):
+                        procs.append(p)
+                        self.seen.add(p.pid)
+        return procs
+
+    def cpu(self) -> dict[int, float]:
+        """CPU seconds so far of the supervisor and each worker, by pid."""
+        out = {}
+        for p in [self.supervisor, *self.workers()]:
+            with contextlib.suppress(psutil.Error):
+                out[p.pid] = cpu_of(p)
+        return out
+
+    async def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await call(self.run_dir, "status", timeout=10)
+        return result
+
+    async def wait_ready(self, timeout: float = 600, shards: int | None = None) -> float:
+        """Seconds from start until every shard is ready (raises SystemExit on failure)."""
+        want = self.shards if shards is None else shards
+        deadline = time.monotonic() + timeout
+        ready = 0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the cluster stopped with status {self.proc.returncode}")
+            try:
+                status = await self.status()
+            except CommandError:
+                await asyncio.sleep(0.05)
+                continue
+            states = [s["state"] for s in status["shards"]]
+            ready = states.count("ready")
+            if ready == want and len(states) == want:
+                return time.monotonic() - self.started
+            await asyncio.sleep(0.05)
+        raise SystemExit(f"only {ready}/{want} shards ready after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        self.workers()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for pid in self.seen:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(api_port: int, **kwargs: Any) -> AsyncIterator[ClusterProc]:
+    cluster = ClusterProc(api_port, **kwargs)
+    try:
+        yield cluster
+    finally:
+        await asyncio.to_thread(cluster.stop)
+
+
+async def sim_config(port: int, **settings: Any) -> dict[str, Any]:
+    """POST /_sim/config: change the simulator's settings at run time (e.g. rate="max")."""
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"http://127.0.0.1:{port}/_sim/config", json=settings) as r,
+    ):
+        r.raise_for_status()
+        body: dict[str, Any] = await r.json()
+        return body
+
+
+async def sim_get(port: int, path: str, **params: Any) -> Any:
+    """GET /_sim/<path> from the simulator's admin API."""
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/_sim/{path}", params=params) as r,
+    ):
+        r.raise_for_status()
+        return await r.json()
+
+
+async def sim_sent(port: int) -> int:
+    """Dispatches (READY and GUILD_CREATEs included) sent so far over every connected session."""
+    stats = await sim_get(port, "stats")
+    return sum(int(s["last_sent_seq"]) for s in stats["sessions"] if s["connected"])
