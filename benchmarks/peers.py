@@ -18,6 +18,12 @@ Python ones only point the library at the simulator and make it ask for zlib-str
 and hikari 2.7 ask for zstd-stream when a zstd module is importable), and discord.py's
 before_identify_hook does not wait 5 s per shard (start-up is not measured).
 
+shardrunner runs on the same simulator and traffic in the same session, as its users run it:
+`shardrunner start` with its default of one worker per CPU core, 4 shards, and a bot using
+`shardrunner.client` (this process) counting every event; its CPU per event is the sum over the
+workers, the supervisor and the bot. The report gives shardrunner's events per second and CPU per
+event as ratios to each peer's (goal: at least 4 times the fastest peer's events per second).
+
 The simulator (its own process, replay mode, `--mix MESSAGE_CREATE=1 --dm-ratio 0`, about 1 KB per
 event, every message in a guild) sends each of the 4 shards N prepared MESSAGE_CREATEs. Each run
 starts a fresh peer process; the replay is held (rate 0) until the peer says every shard is ready,
@@ -56,6 +62,8 @@ from benchmarks.simproc import cpu_of, running_simulator
 PEERS = ("discord.py", "hikari", "discord.js")
 #: shardrunner itself, run on the same simulator and traffic in the same session, for the ratios.
 OURS = "shardrunner"
+#: `shardrunner start`'s default: one worker per CPU core.
+OURS_WORKERS = os.cpu_count() or 1
 SHARDS = 4
 HERE = Path(__file__).resolve().parent / "peers"
 NODE_DIR = HERE / "discordjs"
@@ -267,9 +275,10 @@ async def one_run(peer: str, node: str | None, port: int, sim: psutil.Process, e
         await p.stop()
 
 
-async def ours_run(port: int, sim: psutil.Process, events: int, workers: int = 1) -> dict[str, Any]:
-    """shardrunner on the same traffic: `shardrunner start` (4 shards on one worker) and a bot in
-    this process counting events with `shardrunner.client`; CPU of every process involved."""
+async def ours_run(port: int, sim: psutil.Process, events: int, workers: int) -> dict[str, Any]:
+    """shardrunner on the same traffic, as its users run it: `shardrunner start` (4 shards, one
+    worker per core by default) and a bot in this process counting events with
+    `shardrunner.client`; CPU of every process involved."""
     from benchmarks import throughput
 
     expected = SHARDS * events
@@ -327,7 +336,7 @@ async def run(scale: Scale, peers: Sequence[str] = (OURS, *PEERS)) -> Result:
         for i in range(scale.repeat):
             for peer in peers:
                 if peer == OURS:
-                    r = await ours_run(port, sim, events)
+                    r = await ours_run(port, sim, events, OURS_WORKERS)
                 else:
                     r = await one_run(peer, node, port, sim, events)
                 runs[peer].append(r)
@@ -356,7 +365,7 @@ async def run(scale: Scale, peers: Sequence[str] = (OURS, *PEERS)) -> Result:
             value += f", {incomplete} of {len(runs[peer])} runs incomplete"
         if peer == OURS:
             by = median([r["cpu_us_by_process"]["workers"] for r in runs[peer]])
-            value += f"; 1 worker {by:.1f} µs + supervisor + bot"
+            value += f"; {OURS_WORKERS} worker(s) {by:.1f} µs + supervisor + bot"
             target = ""
         else:
             expected = EXPECTED_PER_S[peer]

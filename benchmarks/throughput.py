@@ -178,7 +178,8 @@ async def step(r: Rig, rate: float, duration: float) -> dict[str, Any]:
     return {
         "offered_per_s": rate,
         "sent_per_s": sent / seconds,
-        "delivered_per_s": in_time / (seconds + GRACE_S),
+        # Delivered within the step (and its grace), per second of the step.
+        "delivered_per_s": in_time / seconds,
         "delivered_fraction": in_time / offered,
         "passed": in_time >= DELIVERED_ENOUGH * offered,
         "lost": sent - total if caught_up else None,
