@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import psutil
 
 from benchmarks.harness import ClusterProc, Result, Row, Scale, machine, median, running_cluster
-from benchmarks.simproc import REPO, free_port
+from benchmarks.simproc import REPO, free_port, stop_process
 from shardrunner.cluster.control import CommandError
 
 TARGET_KIB = 64.0
@@ -106,14 +106,7 @@ def live_simulator(
             raise SystemExit(f"the simulator did not start (exit {proc.poll()}): {line!r}\n{tail}")
         yield Sim(port, psutil.Process(proc.pid), log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        stop_process(proc, 30)
         errors = _count_errors(log)
         if errors:
             print(f"the simulator logged {errors:,} errors: {log}", file=sys.stderr, flush=True)

@@ -77,11 +77,16 @@ def running_simulator(
     try:
         yield port, psutil.Process(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        stop_process(proc, 10)
+
+
+def stop_process(proc: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; close its stdout pipe."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    if proc.stdout:
+        proc.stdout.close()
