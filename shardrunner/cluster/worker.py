@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -370,6 +371,10 @@ def main(argv: list[str] | None = None) -> None:
         log.error("worker %d cannot start: %s: %s", args.slot, type(exc).__name__, exc)
         sys.exit(BOOT_FAILED)
     worker = Worker(args.endpoint, args.slot, args.generation)
+    # Everything imported so far lives as long as the process: keep it out of the cyclic garbage
+    # collector's full passes, which otherwise walk it again and again under load
+    # (docs/performance.md, decision 9).
+    gc.freeze()
     sys.exit(uvloop.run(worker.run()))
 
 
