@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         "--scale",
         choices=["quick", "full"],
         default="full",
-        help="quick: one run of each at small sizes, to check that everything works (about 10 minutes); "
-        "full: the figures of docs/benchmarks.md (about an hour)",
+        help="quick: one run of each at small sizes, to check that everything works (about 2 minutes "
+        "on 2 cores); full: the figures of docs/benchmarks.md (about 15 minutes on 2 cores)",
     )
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(NAMES)}")
     parser.add_argument("--repeat", type=int, help="runs per figure (default: 1 quick, 3 full)")
