@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -71,6 +72,15 @@ class Result:
     rows: list[Row] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def print_result(result: Result, heading: str = "", as_json: bool = False) -> None:
+    """What a benchmark's main() prints at the end: a heading, the summary rows, optionally the data."""
+    print(f"\n{result.title}{f' ({heading})' if heading else ''}, {result.seconds:.0f} s:")
+    for row in result.rows:
+        print(f"  {row.what}: {row.value}" + (f" ({row.target})" if row.target else ""))
+    if as_json:
+        print(json.dumps(result.data, indent=2, default=str))
 
 
 def median(values: Sequence[float]) -> float:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import shutil
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from benchmarks.harness import ClusterProc, Result, Row, Scale, machine, median, running_cluster
+from benchmarks.harness import ClusterProc, Result, Row, Scale, machine, median, print_result, running_cluster
 from benchmarks.simproc import REPO, free_port, stop_process
 from shardrunner.cluster.control import CommandError
 
@@ -367,14 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, Python {m['python']}")
     result = asyncio.run(run(scale, counts, workers=args.workers, settle=args.settle))
     base = result.data["baseline_mib_per_worker"]
-    print(
-        f"\n{result.title} (medians of {scale.repeat}; baseline {base:.1f} MiB per worker), "
-        f"{result.seconds:.0f} s:"
-    )
-    for row in result.rows:
-        print(f"  {row.what}: {row.value} ({row.target})")
-    if args.json:
-        print(json.dumps(result.data, indent=2))
+    print_result(result, f"medians of {scale.repeat}; baseline {base:.1f} MiB per worker", args.json)
 
 
 if __name__ == "__main__":

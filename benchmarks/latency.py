@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import throughput
-from benchmarks.harness import Result, Row, Scale, median, sim_get
+from benchmarks.harness import Result, Row, Scale, median, print_result, sim_get
 
 FRACTIONS = (0.25, 0.5, 0.75)
 TICK_S = 0.001
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvloop
 
     result = uvloop.run(run(scale, args.max_rate, args.workers, args.shards))
-    for row in result.rows:
-        print(f"{row.what}: {row.value}  {row.target}")
+    print_result(result)
 
 
 if __name__ == "__main__":

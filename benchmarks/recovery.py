@@ -77,6 +77,7 @@ from benchmarks.harness import (
     Scale,
     machine,
     median,
+    print_result,
     running_cluster,
     sim_config,
     sim_get,
@@ -879,14 +880,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, Python {m['python']}")
     result = asyncio.run(run(scale, rate=args.rate, down=args.down, replay_buffer=args.replay_buffer))
     s = result.data["settings"]
-    print(
-        f"\n{result.title} ({SHARDS} shards on {WORKERS} workers, {s['offered_per_s']:,.0f} events/s "
-        f"offered; medians of {scale.repeat}), {result.seconds:.0f} s:"
+    heading = (
+        f"{SHARDS} shards on {WORKERS} workers, {s['offered_per_s']:,.0f} events/s offered; "
+        f"medians of {scale.repeat}"
     )
-    for row in result.rows:
-        print(f"  {row.what}: {row.value} ({row.target})")
-    if args.json:
-        print(json.dumps(result.data, indent=2))
+    print_result(result, heading, args.json)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.harness import Result, Row, Scale, machine, median, running_cluster, sim_get
+from benchmarks.harness import Result, Row, Scale, machine, median, print_result, running_cluster, sim_get
 from benchmarks.idle_memory import live_simulator
 
 #: The issue's target: launch to all READY within 2 % of ceil(N/K) windows.
@@ -201,11 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     m = machine()
     print(f"machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, Python {m['python']}")
     result = asyncio.run(run(scale, configs, workers=args.workers))
-    print(f"\n{result.title} (medians of {scale.repeat}), {result.seconds:.0f} s:")
-    for row in result.rows:
-        print(f"  {row.what}: {row.value} ({row.target})")
-    if args.json:
-        print(json.dumps(result.data, indent=2))
+    print_result(result, f"medians of {scale.repeat}", args.json)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from benchmarks.harness import (
     Row,
     Scale,
     median,
+    print_result,
     running_cluster,
     sim_config,
     sim_sent,
@@ -301,8 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvloop
 
     result = uvloop.run(run(scale, [int(w) for w in args.workers.split(",")], args.shards))
-    for row in result.rows:
-        print(f"{row.what}: {row.value}  {row.target}")
+    print_result(result)
 
 
 if __name__ == "__main__":
