@@ -155,8 +155,11 @@ class ClusterProc:
         result: dict[str, Any] = await call(self.run_dir, "status", timeout=10)
         return result
 
-    async def wait_ready(self, timeout: float = 600, shards: int | None = None) -> float:
-        """Seconds from start until every shard is ready (raises SystemExit on failure)."""
+    async def wait_ready(
+        self, timeout: float = 600, shards: int | None = None, interval: float = 0.05
+    ) -> float:
+        """Seconds from start until every shard is ready (raises SystemExit on failure), asking the
+        status command every ``interval`` seconds."""
         want = self.shards if shards is None else shards
         deadline = time.monotonic() + timeout
         ready = 0
@@ -166,13 +169,13 @@ class ClusterProc:
             try:
                 status = await self.status()
             except CommandError:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(interval)
                 continue
             states = [s["state"] for s in status["shards"]]
             ready = states.count("ready")
             if ready == want and len(states) == want:
                 return time.monotonic() - self.started
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(interval)
         raise SystemExit(f"only {ready}/{want} shards ready after {timeout:.0f} s")
 
     def stop(self) -> None:
@@ -212,13 +215,13 @@ async def sim_config(port: int, **settings: Any) -> dict[str, Any]:
         return body
 
 
-async def sim_get(port: int, path: str, **params: Any) -> Any:
-    """GET /_sim/<path> from the simulator's admin API."""
+async def sim_get(port: int, path: str, method: str = "GET", **params: Any) -> Any:
+    """GET (or ``method``) /_sim/<path> of the simulator's admin API; the JSON answer."""
     import aiohttp
 
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{port}/_sim/{path}", params=params) as r,
+        http.request(method, f"http://127.0.0.1:{port}/_sim/{path}", params=params) as r,
     ):
         r.raise_for_status()
         return await r.json()

@@ -28,89 +28,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 import psutil
 
 from benchmarks.harness import ClusterProc, Result, Row, Scale, machine, median, print_result, running_cluster
-from benchmarks.simproc import REPO, free_port, stop_process
-from shardrunner.cluster.control import CommandError
+from benchmarks.simproc import Sim, live_simulator
 
 TARGET_KIB = 64.0
 MIB = 1048576
 #: Identify pacing: the cluster runs 64 buckets (the simulator's max_concurrency) with a 50 ms
 #: window, about 1,000 identifies a second; the simulator enforces no window (0), so that jitter
 #: between the two cannot turn into op 9s and retries 1-5 s later. Not 0 for the cluster: with a
-#: window of 0 its queue grants every waiting shard at once when it opens, and at 10,000 shards
-#: the grants overflow the ZeroMQ queue to a busy worker; the supervisor does not notice the failed
-#: send (an unawaited future) and those shards wait for their grant for ever.
+#: window of 0 its queue grants every waiting shard at once when it opens, which at 10,000 shards
+#: once overflowed the ZeroMQ queue to a busy worker (since fixed: the supervisor's socket has no
+#: high-water mark); pacing also keeps the start-up from being one burst.
 MAX_CONCURRENCY = 64
 IDENTIFY_WINDOW = 0.05
-
-
-class Sim(NamedTuple):
-    port: int
-    proc: psutil.Process
-    log: Path  # the simulator's stderr
-
-    def errors(self) -> int:
-        """ERROR lines the simulator has logged so far (e.g. handshakes its clients gave up on)."""
-        return _count_errors(self.log)
-
-
-def _count_errors(log: Path) -> int:
-    with contextlib.suppress(OSError), open(log, errors="replace") as f:
-        return sum(" ERROR " in line for line in f)
-    return 0
-
-
-@contextlib.contextmanager
-def live_simulator(
-    shards: int,
-    *,
-    max_concurrency: int,
-    identify_window: float,
-    extra: Sequence[str] = (),
-) -> Iterator[Sim]:
-    """A live-mode simulator process (rate 0: nothing is dispatched after the GUILD_CREATEs).
-
-    One small guild per shard of a ``shards``-shard layout, heartbeats every 41.25 s (Discord's
-    interval), no op 1 requests, enough session starts for any benchmark. Its stderr goes to a
-    log file (at thousands of connections it can log a traceback per abandoned handshake).
-    Killed on exit.
-    """
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
-        "--shards", str(shards), "--guilds-per-shard", "1", "--min-members", "2", "--max-members", "5",
-        "--rate", "0", "--identify-window", str(identify_window), "--max-concurrency", str(max_concurrency),
-        "--heartbeat-interval", "41250", "--heartbeat-request-interval", "0",
-        "--session-start-total", "1000000", "--log-level", "warning", *extra,
-    ]  # fmt: skip
-    log = Path(tempfile.mkdtemp(prefix="sr-bench-sim-")) / "sim.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # blocks until the world is built and the port listens
-        if "listening" not in line:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise SystemExit(f"the simulator did not start (exit {proc.poll()}): {line!r}\n{tail}")
-        yield Sim(port, psutil.Process(proc.pid), log)
-    finally:
-        stop_process(proc, 30)
-        errors = _count_errors(log)
-        if errors:
-            print(f"the simulator logged {errors:,} errors: {log}", file=sys.stderr, flush=True)
-        else:
-            shutil.rmtree(log.parent, ignore_errors=True)
 
 
 def _memory(procs: Sequence[psutil.Process]) -> dict[str, float]:
@@ -126,39 +62,16 @@ def _memory(procs: Sequence[psutil.Process]) -> dict[str, float]:
     return out
 
 
-async def wait_all_ready(cluster: ClusterProc, *, timeout: float, interval: float = 0.25) -> float:
-    """Seconds from launch until every shard is ready: ClusterProc.wait_ready with a slower poll.
-
-    At 5,000 shards one status call costs the supervisor about 9 ms of CPU and this process as
-    much again to decode (measured); polled every 50 ms at 10,000 shards, that would take a good
-    part of a core away from the start-up it is timing. The figure here is memory; a quarter of a
-    second is precise enough for the time to ready.
-    """
-    deadline = time.monotonic() + timeout
-    ready = 0
-    while time.monotonic() < deadline:
-        if cluster.proc.poll() is not None:
-            raise SystemExit(f"the cluster stopped with status {cluster.proc.returncode}")
-        try:
-            status = await cluster.status()
-        except CommandError:
-            await asyncio.sleep(interval)
-            continue
-        states = [s["state"] for s in status["shards"]]
-        ready = states.count("ready")
-        if ready == cluster.shards and len(states) == cluster.shards:
-            return time.monotonic() - cluster.started
-        await asyncio.sleep(interval)
-    raise SystemExit(f"only {ready}/{cluster.shards} shards ready after {timeout:.0f} s")
-
-
 async def one_cluster(sim: Sim, *, shards: int, workers: int, settle: float) -> dict[str, Any]:
     """Start ``shards`` shards on ``workers`` workers, wait until all are ready, settle, measure."""
     sim_errors = sim.errors()
     async with running_cluster(
         sim.port, workers=workers, shards=shards, identify_window=IDENTIFY_WINDOW
     ) as cluster:
-        ready_s = await wait_all_ready(cluster, timeout=max(120.0, shards * 0.06))
+        # Polled every 0.25 s, not 0.05: at 5,000 shards one status call costs the supervisor about
+        # 9 ms of CPU and this process as much to decode, which would take a good part of a core
+        # from the start-up being timed. The figure here is memory; 0.25 s is precise enough.
+        ready_s = await cluster.wait_ready(timeout=max(120.0, shards * 0.06), interval=0.25)
         await asyncio.sleep(settle)  # let allocations settle after the start-up burst
         procs = cluster.workers()
         if len(procs) != workers:

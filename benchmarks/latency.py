@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import throughput
-from benchmarks.harness import Result, Row, Scale, median, print_result, sim_get
+from benchmarks.harness import Result, Row, Scale, median, print_result, sim_config, sim_get
 
 FRACTIONS = (0.25, 0.5, 0.75)
 TICK_S = 0.001
@@ -50,16 +50,13 @@ def latencies(sends: dict[str, Any], arrivals: dict[int, tuple[list[int], list[i
 
 
 async def one_level(r: throughput.Rig, rate: float, duration: float) -> dict[str, Any]:
-    await throughput.sim_config(r.port, record_sends=True)
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http, http.delete(f"http://127.0.0.1:{r.port}/_sim/sends"):
-        pass
+    await sim_config(r.port, record_sends=True)
+    await sim_get(r.port, "sends", method="DELETE")
     for entry in r.bot.arrivals.values():
         entry[0].clear()
         entry[1].clear()
     res = await throughput.step(r, rate, duration)
-    await throughput.sim_config(r.port, record_sends=False)
+    await sim_config(r.port, record_sends=False)
     sends = await sim_get(r.port, "sends")
     lat = latencies(sends, r.bot.arrivals)
     if not len(lat):

@@ -63,6 +63,7 @@ import tempfile
 import threading
 import time
 from array import array
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -509,46 +510,65 @@ async def wait_caught_up(bot: BotProc, sampler: Sampler, deadline: float) -> flo
     return None
 
 
-async def bot_down_run(port: int, sim: psutil.Process, plan: Plan, tmp: Path) -> dict[str, Any]:
+@dataclass
+class Scenario:
+    """A cluster under steady traffic with one bot past its warm-up (see `scenario`)."""
+
+    cluster: ClusterProc
+    sampler: Sampler
+    bots: list[BotProc]
+    traffic: float  # when the traffic started (time.monotonic())
+    capacity: int  # records a bot's file holds
+
+
+@contextlib.asynccontextmanager
+async def scenario(port: int, plan: Plan, first_file: Path) -> AsyncIterator[Scenario]:
+    """A fresh cluster, a first bot, the traffic on, and the warm-up done; every bot and the
+    sampler stopped on the way out."""
     await sim_config(port, rate=0)
-    since = time.time()
-    sampler = Sampler(port, since)
+    sampler = Sampler(port, time.time())
     capacity = SHARDS * (plan.events + 100)
     bots: list[BotProc] = []
     async with running_cluster(port, workers=WORKERS, shards=SHARDS, extra=cluster_extra(plan)) as cluster:
         try:
             await cluster.wait_ready(timeout=120)
-            bots.append(BotProc(cluster.run_dir, tmp / "first.bin", capacity))
-            first = bots[0]
-            traffic = await start_traffic(port, plan, first, sampler)
+            bots.append(BotProc(cluster.run_dir, first_file, capacity))
+            traffic = await start_traffic(port, plan, bots[0], sampler)
             await asyncio.sleep(plan.warmup)
-            first.records.read()
-            if not len(first.records):
-                raise SystemExit("the first bot got no events during the warm-up")
-            first.kill()
-            assert first.killed_at is not None
-            await asyncio.sleep(max(0.0, plan.down - (time.monotonic() - first.killed_at)))
-            status = await cluster.status()
-            group = next((g for g in status["groups"] if g["group"] == GROUP), {})
-            at_restart = sampler.latest()
-            bots.append(BotProc(cluster.run_dir, tmp / "second.bin", capacity))
-            second = bots[1]
-            down_s = second.spawned - first.killed_at
-            await second.wait_ready()
-            procs = {"bot": psutil.Process(second.proc.pid), "simulator": sim}
-            cpu0, t0 = cpu_snapshot(cluster, procs), time.monotonic()
-            deadline = traffic + plan.traffic_s - plan.settle - 5.0
-            await wait_caught_up(second, sampler, deadline)
-            cpu1, t1 = cpu_snapshot(cluster, procs), time.monotonic()
-            await asyncio.sleep(plan.settle)
-            end = await drain(port, sampler, bots)
-            await second.terminate()
-            first.records.read(final=True)
-            second.records.read(final=True)
+            bots[0].records.read()
+            if not len(bots[0].records):
+                raise SystemExit("the bot got no events during the warm-up")
+            yield Scenario(cluster, sampler, bots, traffic, capacity)
         finally:
             for bot in bots:
                 bot.kill()
             await sampler.stop()
+
+
+async def bot_down_run(port: int, sim: psutil.Process, plan: Plan, tmp: Path) -> dict[str, Any]:
+    async with scenario(port, plan, tmp / "first.bin") as sc:
+        cluster, sampler, bots, traffic = sc.cluster, sc.sampler, sc.bots, sc.traffic
+        first = bots[0]
+        first.kill()
+        assert first.killed_at is not None
+        await asyncio.sleep(max(0.0, plan.down - (time.monotonic() - first.killed_at)))
+        status = await cluster.status()
+        group = next((g for g in status["groups"] if g["group"] == GROUP), {})
+        at_restart = sampler.latest()
+        bots.append(BotProc(cluster.run_dir, tmp / "second.bin", sc.capacity))
+        second = bots[1]
+        down_s = second.spawned - first.killed_at
+        await second.wait_ready()
+        procs = {"bot": psutil.Process(second.proc.pid), "simulator": sim}
+        cpu0, t0 = cpu_snapshot(cluster, procs), time.monotonic()
+        deadline = traffic + plan.traffic_s - plan.settle - 5.0
+        await wait_caught_up(second, sampler, deadline)
+        cpu1, t1 = cpu_snapshot(cluster, procs), time.monotonic()
+        await asyncio.sleep(plan.settle)
+        end = await drain(port, sampler, bots)
+        await second.terminate()
+        first.records.read(final=True)
+        second.records.read(final=True)
     out = account(end, bots, plan)
     r = second.records
     n = len(r)
@@ -643,41 +663,25 @@ async def watch_recovery(
 
 
 async def worker_kill_run(port: int, plan: Plan, tmp: Path) -> dict[str, Any]:
-    await sim_config(port, rate=0)
-    since = time.time()
-    sampler = Sampler(port, since)
-    capacity = SHARDS * (plan.events + 100)
-    bots: list[BotProc] = []
-    async with running_cluster(port, workers=WORKERS, shards=SHARDS, extra=cluster_extra(plan)) as cluster:
-        try:
-            await cluster.wait_ready(timeout=120)
-            bots.append(BotProc(cluster.run_dir, tmp / "bot.bin", capacity))
-            bot = bots[0]
-            traffic = await start_traffic(port, plan, bot, sampler)
-            await asyncio.sleep(plan.warmup)
-            status = await cluster.status()
-            victim = min(status["workers"], key=lambda w: w["slot"])
-            slot, pid = int(victim["slot"]), int(victim["pid"])
-            shards = [int(s["id"]) for s in status["shards"] if s["worker"] == slot]
-            procs = {p.pid: p for p in cluster.workers()}
-            if pid not in procs:
-                raise SystemExit(f"worker {pid} of slot {slot} is not among the cluster's processes")
-            bot.records.read()
-            if not len(bot.records):
-                raise SystemExit("the bot got no events during the warm-up")
-            killed_wall = time.time()
-            killed = time.monotonic()
-            procs[pid].send_signal(signal.SIGKILL)
-            deadline = traffic + plan.traffic_s - plan.post - 5.0 - killed
-            ready_s, timeline = await watch_recovery(cluster, slot, pid, shards, killed, max(10.0, deadline))
-            await asyncio.sleep(plan.post)
-            end = await drain(port, sampler, bots)
-            await bot.terminate()
-            bot.records.read(final=True)
-        finally:
-            for b in bots:
-                b.kill()
-            await sampler.stop()
+    async with scenario(port, plan, tmp / "bot.bin") as sc:
+        cluster, sampler, bots, traffic = sc.cluster, sc.sampler, sc.bots, sc.traffic
+        bot = bots[0]
+        status = await cluster.status()
+        victim = min(status["workers"], key=lambda w: w["slot"])
+        slot, pid = int(victim["slot"]), int(victim["pid"])
+        shards = [int(s["id"]) for s in status["shards"] if s["worker"] == slot]
+        procs = {p.pid: p for p in cluster.workers()}
+        if pid not in procs:
+            raise SystemExit(f"worker {pid} of slot {slot} is not among the cluster's processes")
+        killed_wall = time.time()
+        killed = time.monotonic()
+        procs[pid].send_signal(signal.SIGKILL)
+        deadline = traffic + plan.traffic_s - plan.post - 5.0 - killed
+        ready_s, timeline = await watch_recovery(cluster, slot, pid, shards, killed, max(10.0, deadline))
+        await asyncio.sleep(plan.post)
+        end = await drain(port, sampler, bots)
+        await bot.terminate()
+        bot.records.read(final=True)
     out = account(end, bots, plan)
     stats, mine = end["stats"], end["sessions"]
     resumes = [r for r in stats["resumes"] if r["time"] >= killed_wall and r["session_id"] in mine]

@@ -1,20 +1,25 @@
 """The simulator as a separate process for benchmarks: started once, before anything is timed.
 
-Not a benchmark itself: `running_simulator` starts `shardrunner sim discord` on a free port in
+Not a benchmark itself. `live_simulator` starts a live-mode one without traffic (memory, start-up);
+`running_simulator` starts `shardrunner sim discord` on a free port in
 replay mode, waits for its "listening" line (replay scripts are prepared before it prints it), and
 stops it on exit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import resource
+import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 
@@ -90,3 +95,61 @@ def stop_process(proc: subprocess.Popen[str], grace: float) -> None:
         proc.wait(10)
     if proc.stdout:
         proc.stdout.close()
+
+
+class Sim(NamedTuple):
+    port: int
+    proc: psutil.Process
+    log: Path  # the simulator's stderr
+
+    def errors(self) -> int:
+        """ERROR lines the simulator has logged so far (e.g. handshakes its clients gave up on)."""
+        return _count_errors(self.log)
+
+
+def _count_errors(log: Path) -> int:
+    with contextlib.suppress(OSError), open(log, errors="replace") as f:
+        return sum(" ERROR " in line for line in f)
+    return 0
+
+
+@contextlib.contextmanager
+def live_simulator(
+    shards: int,
+    *,
+    max_concurrency: int,
+    identify_window: float,
+    extra: Sequence[str] = (),
+) -> Iterator[Sim]:
+    """A live-mode simulator process (rate 0: nothing is dispatched after the GUILD_CREATEs).
+
+    One small guild per shard of a ``shards``-shard layout, heartbeats every 41.25 s (Discord's
+    interval), no op 1 requests, enough session starts for any benchmark. Its stderr goes to a
+    log file (at thousands of connections it can log a traceback per abandoned handshake).
+    Killed on exit.
+    """
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
+        "--shards", str(shards), "--guilds-per-shard", "1", "--min-members", "2", "--max-members", "5",
+        "--rate", "0", "--identify-window", str(identify_window), "--max-concurrency", str(max_concurrency),
+        "--heartbeat-interval", "41250", "--heartbeat-request-interval", "0",
+        "--session-start-total", "1000000", "--log-level", "warning", *extra,
+    ]  # fmt: skip
+    log = Path(tempfile.mkdtemp(prefix="sr-bench-sim-")) / "sim.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the world is built and the port listens
+        if "listening" not in line:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise SystemExit(f"the simulator did not start (exit {proc.poll()}): {line!r}\n{tail}")
+        yield Sim(port, psutil.Process(proc.pid), log)
+    finally:
+        stop_process(proc, 30)
+        errors = _count_errors(log)
+        if errors:
+            print(f"the simulator logged {errors:,} errors: {log}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(log.parent, ignore_errors=True)

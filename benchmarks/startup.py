@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import Result, Row, Scale, machine, median, print_result, running_cluster, sim_get
-from benchmarks.idle_memory import live_simulator
+from benchmarks.simproc import live_simulator
 
 #: The issue's target: launch to all READY within 2 % of ceil(N/K) windows.
 TARGET_RATIO = 1.02

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -92,8 +92,6 @@ class Rig:
     cluster: ClusterProc
     bot: Bot
     shards: int
-    baseline_sent: int = 0  # dispatches the simulator sent before the first step (READY, guilds)
-    cpu: dict[int, float] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, float]:
         procs = self.cluster.cpu()
@@ -146,7 +144,7 @@ async def rig(
                 raise SystemExit(f"the bot got {bot.count} of the {before} events sent before the stream")
             bot.count = bot.bytes = 0
             bot.arrivals.clear()
-            yield Rig(port, sim_proc, c, bot, shards, baseline_sent=before)
+            yield Rig(port, sim_proc, c, bot, shards)
         finally:
             if bot.task:
                 bot.task.cancel()

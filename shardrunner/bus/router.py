@@ -25,7 +25,6 @@ from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
 
 from shardrunner.bus import protocol as p
 from shardrunner.protocol.envelope import Event
@@ -144,7 +143,8 @@ class Router:
         self._outbox: list[tuple[bytes, bytes]] = []
         self._holds: dict[tuple[int, str], _Holds] = {}
         # The holds of the last event published: consecutive events mostly come from one shard.
-        self._last_shard, self._last_session, self._last_holds = -1, "", cast(_Holds | None, None)
+        self._last_shard, self._last_session = -1, ""
+        self._last_holds: _Holds | None = None
 
     # -- membership -------------------------------------------------------------------------
     def declare(self, name: str, events: Iterable[str] | None) -> Group:

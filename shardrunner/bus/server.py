@@ -37,12 +37,12 @@ class BusServer:
         self.endpoint = endpoint
         self.router = router
         self._commands = commands
-        self._sock = ctx.socket(zmq.ROUTER)
+        # A plain (not asyncio) socket of the worker's context: it is read through its FD from the
+        # event loop and sent on without a future per message.
+        self._sock: zmq.Socket[bytes] = zmq.Context.shadow(ctx.underlying).socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, 0)  # bounded by the router's in-flight windows instead
         self._sock.setsockopt(zmq.RCVHWM, 0)
-        # The same socket, synchronous: drain and send without a future per message.
-        self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
         self._flush_scheduled = False
         self._check_scheduled = False
         self._tasks: set[asyncio.Future[None]] = set()
@@ -53,7 +53,7 @@ class BusServer:
 
     async def run(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        fd = int(self._sync.getsockopt(zmq.FD))
+        fd = int(self._sock.getsockopt(zmq.FD))
         loop.add_reader(fd, self._read)
         try:
             await self._expire_loop()
@@ -67,7 +67,7 @@ class BusServer:
         got = False
         while True:
             try:
-                identity, data = self._sync.recv_multipart(flags=zmq.NOBLOCK)
+                identity, data = self._sock.recv_multipart(flags=zmq.NOBLOCK)
             except zmq.Again:
                 break
             except zmq.ZMQError:
@@ -94,7 +94,7 @@ class BusServer:
         sent = False
         for identity, data in self.router.flush():
             with contextlib.suppress(zmq.ZMQError):
-                self._sync.send_multipart([identity, data], flags=zmq.NOBLOCK)
+                self._sock.send_multipart([identity, data], flags=zmq.NOBLOCK)
             sent = True
         if sent and not self._check_scheduled and self._loop is not None:
             self._check_scheduled = True
