@@ -13,7 +13,8 @@ from typing import Any
 
 import msgspec
 
-from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.envelope import Event, RoutingKey
+from shardrunner.protocol.keys import ConnKey
 
 
 class Join(msgspec.Struct, tag="join"):
@@ -54,7 +55,7 @@ class Ack(msgspec.Struct, tag="ack"):
 
 
 class Batch(msgspec.Struct, tag="batch"):
-    """Worker -> member: events, in order per shard. ``redelivered`` lists the indexes of events that
+    """Worker -> member: events, in order per connection. ``redelivered`` lists the indexes of events that
     were sent before to a member that failed (they may have been processed already)."""
 
     group: str
@@ -65,22 +66,28 @@ class Batch(msgspec.Struct, tag="batch"):
 
 class Gap(msgspec.Struct, tag="gap"):
     """Worker -> members: events the group's queue had to drop (it was full while nobody consumed):
-    ``count`` events of one shard's session, as inclusive ``[first, last]`` seq ranges."""
+    ``count`` events of one connection's session, as inclusive ``[first, last]`` seq ranges."""
 
     group: str
-    shard: int
+    conn: ConnKey
     session: str
     count: int
     ranges: list[tuple[int, int]]
 
 
 class Command(msgspec.Struct, tag="command"):
-    """Member -> worker: send a gateway command on a shard; answered by :class:`CommandResult`."""
+    """Member -> worker: send a command on a connection; answered by :class:`CommandResult`.
+
+    Addressed either to a connection (``conn``) or by routing key (``key``: the platform maps it to
+    the connection that owns it). ``body`` is the platform's command as its package defines it
+    (Discord: ``{"op": ..., "d": ...}``).
+    """
 
     request: int
-    shard: int
-    op: int
-    d: Any
+    platform: str
+    body: Any
+    conn: ConnKey | None = None
+    key: RoutingKey = None
     timeout: float = 30.0
 
 

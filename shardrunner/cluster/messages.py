@@ -1,7 +1,9 @@
 """What the supervisor and its workers say to each other, over one ZeroMQ ROUTER/DEALER pair.
 
-Every message is a msgspec struct in one tagged union, encoded with msgpack. The token travels
-only in :class:`Assign`, over an ipc socket inside the run directory (mode 0700), never on a
+Every message is a msgspec struct in one tagged union, encoded with msgpack. Connections are named
+by :class:`~shardrunner.protocol.keys.ConnKey` everywhere. What only a platform understands travels
+as a :class:`PlatformPart` whose ``config`` the platform's own package encodes and decodes; the
+token travels only there, over an ipc socket inside the run directory (mode 0700), never on a
 command line or in the environment of a worker.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
 
 
 class Hello(msgspec.Struct, tag="hello"):
@@ -20,16 +23,25 @@ class Hello(msgspec.Struct, tag="hello"):
     pid: int
 
 
-class Assign(msgspec.Struct, tag="assign"):
-    """Supervisor -> worker: the shards to run, and the sessions to resume where there are some."""
+class PlatformPart(msgspec.Struct):
+    """One platform's share of an assignment: the connections to run and the platform's settings.
 
-    token: str
-    num_shards: int
-    shard_ids: list[int]
-    gateway_url: str
-    intents: int
-    compression: str
-    large_threshold: int
+    ``config`` is opaque here (the platform package decodes it); it may hold secrets and is never
+    shown.
+    """
+
+    platform: str
+    conns: list[ConnKey]
+    config: bytes
+
+    def __repr__(self) -> str:
+        return f"PlatformPart({self.platform}, conns={len(self.conns)})"
+
+
+class Assign(msgspec.Struct, tag="assign"):
+    """Supervisor -> worker: the connections to run, and the sessions to resume where there are some."""
+
+    parts: list[PlatformPart]
     snapshots: list[SessionSnapshot] = []
     #: Where bots connect to this worker (a ZeroMQ endpoint it binds).
     bus_endpoint: str = ""
@@ -39,55 +51,60 @@ class Assign(msgspec.Struct, tag="assign"):
     queue_events: int = 100_000
     queue_bytes: int = 256 * 1024 * 1024
 
-    def __repr__(self) -> str:  # never show the token
-        return (
-            f"Assign(shards={self.shard_ids}, num_shards={self.num_shards}, snapshots={len(self.snapshots)})"
-        )
+    def __repr__(self) -> str:  # never show a platform's config (it holds the token)
+        conns = sum(len(p.conns) for p in self.parts)
+        return f"Assign(parts={self.parts!r}, conns={conns}, snapshots={len(self.snapshots)})"
+
+    @property
+    def conns(self) -> list[ConnKey]:
+        return [c for p in self.parts for c in p.conns]
 
 
 class IdentifyRequest(msgspec.Struct, tag="identify"):
-    shard_id: int
+    conn: ConnKey
 
 
 class IdentifyGrant(msgspec.Struct, tag="grant"):
-    shard_id: int
+    conn: ConnKey
 
 
 class IdentifySent(msgspec.Struct, tag="identify_sent"):
-    """The IDENTIFY went out now (the bucket's window counts from here)."""
+    """The IDENTIFY went out now (the limit's window counts from here)."""
 
-    shard_id: int
+    conn: ConnKey
 
 
 class IdentifyDone(msgspec.Struct, tag="identified"):
-    shard_id: int
+    conn: ConnKey
     ready: bool
 
 
-class ShardReport(msgspec.Struct, array_like=True):
-    """One shard's state as its worker sees it; carries what a resume needs."""
+class ConnReport(msgspec.Struct, array_like=True):
+    """One connection's state as its worker sees it; carries what a resume needs."""
 
-    shard_id: int
+    conn: ConnKey
     state: str
     seq: int
     session_id: str | None
     resume_url: str | None
     events_in: int
     heartbeat_latency: float | None
-    guilds: int
+    #: How many routing keys (Discord: guilds) the connection serves.
+    key_count: int
     resumes: int
     identifies: int
     last_resume_at: float | None
-    #: The shard's guild ids, sent only when they changed since the previous report.
-    guild_ids: list[int] | None = None
+    #: Unexpected exceptions the connection's run raised (each one restarted it, resuming).
+    crashes: int = 0
+    last_error: str | None = None
+    #: The connection's routing keys, sent only when they changed since the previous report.
+    keys: list[int | str] | None = None
 
-    def snapshot(self, num_shards: int, keys: list[int]) -> SessionSnapshot | None:
+    def snapshot(self, keys: list[int | str]) -> SessionSnapshot | None:
         if self.session_id is None or self.resume_url is None:
             return None
         return SessionSnapshot(
-            platform="discord",
-            shard_id=self.shard_id,
-            num_shards=num_shards,
+            conn=self.conn,
             session_id=self.session_id,
             seq=self.seq,
             resume_url=self.resume_url,
@@ -106,11 +123,11 @@ class GroupReport(msgspec.Struct, array_like=True):
 
 
 class Report(msgspec.Struct, tag="report"):
-    """Worker -> supervisor, twice a second: every shard's state, and the bus's."""
+    """Worker -> supervisor, twice a second: every connection's state, and the bus's."""
 
-    shards: list[ShardReport]
-    #: Per shard, the oldest seq a consumer group has not acknowledged yet.
-    low_water: dict[int, int] = {}
+    conns: list[ConnReport]
+    #: Per connection, the oldest seq of its current session a consumer group has not acknowledged.
+    low_water: list[tuple[ConnKey, int]] = []
     groups: list[GroupReport] = []
 
 
@@ -120,12 +137,12 @@ class Ping(msgspec.Struct, tag="ping"):
 
 class Pong(msgspec.Struct, tag="pong"):
     nonce: int
-    #: Every assigned shard is connected and ready.
+    #: Every assigned connection is connected and ready.
     ready: bool
 
 
 class Handoff(msgspec.Struct, tag="handoff"):
-    """Supervisor -> worker: close every shard resumably and send the sessions back.
+    """Supervisor -> worker: close every connection resumably and send the sessions back.
 
     With ``exit`` the worker then exits; without, it stays up and idle (a reload that may still
     hand the sessions back to it).
@@ -138,10 +155,10 @@ class HandedOff(msgspec.Struct, tag="handed_off"):
     snapshots: list[SessionSnapshot]
 
 
-class ShardFailed(msgspec.Struct, tag="shard_failed"):
-    """A shard stopped on a fatal close code: reconnecting cannot help, the cluster must stop."""
+class ConnFailed(msgspec.Struct, tag="conn_failed"):
+    """A connection stopped on a fatal close code: reconnecting cannot help, the cluster must stop."""
 
-    shard_id: int
+    conn: ConnKey
     code: int
     message: str
 
@@ -158,7 +175,7 @@ Message = (
     | Pong
     | Handoff
     | HandedOff
-    | ShardFailed
+    | ConnFailed
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -1,28 +1,33 @@
 """What a gateway connection hands on for every event, whatever the platform.
 
-A shard peeks at each event only far enough to route it: the event's name, its sequence number and
-its routing key (the guild id on Discord, the channel on Twitch chat). The body stays the raw bytes
-the platform sent, for the consumer to decode if and when it wants to.
+A connection peeks at each event only far enough to route it: the event's name, its sequence number
+and its routing key (the guild id on Discord, the channel on Twitch chat). The body stays the raw
+bytes the platform sent, for the consumer to decode if and when it wants to.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from shardrunner.protocol.keys import ConnKey
+
+#: A routing key: guild id (Discord), channel (Twitch), or None (DMs and events without one).
+RoutingKey = int | str | None
+
 
 class Event(msgspec.Struct, array_like=True, gc=False):
-    """One platform event as it leaves a shard.
+    """One platform event as it leaves a connection.
 
-    ``(shard, session, seq)`` identifies it: a consumer that sees the same triple twice has a
-    duplicate (possible only after a failure, e.g. a replay after resume).
+    ``(conn, session, seq)`` identifies it: a consumer that sees the same triple twice has a
+    duplicate (possible only after a failure, e.g. a replay after resume). ``conn.platform`` says
+    which platform it is from.
     """
 
-    shard: int
+    conn: ConnKey
     session: str
     seq: int
     name: str
-    #: Routing key: guild id (Discord), channel (Twitch), or None (DMs and events without one).
-    key: int | str | None
+    key: RoutingKey
     #: The event body exactly as received (Discord: the JSON of ``d``).
     data: bytes
 
@@ -30,16 +35,15 @@ class Event(msgspec.Struct, array_like=True, gc=False):
 class SessionSnapshot(msgspec.Struct, kw_only=True, frozen=True):
     """Everything another process needs to resume a connection without identifying.
 
-    Exported by a shard that is closing for a handoff (or read from its last known state after a
-    crash), imported by the shard that takes over.
+    Exported by a connection that is closing for a handoff (or made from its last reported state
+    after a crash), imported by the connection that takes over.
     """
 
-    platform: str
-    shard_id: int
-    num_shards: int
+    conn: ConnKey
     session_id: str
     #: The last sequence number handed on; the gateway replays everything after it.
     seq: int
+    #: Where to reconnect to resume (Discord: resume_gateway_url).
     resume_url: str
     #: The routing keys the session serves (Discord: its guild ids), so the process that resumes
     #: it knows its load at once instead of after the next READY.

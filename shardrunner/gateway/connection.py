@@ -1,0 +1,127 @@
+"""What the worker runs, for any platform: one gateway connection and its platform-neutral parts.
+
+A platform's package (``shardrunner.gateway.discord``, Twitch chat later) implements
+:class:`GatewayConnection`; the worker only ever sees this protocol, the neutral
+:class:`ConnState`, :class:`ConnCounters` and errors, and the :data:`Sink` it hands events to.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shardrunner.protocol.envelope import Event, SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+
+#: Receives every event of a connection, synchronously and in order.
+Sink = Callable[[Event], None]
+
+
+class ConnState(enum.Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    IDENTIFYING = "identifying"
+    RESUMING = "resuming"
+    READY = "ready"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+    FATAL = "fatal"
+
+
+class ConnFatalError(Exception):
+    """The platform ended the connection in a way reconnecting cannot help; the message says what to do."""
+
+    def __init__(self, conn: ConnKey, code: int, advice: str) -> None:
+        self.conn = conn
+        self.code = code
+        super().__init__(f"{conn}: {advice}")
+
+
+class CommandRejected(ValueError):
+    """The command is not valid for the platform (too large, not allowed); it was not sent."""
+
+
+class NotReady(RuntimeError):
+    """The command could not be sent within its timeout (not connected, or no free command slot)."""
+
+
+@dataclass(slots=True)
+class ConnCounters:
+    """What a connection has done; the same fields for every platform."""
+
+    events_in: int = 0
+    bytes_in: int = 0
+    reconnects: int = 0
+    resumes: int = 0
+    identifies: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    sink_errors: int = 0
+    #: Events whose routing key could not be read (delivered without one).
+    key_errors: int = 0
+    #: Seconds between the last heartbeat and its answer.
+    heartbeat_latency: float | None = None
+    last_resume_at: float | None = None
+    #: The routing keys the connection serves (Discord: its guild ids).
+    keys: set[int | str] = field(default_factory=set)
+    #: Bumped on every change of ``keys``, so a reporter can send the set only when it changed.
+    keys_version: int = 0
+
+    @property
+    def key_count(self) -> int:
+        return len(self.keys)
+
+    def set_keys(self, keys: Iterable[int | str]) -> None:
+        self.keys = set(keys)
+        self.keys_version += 1
+
+    def add_key(self, key: int | str) -> None:
+        if key not in self.keys:
+            self.keys.add(key)
+            self.keys_version += 1
+
+    def remove_key(self, key: int | str) -> None:
+        if key in self.keys:
+            self.keys.discard(key)
+            self.keys_version += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events_in": self.events_in,
+            "bytes_in": self.bytes_in,
+            "reconnects": self.reconnects,
+            "resumes": self.resumes,
+            "identifies": self.identifies,
+            "duplicates": self.duplicates,
+            "gaps": self.gaps,
+            "sink_errors": self.sink_errors,
+            "key_errors": self.key_errors,
+            "heartbeat_latency": self.heartbeat_latency,
+            "last_resume_at": self.last_resume_at,
+            "keys": self.key_count,
+        }
+
+
+class GatewayConnection(Protocol):
+    """One long-lived connection to a platform's gateway, kept alive until closed."""
+
+    conn: ConnKey
+    state: ConnState
+    counters: ConnCounters
+    session_id: str | None
+    seq: int
+    resume_url: str | None
+
+    async def run(self) -> None:
+        """Stay connected until :meth:`close`; raise :class:`ConnFatalError` when that cannot go on."""
+
+    async def close(self, *, handoff: bool = False, timeout: float = 10.0) -> SessionSnapshot | None:
+        """Stop; with ``handoff`` close resumably and return the session for another process."""
+
+    async def send_command(self, body: Any, *, timeout: float = 30.0) -> None:
+        """Send the platform command ``body``; raise :class:`CommandRejected` or :class:`NotReady`."""
+
+    def snapshot(self) -> SessionSnapshot | None:
+        """The resumable session as it stands (None if there is none)."""
