@@ -97,6 +97,18 @@ class CommandResult(msgspec.Struct, tag="command_result"):
     error: str | None = None
 
 
+class GroupStats(msgspec.Struct, array_like=True):
+    """One consumer group as one worker holds it (for ``status``; durable groups only)."""
+
+    name: str
+    events: list[str] | None
+    members: int
+    held_events: int
+    held_bytes: int
+    inflight: int
+    dropped: int
+
+
 BusMessage = Join | Leave | Alive | Ack | Batch | Gap | Command | CommandResult
 
 _encoder = msgspec.msgpack.Encoder()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
+from shardrunner.bus.protocol import GroupStats
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
@@ -112,23 +113,13 @@ class ConnReport(msgspec.Struct, array_like=True):
         )
 
 
-class GroupReport(msgspec.Struct, array_like=True):
-    name: str
-    events: list[str] | None
-    members: int
-    held_events: int
-    held_bytes: int
-    inflight: int
-    dropped: int
-
-
 class Report(msgspec.Struct, tag="report"):
     """Worker -> supervisor, twice a second: every connection's state, and the bus's."""
 
     conns: list[ConnReport]
     #: Per connection, the oldest seq of its current session a consumer group has not acknowledged.
     low_water: list[tuple[ConnKey, int]] = []
-    groups: list[GroupReport] = []
+    groups: list[GroupStats] = []
 
 
 class Ping(msgspec.Struct, tag="ping"):

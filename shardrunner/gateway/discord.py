@@ -25,7 +25,7 @@ from typing import Any, Final
 import msgspec
 
 from shardrunner.gateway.backoff import Backoff
-from shardrunner.gateway.clock import Clock, RealClock, wait_with_timeout
+from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.gateway.identify import IdentifyQueue, LocalIdentifyQueue
 from shardrunner.gateway.limiter import CommandLimiter
 from shardrunner.gateway.transport import Connection, PicowsTransport, Transport, TransportError

@@ -13,7 +13,7 @@ import heapq
 import itertools
 from typing import Protocol
 
-from shardrunner.gateway.clock import Clock, RealClock
+from shardrunner.clock import Clock, RealClock
 from shardrunner.protocol.discord import IDENTIFY_WINDOW_S
 
 

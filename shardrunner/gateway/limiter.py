@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from shardrunner.gateway.clock import Clock
+from shardrunner.clock import Clock
 
 
 class CommandLimiter:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shardrunner.gateway.clock import RealClock
+from shardrunner.clock import RealClock
 from shardrunner.gateway.discord import DiscordShard, ShardFatalError, ShardNotReady, ShardOptions, ShardState
 from shardrunner.gateway.identify import LocalIdentifyQueue
 from shardrunner.protocol.compression import Compression
