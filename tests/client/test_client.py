@@ -1,14 +1,98 @@
-"""The bot-side client, without a cluster."""
+"""The bot-side client against a fake supervisor and fake workers (no cluster)."""
 
 from __future__ import annotations
 
-import time
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
+import zmq
+import zmq.asyncio
 
-from shardrunner.client import Client, ClientError, ClientEvent
+from shardrunner.bus import protocol as p
+from shardrunner.client import Client, ClientError
+from shardrunner.protocol.discord import shard_for_guild
 from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
+from shardrunner.rundir import RunDir
+from tests.conftest import wait_for
+
+OLD = [ConnKey("discord", 0, i, 4) for i in range(4)]
+NEW = [ConnKey("discord", 1, i, 8) for i in range(8)]
+
+
+class FakeCluster:
+    """A supervisor answering ``endpoints`` (brief interface 5) and one bus ROUTER per worker,
+    each keeping what members sent it and answering commands as told."""
+
+    def __init__(self, run_dir: Path, workers: dict[str, list[ConnKey]]) -> None:
+        self.ctx = zmq.asyncio.Context()
+        self.control = self.ctx.socket(zmq.ROUTER)
+        self.control.bind(RunDir(run_dir).control_endpoint)
+        self.buses: dict[str, zmq.asyncio.Socket] = {}
+        self.got: dict[str, list[p.BusMessage]] = {}
+        self.workers = workers
+        for endpoint in workers:
+            bus = self.buses[endpoint] = self.ctx.socket(zmq.ROUTER)
+            bus.bind(endpoint)
+            self.got[endpoint] = []
+        self.command_error: str | None = None
+        self.members: dict[str, bytes] = {}
+        self._tasks = [asyncio.ensure_future(self._answer())]
+        self._tasks += [asyncio.ensure_future(self._serve(e)) for e in workers]
+
+    def endpoints(self) -> dict[str, Any]:
+        return {
+            "platforms": {"discord": {"shards": 8}},
+            "workers": [
+                {"slot": i, "generation": 0, "endpoint": e, "conns": [str(c) for c in conns]}
+                for i, (e, conns) in enumerate(self.workers.items())
+            ],
+        }
+
+    async def _answer(self) -> None:
+        while True:
+            identity, _, request = await self.control.recv_multipart()
+            assert msgspec.json.decode(request) == {"command": "endpoints"}
+            reply = msgspec.json.encode({"ok": True, "result": self.endpoints()})
+            await self.control.send_multipart([identity, b"", reply])
+
+    async def _serve(self, endpoint: str) -> None:
+        bus = self.buses[endpoint]
+        while True:
+            identity, data = await bus.recv_multipart()
+            self.members[endpoint] = identity
+            message = p.decode(data)
+            self.got[endpoint].append(message)
+            if isinstance(message, p.Command):
+                result = p.CommandResult(message.request, self.command_error is None, self.command_error)
+                await bus.send_multipart([identity, p.encode(result)])
+
+    async def send(self, endpoint: str, message: p.BusMessage) -> None:
+        await self.buses[endpoint].send_multipart([self.members[endpoint], p.encode(message)])
+
+    def commands(self, endpoint: str) -> list[p.Command]:
+        return [m for m in self.got[endpoint] if isinstance(m, p.Command)]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sock in [self.control, *self.buses.values()]:
+            sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[FakeCluster]:
+    fake = FakeCluster(tmp_path, {f"ipc://{tmp_path}/bus-0.sock": OLD, f"ipc://{tmp_path}/bus-1.sock": NEW})
+    try:
+        yield fake
+    finally:
+        await fake.close()
 
 
 async def test_client_when_no_cluster_runs_says_how_to_start_one(tmp_path: Path) -> None:
@@ -17,61 +101,69 @@ async def test_client_when_no_cluster_runs_says_how_to_start_one(tmp_path: Path)
         await client.start()
 
 
-async def test_client_send_when_shard_is_out_of_range_fails_at_once(tmp_path: Path) -> None:
-    client = Client(tmp_path)
-    client.num_shards = 4
-    started = time.monotonic()
-    with pytest.raises(ClientError, match=r"unknown shard 9: the cluster runs shards 0-3"):
-        await client.send(3, {}, shard=9, timeout=30)
-    assert time.monotonic() - started < 1
-    with pytest.raises(ValueError, match="exactly one of shard= or guild="):
-        await client.send(3, {}, shard=1, guild=2)
+async def test_client_when_started_joins_every_worker_and_knows_their_connections(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    async with Client(tmp_path, group="g", member="m") as client:
+        for endpoint in cluster.workers:
+
+            def joined(e: str = endpoint) -> bool:
+                return bool(cluster.got[e])
+
+            await wait_for(joined, 5, f"the join at {endpoint}")
+            assert cluster.got[endpoint][0] == p.Join("g", "m", None, True, None, None)
+        assert client.conns == sorted(OLD + NEW)
+        assert client.platforms == {"discord": {"shards": 8}}
+        assert client.num_shards == 8, "the newest Discord set"
 
 
-def test_client_event_when_data_is_read_decodes_it_once() -> None:
-    event = ClientEvent(Event(1, "s", 7, "MESSAGE_CREATE", 42, b'{"content":"hi"}'), redelivered=False)
-    assert (event.shard, event.seq, event.guild_id, event.name) == (1, 7, 42, "MESSAGE_CREATE")
-    assert event.data == {"content": "hi"}
-    assert event.data is event.data
+async def test_client_send_when_addressed_by_guild_goes_to_the_owner_in_the_newest_set(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    guild = (123456 << 22) | 77
+    old_bus, new_bus = cluster.workers
+    async with Client(tmp_path) as client:
+        await client.send(3, {"status": "dnd"}, guild=guild, timeout=5)
+        await client.send(4, {"channel_id": None}, shard=2, timeout=5)
+        await client.command("discord", {"op": 8, "d": {}}, conn=OLD[3], timeout=5)
+    owner = NEW[shard_for_guild(guild, 8)]
+    assert [(c.platform, c.conn, c.key, c.body) for c in cluster.commands(new_bus)] == [
+        ("discord", owner, guild, {"op": 3, "d": {"status": "dnd"}}),
+        ("discord", NEW[2], None, {"op": 4, "d": {"channel_id": None}}),
+    ]
+    assert [(c.conn, c.body) for c in cluster.commands(old_bus)] == [(OLD[3], {"op": 8, "d": {}})]
 
 
-def test_client_dedupe_when_the_same_event_comes_twice_drops_the_second() -> None:
-    client = Client("/nonexistent")
-    e = Event(0, "s", 5, "TYPING_START", None, b"{}")
-    assert not client._duplicate(e)
-    assert client._duplicate(e)
-    assert not client._duplicate(Event(0, "other-session", 5, "TYPING_START", None, b"{}"))
+async def test_client_command_when_the_worker_refuses_raises_its_reason(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    cluster.command_error = "discord:2/8@1 is not ready (resuming); op 3 not sent"
+    async with Client(tmp_path) as client:
+        with pytest.raises(ClientError, match=r"discord:2/8@1 is not ready \(resuming\); op 3 not sent"):
+            await client.send(3, {}, shard=2, timeout=5)
 
 
-async def test_link_when_something_swallowed_the_fd_edge_a_send_still_reads_what_came(tmp_path: Path) -> None:
-    """ZeroMQ's FD is edge-triggered, and anything that looks at the socket (a send, a poll)
-    consumes the edge announcing a message. The link must still read the message: it looks again
-    after each send instead of waiting for an edge that will not come."""
-    import zmq
+async def test_client_command_when_no_worker_has_the_connection_fails_after_the_timeout(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    async with Client(tmp_path) as client:
+        with pytest.raises(ClientError, match=r"no running worker has discord:0/2 \(waited 0.2 s\)"):
+            await client.command("discord", {}, conn=ConnKey("discord", 0, 0, 2), timeout=0.2)
+        with pytest.raises(ValueError, match="give conn= or key="):
+            await client.command("discord", {})
 
-    from shardrunner.bus import protocol as p
-    from shardrunner.client import _Link
-    from tests.conftest import wait_for
 
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    router = ctx.socket(zmq.ROUTER)
-    endpoint = f"ipc://{tmp_path}/bus.sock"
-    router.bind(endpoint)
-    got: list[p.BusMessage] = []
-    link = _Link(ctx, endpoint, [0], lambda _link, message: got.append(message))
-    try:
-        link.send(p.Alive("m", []))
-        assert router.poll(5000), "the router got nothing from the link"
-        identity, _ = router.recv_multipart()
-        for i in range(20):
-            router.send_multipart([identity, p.encode(p.Gap("g", 0, "s", 1, [(i, i)]))])
-            # Wait, synchronously, until the message is at the link: this consumes the FD's edge,
-            # as a send from the consuming code may do while the loop is busy.
-            assert link.sock.poll(5000, zmq.POLLIN), "the message never reached the link"
-            link.send(p.Ack("g", "m", i))
-            await wait_for(lambda n=i + 1: len(got) == n, 5, f"message {i + 1} read by the link")
-        assert [m.ranges for m in got if isinstance(m, p.Gap)] == [[(i, i)] for i in range(20)]
-    finally:
-        link.close()
-        router.close(0)
-        ctx.term()
+async def test_client_when_the_same_event_comes_from_two_sets_keeps_both_and_drops_a_repeat(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    """Duplicates are told apart by connection: shard 1 of the set of 4 and shard 1 of the set of
+    8, with the same session id and seq, are two events; the same one again is a duplicate."""
+    old_bus, new_bus = cluster.workers
+    async with Client(tmp_path) as client:
+        await wait_for(lambda: all(e in cluster.members for e in cluster.workers), 5, "the joins")
+        for batch, (endpoint, conn) in enumerate(((old_bus, OLD[1]), (new_bus, NEW[1]), (new_bus, NEW[1]))):
+            event = Event(conn, "s", 5, "MESSAGE_CREATE", 9, b"{}")
+            await cluster.send(endpoint, p.Batch("default", batch + 1, [event]))
+        got = [await asyncio.wait_for(client.next_event(), 5) for _ in range(2)]
+        assert [(e.conn, e.session, e.seq) for e in got] == [(OLD[1], "s", 5), (NEW[1], "s", 5)]
+        await wait_for(lambda: client.duplicates == 1, 5, "the repeat dropped")
