@@ -30,7 +30,14 @@ async def main() -> None:
 
         @client.on_gap
         async def gap(g: Gap) -> None:
-            emit({"gap": {"shard": g.shard, "session": g.session, "count": g.count, "ranges": g.ranges}})
+            gap = {
+                "conn": str(g.conn),
+                "shard": g.shard,
+                "session": g.session,
+                "count": g.count,
+                "ranges": g.ranges,
+            }
+            emit({"gap": gap})
 
         emit({"ready": True})
         if args.send_guild is not None:
@@ -41,6 +48,7 @@ async def main() -> None:
         async for event in client:
             emit(
                 {
+                    "conn": str(event.conn),
                     "shard": event.shard,
                     "session": event.session,
                     "seq": event.seq,
