@@ -6,9 +6,10 @@ Rules:
 
 - Every group receives every event it subscribes to; events no group subscribes to are dropped
   right after the envelope peek.
-- Within a group, each routing key (a guild on Discord) belongs to one member, chosen by rendezvous
-  hashing: a member joining or leaving moves only its share of the keys, and one key's events stay
-  in order on one member. Events without a routing key stay together per connection.
+- Within a group, each routing key (the platform's: see ``protocol.envelope.RoutingKey``) belongs
+  to one member, chosen by rendezvous hashing: a member joining or leaving moves only its share of
+  the keys, and one key's events stay in order on one member. Events without a routing key stay
+  together per connection.
 - A member has at most ``max_inflight`` unacknowledged events; the rest waits, unsent. Acks are
   cumulative by batch. A member that leaves or goes silent has its unacknowledged events
   redelivered to the others (marked as redelivered) and its waiting ones routed anew.
@@ -46,6 +47,8 @@ class Limits:
 
 @dataclass(eq=False, slots=True)
 class Member:
+    """One member of a group on this worker: what it is sent, what it has not acknowledged yet."""
+
     id: str
     identity: bytes
     events: frozenset[str] | None
@@ -58,6 +61,8 @@ class Member:
 
 @dataclass(eq=False)
 class Group:
+    """One consumer group on this worker: its members, its backlog, what it dropped (for gaps)."""
+
     name: str
     limits: Limits
     events: frozenset[str] | None = None

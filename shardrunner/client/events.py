@@ -20,8 +20,8 @@ class ClientEvent(DiscordEvent):
     platform (``conn.platform``), ``key`` is its routing key (None: the event has none).
     """
 
-    # Made for every event the bot gets: only slots, and what can be derived (``shard``,
-    # ``guild_id``) is derived when asked instead of here.
+    # Made for every event the bot gets: only slots, and what can be derived (``shard``, the
+    # platform's conveniences) is derived when asked instead of here.
     __slots__ = ("_data", "conn", "key", "name", "raw", "redelivered", "seq", "session")
 
     def __init__(self, event: Event, redelivered: bool) -> None:

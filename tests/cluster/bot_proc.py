@@ -41,7 +41,7 @@ async def main() -> None:
 
         emit({"ready": True})
         if args.send_guild is not None:
-            presence = {"since": None, "activities": [], "status": "dnd", "afk": False}
+            presence: dict[str, object] = {"since": None, "activities": [], "status": "dnd", "afk": False}
             await client.send(3, presence, guild=args.send_guild, timeout=10)
             emit({"ready": True, "sent": True})
         event: ClientEvent
