@@ -71,7 +71,14 @@ async def bot(args: argparse.Namespace) -> None:
 
     @client.on_gap
     async def gap(g: Gap) -> None:
-        emit({"gap": {"shard": g.shard, "session": g.session, "count": g.count, "ranges": g.ranges}})
+        gap = {
+            "conn": str(g.conn),
+            "shard": g.shard,
+            "session": g.session,
+            "count": g.count,
+            "ranges": g.ranges,
+        }
+        emit({"gap": gap})
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -2,9 +2,9 @@
 
 Run a cluster beside it (`shardrunner start --sim` works without a token), then
 `python examples/bot.py` (it waits for the cluster if it is still starting). It counts events by
-type, answers "!ping" messages by setting the shard's presence, and reports events its group lost
-while it was away. Stop it with Ctrl-C, start it again: it goes on where it stopped (its group's
-events waited for it).
+type, answers "!ping" messages by setting the presence of the shard that owns the guild, and
+reports events its group lost while it was away. Stop it with Ctrl-C, start it again: it goes on
+where it stopped (its group's events waited for it).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ async def main() -> None:
 
     @client.on_gap
     async def on_gap(gap: Gap) -> None:
-        print(f"lost {gap.count} events of shard {gap.shard} while away: seqs {gap.ranges}")
+        print(f"lost {gap.count} events of {gap.conn} while away: seqs {gap.ranges}")
 
     async def report() -> None:
         while True:

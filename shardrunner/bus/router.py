@@ -6,9 +6,10 @@ Rules:
 
 - Every group receives every event it subscribes to; events no group subscribes to are dropped
   right after the envelope peek.
-- Within a group, each routing key (guild) belongs to one member, chosen by rendezvous hashing:
-  a member joining or leaving moves only its share of the keys, and one guild's events stay in
-  order on one member.
+- Within a group, each routing key (the platform's: see ``protocol.envelope.RoutingKey``) belongs
+  to one member, chosen by rendezvous hashing: a member joining or leaving moves only its share of
+  the keys, and one key's events stay in order on one member. Events without a routing key stay
+  together per connection.
 - A member has at most ``max_inflight`` unacknowledged events; the rest waits, unsent. Acks are
   cumulative by batch. A member that leaves or goes silent has its unacknowledged events
   redelivered to the others (marked as redelivered) and its waiting ones routed anew.
@@ -21,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shardrunner.bus import protocol as p
+from shardrunner.bus.holds import Holds
 from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
 
 #: An event and whether it was sent before to a member that failed.
 Item = tuple[Event, bool]
@@ -45,6 +47,8 @@ class Limits:
 
 @dataclass(eq=False, slots=True)
 class Member:
+    """One member of a group on this worker: what it is sent, what it has not acknowledged yet."""
+
     id: str
     identity: bytes
     events: frozenset[str] | None
@@ -57,6 +61,8 @@ class Member:
 
 @dataclass(eq=False)
 class Group:
+    """One consumer group on this worker: its members, its backlog, what it dropped (for gaps)."""
+
     name: str
     limits: Limits
     events: frozenset[str] | None = None
@@ -65,7 +71,7 @@ class Group:
     backlog: deque[Item] = field(default_factory=deque)
     held_events: int = 0  # backlog + waiting
     held_bytes: int = 0
-    dropped: dict[tuple[int, str], list[list[int]]] = field(default_factory=dict)
+    dropped: dict[tuple[ConnKey, str], list[list[int]]] = field(default_factory=dict)
     dropped_total: int = 0
     owners: dict[object, Member] = field(default_factory=dict)
 
@@ -80,55 +86,15 @@ class Group:
         return self.events is None or name in self.events
 
 
-class _Holds:
-    """For one shard session: how many groups hold each seq, to find the oldest still held.
-
-    Kept as events come and go (an array append per event, a decrement per release), and searched
-    at C speed when asked (every 0.5 s), so that :meth:`Router.low_water` costs nothing like a
-    scan of everything held: with a bot down, a worker may hold hundreds of thousands of events.
-    """
-
-    __slots__ = ("base", "counts", "low")
-
-    def __init__(self, seq: int) -> None:
-        self.base = seq  # the seq of counts[0]
-        self.counts: array[int] = array("I")
-        self.low = 0  # no seq below base + low is held
-
-    def add(self, seq: int, holders: int) -> None:
-        i = seq - self.base
-        counts = self.counts
-        if i == len(counts):
-            counts.append(holders)
-            return
-        if i < 0:  # older than anything seen (not expected: shards publish in seq order)
-            counts[0:0] = array("I", bytes(4 * -i))
-            self.base, self.low, i = seq, 0, 0
-        elif i > len(counts):  # seqs in between are held by nobody (unsubscribed events)
-            counts.extend(array("I", bytes(4 * (i - len(counts)))))
-            counts.append(0)
-        counts[i] += holders
-
-    def oldest(self) -> int | None:
-        counts = self.counts
-        raw = memoryview(counts)[self.low :].tobytes()
-        # The first non-zero byte lies in the first non-zero count (4 bytes per count).
-        i = self.low + (len(raw) - len(raw.lstrip(b"\0"))) // 4
-        if i > 4096 and i * 2 > len(counts):  # forget what was released long ago
-            del counts[:i]
-            self.base += i
-            i = 0
-        self.low = i
-        return self.base + i if i < len(counts) else None
-
-
 def _score(member: str, key: object) -> bytes:
     return hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=8).digest()
 
 
 def _key(event: Event) -> object:
-    # DMs and events without a guild stay together per shard.
-    return event.key if event.key is not None else ("shard", event.shard)
+    # Events without a routing key (Discord: DMs) stay together per connection. A ConnKey never
+    # equals a routing key (an int or a str), so the two cannot share an owner by accident.
+    key = event.key
+    return key if key is not None else event.conn
 
 
 class Router:
@@ -141,10 +107,13 @@ class Router:
         self._by_name: dict[str, list[Group]] = {}
         self.dropped_unsubscribed = 0
         self._outbox: list[tuple[bytes, bytes]] = []
-        self._holds: dict[tuple[int, str], _Holds] = {}
-        # The holds of the last event published: consecutive events mostly come from one shard.
-        self._last_shard, self._last_session = -1, ""
-        self._last_holds: _Holds | None = None
+        self._holds: dict[tuple[ConnKey, str], Holds] = {}
+        # The holds of the last event published: consecutive events mostly come from one
+        # connection, whose events all carry its one ConnKey object, so an identity check finds the
+        # run without hashing the key (a different but equal key only costs the dict lookup).
+        self._last_conn: ConnKey | None = None
+        self._last_session = ""
+        self._last_holds: Holds | None = None
 
     # -- membership -------------------------------------------------------------------------
     def declare(self, name: str, events: Iterable[str] | None) -> Group:
@@ -264,12 +233,12 @@ class Router:
             self.dropped_unsubscribed += 1
             return
         holds = self._last_holds
-        if event.shard != self._last_shard or event.session != self._last_session or holds is None:
-            self._last_shard, self._last_session = event.shard, event.session
-            key = (event.shard, event.session)
+        if event.conn is not self._last_conn or event.session != self._last_session or holds is None:
+            self._last_conn, self._last_session = event.conn, event.session
+            key = (event.conn, event.session)
             holds = self._holds.get(key)
             if holds is None:
-                holds = self._holds[key] = _Holds(event.seq)
+                holds = self._holds[key] = Holds(event.seq)
             self._last_holds = holds
         counts = holds.counts
         if event.seq - holds.base == len(counts):  # the usual case, inline
@@ -308,7 +277,7 @@ class Router:
         group.held_events -= 1
         group.held_bytes -= len(event.data)
         group.dropped_total += 1
-        ranges = group.dropped.setdefault((event.shard, event.session), [])
+        ranges = group.dropped.setdefault((event.conn, event.session), [])
         if ranges and ranges[-1][1] + 1 == event.seq:
             ranges[-1][1] = event.seq
         else:
@@ -329,11 +298,12 @@ class Router:
     def _release(self, items: Iterable[Item]) -> None:
         """Items no longer held by one group (acknowledged or dropped)."""
         holds = self._holds
-        shard, session, h = -1, "", None
+        conn: ConnKey | None = None
+        session, h = "", None
         for event, _ in items:
-            if event.shard != shard or event.session != session:  # runs of one shard are common
-                shard, session = event.shard, event.session
-                h = holds.get((shard, session))
+            if event.conn is not conn or event.session != session:  # runs of one connection are common
+                conn, session = event.conn, event.session
+                h = holds.get((conn, session))
             if h is None:
                 continue
             i = event.seq - h.base
@@ -350,10 +320,10 @@ class Router:
             if not group.members:
                 continue
             if group.dropped:
-                for (shard, session), ranges in group.dropped.items():
+                for (conn, session), ranges in group.dropped.items():
                     gap = p.Gap(
                         group.name,
-                        shard,
+                        conn,
                         session,
                         sum(b - a + 1 for a, b in ranges),
                         [(a, b) for a, b in ranges],
@@ -383,13 +353,13 @@ class Router:
         self._outbox.append((identity, p.encode(message)))
 
     # -- accounting ---------------------------------------------------------------------------
-    def low_water(self) -> dict[tuple[int, str], int]:
-        """Per shard session, the oldest seq some group still holds (unsent or unacknowledged).
+    def low_water(self) -> dict[tuple[ConnKey, str], int]:
+        """Per connection session, the oldest seq some group still holds (unsent or unacknowledged).
 
-        A worker that dies loses what it held; its replacement resumes each shard just before this
-        seq, so the gateway replays it (consumers drop what they had already).
+        A worker that dies loses what it held; its replacement resumes each connection just before
+        this seq, so the gateway replays it (consumers drop what they had already).
         """
-        low: dict[tuple[int, str], int] = {}
+        low: dict[tuple[ConnKey, str], int] = {}
         for key, holds in list(self._holds.items()):
             seq = holds.oldest()
             if seq is None:
@@ -398,3 +368,20 @@ class Router:
             else:
                 low[key] = seq
         return low
+
+    def group_stats(self) -> list[p.GroupStats]:
+        """The durable groups as ``status`` shows them (ephemeral ones, ``tail``, are not the
+        cluster's to remember)."""
+        return [
+            p.GroupStats(
+                name=g.name,
+                events=None if g.events is None else sorted(g.events),
+                members=len(g.members),
+                held_events=g.held_events,
+                held_bytes=g.held_bytes,
+                inflight=sum(m.inflight_events for m in g.members.values()),
+                dropped=g.dropped_total,
+            )
+            for g in self.groups.values()
+            if g.durable
+        ]

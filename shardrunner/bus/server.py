@@ -1,7 +1,7 @@
 """A worker's bus endpoint: one ZeroMQ ROUTER that bot processes connect to.
 
-Events reach it synchronously from the shards' receive path (:meth:`BusServer.publish` is the
-shards' sink); they are batched and sent once per turn of the event loop, so a burst of frames read
+Events reach it synchronously from the connections' receive path (:meth:`BusServer.publish` is
+their sink); they are batched and sent once per turn of the event loop, so a burst of frames read
 in one ``data_received`` leaves in a few messages. Input is read from the event loop through the
 socket's FD, draining everything ready at once. ZeroMQ's FD is edge-triggered and a send may swallow
 the edge that announced incoming messages, so the socket is looked at again after every flush.
@@ -25,12 +25,16 @@ from shardrunner.protocol.envelope import Event
 
 log = logging.getLogger("shardrunner.bus")
 
-#: Executes a command on a shard; returns None when sent, or the reason it was not.
+#: Executes a command on the connection it is addressed to (by ``conn`` or by routing key); returns
+#: None when sent, or the reason it was not (one sentence for the bot).
 CommandRunner = Callable[[p.Command], Awaitable[str | None]]
 EXPIRE_EVERY_S: Final = 1.0
 
 
 class BusServer:
+    """The bus endpoint of one worker: reads members' messages into the :class:`Router`, sends
+    what it returns, and runs commands through the worker's ``commands``."""
+
     def __init__(
         self, ctx: zmq.asyncio.Context, endpoint: str, router: Router, commands: CommandRunner
     ) -> None:
@@ -82,7 +86,7 @@ class BusServer:
 
     # -- events in ------------------------------------------------------------------------------
     def publish(self, event: Event) -> None:
-        """The shards' sink."""
+        """The connections' sink (the hot path: the router's publish, a flush once per loop turn)."""
         self.router.publish(event)
         if not self._flush_scheduled:
             self._flush_scheduled = True

@@ -30,17 +30,25 @@ async def main() -> None:
 
         @client.on_gap
         async def gap(g: Gap) -> None:
-            emit({"gap": {"shard": g.shard, "session": g.session, "count": g.count, "ranges": g.ranges}})
+            gap = {
+                "conn": str(g.conn),
+                "shard": g.shard,
+                "session": g.session,
+                "count": g.count,
+                "ranges": g.ranges,
+            }
+            emit({"gap": gap})
 
         emit({"ready": True})
         if args.send_guild is not None:
-            presence = {"since": None, "activities": [], "status": "dnd", "afk": False}
+            presence: dict[str, object] = {"since": None, "activities": [], "status": "dnd", "afk": False}
             await client.send(3, presence, guild=args.send_guild, timeout=10)
             emit({"ready": True, "sent": True})
         event: ClientEvent
         async for event in client:
             emit(
                 {
+                    "conn": str(event.conn),
                     "shard": event.shard,
                     "session": event.session,
                     "seq": event.seq,

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from shardrunner.bus import protocol as p
 from shardrunner.bus.router import Limits, Router
 from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
+
+C0 = ConnKey("discord", 0, 0, 1)
 
 
-def ev(seq: int, key: int | None = 1, name: str = "MESSAGE_CREATE", shard: int = 0, size: int = 10) -> Event:
-    return Event(shard, "s", seq, name, key, b"x" * size)
+def ev(
+    seq: int, key: int | None = 1, name: str = "MESSAGE_CREATE", conn: ConnKey = C0, size: int = 10
+) -> Event:
+    return Event(conn, "s", seq, name, key, b"x" * size)
 
 
 def batches(out: list[tuple[bytes, bytes]], identity: bytes) -> list[p.Batch]:
@@ -84,11 +90,11 @@ def test_router_when_acked_forgets_and_when_window_full_holds_back() -> None:
         r.publish(ev(s))
     out = r.flush()
     assert seqs(out, b"a") == list(range(1, 11))
-    assert r.low_water() == {(0, "s"): 1}
+    assert r.low_water() == {(C0, "s"): 1}
     last = batches(out, b"a")[-1].batch
     r.ack(p.Ack("g", "a", last), 1)
     assert seqs(r.flush(), b"a") == list(range(11, 21))
-    assert r.low_water() == {(0, "s"): 11}
+    assert r.low_water() == {(C0, "s"): 11}
 
 
 def test_router_when_nobody_consumes_keeps_a_bounded_backlog_and_reports_the_exact_gap() -> None:
@@ -101,7 +107,7 @@ def test_router_when_nobody_consumes_keeps_a_bounded_backlog_and_reports_the_exa
     r.join(b"c", p.Join("g", "c"), 1)
     out = r.flush()
     gaps = [m for _, d in out if isinstance(m := p.decode(d), p.Gap)]
-    assert gaps == [p.Gap("g", 0, "s", 7, [(1, 7)])]
+    assert gaps == [p.Gap("g", C0, "s", 7, [(1, 7)])]
     assert seqs(out, b"c") == [8, 9, 10, 11, 12]
 
 
@@ -170,12 +176,12 @@ def test_router_when_a_member_of_an_ephemeral_group_rejoins_the_group_stays() ->
     assert seqs(r.flush(), b"t2") == [1]
 
 
-def test_router_low_water_when_a_shard_changed_session_keeps_them_apart() -> None:
+def test_router_low_water_when_a_connection_changed_session_keeps_them_apart() -> None:
     r = Router()
     r.declare("g", None)
-    r.publish(Event(0, "old", 500, "MESSAGE_CREATE", 1, b"x"))
-    r.publish(Event(0, "new", 3, "MESSAGE_CREATE", 1, b"x"))
-    assert r.low_water() == {(0, "old"): 500, (0, "new"): 3}
+    r.publish(Event(C0, "old", 500, "MESSAGE_CREATE", 1, b"x"))
+    r.publish(Event(C0, "new", 3, "MESSAGE_CREATE", 1, b"x"))
+    assert r.low_water() == {(C0, "old"): 500, (C0, "new"): 3}
 
 
 def test_router_when_a_member_gives_its_group_bounds_the_group_uses_them() -> None:
@@ -190,15 +196,15 @@ def test_router_when_a_member_gives_its_group_bounds_the_group_uses_them() -> No
     assert r.groups["big"].held_events == 10
 
 
-def _scanned_low_water(r: Router) -> dict[tuple[int, str], int]:
+def _scanned_low_water(r: Router) -> dict[tuple[ConnKey, str], int]:
     """The low water by brute force: the oldest seq in everything any group holds."""
-    low: dict[tuple[int, str], int] = {}
+    low: dict[tuple[ConnKey, str], int] = {}
     for group in r.groups.values():
         items = [*group.backlog]
         for m in group.members.values():
             items += [*m.waiting, *(item for _, batch in m.inflight for item in batch)]
         for event, _ in items:
-            key = (event.shard, event.session)
+            key = (event.conn, event.session)
             low[key] = min(low.get(key, event.seq), event.seq)
     return low
 
@@ -211,6 +217,7 @@ def test_router_low_water_matches_a_scan_of_everything_held_whatever_happens(see
     r = Router(Limits(max_events=60, max_inflight=16, batch_size=4))
     r.declare("durable", None)
     r.declare("typing", ["TYPING_START"])
+    conns = [ConnKey("discord", 0, 0, 2), ConnKey("discord", 0, 1, 2)]
     next_seq = {0: 1, 1: 1}
     sent: dict[bytes, list[p.Batch]] = {}
     for step in range(400):
@@ -218,7 +225,9 @@ def test_router_low_water_matches_a_scan_of_everything_held_whatever_happens(see
         if action < 0.5:
             shard = rng.randrange(2)
             name = rng.choice(["MESSAGE_CREATE", "TYPING_START", "PRESENCE_UPDATE"])
-            r.publish(Event(shard, f"s{shard}", next_seq[shard], name, rng.randrange(5), b"x"))
+            # Mostly the connection's one key object, sometimes an equal copy (as after a decode).
+            conn = conns[shard] if rng.random() < 0.8 else ConnKey(*msgspec.structs.astuple(conns[shard]))
+            r.publish(Event(conn, f"s{shard}", next_seq[shard], name, rng.randrange(5), b"x"))
             next_seq[shard] += rng.choice([1, 1, 1, 3])  # sometimes seqs nobody got in between
         elif action < 0.6:
             member = rng.choice(["a", "b", "c"])
@@ -249,11 +258,11 @@ def test_router_low_water_when_everything_was_acked_starts_at_the_next_held_seq(
     assert r.low_water() == {}
     r.publish(ev(2, name="TYPING_START"))  # nobody holds it
     r.publish(ev(3))
-    assert r.low_water() == {(0, "s"): 3}
+    assert r.low_water() == {(C0, "s"): 3}
     r.publish(ev(4))
     r.ack(p.Ack("g", "a", batches(r.flush(), b"a")[-1].batch), 2)
     r.publish(ev(9))
-    assert r.low_water() == {(0, "s"): 9}
+    assert r.low_water() == {(C0, "s"): 9}
 
 
 def test_router_when_the_last_member_leaves_its_unacked_events_come_back_in_order() -> None:
@@ -266,3 +275,60 @@ def test_router_when_the_last_member_leaves_its_unacked_events_come_back_in_orde
     r.publish(ev(9))
     r.join(b"b", p.Join("g", "b"), 1)
     assert seqs(r.flush(), b"b") == list(range(1, 10))
+
+
+def test_router_when_two_discord_sets_run_side_by_side_keeps_their_holds_low_water_and_gaps_apart() -> None:
+    """A reshard runs the set of 4 and the set of 8 at once: shard 1 of each is another connection,
+    even with the same session id and seqs."""
+    old = [ConnKey("discord", 0, i, 4) for i in range(4)]
+    new = [ConnKey("discord", 1, i, 8) for i in range(8)]
+    r = Router(Limits(max_events=4))
+    r.join(b"a", p.Join("g", "a"), 0)
+    r.leave("g", "a")
+    for seq in range(1, 4):
+        r.publish(ev(seq, conn=old[1]))
+        r.publish(ev(seq + 10, conn=new[1]))
+    assert r.low_water() == {(old[1], "s"): 2, (new[1], "s"): 12}
+    r.join(b"b", p.Join("g", "b"), 1)
+    out = r.flush()
+    gaps = sorted((m for _, d in out if isinstance(m := p.decode(d), p.Gap)), key=lambda g: g.conn)
+    assert gaps == [p.Gap("g", old[1], "s", 1, [(1, 1)]), p.Gap("g", new[1], "s", 1, [(11, 11)])]
+    assert sorted((e.conn, e.seq) for b in batches(out, b"b") for e in b.events) == [
+        (old[1], 2),
+        (old[1], 3),
+        (new[1], 12),
+        (new[1], 13),
+    ]
+
+
+def test_router_when_events_have_no_routing_key_keeps_each_connections_events_on_one_member() -> None:
+    sets = [ConnKey("discord", 0, i, 4) for i in range(4)] + [ConnKey("discord", 1, i, 8) for i in range(8)]
+    r = Router()
+    for m in "abcd":
+        r.join(m.encode(), p.Join("g", m), 0)
+    for seq in range(1, 25):
+        for conn in sets:
+            r.publish(ev(seq, key=None, conn=conn))
+    out = r.flush()
+    members_of: dict[ConnKey, set[bytes]] = {}
+    for identity in (b"a", b"b", b"c", b"d"):
+        for b in batches(out, identity):
+            for e in b.events:
+                members_of.setdefault(e.conn, set()).add(identity)
+    assert set(members_of) == set(sets)
+    assert all(len(m) == 1 for m in members_of.values()), "one member per connection"
+    assert len(set().union(*members_of.values())) > 1, "the connections are spread over members"
+
+
+def test_router_group_stats_when_asked_lists_the_durable_groups_only() -> None:
+    r = Router(Limits(max_inflight=2, batch_size=1))
+    r.join(b"a", p.Join("bot", "a", ["MESSAGE_CREATE", "GUILD_CREATE"]), 0)
+    r.join(b"t", p.Join("tail-1", "t", None, durable=False), 0)
+    r.declare("idle", None)
+    for seq in range(1, 5):
+        r.publish(ev(seq, size=10))
+    r.flush()
+    assert r.group_stats() == [
+        p.GroupStats("bot", ["GUILD_CREATE", "MESSAGE_CREATE"], 1, 2, 20, 2, 0),
+        p.GroupStats("idle", None, 0, 4, 40, 0, 0),
+    ]

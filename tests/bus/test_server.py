@@ -1,0 +1,89 @@
+"""The worker's bus endpoint over a real ZeroMQ socket, without a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from shardrunner.bus import protocol as p
+from shardrunner.bus.router import Router
+from shardrunner.bus.server import BusServer
+from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
+from tests.conftest import wait_for
+
+CONN = ConnKey("discord", 1, 3, 8)
+
+
+class Bench:
+    """A bus server running in this loop and one member's DEALER socket connected to it."""
+
+    def __init__(self, server: BusServer, member: zmq.asyncio.Socket, commands: list[p.Command]) -> None:
+        self.server = server
+        self.member = member
+        self.commands = commands
+
+    async def receive(self) -> p.BusMessage:
+        assert await self.member.poll(5000), "nothing came from the bus server"
+        return p.decode(await self.member.recv())
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    ctx = zmq.asyncio.Context()
+    commands: list[p.Command] = []
+
+    async def run_command(command: p.Command) -> str | None:
+        commands.append(command)
+        return None if command.conn == CONN else f"no connection {command.conn}"
+
+    server = BusServer(ctx, f"ipc://{tmp_path}/bus.sock", Router(), run_command)
+    server.bind()
+    task = asyncio.ensure_future(server.run())
+    member = ctx.socket(zmq.DEALER)
+    member.setsockopt(zmq.LINGER, 0)
+    member.connect(server.endpoint)
+    try:
+        yield Bench(server, member, commands)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        member.close()
+        server.close()
+        ctx.term()
+
+
+async def test_bus_server_drain_when_a_member_has_not_acked_times_out_then_succeeds_once_it_has(
+    bench: Bench,
+) -> None:
+    await bench.member.send(p.encode(p.Join("g", "m")))
+    await wait_for(lambda: "g" in bench.server.router.groups, 5, "the member's join")
+    bench.server.publish(Event(CONN, "s", 1, "MESSAGE_CREATE", 7, b"{}"))
+    batch = await bench.receive()
+    assert isinstance(batch, p.Batch)
+    assert [(e.conn, e.seq) for e in batch.events] == [(CONN, 1)]
+    assert not await bench.server.drain(0.1), "unacknowledged: not drained"
+    await bench.member.send(p.encode(p.Ack("g", "m", batch.batch)))
+    assert await bench.server.drain(5)
+
+
+async def test_bus_server_when_a_command_comes_runs_it_and_answers_with_its_result(bench: Bench) -> None:
+    body = {"op": 3, "d": {"status": "dnd"}}
+    await bench.member.send(p.encode(p.Command(1, "discord", body, conn=CONN, key=42)))
+    await bench.member.send(p.encode(p.Command(2, "discord", body, conn=ConnKey("discord", 0, 3, 4))))
+    results = {
+        m.request: m for m in [await bench.receive(), await bench.receive()] if isinstance(m, p.CommandResult)
+    }
+    assert results[1] == p.CommandResult(1, True, None)
+    assert results[2] == p.CommandResult(2, False, "no connection discord:3/4")
+    assert [(c.conn, c.key, c.body) for c in bench.commands] == [
+        (CONN, 42, body),
+        (ConnKey("discord", 0, 3, 4), None, body),
+    ]

@@ -1,0 +1,169 @@
+"""The bot-side client against a fake supervisor and fake workers (no cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import zmq
+import zmq.asyncio
+
+from shardrunner.bus import protocol as p
+from shardrunner.client import Client, ClientError
+from shardrunner.protocol.discord import shard_for_guild
+from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
+from shardrunner.rundir import RunDir
+from tests.conftest import wait_for
+
+OLD = [ConnKey("discord", 0, i, 4) for i in range(4)]
+NEW = [ConnKey("discord", 1, i, 8) for i in range(8)]
+
+
+class FakeCluster:
+    """A supervisor answering ``endpoints`` (brief interface 5) and one bus ROUTER per worker,
+    each keeping what members sent it and answering commands as told."""
+
+    def __init__(self, run_dir: Path, workers: dict[str, list[ConnKey]]) -> None:
+        self.ctx = zmq.asyncio.Context()
+        self.control = self.ctx.socket(zmq.ROUTER)
+        self.control.bind(RunDir(run_dir).control_endpoint)
+        self.buses: dict[str, zmq.asyncio.Socket] = {}
+        self.got: dict[str, list[p.BusMessage]] = {}
+        self.workers = workers
+        for endpoint in workers:
+            bus = self.buses[endpoint] = self.ctx.socket(zmq.ROUTER)
+            bus.bind(endpoint)
+            self.got[endpoint] = []
+        self.command_error: str | None = None
+        self.members: dict[str, bytes] = {}
+        self._tasks = [asyncio.ensure_future(self._answer())]
+        self._tasks += [asyncio.ensure_future(self._serve(e)) for e in workers]
+
+    def endpoints(self) -> dict[str, Any]:
+        return {
+            "platforms": {"discord": {"shards": 8}},
+            "workers": [
+                {"slot": i, "generation": 0, "endpoint": e, "conns": [str(c) for c in conns]}
+                for i, (e, conns) in enumerate(self.workers.items())
+            ],
+        }
+
+    async def _answer(self) -> None:
+        while True:
+            identity, _, request = await self.control.recv_multipart()
+            assert msgspec.json.decode(request) == {"command": "endpoints"}
+            reply = msgspec.json.encode({"ok": True, "result": self.endpoints()})
+            await self.control.send_multipart([identity, b"", reply])
+
+    async def _serve(self, endpoint: str) -> None:
+        bus = self.buses[endpoint]
+        while True:
+            identity, data = await bus.recv_multipart()
+            self.members[endpoint] = identity
+            message = p.decode(data)
+            self.got[endpoint].append(message)
+            if isinstance(message, p.Command):
+                result = p.CommandResult(message.request, self.command_error is None, self.command_error)
+                await bus.send_multipart([identity, p.encode(result)])
+
+    async def send(self, endpoint: str, message: p.BusMessage) -> None:
+        await self.buses[endpoint].send_multipart([self.members[endpoint], p.encode(message)])
+
+    def commands(self, endpoint: str) -> list[p.Command]:
+        return [m for m in self.got[endpoint] if isinstance(m, p.Command)]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sock in [self.control, *self.buses.values()]:
+            sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[FakeCluster]:
+    fake = FakeCluster(tmp_path, {f"ipc://{tmp_path}/bus-0.sock": OLD, f"ipc://{tmp_path}/bus-1.sock": NEW})
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+async def test_client_when_no_cluster_runs_says_how_to_start_one(tmp_path: Path) -> None:
+    client = Client(tmp_path)
+    with pytest.raises(ClientError, match="no cluster is running in"):
+        await client.start()
+
+
+async def test_client_when_started_joins_every_worker_and_knows_their_connections(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    async with Client(tmp_path, group="g", member="m") as client:
+        for endpoint in cluster.workers:
+
+            def joined(e: str = endpoint) -> bool:
+                return bool(cluster.got[e])
+
+            await wait_for(joined, 5, f"the join at {endpoint}")
+            assert cluster.got[endpoint][0] == p.Join("g", "m", None, True, None, None)
+        assert client.conns == sorted(OLD + NEW)
+        assert client.platforms == {"discord": {"shards": 8}}
+        assert client.num_shards == 8, "the newest Discord set"
+
+
+async def test_client_send_when_addressed_by_guild_goes_to_the_owner_in_the_newest_set(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    guild = (123456 << 22) | 77
+    old_bus, new_bus = cluster.workers
+    async with Client(tmp_path) as client:
+        await client.send(3, {"status": "dnd"}, guild=guild, timeout=5)
+        await client.send(4, {"channel_id": None}, shard=2, timeout=5)
+        await client.command("discord", {"op": 8, "d": {}}, conn=OLD[3], timeout=5)
+    owner = NEW[shard_for_guild(guild, 8)]
+    assert [(c.platform, c.conn, c.key, c.body) for c in cluster.commands(new_bus)] == [
+        ("discord", owner, guild, {"op": 3, "d": {"status": "dnd"}}),
+        ("discord", NEW[2], None, {"op": 4, "d": {"channel_id": None}}),
+    ]
+    assert [(c.conn, c.body) for c in cluster.commands(old_bus)] == [(OLD[3], {"op": 8, "d": {}})]
+
+
+async def test_client_command_when_the_worker_refuses_raises_its_reason(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    cluster.command_error = "discord:2/8@1 is not ready (resuming); op 3 not sent"
+    async with Client(tmp_path) as client:
+        with pytest.raises(ClientError, match=r"discord:2/8@1 is not ready \(resuming\); op 3 not sent"):
+            await client.send(3, {}, shard=2, timeout=5)
+
+
+async def test_client_command_when_no_worker_has_the_connection_fails_after_the_timeout(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    async with Client(tmp_path) as client:
+        with pytest.raises(ClientError, match=r"no running worker has discord:0/2 \(waited 0.2 s\)"):
+            await client.command("discord", {}, conn=ConnKey("discord", 0, 0, 2), timeout=0.2)
+        with pytest.raises(ValueError, match="give conn= or key="):
+            await client.command("discord", {})
+
+
+async def test_client_when_the_same_event_comes_from_two_sets_keeps_both_and_drops_a_repeat(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    """Duplicates are told apart by connection: shard 1 of the set of 4 and shard 1 of the set of
+    8, with the same session id and seq, are two events; the same one again is a duplicate."""
+    old_bus, new_bus = cluster.workers
+    async with Client(tmp_path) as client:
+        await wait_for(lambda: all(e in cluster.members for e in cluster.workers), 5, "the joins")
+        for batch, (endpoint, conn) in enumerate(((old_bus, OLD[1]), (new_bus, NEW[1]), (new_bus, NEW[1]))):
+            event = Event(conn, "s", 5, "MESSAGE_CREATE", 9, b"{}")
+            await cluster.send(endpoint, p.Batch("default", batch + 1, [event]))
+        got = [await asyncio.wait_for(client.next_event(), 5) for _ in range(2)]
+        assert [(e.conn, e.session, e.seq) for e in got] == [(OLD[1], "s", 5), (NEW[1], "s", 5)]
+        await wait_for(lambda: client.duplicates == 1, 5, "the repeat dropped")
