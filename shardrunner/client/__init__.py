@@ -36,7 +36,7 @@ import msgspec
 import zmq
 
 from shardrunner.bus import protocol as p
-from shardrunner.cluster.control import CommandError, call
+from shardrunner.control import CommandError, call
 from shardrunner.cluster.settings import resolve_run_dir
 from shardrunner.protocol.envelope import Event
 

@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from shardrunner.cluster.control import CommandError, call
+from shardrunner.control import CommandError, call
 from shardrunner.sim.discord.server import Simulator
 from tests.conftest import TOKEN, SimFactory, wait_for
 

@@ -264,8 +264,6 @@ class Supervisor:
         self.grants.forget(worker.identity)
         with contextlib.suppress(OSError):
             self.run_dir.bus_sock(worker.slot, worker.generation).unlink()
-        if worker.handed_off is None:
-            worker.handed_off = []
 
     async def _receive_workers(self) -> None:
         while True:
@@ -275,9 +273,11 @@ class Supervisor:
     def on_worker_message(self, identity: bytes, message: m.Message) -> None:
         assert self.reconciler is not None
         assert self.grants is not None
-        worker = self.reconciler.workers.get(identity)
+        worker = self.reconciler.find(identity)
         if worker is None:
             return
+        if worker.gone and not isinstance(message, m.Report | m.HandedOff):
+            return  # what it asked for or said about itself no longer matters
         now = self.clock.monotonic()
         if isinstance(message, m.Report):
             self.book.on_report(worker.slot, message, now)

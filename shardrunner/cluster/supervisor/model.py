@@ -105,6 +105,7 @@ class Worker:
     #: The sessions of its last HandedOff (None until one came).
     handed_off: list[SessionSnapshot] | None = None
     exit_code: int | None = None
+    exited_at: float = 0.0
 
     @property
     def identity(self) -> bytes:

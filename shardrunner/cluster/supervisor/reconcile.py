@@ -37,6 +37,11 @@ STOP_TIMEOUT_S: Final = 15.0
 MAX_BACKOFF_S: Final = 60.0
 #: A worker ready this long resets its slot's backoff: the next crash restarts at once.
 HEALTHY_AFTER_S: Final = 30.0
+#: A stopping worker that exited is waited for this long more if its HandedOff is not in yet (it
+#: may still be on the socket, read after the exit status).
+HANDOFF_LINGER_S: Final = 1.0
+#: Exited workers remembered, so that their last messages still reach the book.
+EXITED_KEPT: Final = 64
 
 S = WorkerState
 #: Make the Assign of a worker: its connections and the sessions they resume.
@@ -69,6 +74,7 @@ class Reconciler:
         self.on_gone = on_gone
         self.on_fail = on_fail
         self.workers: dict[bytes, Worker] = {}
+        self.exited: dict[bytes, Worker] = {}
         self.next_generation = 1
         self.stopping = False
         self.stopped = asyncio.Event()
@@ -102,7 +108,7 @@ class Reconciler:
     # -- the step ------------------------------------------------------------------------------
     def step(self) -> None:
         now = self.clock.monotonic()
-        self._reap()
+        self._reap(now)
         self._liveness(now)
         if self.stopping:
             self._step_stop(now)
@@ -110,14 +116,22 @@ class Reconciler:
         for slot in self.slots:
             self._step_slot(slot, now)
 
-    def _reap(self) -> None:
+    def find(self, identity: bytes) -> Worker | None:
+        """The worker with ``identity``, living or lately exited."""
+        return self.workers.get(identity) or self.exited.get(identity)
+
+    def _reap(self, now: float) -> None:
         for worker in list(self.workers.values()):
             code = worker.handle.poll()
             if code is None:
                 continue
             worker.exit_code = code
+            worker.exited_at = now
             worker.state = S.EXITED
             del self.workers[worker.identity]
+            self.exited[worker.identity] = worker
+            while len(self.exited) > EXITED_KEPT:
+                del self.exited[next(iter(self.exited))]
             self.on_gone(worker)
 
     def _liveness(self, now: float) -> None:
@@ -343,7 +357,12 @@ class Reconciler:
         waiting = [
             w for w in self.workers.values() if not (w.killed and now > (w.deadline or now) + KILL_GRACE_S)
         ]
-        if not waiting:
+        lingering = [
+            w
+            for w in self.exited.values()
+            if w.hello and w.handed_off is None and not w.killed and now <= w.exited_at + HANDOFF_LINGER_S
+        ]
+        if not waiting and not lingering:
             self.stopped.set()
 
     def live(self) -> list[Worker]:
