@@ -186,6 +186,7 @@ class Supervisor:
             book=self.book,
             make_assign=self._make_assign,
             on_gone=self._on_gone,
+            on_release=self._on_release,
             on_fail=self.fail,
         )
         try:
@@ -257,6 +258,11 @@ class Supervisor:
             queue_events=s.queue_events,
             queue_bytes=s.queue_bytes,
         )
+
+    def _on_release(self, worker: Worker) -> None:
+        """A worker is giving its connections up: identifies it still waits for go to nobody."""
+        assert self.grants is not None
+        self.grants.forget(worker.identity)
 
     def _on_gone(self, worker: Worker) -> None:
         """A worker process is gone: forget its grants, remove its bus socket."""

@@ -62,6 +62,7 @@ class Reconciler:
         book: SessionBook,
         make_assign: AssignFactory,
         on_gone: Callable[[Worker], None],
+        on_release: Callable[[Worker], None],
         on_fail: Callable[[str], None],
     ) -> None:
         self.slots = slots
@@ -72,6 +73,7 @@ class Reconciler:
         self.book = book
         self.make_assign = make_assign
         self.on_gone = on_gone
+        self.on_release = on_release
         self.on_fail = on_fail
         self.workers: dict[bytes, Worker] = {}
         self.exited: dict[bytes, Worker] = {}
@@ -186,6 +188,7 @@ class Reconciler:
     def _retire(self, worker: Worker, now: float) -> None:
         if worker.gone:
             return
+        self.on_release(worker)
         if worker.hello:
             worker.handed_off = None
             self.link.send(worker.identity, m.Handoff(exit=True))
@@ -266,6 +269,7 @@ class Reconciler:
                 old.state = S.HANDING_OFF
                 old.deadline = now + STOP_TIMEOUT_S
                 slot.handoff_asked = True
+                self.on_release(old)
                 self.link.send(old.identity, m.Handoff(exit=False))
             elif new.gone or (new.deadline is not None and now > new.deadline):
                 why = new.handle.last_words() if new.gone else f"no hello within {BOOT_TIMEOUT_S:.0f} s"

@@ -83,7 +83,11 @@ async def rig() -> AsyncIterator[Make]:
     dirs: list[str] = []
 
     async def make(
-        *, plans: list[FakePlan] | None = None, start: bool = True, run_dir: Path | None = None, **settings: Any
+        *,
+        plans: list[FakePlan] | None = None,
+        start: bool = True,
+        run_dir: Path | None = None,
+        **settings: Any,
     ) -> Rig:
         if run_dir is None:
             # Short: the control socket's ipc path must fit in 107 bytes.
@@ -95,7 +99,12 @@ async def rig() -> AsyncIterator[Make]:
         link = FakeLink()
         spawner = FakeSpawner(link)
         sup = Supervisor(
-            config, discover=discover_of(*plans), spawner=spawner, link=link, clock=clock, handle_signals=False
+            config,
+            discover=discover_of(*plans),
+            spawner=spawner,
+            link=link,
+            clock=clock,
+            handle_signals=False,
         )
         r = Rig(sup, clock, spawner, link, plans, run_dir)
         made.append(r)

@@ -193,7 +193,9 @@ class FakeProc:
         rows = []
         for c in self.conns:
             session = self.sessions.get(c)
-            state = "ready" if session and self.behaviour.ready else "identifying" if not session else "resuming"
+            state = (
+                "ready" if session and self.behaviour.ready else "identifying" if not session else "resuming"
+            )
             rows.append(
                 m.ConnReport(
                     c, state, session[1] if session else 0, session[0] if session else None,

@@ -36,14 +36,18 @@ async def test_loop_when_a_worker_crashes_replaces_it_after_a_doubling_backoff_a
     await r.until(lambda: len(r.spawner.of_slot(0)) == 2, 1.5, "a replacement")
     second = r.spawner.of_slot(0)[1]
     await r.ready()
-    assert second.resumed == conns(8)[:4] and second.identified == []
-    assert [s.session_id for s in second.of(m.Assign)[0].snapshots] == [f"s-discord:{i}/8-1" for i in range(4)]
+    assert second.resumed == conns(8)[:4]
+    assert second.identified == []
+    assert [s.session_id for s in second.of(m.Assign)[0].snapshots] == [
+        f"s-discord:{i}/8-1" for i in range(4)
+    ]
     second.exit(1)
     await r.advance(1.5)
     assert len(r.spawner.of_slot(0)) == 2, "the second crash waits twice as long"
     await r.until(lambda: len(r.spawner.of_slot(0)) == 3, 1.0, "the next replacement")
     await r.ready()
-    assert r.sup.exit_code == 0 and r.sup.error is None
+    assert r.sup.exit_code == 0
+    assert r.sup.error is None
 
 
 async def test_loop_when_a_worker_fails_to_boot_stops_the_cluster_with_its_last_words(rig: Make) -> None:
@@ -55,7 +59,9 @@ async def test_loop_when_a_worker_fails_to_boot_stops_the_cluster_with_its_last_
     assert r.spawner.living() == []
 
 
-async def test_loop_when_a_worker_never_says_hello_stops_the_cluster_after_the_boot_timeout(rig: Make) -> None:
+async def test_loop_when_a_worker_never_says_hello_stops_the_cluster_after_the_boot_timeout(
+    rig: Make,
+) -> None:
     r = await rig(start=False)
     r.spawner.behaviours[(0, 1)] = Behaviour(boot="silent")
     r.start()
@@ -103,9 +109,12 @@ async def test_reload_when_the_replacement_does_not_boot_keeps_the_old_worker_an
         "(RuntimeError: boot refused for the test); the old worker keeps its shards"
     )
     old = r.spawner.of_slot(0)[0]
-    assert old.code is None and old.of(m.Handoff) == []
+    assert old.code is None
+    assert old.of(m.Handoff) == []
     assert len(r.spawner.of_slot(1)) == 1, "the reload stopped there"
-    assert r.all_ready() and r.sup.state == "running" and r.sup.error is None
+    assert r.all_ready()
+    assert r.sup.state == "running"
+    assert r.sup.error is None
 
 
 async def test_reload_when_the_replacement_is_not_ready_in_time_gives_the_sessions_back(rig: Make) -> None:
@@ -135,7 +144,8 @@ async def test_stop_when_running_hands_every_session_over_and_saves_them(rig: Ma
     saved, why = statefile.load(r.run_dir, conns(8), TOKEN, 60)
     assert why.startswith("resuming 8 saved sessions")
     assert [s.seq for s in saved] == [6] * 8, "the handed-off seqs"
-    assert not (r.run_dir / "control.sock").exists() and not (r.run_dir / "supervisor.pid").exists()
+    assert not (r.run_dir / "control.sock").exists()
+    assert not (r.run_dir / "supervisor.pid").exists()
 
 
 async def test_stop_when_a_worker_ignores_the_handoff_kills_it_and_still_exits(rig: Make) -> None:
