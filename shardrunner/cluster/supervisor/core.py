@@ -31,6 +31,7 @@ from shardrunner.cluster.supervisor.model import DesiredSlot, Slot, SupervisorSe
 from shardrunner.cluster.supervisor.platforms import Discover, discover_platforms
 from shardrunner.cluster.supervisor.progress import Progress
 from shardrunner.cluster.supervisor.reconcile import Reconciler
+from shardrunner.cluster.supervisor.reload import rolling_reload
 from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
 from shardrunner.cluster.supervisor.status import (
     ClusterStatus,
@@ -42,7 +43,6 @@ from shardrunner.cluster.supervisor.status import (
 )
 from shardrunner.gateway.platform import PlatformError, PlatformPlan
 from shardrunner.identify.local import LocalIdentifyQueue
-from shardrunner.identify.protocol import StartLimit
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.rundir import RunDir
@@ -166,7 +166,7 @@ class Supervisor:
                 p.check_starts(sum(1 for c in p.conns if c not in resumable))
             except PlatformError as exc:
                 raise ClusterError(str(exc)) from None
-        limits: list[StartLimit] = [limit for p in self.plans.values() for limit in p.limits]
+        limits = [limit for p in self.plans.values() for limit in p.limits]
         # Paused until the first identifies of every connection are in, so that buckets start in
         # shard order whichever worker boots first (see IdentifyGrants.open_gate).
         queue = LocalIdentifyQueue(limits, self._bucket_of, clock=self.clock, paused=True)
@@ -318,21 +318,8 @@ class Supervisor:
     async def _reload(self) -> str:
         assert self.reconciler is not None
         self.state = "reloading"
-        resumed = identify = 0
         try:
-            for slot in self.slots:
-                outcome = await self.reconciler.replace(slot.index)
-                if outcome:
-                    log.error("reload stopped: %s", outcome)
-                    return f"reload stopped at worker {slot.index}: {outcome}"
-                resumed, identify = resumed + slot.handover[0], identify + slot.handover[1]
-            message = "reload done: every worker replaced, " + (
-                "every shard resumed"
-                if not identify
-                else f"{resumed} shards resumed, {identify} had no session yet and identify"
-            )
-            log.info("%s", message)
-            return message
+            return await rolling_reload(self.reconciler)
         finally:
             if self.state == "reloading":
                 self.state = "running"
@@ -411,6 +398,3 @@ class Supervisor:
     def endpoints(self) -> dict[str, Any]:
         """Where bots find the workers (``shardrunner.client`` asks for this every second)."""
         return endpoints(self.slots, self.plans, self.run_dir.bus_endpoint)
-
-
-__all__ = ["ClusterError", "Discover", "Supervisor"]

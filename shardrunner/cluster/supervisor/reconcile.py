@@ -116,6 +116,8 @@ class Reconciler:
             self._step_stop(now)
             return
         for slot in self.slots:
+            if self.stopping:
+                break  # a slot failed the cluster: the next step stops every worker
             self._step_slot(slot, now)
 
     def find(self, identity: bytes) -> Worker | None:
