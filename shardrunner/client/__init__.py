@@ -36,8 +36,8 @@ import msgspec
 import zmq
 
 from shardrunner.bus import protocol as p
-from shardrunner.control import CommandError, call
 from shardrunner.cluster.settings import resolve_run_dir
+from shardrunner.control import CommandError, call
 from shardrunner.protocol.envelope import Event
 
 log = logging.getLogger("shardrunner.client")

@@ -116,8 +116,6 @@ class Reconciler:
             self._step_stop(now)
             return
         for slot in self.slots:
-            if self.stopping:
-                break  # a slot failed the cluster: the next step stops every worker
             self._step_slot(slot, now)
 
     def find(self, identity: bytes) -> Worker | None:
@@ -200,6 +198,8 @@ class Reconciler:
         worker.deadline = now + STOP_TIMEOUT_S
 
     def _step_slot(self, slot: Slot, now: float) -> None:
+        if self.stopping:
+            return  # an earlier slot failed the cluster: the next step stops every worker
         if slot.candidate is not None or slot.previous is not None or slot.returning is not None:
             self._step_reload(slot, now)
             return
