@@ -35,7 +35,7 @@ BOOT_TIMEOUT_S: Final = 30.0
 KILL_GRACE_S: Final = 5.0
 STOP_TIMEOUT_S: Final = 15.0
 MAX_BACKOFF_S: Final = 60.0
-#: A worker ready this long resets its slot's backoff: the next crash restarts at once.
+#: A worker ready this long resets its slot's backoff: the next crash waits the first delay again.
 HEALTHY_AFTER_S: Final = 30.0
 #: A stopping worker that exited is waited for this long more if its HandedOff is not in yet (it
 #: may still be on the socket, read after the exit status).

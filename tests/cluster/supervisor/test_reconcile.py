@@ -158,3 +158,37 @@ async def test_stop_when_a_worker_ignores_the_handoff_kills_it_and_still_exits(r
     assert stuck.signals == [signal.SIGKILL]
     saved, _ = statefile.load(r.run_dir, conns(8), TOKEN, 60)
     assert len(saved) == 8, "the stuck worker's sessions come from its last reports"
+
+
+async def test_reload_when_the_old_worker_dies_before_the_handover_lets_the_replacement_take_the_slot(
+    rig: Make,
+) -> None:
+    r = await rig()
+    await r.ready()
+    r.spawner.behaviours[(0, 3)] = Behaviour(boot="silent")
+    reload = r.sup.request_reload()
+    await r.until(lambda: len(r.spawner.of_slot(0)) == 2, 2, "the replacement is spawned")
+    old, new = r.spawner.of_slot(0)
+    old.exit(-9)
+    await r.advance(0.5)
+    new.behaviour.boot = "ok"
+    new._hello()  # it boots late
+    await r.until(reload.done, 60, "the reload finished")
+    assert reload.result() == "reload done: every worker replaced, every shard resumed"
+    assert new.resumed == conns(8)[:4], "from the old worker's last reports"
+    assert new.of(m.Assign)[0].snapshots[0].session_id == "s-discord:0/8-1"
+    await r.ready()
+
+
+async def test_loop_when_a_replacement_stays_healthy_resets_the_backoff(rig: Make) -> None:
+    r = await rig(worker_backoff=1.0)
+    await r.ready()
+    r.spawner.of_slot(0)[0].exit(1)
+    await r.until(lambda: len(r.spawner.of_slot(0)) == 2, 2, "a replacement")
+    await r.ready()
+    assert r.sup.slots[0].backoff == 1.0
+    await r.advance(31)
+    assert r.sup.slots[0].backoff == 0.0
+    r.spawner.of_slot(0)[1].exit(1)
+    await r.until(lambda: len(r.spawner.of_slot(0)) == 3, 1.25, "a replacement after the first delay")
+    assert r.sup.slots[0].backoff == 1.0, "not doubled"
