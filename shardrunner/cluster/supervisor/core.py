@@ -195,13 +195,9 @@ class Supervisor:
             self.control.bind()
         except zmq.ZMQError as exc:
             raise ClusterError(f"cannot open the sockets in {self.run_dir.path}: {exc}") from None
-        log.info(
-            "starting %d shards on %d workers (%d to resume): %s",
-            len(self.conns),
-            len(self.slots),
-            len(resumable),
-            "; ".join(f"{n}: {p.describe()}" for n, p in self.plans.items()),
-        )
+        described = "; ".join(f"{n}: {p.describe()}" for n, p in self.plans.items())
+        counts = (len(self.conns), len(self.slots), len(resumable))
+        log.info("starting %d shards on %d workers (%d to resume): %s", *counts, described)
 
     def _bucket_of(self, conn: ConnKey) -> tuple[str, int]:
         return self.plans[conn.platform].bucket_of(conn)
