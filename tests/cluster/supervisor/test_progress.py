@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 
 import pytest
 
@@ -54,3 +55,16 @@ def test_progress_mode_when_chosen_follows_the_setting_the_terminal_and_the_fore
     assert choose_mode("auto", io.StringIO()) == "log"
     # A StringIO has no terminal to be in the foreground of: treated as the foreground.
     assert choose_mode("auto", Tty()) == "live"
+
+
+def test_progress_mode_when_the_terminals_foreground_is_another_process_group_writes_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class RealTty(Tty):
+        def fileno(self) -> int:
+            return 2
+
+    monkeypatch.setattr(os, "tcgetpgrp", lambda fd: os.getpgrp() + 1)  # the shell runs us with `&`
+    assert choose_mode("auto", RealTty()) == "lines"
+    monkeypatch.setattr(os, "tcgetpgrp", lambda fd: os.getpgrp())
+    assert choose_mode("auto", RealTty()) == "live"
