@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 
 from benchmarks.simproc import REPO, cpu_of
-from shardrunner.cluster.control import CommandError, call
+from shardrunner.control import CommandError, call
 from shardrunner.sim.discord.world import make_token
 
 #: The bot token every benchmark cluster uses (the simulator accepts any well-formed token).

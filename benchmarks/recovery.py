@@ -84,7 +84,7 @@ from benchmarks.harness import (
     sim_get,
 )
 from benchmarks.simproc import REPO, cpu_of, own_cpu, running_simulator
-from shardrunner.cluster.control import CommandError
+from shardrunner.control import CommandError
 
 SHARDS = 4
 WORKERS = 2

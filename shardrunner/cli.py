@@ -426,7 +426,7 @@ _run_dir_option = click.option(
 
 
 def _control(run_dir: str | None, command: str, timeout: float) -> object:
-    from shardrunner.cluster.control import CommandError, call_sync
+    from shardrunner.control import CommandError, call_sync
 
     try:
         return call_sync(_run_dir(run_dir), command, timeout=timeout)

@@ -1,4 +1,9 @@
-"""The session table a stopping cluster leaves behind, so the next start resumes instead of identifying."""
+"""The session table a stopping cluster leaves behind, so the next start resumes instead of identifying.
+
+Sessions are keyed by :class:`~shardrunner.protocol.keys.ConnKey`, and the table names the
+connection sets it holds (platform, generation, count): a start resumes the saved sessions of the
+sets its plan runs, whatever else the table holds (what a reshard needs: the old set and the new).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,19 @@ from pathlib import Path
 import msgspec
 
 from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+from shardrunner.rundir import RunDir
 
-STATE_FILE = "sessions.json"
+#: One connection set: (platform, generation, count).
+ConnSet = tuple[str, int, int]
 
 
 class SessionTable(msgspec.Struct):
     written_at: float
-    num_shards: int
     #: A fingerprint of the token (never the token): sessions of another bot are not resumed.
     token_fingerprint: str
+    #: The connection sets the cluster ran when it stopped.
+    sets: list[ConnSet]
     snapshots: list[SessionSnapshot]
     #: Durable consumer groups (name, event names or None): the next start keeps their events from
     #: the first one, before their bots reconnect.
@@ -29,18 +38,34 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
+def sets_of(conns: list[ConnKey]) -> list[ConnSet]:
+    return sorted({(c.platform, c.generation, c.count) for c in conns})
+
+
+def describe_sets(sets: list[ConnSet]) -> str:
+    """``4 discord shards`` or ``4 discord shards (set 0) and 8 discord shards (set 1)``, for people."""
+    if not sets:
+        return "no connections"
+    many = len(sets) > 1
+    return " and ".join(f"{n} {p} shards" + (f" (set {g})" if many else "") for p, g, n in sets)
+
+
 def write(
     run_dir: Path,
-    num_shards: int,
     token: str,
+    conns: list[ConnKey],
     snapshots: list[SessionSnapshot],
     groups: list[tuple[str, list[str] | None]] | None = None,
 ) -> Path:
     """Write the table atomically, readable by the owner only (session ids are worth protecting)."""
-    path = run_dir / STATE_FILE
+    path = RunDir(run_dir).state_file
     tmp = path.with_suffix(".tmp")
     table = SessionTable(
-        time.time(), num_shards, fingerprint(token), sorted(snapshots, key=lambda s: s.shard_id), groups or []
+        time.time(),
+        fingerprint(token),
+        sets_of(conns),
+        sorted(snapshots, key=lambda s: s.conn),
+        groups or [],
     )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -49,19 +74,24 @@ def write(
     return path
 
 
+def _read(run_dir: Path) -> SessionTable:
+    return msgspec.json.decode(RunDir(run_dir).state_file.read_bytes(), type=SessionTable)
+
+
 def load_groups(run_dir: Path) -> list[tuple[str, list[str] | None]]:
     """The consumer groups the last run knew (whatever the age of its sessions)."""
     try:
-        return msgspec.json.decode((run_dir / STATE_FILE).read_bytes(), type=SessionTable).groups
+        return _read(run_dir).groups
     except (OSError, msgspec.DecodeError):
         return []
 
 
-def load(run_dir: Path, num_shards: int, token: str, window: float) -> tuple[list[SessionSnapshot], str]:
-    """The sessions still worth resuming, and one line saying why there are (or are none)."""
-    path = run_dir / STATE_FILE
+def load(run_dir: Path, conns: list[ConnKey], token: str, window: float) -> tuple[list[SessionSnapshot], str]:
+    """The saved sessions of the connections in ``conns`` still worth resuming, and one line saying
+    why there are (or are none)."""
+    path = RunDir(run_dir).state_file
     try:
-        table = msgspec.json.decode(path.read_bytes(), type=SessionTable)
+        table = _read(run_dir)
     except FileNotFoundError:
         return [], "no saved sessions"
     except (OSError, msgspec.DecodeError) as exc:
@@ -69,8 +99,11 @@ def load(run_dir: Path, num_shards: int, token: str, window: float) -> tuple[lis
     age = time.time() - table.written_at
     if age > window:
         return [], f"saved sessions are {age:.0f} s old, beyond the {window:.0f} s resume window; identifying"
-    if table.num_shards != num_shards:
-        return [], f"saved sessions are for {table.num_shards} shards, not {num_shards}; identifying"
     if table.token_fingerprint != fingerprint(token):
         return [], "saved sessions belong to another token; identifying"
-    return table.snapshots, f"resuming {len(table.snapshots)} saved sessions ({age:.0f} s old)"
+    wanted = set(conns)
+    matching = [s for s in table.snapshots if s.conn in wanted]
+    if not matching:
+        saved, planned = describe_sets(table.sets), describe_sets(sets_of(conns))
+        return [], f"saved sessions are for {saved}, not {planned}; identifying"
+    return matching, f"resuming {len(matching)} saved sessions ({age:.0f} s old)"

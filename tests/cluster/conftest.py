@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from shardrunner.cluster.control import CommandError, call
+from shardrunner.control import CommandError, call
 from shardrunner.sim.discord.server import Simulator
 from tests.conftest import TOKEN, SimFactory, wait_for
 
@@ -69,14 +69,17 @@ class Cluster:
             return ""
         return self.proc.stdout.read().decode(errors="replace")
 
-    def kill_everything(self) -> None:
+    async def kill_everything(self) -> None:
+        """Stop the cluster without blocking the loop: the in-process simulator runs on it and must
+        answer the workers' closes while they stop (a blocking wait here made each stop run into
+        the close timeouts)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 20)
+            except TimeoutError:
                 self.proc.kill()
-                self.proc.wait(5)
+                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
         for pid in self.seen_pids:
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
@@ -114,7 +117,7 @@ async def cluster(sim_factory: SimFactory, tmp_path: Path) -> AsyncIterator[Any]
 
     yield start
     for c in made:
-        c.kill_everything()
+        await c.kill_everything()
 
 
 class Bot:

@@ -1,0 +1,60 @@
+"""Taking a run directory for one cluster, and giving it back.
+
+A start that finds another living cluster in the run directory is refused and touches nothing of
+it (its sockets, pid file and bus sockets stay). A start that takes it removes the bus sockets a
+gone cluster left behind; a cluster that stops removes its own sockets and pid file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import psutil
+
+from shardrunner.rundir import RunDir
+
+
+class RunDirTaken(RuntimeError):
+    """Another cluster runs in the run directory, or it cannot be used; one sentence for the user."""
+
+
+def claim(run_dir: RunDir) -> None:
+    """Make the run directory this process's, or raise :class:`RunDirTaken` having changed nothing."""
+    try:
+        run_dir.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise RunDirTaken(f"cannot create the run directory {run_dir.path}: {exc.strerror}") from None
+    if not run_dir.path.is_dir():
+        raise RunDirTaken(f"the run directory {run_dir.path} is not a directory")
+    try:
+        other: int | None = int(run_dir.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        other = None
+    if other is not None and other != os.getpid() and psutil.pid_exists(other):
+        try:
+            cmdline = " ".join(psutil.Process(other).cmdline())
+        except psutil.Error:
+            cmdline = ""
+        if "shardrunner" in cmdline:
+            raise RunDirTaken(
+                f"a cluster is already running in {run_dir.path} (pid {other}): "
+                "stop it with `shardrunner stop` or pass another --run-dir"
+            )
+    try:
+        run_dir.pid_file.write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        raise RunDirTaken(f"cannot write to the run directory {run_dir.path}: {exc.strerror}") from None
+    for stale in run_dir.bus_socks():  # left by the workers of a cluster that is gone
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def release(run_dir: RunDir) -> None:
+    """Remove this cluster's sockets and pid file (only call it after :func:`claim` succeeded)."""
+    with contextlib.suppress(OSError):
+        if run_dir.pid_file.read_text().strip() == str(os.getpid()):
+            run_dir.pid_file.unlink()
+    for path in (run_dir.workers_sock, run_dir.control_sock, *run_dir.bus_socks()):
+        with contextlib.suppress(OSError):
+            path.unlink()

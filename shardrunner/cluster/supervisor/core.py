@@ -1,0 +1,396 @@
+"""The supervisor: one cluster, wired from its parts.
+
+It discovers each platform's plan, loads the saved sessions, owns the identify queue, binds the
+worker link and the control socket, and runs the reconcile loop (:mod:`.reconcile`, the only writer
+of worker state). Signal handlers only enqueue; reload and stop change the desired state and wait
+for the loop. Messages from workers are observations: they go to the session book, the identify
+grants, or the worker's record, and wake the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any, Final
+
+import zmq.asyncio
+
+from shardrunner.clock import Clock, RealClock, wait_with_timeout
+from shardrunner.cluster import messages as m
+from shardrunner.cluster import statefile
+from shardrunner.cluster.plan import plan
+from shardrunner.cluster.supervisor.book import SessionBook
+from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
+from shardrunner.cluster.supervisor.commands import ControlServer
+from shardrunner.cluster.supervisor.grants import IdentifyGrants
+from shardrunner.cluster.supervisor.link import WorkerLink, ZmqWorkerLink
+from shardrunner.cluster.supervisor.model import DesiredSlot, Slot, SupervisorSettings, Worker
+from shardrunner.cluster.supervisor.platforms import Discover, discover_platforms
+from shardrunner.cluster.supervisor.progress import Progress
+from shardrunner.cluster.supervisor.reconcile import Reconciler
+from shardrunner.cluster.supervisor.reload import rolling_reload
+from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
+from shardrunner.cluster.supervisor.status import (
+    ClusterStatus,
+    conn_statuses,
+    endpoints,
+    group_statuses,
+    supervisor_status,
+    worker_status,
+)
+from shardrunner.gateway.platform import PlatformError, PlatformPlan
+from shardrunner.identify.local import LocalIdentifyQueue
+from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+from shardrunner.rundir import RunDir
+
+log = logging.getLogger("shardrunner.supervisor")
+
+TICK_S: Final = 0.25
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot start or must stop; the message is one sentence for the user."""
+
+
+class Supervisor:
+    """One cluster. ``exit_code = await Supervisor(settings).run()``.
+
+    The seams, for tests: ``discover`` makes the platform plans (default: each platform's
+    discovery), ``spawner`` starts worker processes, ``link`` carries messages to and from them,
+    ``clock`` is time; ``handle_signals=False`` leaves the process's signal handlers alone.
+    """
+
+    def __init__(
+        self,
+        settings: SupervisorSettings,
+        *,
+        discover: Discover | None = None,
+        spawner: Spawner | None = None,
+        link: WorkerLink | None = None,
+        clock: Clock | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.run_dir = RunDir(settings.run_dir)
+        self.token: str = settings.token or ""
+        self.clock = clock or RealClock()
+        self._discover = discover or discover_platforms
+        self._ctx = zmq.asyncio.Context()
+        self.link = link or ZmqWorkerLink(self._ctx, self.run_dir.workers_endpoint)
+        self.spawner = spawner or ProcessSpawner(self.run_dir, settings.log_level)
+        self._handle_signals = handle_signals
+        self.state = "starting"
+        self.exit_code = 0
+        self.error: str | None = None
+        self.plans: dict[str, PlatformPlan] = {}
+        self.conns: list[ConnKey] = []
+        self.book = SessionBook()
+        self.slots: list[Slot] = []
+        self.reconciler: Reconciler | None = None
+        self.grants: IdentifyGrants | None = None
+        self.control: ControlServer | None = None
+        self.signals: asyncio.Queue[int] = asyncio.Queue()
+        self.started = time.time()
+        self._claimed = False
+        self._wake = asyncio.Event()
+        self._reloading: asyncio.Future[str] | None = None
+        self._progress = Progress(settings.progress)
+
+    @property
+    def stopping(self) -> bool:
+        return self.reconciler is not None and self.reconciler.stopping
+
+    # -- start --------------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Run the cluster until it is stopped; return the process exit status."""
+        try:
+            await self._prepare()
+        except ClusterError as exc:
+            self.error = str(exc)
+            self.exit_code = 1
+            self._cleanup()
+            return 1
+        assert self.reconciler is not None
+        assert self.control is not None
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self.signals.put_nowait, sig)  # handlers only enqueue
+        self.state = "running"
+        tasks = [
+            asyncio.ensure_future(self._receive_workers()),
+            asyncio.ensure_future(self.control.serve()),
+        ]
+        try:
+            await self._loop()
+            await self._save()
+        finally:
+            for task in tasks:
+                task.cancel()
+            if self._handle_signals:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    loop.remove_signal_handler(sig)
+            self._cleanup()
+        return self.exit_code
+
+    async def _prepare(self) -> None:
+        s = self.settings
+        try:
+            claim(self.run_dir)
+        except RunDirTaken as exc:
+            raise ClusterError(str(exc)) from None
+        self._claimed = True
+        try:
+            self.plans = {p.name: p for p in await self._discover(s)}
+        except PlatformError as exc:
+            raise ClusterError(str(exc)) from None
+        self.conns = [c for p in self.plans.values() for c in p.conns]
+        saved: list[SessionSnapshot]
+        if s.sim:
+            saved, why = [], "the built-in simulator starts with no sessions: identifying"
+        else:
+            saved, why = statefile.load(self.run_dir.path, self.conns, self.token, s.resume_window)
+            self.book.groups = dict(statefile.load_groups(self.run_dir.path))
+        self.book.load(saved)
+        for name in filter(None, (g.strip() for g in s.groups.split(","))):
+            self.book.groups.setdefault(name, None)  # declared: every event is kept for it from the first
+        log.info("%s", why)
+        resumable = {snap.conn for snap in saved}
+        for p in self.plans.values():
+            try:
+                p.check_starts(sum(1 for c in p.conns if c not in resumable))
+            except PlatformError as exc:
+                raise ClusterError(str(exc)) from None
+        limits = [limit for p in self.plans.values() for limit in p.limits]
+        # Paused until the first identifies of every connection are in, so that buckets start in
+        # shard order whichever worker boots first (see IdentifyGrants.open_gate).
+        queue = LocalIdentifyQueue(limits, self._bucket_of, clock=self.clock, paused=True)
+        self.grants = IdentifyGrants(
+            queue,
+            self.link.send,
+            first_identifies=len(self.conns) - len(resumable),
+            opened_at=self.clock.monotonic(),
+        )
+        self.slots = [Slot(i, DesiredSlot(conns)) for i, conns in enumerate(plan(self.conns, s.workers))]
+        self.reconciler = Reconciler(
+            self.slots,
+            settings=s,
+            clock=self.clock,
+            spawner=self.spawner,
+            link=self.link,
+            book=self.book,
+            make_assign=self._make_assign,
+            on_gone=self._on_gone,
+            on_release=self._on_release,
+            on_fail=self.fail,
+        )
+        try:
+            self.link.bind()
+            self.control = ControlServer(self._ctx, self.run_dir.control_endpoint, self)
+            self.control.bind()
+        except zmq.ZMQError as exc:
+            raise ClusterError(f"cannot open the sockets in {self.run_dir.path}: {exc}") from None
+        described = "; ".join(f"{n}: {p.describe()}" for n, p in self.plans.items())
+        counts = (len(self.conns), len(self.slots), len(resumable))
+        log.info("starting %d shards on %d workers (%d to resume): %s", *counts, described)
+
+    def _bucket_of(self, conn: ConnKey) -> tuple[str, int]:
+        return self.plans[conn.platform].bucket_of(conn)
+
+    # -- the loop -----------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        reconciler = self.reconciler
+        assert reconciler is not None
+        assert self.grants is not None
+        while not reconciler.stopped.is_set():
+            while not self.signals.empty():
+                self._on_signal(self.signals.get_nowait())
+            self.grants.open_gate(self.clock.monotonic())
+            self._wake.clear()
+            reconciler.step()
+            self._update_progress()
+            if reconciler.stopped.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await wait_with_timeout(self.clock, self._wake.wait(), TICK_S)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_signal(self, sig: int) -> None:
+        if sig == signal.SIGHUP:
+            log.info("SIGHUP: rolling reload")
+            self.request_reload()
+        else:
+            log.info("%s: stopping", signal.Signals(sig).name)
+            self.request_stop()
+
+    def _update_progress(self) -> None:
+        buckets = min((limit.buckets for p in self.plans.values() for limit in p.limits), default=1)
+        self._progress.update_from(
+            self.book, self.conns, buckets, self.settings.identify_window, self.clock.monotonic()
+        )
+
+    # -- the worker link ----------------------------------------------------------------------
+    def _make_assign(
+        self, worker: Worker, conns: list[ConnKey], snapshots: list[SessionSnapshot]
+    ) -> m.Assign:
+        s = self.settings
+        parts = [
+            m.PlatformPart(name, [c for c in conns if c.platform == name], p.part_config())
+            for name, p in self.plans.items()
+            if any(c.platform == name for c in conns)
+        ]
+        return m.Assign(
+            parts=parts,
+            snapshots=snapshots,
+            bus_endpoint=self.run_dir.bus_endpoint(worker.slot, worker.generation),
+            groups=sorted(self.book.groups.items()),
+            queue_events=s.queue_events,
+            queue_bytes=s.queue_bytes,
+        )
+
+    def _on_release(self, worker: Worker) -> None:
+        """A worker is giving its connections up: identifies it still waits for go to nobody."""
+        assert self.grants is not None
+        self.grants.forget(worker.identity)
+
+    def _on_gone(self, worker: Worker) -> None:
+        """A worker process is gone: forget its grants, remove its bus socket."""
+        assert self.grants is not None
+        self.grants.forget(worker.identity)
+        with contextlib.suppress(OSError):
+            self.run_dir.bus_sock(worker.slot, worker.generation).unlink()
+
+    async def _receive_workers(self) -> None:
+        while True:
+            identity, message = await self.link.recv()
+            self.on_worker_message(identity, message)
+
+    def on_worker_message(self, identity: bytes, message: m.Message) -> None:
+        assert self.reconciler is not None
+        assert self.grants is not None
+        worker = self.reconciler.find(identity)
+        if worker is None:
+            return
+        if worker.gone and not isinstance(message, m.Report | m.HandedOff):
+            return  # what it asked for or said about itself no longer matters
+        now = self.clock.monotonic()
+        if isinstance(message, m.Report):
+            self.book.on_report(worker.slot, message, now)
+        elif isinstance(message, m.Pong):
+            worker.last_pong = now
+            if worker.ready != message.ready:
+                worker.ready = message.ready
+                self.wake()
+        elif isinstance(message, m.IdentifyRequest):
+            self.grants.request(identity, message.conn)
+        elif isinstance(message, m.IdentifySent):
+            self.grants.sent(message.conn)
+        elif isinstance(message, m.IdentifyDone):
+            self.grants.done(message.conn, ready=message.ready)
+        elif isinstance(message, m.Hello):
+            worker.hello = True
+            worker.last_pong = now
+            self.wake()
+        elif isinstance(message, m.HandedOff):
+            self.book.on_handed_off(message.snapshots)
+            worker.handed_off = message.snapshots
+            self.wake()
+        elif isinstance(message, m.ConnFailed):
+            self.fail(message.message)
+
+    # -- reload and stop: changes of the desired state ------------------------------------------
+    def request_reload(self) -> asyncio.Future[str]:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.ensure_future(self._reload())
+        return self._reloading
+
+    async def _reload(self) -> str:
+        assert self.reconciler is not None
+        self.state = "reloading"
+        try:
+            return await rolling_reload(self.reconciler)
+        finally:
+            if self.state == "reloading":
+                self.state = "running"
+
+    def request_stop(self) -> str:
+        """Start stopping (the loop hands every session over, then the state file is written)."""
+        if self.reconciler is not None and not self.reconciler.stopping:
+            self.state = "stopping"
+            self._progress.finish()
+            self.reconciler.stop()
+            self.wake()
+        if self.settings.sim:
+            return (
+                "stopping: the built-in simulator stops too and starts empty, "
+                "so the next start identifies every shard"
+            )
+        return (
+            "stopping: the sessions will be saved; a start within "
+            f"{self.settings.resume_window:.0f} s resumes them"
+        )
+
+    def fail(self, message: str) -> None:
+        if self.error is None:
+            self.error = message
+            self.exit_code = 1
+            log.error("%s", message)
+        self.request_stop()
+
+    async def _save(self) -> None:
+        if not self.conns or not self.token:
+            return
+        snapshots = self.book.resume_from(self.conns)
+        path = statefile.write(
+            self.run_dir.path, self.token, self.conns, snapshots, sorted(self.book.groups.items())
+        )
+        if self.settings.sim:
+            log.info("stopped; the built-in simulator starts empty, so the next start identifies")
+        else:
+            log.info(
+                "stopped; %d sessions saved to %s (a start within %.0f s resumes them)",
+                len(snapshots),
+                path,
+                self.settings.resume_window,
+            )
+
+    def _cleanup(self) -> None:
+        if self.grants is not None:
+            self.grants.close()
+        self.link.close()
+        if self.control is not None:
+            self.control.close()
+        self._ctx.term()
+        if self._claimed:  # a refused start touches nothing: the run dir is another cluster's
+            release(self.run_dir)
+
+    # -- what the control commands ask --------------------------------------------------------
+    def status(self) -> ClusterStatus:
+        """What ``shardrunner status`` shows (never the token)."""
+        assert self.reconciler is not None
+        s = self.settings
+        return ClusterStatus(
+            supervisor=supervisor_status(
+                state=self.state,
+                run_dir=str(self.run_dir.path),
+                api_url=s.api_url,
+                simulator=s.api_url.removesuffix("/api/v10") if s.sim else None,
+                plans=self.plans,
+                started=self.started,
+                error=self.error,
+            ),
+            workers=[worker_status(w, self.slots[w.slot]) for w in self.reconciler.live()],
+            shards=conn_statuses(self.slots, self.book, self.clock.monotonic()),
+            groups=group_statuses(self.slots, self.book),
+        )
+
+    def endpoints(self) -> dict[str, Any]:
+        """Where bots find the workers (``shardrunner.client`` asks for this every second)."""
+        return endpoints(self.slots, self.plans, self.run_dir.bus_endpoint)

@@ -1,0 +1,121 @@
+"""Process handling behind a seam: the supervisor asks a :class:`Spawner` for worker processes and
+sees each through a :class:`WorkerHandle`; tests give it fake ones.
+
+The real spawner starts ``python -m shardrunner.cluster.worker`` by module name (the supervisor
+never imports the worker), never forks, puts the worker in a session of its own (Ctrl-C reaches the
+supervisor only; it stops the workers) and keeps the token out of its environment (it comes in the
+assignment, over the worker link).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Final, Protocol
+
+import psutil
+
+from shardrunner.rundir import RunDir
+
+#: The worker's module; its command line is brief interface 7.
+WORKER_MODULE: Final = "shardrunner.cluster.worker"
+
+
+class WorkerHandle(Protocol):
+    """One worker process, as the operating system sees it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None:
+        """The exit status (negative: the signal) once it is gone, None while it runs; never blocks."""
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` (nothing if it is already gone)."""
+
+    def last_words(self) -> str:
+        """The last line of its log, to say why it stopped."""
+
+    def usage(self) -> tuple[float | None, int | None]:
+        """CPU percent since the previous call, and resident memory in bytes (None if unknown)."""
+
+
+class Spawner(Protocol):
+    """Starts worker processes."""
+
+    def spawn(self, slot: int, generation: int, endpoint: str) -> WorkerHandle:
+        """Start the worker of ``slot`` with ``generation``, to connect to the link at ``endpoint``."""
+
+
+class ProcessHandle:
+    """A real worker process."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.proc = proc
+        self.log_path = log_path
+        self._ps: psutil.Process | None = None
+        with contextlib.suppress(psutil.Error):
+            self._ps = psutil.Process(proc.pid)
+            self._ps.cpu_percent(None)  # the first call only starts the measurement
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def send_signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+
+    def last_words(self) -> str:
+        return last_line(self.log_path)
+
+    def usage(self) -> tuple[float | None, int | None]:
+        if self._ps is None:
+            return None, None
+        try:
+            return self._ps.cpu_percent(None), self._ps.memory_info().rss
+        except psutil.Error:
+            return None, None
+
+
+class ProcessSpawner:
+    """Spawns ``python -m shardrunner.cluster.worker --endpoint E --slot N --generation G --log-level L``,
+    logging to ``RUN_DIR/worker-N.log``."""
+
+    def __init__(self, run_dir: RunDir, log_level: str) -> None:
+        self.run_dir = run_dir
+        self.log_level = log_level
+
+    def spawn(self, slot: int, generation: int, endpoint: str) -> WorkerHandle:
+        log_path = self.run_dir.worker_log(slot)
+        env = {k: v for k, v in os.environ.items() if k != "SHARDRUNNER_TOKEN"}  # it comes in Assign
+        command = [
+            sys.executable, "-m", WORKER_MODULE, "--endpoint", endpoint, "--slot", str(slot),
+            "--generation", str(generation), "--log-level", self.log_level,
+        ]  # fmt: skip
+        with open(log_path, "ab") as log_file:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                env=env,
+                start_new_session=True,
+            )
+        return ProcessHandle(proc, log_path)
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log, or a sentence saying there is none."""
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1].strip() if lines else f"it exited without a word (log: {path})"

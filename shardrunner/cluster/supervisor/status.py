@@ -1,0 +1,191 @@
+"""The typed status (``shardrunner status``) and the ``endpoints`` answer.
+
+Connections are listed by ``conn`` (``str(ConnKey)``) with ``platform``, ``shard``, ``count`` and
+``generation`` beside it; the other fields are those the status had before connection keys (``id``
+is the shard, ``guilds`` the routing-key count: the CLI's table and scripts read them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from shardrunner.cluster.plan import span
+from shardrunner.cluster.supervisor.book import SessionBook
+from shardrunner.cluster.supervisor.model import Slot, Worker, WorkerState
+from shardrunner.gateway.platform import PlatformPlan
+
+
+class SupervisorStatus(msgspec.Struct):
+    pid: int
+    state: str
+    run_dir: str
+    api_url: str
+    gateway_url: str
+    #: The built-in simulator's URL when the CLI started one (``--sim``), else None.
+    simulator: str | None
+    num_shards: int
+    max_concurrency: int
+    uptime_s: float
+    error: str | None
+    #: Per platform, what its plan describes (never a secret).
+    platforms: dict[str, dict[str, Any]]
+
+
+class WorkerStatus(msgspec.Struct):
+    slot: int
+    generation: int
+    pid: int
+    state: str
+    ready: bool
+    cpu_percent: float | None
+    rss: int | None
+    #: The slot's shard range for people (``0-3``), and its connections.
+    shards: str
+    conns: list[str]
+
+
+class ConnStatus(msgspec.Struct):
+    conn: str
+    platform: str
+    shard: int
+    count: int
+    generation: int
+    id: int
+    worker: int
+    state: str
+    latency_ms: float | None
+    events_per_s: float
+    events: int
+    guilds: int
+    resumes: int
+    identifies: int
+    crashes: int
+    last_error: str | None
+    last_resume_ago_s: float | None
+
+
+class GroupStatus(msgspec.Struct):
+    group: str
+    members: int
+    held_events: int
+    held_bytes: int
+    inflight: int
+    dropped: int
+
+
+class ClusterStatus(msgspec.Struct):
+    supervisor: SupervisorStatus
+    workers: list[WorkerStatus]
+    shards: list[ConnStatus]
+    groups: list[GroupStatus]
+
+
+def worker_status(worker: Worker, slot: Slot) -> WorkerStatus:
+    cpu, rss = worker.handle.usage()
+    return WorkerStatus(
+        slot=worker.slot,
+        generation=worker.generation,
+        pid=worker.pid,
+        state=worker.state.value,
+        ready=worker.ready,
+        cpu_percent=cpu,
+        rss=rss,
+        shards=span(slot.desired.conns),
+        conns=[str(c) for c in slot.desired.conns],
+    )
+
+
+def conn_statuses(slots: list[Slot], book: SessionBook, now: float) -> list[ConnStatus]:
+    out = []
+    for slot in slots:
+        for conn in slot.desired.conns:
+            r = book.reports.get(conn)
+            out.append(
+                ConnStatus(
+                    conn=str(conn),
+                    platform=conn.platform,
+                    shard=conn.shard,
+                    count=conn.count,
+                    generation=conn.generation,
+                    id=conn.shard,
+                    worker=slot.index,
+                    state=r.state if r else "starting",
+                    latency_ms=None
+                    if r is None or r.heartbeat_latency is None
+                    else r.heartbeat_latency * 1000,
+                    events_per_s=book.rates.get(conn, (0, 0.0, 0.0))[2],
+                    events=r.events_in if r else 0,
+                    guilds=r.key_count if r else 0,
+                    resumes=r.resumes if r else 0,
+                    identifies=r.identifies if r else 0,
+                    crashes=r.crashes if r else 0,
+                    last_error=r.last_error if r else None,
+                    last_resume_ago_s=None
+                    if r is None or r.last_resume_at is None
+                    else max(0.0, now - r.last_resume_at),
+                )
+            )
+    return out
+
+
+def group_statuses(slots: list[Slot], book: SessionBook) -> list[GroupStatus]:
+    live = {s.index for s in slots if s.current is not None}
+    totals: dict[str, GroupStatus] = {}
+    for g in book.slot_groups(live):
+        t = totals.setdefault(g.name, GroupStatus(g.name, 0, 0, 0, 0, 0))
+        t.members = max(t.members, g.members)
+        t.held_events += g.held_events
+        t.held_bytes += g.held_bytes
+        t.inflight += g.inflight
+        t.dropped += g.dropped
+    return sorted(totals.values(), key=lambda t: t.group)
+
+
+def supervisor_status(
+    *,
+    state: str,
+    run_dir: str,
+    api_url: str,
+    simulator: str | None,
+    plans: Mapping[str, PlatformPlan],
+    started: float,
+    error: str | None,
+) -> SupervisorStatus:
+    discord = plans.get("discord")
+    return SupervisorStatus(
+        pid=os.getpid(),
+        state=state,
+        run_dir=run_dir,
+        api_url=api_url,
+        gateway_url=str(getattr(discord, "gateway_url", "")),
+        simulator=simulator,
+        num_shards=sum(len(p.conns) for p in plans.values()),
+        max_concurrency=int(getattr(discord, "max_concurrency", 1)),
+        uptime_s=time.time() - started,
+        error=error,
+        platforms={name: p.describe() for name, p in plans.items()},
+    )
+
+
+def endpoints(
+    slots: list[Slot], plans: Mapping[str, PlatformPlan], bus_endpoint: Callable[[int, int], str]
+) -> dict[str, Any]:
+    """Brief interface 5: the platforms, and per running worker its bus endpoint and connections."""
+    workers = []
+    for slot in slots:
+        w = slot.current
+        if w is not None and w.state is WorkerState.RUNNING and w.handle.poll() is None:
+            workers.append(
+                {
+                    "slot": slot.index,
+                    "generation": w.generation,
+                    "endpoint": bus_endpoint(w.slot, w.generation),
+                    "conns": [str(c) for c in slot.desired.conns],
+                }
+            )
+    return {"platforms": {name: p.describe() for name, p in plans.items()}, "workers": workers}

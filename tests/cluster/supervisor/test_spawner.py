@@ -1,0 +1,38 @@
+"""The real spawner: the worker by module name, its arguments, its log, no token in its environment."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from shardrunner.cluster.exitcodes import BOOT_FAILED
+from shardrunner.cluster.supervisor import spawner
+from shardrunner.rundir import RunDir
+
+
+def test_spawner_when_spawning_starts_the_module_with_the_interface_arguments_and_no_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert spawner.WORKER_MODULE == "shardrunner.cluster.worker"
+    monkeypatch.setattr(spawner, "WORKER_MODULE", "tests.cluster.supervisor.echo_worker")
+    monkeypatch.setenv("SHARDRUNNER_TOKEN", "secret")
+    handle = spawner.ProcessSpawner(RunDir(tmp_path), "debug").spawn(1, 7, "ipc:///x/workers.sock")
+    deadline = time.monotonic() + 20
+    while handle.poll() is None:
+        assert time.monotonic() < deadline, "the process did not exit"
+        time.sleep(0.02)
+    assert handle.poll() == BOOT_FAILED
+    assert (
+        handle.last_words()
+        == "--endpoint ipc:///x/workers.sock --slot 1 --generation 7 --log-level debug no-token"
+    )
+    assert (tmp_path / "worker-1.log").exists()
+    handle.send_signal(9)  # gone: nothing happens
+
+
+def test_last_line_when_the_log_is_empty_or_missing_says_so(tmp_path: Path) -> None:
+    assert spawner.last_line(tmp_path / "nope.log") == "no log"
+    (tmp_path / "empty.log").write_text("\n \n")
+    assert spawner.last_line(tmp_path / "empty.log").startswith("it exited without a word")
