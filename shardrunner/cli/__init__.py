@@ -1,0 +1,33 @@
+"""The ``shardrunner`` command line: a thin layer over settings, cluster, simulator and client.
+
+Each command lives in its own module (``start``, ``control``: status/reload/stop, ``tail``,
+``sim``); heavy imports (the supervisor, the client, the simulator's server) happen inside the
+commands, so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from shardrunner import __version__
+from shardrunner.cli.control import reload, status, stop
+from shardrunner.cli.sim import sim
+from shardrunner.cli.start import start
+from shardrunner.cli.tail import tail
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="shardrunner")
+def main() -> None:
+    """shardrunner keeps a chat bot's gateway connections (Discord shards) alive in their own
+    processes and routes every event to the bot over ZeroMQ, so the bot can restart and deploy
+    without reconnecting or losing events.
+
+    Run `shardrunner COMMAND --help` for the options of each command.
+    """
+
+
+for _command in (sim, start, status, reload, stop, tail):
+    main.add_command(_command)
+
+__all__ = ["main"]
