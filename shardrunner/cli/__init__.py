@@ -10,10 +10,14 @@ from __future__ import annotations
 import click
 
 from shardrunner import __version__
-from shardrunner.cli.control import reload, status, stop
-from shardrunner.cli.sim import sim
-from shardrunner.cli.start import start
-from shardrunner.cli.tail import tail
+
+# Imported under other names, so that ``shardrunner.cli.start`` (and the others) stay the modules.
+from shardrunner.cli.control import reload as reload_command
+from shardrunner.cli.control import status as status_command
+from shardrunner.cli.control import stop as stop_command
+from shardrunner.cli.sim import sim as sim_group
+from shardrunner.cli.start import start as start_command
+from shardrunner.cli.tail import tail as tail_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,7 +31,7 @@ def main() -> None:
     """
 
 
-for _command in (sim, start, status, reload, stop, tail):
+for _command in (sim_group, start_command, status_command, reload_command, stop_command, tail_command):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -22,7 +22,8 @@ def run(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a coroutine to the end on uvloop and return its result."""
     import uvloop
 
-    return uvloop.run(coro)  # type: ignore[no-any-return]
+    result: _T = uvloop.run(coro)
+    return result
 
 
 run_dir_option = click.option(
@@ -46,31 +47,40 @@ def check_run_dir(path: Path, *, create: bool) -> None:
     except FileNotFoundError:
         mode = None
     except OSError as exc:  # a parent that is a file (ENOTDIR), no permission to look (EACCES)...
-        raise click.ClickException(f"cannot use {path} as the run directory: {_reason(exc)}; {_ELSEWHERE}")
+        raise click.ClickException(
+            f"cannot use {path} as the run directory: {_reason(exc)}; {_ELSEWHERE}"
+        ) from None
     if mode is not None and not stat.S_ISDIR(mode):
         raise click.ClickException(
             f"the run directory {path} is a file, not a directory: remove it or {_ELSEWHERE}"
         )
     if not create:
         if mode is not None and not os.access(path, os.R_OK | os.X_OK):
-            raise click.ClickException(f"cannot read the run directory {path}: permission denied; {_ELSEWHERE}")
+            raise click.ClickException(
+                f"cannot read the run directory {path}: permission denied; {_ELSEWHERE}"
+            )
         return
     if mode is None:
         try:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise click.ClickException(f"cannot create the run directory {path}: {_reason(exc)}; {_ELSEWHERE}")
+            raise click.ClickException(
+                f"cannot create the run directory {path}: {_reason(exc)}; {_ELSEWHERE}"
+            ) from None
     # Try a write rather than os.access: root passes access() where a read-only mount still refuses.
     probe = path / f".write-test-{os.getpid()}"
     try:
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as exc:
-        raise click.ClickException(f"cannot write in the run directory {path}: {_reason(exc)}; {_ELSEWHERE}")
+        raise click.ClickException(
+            f"cannot write in the run directory {path}: {_reason(exc)}; {_ELSEWHERE}"
+        ) from None
 
 
-def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).lower()
+def _reason(exc: OSError | Exception) -> str:
+    strerror = getattr(exc, "strerror", None)
+    return str(strerror or exc).lower()
 
 
 def run_dir_of(option: str | None) -> Path:

@@ -80,20 +80,23 @@ def status_text(status: Mapping[str, Any]) -> str:
         rss = "-" if w.get("rss") is None else f"{w['rss'] / 1048576:.0f} MiB"
         state = str(w.get("state", "?")) + (", ready" if w.get("ready") else "")
         held = w.get("conns", w.get("shards"))
-        lines.append(f"{w.get('slot', '?'):>6} {w.get('pid') or '-':>8} {cpu:>6} {rss:>9} {_count(held):>6}  {state}")
-    width = max([len("conn"), *(len(_conn_name(c)) for c in conns)])
+        lines.append(
+            f"{w.get('slot', '?'):>6} {w.get('pid') or '-':>8} {cpu:>6} {rss:>9} {_count(held):>6}  {state}"
+        )
+    names = [_conn_name(c, int(count or 0)) for c in conns]
+    width = max([len("conn"), *map(len, names)])
     lines.append("")
     lines.append(
         f"{'conn':<{width}} {'worker':>6} {'state':<13} {'latency':>8} {'events/s':>9} "
         f"{'keys':>7} {'resumes':>8}  last resume"
     )
-    for c in conns:
+    for name, c in zip(names, conns, strict=True):
         latency = "-" if c.get("latency_ms") is None else f"{c['latency_ms']:.0f} ms"
         ago = c.get("last_resume_ago_s")
         last = "-" if ago is None else f"{_duration(ago)} ago"
         keys = c.get("keys", c.get("guilds", 0))
         lines.append(
-            f"{_conn_name(c):<{width}} {c.get('worker', '-'):>6} {c.get('state', '?'):<13} {latency:>8} "
+            f"{name:<{width}} {c.get('worker', '-'):>6} {c.get('state', '?'):<13} {latency:>8} "
             f"{float(c.get('events_per_s') or 0):>9.1f} {_count(keys):>7} {c.get('resumes', 0):>8}  {last}"
         )
     groups = status.get("groups") or []
@@ -111,7 +114,7 @@ def status_text(status: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _conn_name(row: Mapping[str, Any]) -> str:
+def _conn_name(row: Mapping[str, Any], count: int) -> str:
     conn = row.get("conn")
     if conn:
         return str(conn)
@@ -119,7 +122,7 @@ def _conn_name(row: Mapping[str, Any]) -> str:
     from shardrunner.protocol.keys import ConnKey
 
     shard = int(row.get("shard", row.get("id", 0)))
-    total = int(row.get("count", 0) or 0)
+    total = int(row.get("count") or count)
     return str(ConnKey(str(row.get("platform", "discord")), int(row.get("generation", 0)), shard, total))
 
 

@@ -47,8 +47,14 @@ def tail(run_dir: str | None, group: str | None, events: str | None, as_json: bo
     By default it watches through a group of its own, which disappears when it exits; with --group
     it joins that group like any bot (and takes a share of its events).
     """
+    from shardrunner.control import CommandError, check_running
+
     names = event_names(events)
     path = run_dir_of(run_dir)
+    try:
+        check_running(path)  # at once, rather than a client waiting for a cluster that is not there
+    except CommandError as exc:
+        raise click.ClickException(str(exc)) from None
     with contextlib.suppress(KeyboardInterrupt):
         run(_tail(path, group, names, as_json, count))
 

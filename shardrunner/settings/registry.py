@@ -366,7 +366,9 @@ def settings_of(sections: Iterable[Section]) -> dict[str, tuple[Section, Setting
     for section in sections:
         for setting in section.settings:
             if setting.name in out:
-                raise ValueError(f"setting {setting.name} is in sections {out[setting.name][0].name} and {section.name}")
+                raise ValueError(
+                    f"setting {setting.name} is in sections {out[setting.name][0].name} and {section.name}"
+                )
             out[setting.name] = (section, setting)
     return out
 

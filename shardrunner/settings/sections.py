@@ -75,8 +75,7 @@ CLUSTER: Final = Section(
             "workers",
             to_int,
             available_cpus,
-            "worker processes (the default counts the cores this process may use: its CPU affinity, "
-            "capped by a container's CPU quota)",
+            "worker processes (cores: those this process may use, within a container's CPU quota)",
             minimum=1,
             metavar="N",
             default_text="one per CPU core",

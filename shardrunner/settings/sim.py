@@ -125,9 +125,7 @@ SIM_DISCORD: Final = Section(
             "seconds between two identifies of one bucket (Discord: 5); lower it to run tests fast",
             metavar="SECONDS",
         ),
-        Setting(
-            "session_start_total", to_int, 1000, "session_start_limit.total", minimum=0, metavar="N"
-        ),
+        Setting("session_start_total", to_int, 1000, "session_start_limit.total", minimum=0, metavar="N"),
         Setting(
             "session_start_remaining",
             to_optional_int,

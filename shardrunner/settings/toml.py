@@ -121,9 +121,10 @@ def _check_unknown_tables(data: Mapping[str, Any], known: Sequence[Section], pat
             continue
         for key, value in node.items():
             if not isinstance(value, dict) and root not in full:
+                tables = ", ".join(f"[{n}]" for n in sorted(full) if n.startswith(root))
                 raise SettingsError(
                     f"unknown setting {key!r} in section [{root}] of config file {path} "
-                    f"(its settings go in one of {', '.join(f'[{n}]' for n in sorted(full) if n.startswith(root))})"
+                    f"(its settings go in {tables})"
                 )
             if isinstance(value, dict) and f"{root}.{key}" not in full:
                 name = f"{root}.{key}"

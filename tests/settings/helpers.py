@@ -29,4 +29,3 @@ def load_error(cli: dict[str, object], env: dict[str, str], config: str | None =
     assert "\n" not in message
     assert ". " not in message.replace("e.g. ", ""), f"more than one sentence: {message}"
     return message
-

@@ -11,7 +11,6 @@ from shardrunner.settings import SETTINGS, SettingsError, load_settings
 from shardrunner.settings.click import cli_options
 from tests.settings.helpers import TOKEN, write_config
 
-
 # -- the command line ---------------------------------------------------------------------------
 
 
@@ -79,4 +78,3 @@ def test_cli_options_when_help_shown_mentions_default_and_env_var() -> None:
     assert "--config FILE" in result.output
     for setting in SETTINGS:
         assert setting.env_var in result.output
-

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shardrunner.settings import SETTINGS, load_settings
+from shardrunner.settings import SETTINGS, START_SECTIONS, load_settings
 from tests.settings.helpers import EXAMPLE, SIM, TOKEN, load_error, write_config
 
 
@@ -92,7 +92,6 @@ def test_load_settings_when_env_names_a_missing_config_says_which_variable(tmp_p
     )
 
 
-
 # -- the example config -------------------------------------------------------------------------
 
 
@@ -120,3 +119,75 @@ def test_example_config_when_loaded_sets_nothing_but_sim_away_from_the_default()
     assert dataclasses.replace(example, _sources={}) == dataclasses.replace(defaults, _sources={})
 
 
+# -- sections -----------------------------------------------------------------------------------
+
+
+def test_load_settings_when_keys_are_in_their_sections_reads_them(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path, '[cluster]\nsim = true\nworkers = 2\n[discord]\nshards = 6\n[bus]\ngroups = ["a", "b"]\n'
+    )
+    settings = load_settings({}, {}, path)
+    assert (settings.sim, settings.workers, settings.shards, settings.groups) == (True, 2, 6, "a,b")
+    assert settings.source("shards") == f"config file {path}"
+
+
+def test_load_settings_when_flat_and_sectioned_keys_mix_reads_both(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "workers = 2\n[cluster]\nsim = true\n")
+    settings = load_settings({}, {}, path)
+    assert (settings.sim, settings.workers) == (True, 2)
+
+
+def test_load_settings_when_a_key_is_in_the_wrong_section_names_the_right_one(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[cluster]\nsim = true\nshards = 4\n")
+    assert load_error({}, {}, path) == (
+        f"setting shards belongs in section [discord] of config file {path}, not in [cluster]"
+    )
+
+
+def test_load_settings_when_a_key_is_given_flat_and_in_its_section_raises(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "workers = 2\n[cluster]\nsim = true\nworkers = 3\n")
+    assert load_error({}, {}, path) == (
+        f"setting workers is given twice in config file {path} (as 'workers' and 'cluster.workers')"
+    )
+
+
+def test_load_settings_when_a_section_key_is_misspelt_suggests_it(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[cluster]\nsim = true\nwrokers = 3\n")
+    assert load_error({}, {}, path) == (
+        f"unknown setting 'wrokers' in section [cluster] of config file {path} (did you mean 'workers'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "section", "hint"),
+    [
+        ("[dicsord]\nshards = 2\n", "dicsord", "discord"),
+        ("[sim.discrod]\nport = 1\n", "sim.discrod", "sim.discord"),
+    ],
+)
+def test_load_settings_when_a_section_is_unknown_suggests_one(
+    tmp_path: Path, text: str, section: str, hint: str
+) -> None:
+    path = write_config(tmp_path, "[cluster]\nsim = true\n" + text)
+    assert load_error({}, {}, path) == (
+        f"unknown section [{section}] in config file {path} (did you mean {hint!r}?)"
+    )
+
+
+def test_load_settings_when_file_has_the_simulators_section_skips_it(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[cluster]\nsim = true\n[sim.discord]\nport = 0\nguilds-per-shard = 3\n")
+    assert load_settings({}, {}, path).sim is True
+
+
+def test_example_config_when_parsed_puts_every_setting_in_its_section() -> None:
+    import tomllib
+
+    data = tomllib.loads(EXAMPLE.read_text())
+    text = EXAMPLE.read_text()
+    for section in START_SECTIONS:
+        assert section.name in data
+        body = text.split(f"[{section.name}]\n", 1)[1].split("\n[", 1)[0]
+        for setting in section.settings:
+            assert re.search(rf"^#? ?{re.escape(setting.key)} = ", body, re.MULTILINE), (
+                f"{setting.key} is not in [{section.name}] of {EXAMPLE}"
+            )

@@ -10,10 +10,9 @@ import pytest
 
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.discord import ALL_INTENTS, PRIVILEGED_INTENTS
-from shardrunner.settings import SETTINGS, load_settings
+from shardrunner.settings import SETTINGS, SettingsError, load_settings
 from shardrunner.settings.sections import available_cpus
 from tests.settings.helpers import SIM, TOKEN, load_error, write_config
-
 
 # -- precedence and sources ---------------------------------------------------------------------
 
@@ -279,7 +278,6 @@ def test_load_settings_when_value_has_spaces_quotes_it() -> None:
     )
 
 
-
 # -- the token ----------------------------------------------------------------------------------
 
 
@@ -333,3 +331,84 @@ def test_settings_when_pickled_keeps_values_and_sources() -> None:
     assert copy.source("workers") == "command line --workers"
 
 
+# -- the token's shape --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-token",
+        "Bot MTEwMDAwMDAwMDAwMDAwMDAwMQ.GhIjKl.secret-part",
+        "MTEwMDAwMDAwMDAwMDAwMDAwMQ.secret-part",
+        "aGVsbG8.GhIjKl.secret-part",  # base64 of "hello": no bot id
+        "MTEwMDAwMDAwMDAwMDAwMDAwMQ.Gh$jKl.secret-part",
+    ],
+)
+def test_load_settings_when_token_is_malformed_refuses_it_without_echoing_it(token: str) -> None:
+    message = load_error({}, {"SHARDRUNNER_TOKEN": token})
+    assert message.startswith("invalid setting token: must be a Discord bot token")
+    assert message.endswith("(got *** from environment variable SHARDRUNNER_TOKEN)")
+    assert token not in message
+    assert "secret-part" not in message
+
+
+def test_load_settings_when_token_is_the_simulators_accepts_it() -> None:
+    from shardrunner.sim.discord.world import DEFAULT_BOT_ID, make_token
+
+    token = make_token(DEFAULT_BOT_ID)
+    assert load_settings({"token": token}, {}, None).token == token
+
+
+# -- replace ------------------------------------------------------------------------------------
+
+
+def test_settings_when_replaced_changes_values_and_their_source_only() -> None:
+    settings = load_settings({"token": TOKEN, "workers": "3"}, {}, None)
+    changed = settings.replace(api_url="http://127.0.0.1:1234/api/v10/", source="the built-in simulator")
+    assert changed.api_url == "http://127.0.0.1:1234/api/v10"
+    assert changed.source("api_url") == "the built-in simulator"
+    assert (changed.workers, changed.source("workers")) == (3, "command line --workers")
+    assert settings.api_url == "https://discord.com/api/v10"
+
+
+def test_settings_when_replaced_with_a_bad_value_raises_masked() -> None:
+    settings = load_settings(SIM, {}, None)
+    with pytest.raises(SettingsError) as info:
+        settings.replace(token="nope.nope")
+    assert str(info.value) == (
+        "invalid setting token: must be a Discord bot token (three dot-separated base64url parts, the first "
+        "the bot's id, without 'Bot ') (got *** from the program)"
+    )
+    with pytest.raises(SettingsError, match="unknown setting 'porst'"):
+        settings.replace(porst=1)
+
+
+# -- the default worker count -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),
+    ],
+)
+def test_available_cpus_when_a_cgroup_quota_is_set_rounds_it_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], expected: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    for name, text in files.items():
+        path = tmp_path / "sys" / "fs" / "cgroup" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert available_cpus(tmp_path) == expected
+
+
+def test_available_cpus_when_no_quota_counts_the_affinity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    (tmp_path / "sys" / "fs" / "cgroup").mkdir(parents=True)
+    (tmp_path / "sys" / "fs" / "cgroup" / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == 3
