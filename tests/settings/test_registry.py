@@ -8,7 +8,16 @@ import sys
 
 import pytest
 
-from shardrunner.settings import DISCORD, SETTINGS, SIM_DISCORD, START_SECTIONS, Section, Setting, Settings
+from shardrunner.settings import (
+    ALL_SECTIONS,
+    DISCORD,
+    SETTINGS,
+    SIM_DISCORD,
+    START_SECTIONS,
+    Section,
+    Setting,
+    Settings,
+)
 from shardrunner.settings.registry import settings_of, suggestion, to_int
 
 
@@ -77,3 +86,9 @@ def test_registry_when_imported_does_not_load_click() -> None:
     code = "import sys, shardrunner.settings; print('click' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_all_sections_when_listed_give_every_setting_its_own_env_var() -> None:
+    env_vars = [s.env_var for section in ALL_SECTIONS for s in section.settings]
+    assert len(env_vars) == len(set(env_vars))
+    assert "SHARDRUNNER_CONFIG" not in env_vars
