@@ -27,9 +27,12 @@ class Settings:
 
     Built by :func:`load_settings`; :meth:`replace` makes a changed copy (the CLI points a
     ``--sim`` run at its simulator that way). :meth:`source` tells where a value came from;
-    :meth:`redacted` and ``repr`` show the values with secrets masked. The attributes are written out
-    (for typed access) in the order of the sections; a check at import fails if they drift from the
-    registry.
+    :meth:`redacted` and ``repr`` show the values with secrets masked.
+
+    The attributes below are the typed view (interface 3 of the restructure: flat names whatever
+    the section); a check at import fails if one of them names no setting. A section added to
+    :data:`START_SECTIONS` needs nothing here: its values are read with :meth:`value` at once, and
+    get a typed attribute when code wants one.
     """
 
     # [cluster]
@@ -55,8 +58,18 @@ class Settings:
     groups: str
     queue_events: int
     queue_bytes: int
-    # A plain dict, not a mapping proxy: Settings travel to spawned processes by pickle.
+    # Plain dicts, not mapping proxies: Settings travel to spawned processes by pickle.
+    #: Values of the settings that have no typed attribute (by name).
+    _extra: Mapping[str, object] = field(default_factory=dict, hash=False)
     _sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def value(self, name: str) -> object:
+        """The value of setting ``name``, typed attribute or not; KeyError for an unknown name."""
+        if name in _TYPED:
+            return getattr(self, name)
+        if name not in _BY_NAME:
+            raise KeyError(name)
+        return self._extra[name]
 
     def source(self, name: str) -> str:
         """Where setting ``name`` came from: ``default``, ``config file PATH``,
@@ -81,14 +94,16 @@ class Settings:
                     f"invalid setting {name}: {exc} (got {setting.show(raw)} from {source})", name
                 ) from None
         sources = {**self._sources, **dict.fromkeys(changes, source)}
-        return dataclasses.replace(self, **parsed, _sources=sources)
+        typed = {k: v for k, v in parsed.items() if k in _TYPED}
+        extra = {**self._extra, **{k: v for k, v in parsed.items() if k not in _TYPED}}
+        return dataclasses.replace(self, **typed, _extra=extra, _sources=sources)
 
     def redacted(self) -> dict[str, object]:
         """Every setting by name, in registry order, for status output: secrets masked, enums as their
         string value, so that the result encodes to JSON as it is."""
         out: dict[str, object] = {}
         for setting in SETTINGS:
-            value = getattr(self, setting.name)
+            value = self.value(setting.name)
             if setting.secret and value is not None:
                 value = MASK
             elif isinstance(value, Compression):
@@ -99,20 +114,22 @@ class Settings:
     def __repr__(self) -> str:
         parts = []
         for setting in SETTINGS:
-            value = getattr(self, setting.name)
+            value = self.value(setting.name)
             shown = MASK if setting.secret and value is not None else value
             parts.append(f"{setting.name}={shown!r}")
         return f"Settings({', '.join(parts)})"
 
 
 def _check_registry() -> None:
-    # The registry and the typed dataclass are written out twice; fail at import if they drift apart.
-    attributes = [f.name for f in fields(Settings) if not f.name.startswith("_")]
-    names = [s.name for s in SETTINGS]
-    if attributes != names:
-        raise RuntimeError(f"Settings attributes {attributes} do not match the sections' settings {names}")
+    # A typed attribute that names no setting would never be loaded: fail at import.
+    stray = [name for name in _TYPED if name not in _BY_NAME]
+    if stray:
+        raise RuntimeError(
+            f"Settings attributes {stray} name no setting of {[s.name for s in START_SECTIONS]}"
+        )
 
 
+_TYPED: Final = frozenset(f.name for f in fields(Settings) if not f.name.startswith("_"))
 _check_registry()
 
 
@@ -131,4 +148,6 @@ def load_settings(cli: Mapping[str, object], env: Mapping[str, str], config_path
             "file (or use --sim)",
             "token",
         )
-    return Settings(**values, _sources=resolved.sources)
+    typed = {k: v for k, v in values.items() if k in _TYPED}
+    extra = {k: v for k, v in values.items() if k not in _TYPED}
+    return Settings(**typed, _extra=extra, _sources=resolved.sources)

@@ -381,3 +381,12 @@ def test_settings_when_replaced_with_a_bad_value_raises_masked() -> None:
     )
     with pytest.raises(SettingsError, match="unknown setting 'porst'"):
         settings.replace(porst=1)
+
+
+def test_settings_when_read_by_name_gives_the_attribute_and_refuses_unknown_names() -> None:
+    settings = load_settings({"token": TOKEN, "workers": "3"}, {}, None)
+    assert settings.value("workers") == 3
+    assert settings.value("token") == TOKEN
+    with pytest.raises(KeyError):
+        settings.value("porst")
+    assert hash(settings) == hash(settings.replace(workers=3))
