@@ -15,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from shardrunner.protocol.compression import Compression
@@ -355,8 +355,6 @@ class Section:
 
 
 def _with_prefix(setting: Setting, prefix: str) -> Setting:
-    from dataclasses import replace
-
     return replace(setting, env_prefix=prefix)
 
 
