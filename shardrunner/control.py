@@ -65,3 +65,11 @@ async def call(run_dir: Path, command: str, *, timeout: float = 10.0, **fields: 
 
 def call_sync(run_dir: Path, command: str, *, timeout: float = 10.0, **fields: Any) -> Any:
     return asyncio.run(call(run_dir, command, timeout=timeout, **fields))
+
+
+def check_running(run_dir: Path) -> None:
+    """Raise CommandError (the sentence :func:`call` would give) unless a cluster may be running in
+    ``run_dir``: for commands that reach the cluster another way (``tail``, over the bus)."""
+    gone = _not_running(RunDir(run_dir))
+    if gone is not None:
+        raise gone

@@ -7,7 +7,10 @@ stop, so both sides can never disagree.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import re
 from typing import Final
 
 API_VERSION: Final = 10
@@ -109,8 +112,15 @@ def client_close_ends_session(code: int | None) -> bool:
     return code in (1000, 1001)
 
 
-#: Privileged intents: GUILD_MEMBERS (1 << 1), GUILD_PRESENCES (1 << 8), MESSAGE_CONTENT (1 << 15).
-PRIVILEGED_INTENTS: Final = (1 << 1) | (1 << 8) | (1 << 15)
+#: The privileged intents by the name the settings use: GUILD_MEMBERS (1 << 1), GUILD_PRESENCES
+#: (1 << 8), MESSAGE_CONTENT (1 << 15). An application uses them only once enabled in the portal.
+PRIVILEGED_INTENT_BITS: Final[dict[str, int]] = {
+    "members": 1 << 1,
+    "presences": 1 << 8,
+    "message_content": 1 << 15,
+}
+#: Every privileged intent bit.
+PRIVILEGED_INTENTS: Final = sum(PRIVILEGED_INTENT_BITS.values())
 #: Every intent bit Discord defines today (0..25, without the unused 17..19 and 22).
 ALL_INTENTS: Final = sum(1 << b for b in (*range(0, 17), 20, 21, 24, 25))
 
@@ -118,3 +128,61 @@ ALL_INTENTS: Final = sum(1 << b for b in (*range(0, 17), 20, 21, 24, 25))
 def shard_for_guild(guild_id: int, num_shards: int) -> int:
     """``(guild_id >> 22) % num_shards``: the shard that receives a guild's events."""
     return (guild_id >> 22) % num_shards
+
+
+#: Every dispatch (op 0 ``t``) the gateway sends to a bot (Discord's "Receive Events" list), RESUMED
+#: and READY included: what ``tail --events`` and consumer groups may name.
+DISPATCH_EVENTS: Final = frozenset(
+    {
+        "READY", "RESUMED",
+        "APPLICATION_COMMAND_PERMISSIONS_UPDATE",
+        "AUTO_MODERATION_RULE_CREATE", "AUTO_MODERATION_RULE_UPDATE", "AUTO_MODERATION_RULE_DELETE",
+        "AUTO_MODERATION_ACTION_EXECUTION",
+        "CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE", "CHANNEL_PINS_UPDATE",
+        "THREAD_CREATE", "THREAD_UPDATE", "THREAD_DELETE", "THREAD_LIST_SYNC", "THREAD_MEMBER_UPDATE",
+        "THREAD_MEMBERS_UPDATE",
+        "ENTITLEMENT_CREATE", "ENTITLEMENT_UPDATE", "ENTITLEMENT_DELETE",
+        "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE", "GUILD_AUDIT_LOG_ENTRY_CREATE",
+        "GUILD_BAN_ADD", "GUILD_BAN_REMOVE", "GUILD_EMOJIS_UPDATE", "GUILD_STICKERS_UPDATE",
+        "GUILD_INTEGRATIONS_UPDATE", "GUILD_MEMBER_ADD", "GUILD_MEMBER_REMOVE", "GUILD_MEMBER_UPDATE",
+        "GUILD_MEMBERS_CHUNK", "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE",
+        "GUILD_SCHEDULED_EVENT_CREATE", "GUILD_SCHEDULED_EVENT_UPDATE", "GUILD_SCHEDULED_EVENT_DELETE",
+        "GUILD_SCHEDULED_EVENT_USER_ADD", "GUILD_SCHEDULED_EVENT_USER_REMOVE",
+        "GUILD_SOUNDBOARD_SOUND_CREATE", "GUILD_SOUNDBOARD_SOUND_UPDATE", "GUILD_SOUNDBOARD_SOUND_DELETE",
+        "GUILD_SOUNDBOARD_SOUNDS_UPDATE", "SOUNDBOARD_SOUNDS",
+        "INTEGRATION_CREATE", "INTEGRATION_UPDATE", "INTEGRATION_DELETE",
+        "INTERACTION_CREATE", "INVITE_CREATE", "INVITE_DELETE",
+        "MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK",
+        "MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE", "MESSAGE_REACTION_REMOVE_ALL",
+        "MESSAGE_REACTION_REMOVE_EMOJI", "MESSAGE_POLL_VOTE_ADD", "MESSAGE_POLL_VOTE_REMOVE",
+        "PRESENCE_UPDATE",
+        "STAGE_INSTANCE_CREATE", "STAGE_INSTANCE_UPDATE", "STAGE_INSTANCE_DELETE",
+        "SUBSCRIPTION_CREATE", "SUBSCRIPTION_UPDATE", "SUBSCRIPTION_DELETE",
+        "TYPING_START", "USER_UPDATE",
+        "VOICE_CHANNEL_EFFECT_SEND", "VOICE_STATE_UPDATE", "VOICE_SERVER_UPDATE",
+        "WEBHOOKS_UPDATE",
+    }
+)  # fmt: skip
+
+# base64url without padding in each part; the first may keep its padding (some tools add it).
+_TOKEN_SHAPE: Final = re.compile(r"([A-Za-z0-9_-]+)={0,2}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def token_bot_id(token: str) -> int | None:
+    """The bot user id a bot token names, or None when ``token`` does not have a bot token's shape.
+
+    A bot token is three dot-separated base64url parts, the first the base64 of the bot's numeric
+    user id. Nothing here says whether Discord accepts it; it only catches what Discord never would
+    (a token pasted with "Bot ", cut short, or a client secret), before it is sent anywhere.
+    """
+    found = _TOKEN_SHAPE.fullmatch(token)
+    if found is None:
+        return None
+    head = found.group(1)
+    try:
+        raw = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if not raw.isdigit() or len(raw) > 20:
+        return None
+    return int(raw)

@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 import pytest
 
+from shardrunner.sim.discord.world import make_token
 from tests.cluster.conftest import accepted, shardrunner
 from tests.conftest import TOKEN, SimFactory, wait_for
 
@@ -98,15 +99,18 @@ async def test_stop_then_start_within_the_window_resumes_every_shard(cluster: An
 async def test_start_when_token_is_wrong_fails_with_one_sentence(
     sim_factory: SimFactory, tmp_path: Path
 ) -> None:
-    sim = await sim_factory()
+    # A token of the right shape (a malformed one is refused before anything is sent: tests/cli)
+    # that this simulator does not accept.
+    sim = await sim_factory(token=TOKEN)
+    wrong = make_token(1100000000000000002)
     result = await shardrunner(
-        "start", "--api-url", sim.url + "/api/v10", "--token", "not-a-token",
+        "start", "--api-url", sim.url + "/api/v10", "--token", wrong,
         "--run-dir", str(tmp_path / "run"), timeout=60,
     )  # fmt: skip
     assert result.returncode != 0
     assert "Discord rejected the token (401 from GET /gateway/bot)" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "not-a-token" not in result.stderr + result.stdout
+    assert wrong not in result.stderr + result.stdout
 
 
 async def test_start_when_a_worker_cannot_boot_stops_with_the_reason(cluster: Any) -> None:

@@ -1,13 +1,27 @@
-"""Settings of the Discord gateway simulator, validated once at start-up."""
+"""Settings of the Discord gateway simulator, validated once at start-up.
+
+The command line, environment (``SHARDRUNNER_SIM_*``) and config file of ``shardrunner sim discord``
+are the ``sim.discord`` section of the settings registry (:mod:`shardrunner.settings.sim`);
+:func:`sim_config` turns what it resolved into a :class:`SimConfig`, parsing the settings whose format
+is the simulator's own (``rate``, ``mix``, ``faults``, ``privileged_intents``, ``replay_compress``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from shardrunner.protocol.compression import Compression
-from shardrunner.protocol.discord import IDENTIFY_WINDOW_S, MAX_GUILDS_PER_SHARD
+from shardrunner.protocol.discord import (
+    IDENTIFY_WINDOW_S,
+    MAX_GUILDS_PER_SHARD,
+    PRIVILEGED_INTENT_BITS,
+    PRIVILEGED_INTENTS,
+)
+from shardrunner.settings import SIM_DISCORD_SECTIONS, Resolved, resolve
 
 #: Faults the simulator can inject (``POST /_sim/fault`` and ``--faults``).
 FAULT_KINDS: Final = ("reconnect", "invalid_session", "drop", "close", "zombie", "stall", "garbage")
@@ -80,7 +94,7 @@ class SimConfig:
     replay_compress: tuple[Compression, ...] = (Compression.ZLIB_STREAM,)
     replay_segment: int = 256
     #: The privileged intents the application has enabled (requesting others closes 4014).
-    privileged_intents: int = (1 << 1) | (1 << 8) | (1 << 15)
+    privileged_intents: int = PRIVILEGED_INTENTS
 
     def __post_init__(self) -> None:
         self.validate()
@@ -140,3 +154,60 @@ class SimConfig:
 
     def replace(self, **changes: object) -> SimConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+#: The environment variable that names the simulator's config file when ``--config`` is not given.
+CONFIG_ENV: Final = "SHARDRUNNER_SIM_CONFIG"
+
+
+def parse_privileged(text: str) -> int:
+    """``members,presences`` (or ``none``) as intent bits."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return 0
+    unknown = [n for n in names if n not in PRIVILEGED_INTENT_BITS]
+    if unknown:
+        known = ", ".join([*PRIVILEGED_INTENT_BITS, "none"])
+        raise ConfigError(f"--privileged-intents: {unknown[0]!r} is not one of {known}")
+    return sum(PRIVILEGED_INTENT_BITS[n] for n in set(names))
+
+
+def parse_rate(text: str) -> float:
+    """Dispatches per second, or ``max`` (infinity)."""
+    if text.strip().lower() in ("max", "inf", "unlimited"):
+        return math.inf
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--rate: {text!r} is not a number or 'max'") from None
+
+
+def parse_compressions(text: str) -> tuple[Compression, ...]:
+    """``zlib-stream,none`` as compressions."""
+    try:
+        return tuple(Compression.from_query(c.strip()) for c in text.split(",") if c.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--replay-compress: {exc}") from None
+
+
+def sim_config(resolved: Resolved) -> SimConfig:
+    """The :class:`SimConfig` of what the ``sim.discord`` section resolved (everything but
+    ``log_level``, which the command applies); ConfigError names the first bad setting."""
+    values: dict[str, Any] = dict(resolved.values)
+    values.pop("log_level", None)
+    values["heartbeat_interval_ms"] = values.pop("heartbeat_interval")
+    values["rate"] = parse_rate(str(values["rate"]))
+    values["mix"] = parse_mix(str(values["mix"]))
+    values["faults"] = tuple(f for f in str(values["faults"]).split(",") if f)
+    values["privileged_intents"] = parse_privileged(str(values["privileged_intents"]))
+    values["replay_compress"] = parse_compressions(str(values["replay_compress"]))
+    return SimConfig(**values)
+
+
+def load_sim_config(
+    cli: Mapping[str, object], env: Mapping[str, str], config_path: str | None
+) -> tuple[SimConfig, Resolved]:
+    """Resolve the simulator's settings (command line > ``SHARDRUNNER_SIM_*`` > config file >
+    default) and build its config; SettingsError or ConfigError, one sentence each."""
+    resolved = resolve(SIM_DISCORD_SECTIONS, cli, env, config_path, config_env=CONFIG_ENV)
+    return sim_config(resolved), resolved

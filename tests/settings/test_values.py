@@ -1,74 +1,18 @@
-"""The settings registry: precedence, parsing, error sentences, secrets, the example config and the CLI."""
+"""``load_settings`` and ``Settings``: precedence, sources, parsing, one-sentence errors, the token."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
-import re
 from pathlib import Path
 
-import click
-import psutil
 import pytest
-from click.testing import CliRunner
 
-from shardrunner.cluster.settings import (
-    SETTINGS,
-    Setting,
-    Settings,
-    SettingsError,
-    cli_options,
-    load_settings,
-)
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.discord import ALL_INTENTS, PRIVILEGED_INTENTS
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "shardrunner.toml"
-TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.secret-part"
-SIM = {"sim": True}
-
-
-def write_config(tmp_path: Path, text: str) -> str:
-    """Write ``text`` to a TOML file under ``tmp_path`` and return its path."""
-    path = tmp_path / "shardrunner.toml"
-    path.write_text(text)
-    return str(path)
-
-
-def load_error(cli: dict[str, object], env: dict[str, str], config: str | None = None) -> str:
-    """The message of the SettingsError that ``load_settings`` raises for these sources."""
-    with pytest.raises(SettingsError) as info:
-        load_settings(cli, env, config)
-    message = str(info.value)
-    assert "\n" not in message
-    assert ". " not in message.replace("e.g. ", ""), f"more than one sentence: {message}"
-    return message
-
-
-# -- the registry -------------------------------------------------------------------------------
-
-
-def test_settings_when_compared_with_registry_have_one_attribute_per_setting_in_order() -> None:
-    attributes = [f.name for f in dataclasses.fields(Settings) if not f.name.startswith("_")]
-    assert attributes == [s.name for s in SETTINGS]
-
-
-def test_setting_when_named_derives_env_var_and_option() -> None:
-    setting = next(s for s in SETTINGS if s.name == "run_dir")
-    assert setting.env_var == "SHARDRUNNER_RUN_DIR"
-    assert setting.option == "--run-dir"
-
-
-def test_setting_when_name_is_not_snake_case_raises() -> None:
-    with pytest.raises(ValueError, match="snake_case"):
-        Setting("RunDir", str, "x", "help")
-
-
-def test_setting_when_default_is_computed_without_default_text_raises() -> None:
-    with pytest.raises(ValueError, match="default_text"):
-        Setting("thing", str, lambda: "x", "help")
-
+from shardrunner.settings import SETTINGS, SettingsError, load_settings
+from shardrunner.settings.sections import available_cpus
+from tests.settings.helpers import SIM, TOKEN, load_error, write_config
 
 # -- precedence and sources ---------------------------------------------------------------------
 
@@ -79,7 +23,7 @@ def test_setting_when_default_is_computed_without_default_text_raises() -> None:
         (("cli", "env", "file"), 4, "command line --workers"),
         (("env", "file"), 3, "environment variable SHARDRUNNER_WORKERS"),
         (("file",), 2, "config file {path}"),
-        ((), psutil.cpu_count(logical=True) or 1, "default"),
+        ((), available_cpus(), "default"),
     ],
 )
 def test_load_settings_when_sources_overlap_highest_wins_and_source_says_so(
@@ -151,7 +95,7 @@ def test_load_settings_when_nothing_given_uses_the_documented_defaults(
 ) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     settings = load_settings(SIM, {}, None)
-    assert settings.workers == (psutil.cpu_count(logical=True) or 1)
+    assert settings.workers == available_cpus()
     assert settings.shards == "auto"
     assert settings.token is None
     assert settings.api_url == "https://discord.com/api/v10"
@@ -334,86 +278,6 @@ def test_load_settings_when_value_has_spaces_quotes_it() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (
-            "sim = 1",
-            "invalid setting sim: must be one of 1, true, yes, on, 0, false, no, off (got 1 from {where})",
-        ),
-        (
-            'sim = "perhaps"',
-            "invalid setting sim: must be one of 1, true, yes, on, 0, false, no, off "
-            "(got perhaps from {where})",
-        ),
-        (
-            "sim = true\nworkers = 1.5",
-            "invalid setting workers: must be a whole number (got 1.5 from {where})",
-        ),
-        (
-            "sim = true\nworkers = true",
-            "invalid setting workers: must be a whole number (got true from {where})",
-        ),
-        (
-            "sim = true\nhung-after = [1]",
-            "invalid setting hung_after: must be a number (got [1] from {where})",
-        ),
-        ("sim = true\napi-url = 5", "invalid setting api_url: must be a string (got 5 from {where})"),
-    ],
-)
-def test_load_settings_when_toml_value_is_invalid_names_the_file(
-    tmp_path: Path, text: str, message: str
-) -> None:
-    path = write_config(tmp_path, text + "\n")
-    assert load_error({}, {}, path) == message.format(where=f"config file {path}")
-
-
-def test_load_settings_when_toml_key_is_unknown_names_key_and_file(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "sim = true\nporst = 8900\n")
-    assert load_error({}, {}, path) == f"unknown setting 'porst' in config file {path}"
-
-
-def test_load_settings_when_toml_key_is_misspelt_suggests_the_setting(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "sim = true\nworkrs = 2\n")
-    assert (
-        load_error({}, {}, path)
-        == f"unknown setting 'workrs' in config file {path} (did you mean 'workers'?)"
-    )
-
-
-def test_load_settings_when_toml_gives_a_setting_twice_raises(tmp_path: Path) -> None:
-    path = write_config(tmp_path, 'sim = true\nrun-dir = "/a"\nrun_dir = "/b"\n')
-    assert load_error({}, {}, path) == (
-        f"setting run_dir is given twice in config file {path} (as 'run-dir' and 'run_dir')"
-    )
-
-
-def test_load_settings_when_toml_is_invalid_raises_one_sentence(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "sim = true\nworkers = \n")
-    message = load_error({}, {}, path)
-    assert message.startswith(f"config file {path} is not valid TOML: ")
-    assert "line 2" in message
-
-
-def test_load_settings_when_toml_is_not_utf8_raises_one_sentence(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.toml"
-    path.write_bytes(b'log-level = "d\xe9bug"\n')
-    assert load_error({}, {}, str(path)) == f"config file {path} is not valid TOML: it is not UTF-8 text"
-
-
-def test_load_settings_when_config_file_is_missing_raises_one_sentence(tmp_path: Path) -> None:
-    path = tmp_path / "missing.toml"
-    assert load_error({}, {}, str(path)) == f"cannot read config file {path}: No such file or directory"
-
-
-def test_load_settings_when_env_names_a_missing_config_says_which_variable(tmp_path: Path) -> None:
-    path = tmp_path / "missing.toml"
-    assert load_error({}, {"SHARDRUNNER_CONFIG": str(path)}) == (
-        f"cannot read config file {path} (named by environment variable SHARDRUNNER_CONFIG): "
-        "No such file or directory"
-    )
-
-
 # -- the token ----------------------------------------------------------------------------------
 
 
@@ -467,97 +331,62 @@ def test_settings_when_pickled_keeps_values_and_sources() -> None:
     assert copy.source("workers") == "command line --workers"
 
 
-# -- the example config -------------------------------------------------------------------------
+# -- the token's shape --------------------------------------------------------------------------
 
 
-def test_example_config_when_loaded_as_is_runs_on_the_simulator() -> None:
-    settings = load_settings({}, {}, str(EXAMPLE))
-    assert settings.sim is True
-    assert settings.source("sim") == f"config file {EXAMPLE}"
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-token",
+        "Bot MTEwMDAwMDAwMDAwMDAwMDAwMQ.GhIjKl.secret-part",
+        "MTEwMDAwMDAwMDAwMDAwMDAwMQ.secret-part",
+        "aGVsbG8.GhIjKl.secret-part",  # base64 of "hello": no bot id
+        "MTEwMDAwMDAwMDAwMDAwMDAwMQ.Gh$jKl.secret-part",
+    ],
+)
+def test_load_settings_when_token_is_malformed_refuses_it_without_echoing_it(token: str) -> None:
+    message = load_error({}, {"SHARDRUNNER_TOKEN": token})
+    assert message.startswith("invalid setting token: must be a Discord bot token")
+    assert message.endswith("(got *** from environment variable SHARDRUNNER_TOKEN)")
+    assert token not in message
+    assert "secret-part" not in message
 
 
-def test_example_config_when_token_given_in_env_loads() -> None:
-    settings = load_settings({"sim": False}, {"SHARDRUNNER_TOKEN": TOKEN}, str(EXAMPLE))
-    assert settings.token == TOKEN
+def test_load_settings_when_token_is_the_simulators_accepts_it() -> None:
+    from shardrunner.sim.discord.world import DEFAULT_BOT_ID, make_token
+
+    token = make_token(DEFAULT_BOT_ID)
+    assert load_settings({"token": token}, {}, None).token == token
 
 
-def test_example_config_when_read_mentions_every_setting() -> None:
-    text = EXAMPLE.read_text()
-    for setting in SETTINGS:
-        key = setting.name.replace("_", "-")
-        assert re.search(rf"^#? ?{re.escape(key)} = ", text, re.MULTILINE), f"{key} missing from {EXAMPLE}"
+# -- replace ------------------------------------------------------------------------------------
 
 
-def test_example_config_when_loaded_sets_nothing_but_sim_away_from_the_default() -> None:
-    example = load_settings({}, {}, str(EXAMPLE))
-    defaults = load_settings(SIM, {}, None)
-    assert dataclasses.replace(example, _sources={}) == dataclasses.replace(defaults, _sources={})
+def test_settings_when_replaced_changes_values_and_their_source_only() -> None:
+    settings = load_settings({"token": TOKEN, "workers": "3"}, {}, None)
+    changed = settings.replace(api_url="http://127.0.0.1:1234/api/v10/", source="the built-in simulator")
+    assert changed.api_url == "http://127.0.0.1:1234/api/v10"
+    assert changed.source("api_url") == "the built-in simulator"
+    assert (changed.workers, changed.source("workers")) == (3, "command line --workers")
+    assert settings.api_url == "https://discord.com/api/v10"
 
 
-# -- the command line ---------------------------------------------------------------------------
+def test_settings_when_replaced_with_a_bad_value_raises_masked() -> None:
+    settings = load_settings(SIM, {}, None)
+    with pytest.raises(SettingsError) as info:
+        settings.replace(token="nope.nope")
+    assert str(info.value) == (
+        "invalid setting token: must be a Discord bot token (three dot-separated base64url parts, the first "
+        "the bot's id, without 'Bot ') (got *** from the program)"
+    )
+    with pytest.raises(SettingsError, match="unknown setting 'porst'"):
+        settings.replace(porst=1)
 
 
-@click.command()
-@cli_options
-def start(**options: object) -> None:
-    """A stand-in for ``shardrunner start``: prints the settings it would run with."""
-    try:
-        config = options.pop("config")
-        assert config is None or isinstance(config, str)
-        settings = load_settings(options, {}, config)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-    click.echo(repr(settings))
-    click.echo(settings.source("workers"))
-    click.echo(settings.source("sim"))
-
-
-def test_cli_options_when_options_passed_reach_load_settings() -> None:
-    result = CliRunner().invoke(start, ["--workers", "3", "--no-sim", "--token", TOKEN, "--shards", "auto"])
-    assert result.exit_code == 0, result.output
-    assert "workers=3," in result.output
-    assert "sim=False" in result.output
-    assert "command line --workers" in result.output
-    assert "command line --no-sim" in result.output
-    assert TOKEN not in result.output
-
-
-def test_cli_options_when_options_not_passed_gives_none() -> None:
-    seen: dict[str, object] = {}
-
-    @click.command()
-    @cli_options
-    def probe(**options: object) -> None:
-        seen.update(options)
-
-    result = CliRunner().invoke(probe, ["--sim"])
-    assert result.exit_code == 0, result.output
-    assert seen["sim"] is True
-    assert seen["config"] is None
-    assert all(seen[s.name] is None for s in SETTINGS if s.name != "sim")
-
-
-def test_cli_options_when_config_given_reads_the_file(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "sim = true\nworkers = 5\n")
-    result = CliRunner().invoke(start, ["--config", path])
-    assert result.exit_code == 0, result.output
-    assert "workers=5," in result.output
-    assert f"config file {path}" in result.output
-
-
-def test_cli_options_when_value_is_invalid_fails_with_the_sentence() -> None:
-    result = CliRunner().invoke(start, ["--sim", "--workers", "0"])
-    assert result.exit_code == 2
-    assert "invalid setting workers: must be at least 1 (got 0 from command line --workers)" in result.output
-
-
-def test_cli_options_when_help_shown_mentions_default_and_env_var() -> None:
-    result = CliRunner().invoke(start, ["--help"], terminal_width=200)
-    assert result.exit_code == 0
-    lines = result.output.splitlines()
-    workers = next(line for line in lines if line.strip().startswith("--workers"))
-    assert "[default: one per CPU core; env SHARDRUNNER_WORKERS]" in workers
-    assert "--sim / --no-sim" in result.output
-    assert "--config FILE" in result.output
-    for setting in SETTINGS:
-        assert setting.env_var in result.output
+def test_settings_when_read_by_name_gives_the_attribute_and_refuses_unknown_names() -> None:
+    settings = load_settings({"token": TOKEN, "workers": "3"}, {}, None)
+    assert settings.value("workers") == 3
+    assert settings.value("token") == TOKEN
+    with pytest.raises(KeyError):
+        settings.value("porst")
+    assert hash(settings) == hash(settings.replace(workers=3))

@@ -1,0 +1,92 @@
+"""``shardrunner sim discord``: serve the Discord simulator; its options come from the registry's
+``sim.discord`` section."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+import time
+
+import click
+
+from shardrunner.cli.common import LOG_FORMAT, run
+from shardrunner.settings import SIM_DISCORD_SECTIONS, SettingsError
+from shardrunner.settings.click import options
+from shardrunner.sim.discord.config import CONFIG_ENV, ConfigError, SimConfig, load_sim_config
+
+
+@click.group("sim")
+def sim() -> None:
+    """Local simulators of the platforms' gateways, for tests and benchmarks without a network."""
+
+
+@sim.command("discord")
+@options(
+    SIM_DISCORD_SECTIONS,
+    config_help="TOML file of settings (keys are the option names, at the top level or in "
+    "[sim.discord]; see configs/sim-discord.toml); the environment and the command line override it",
+    config_env=CONFIG_ENV,
+)
+def sim_discord(**values: object) -> None:
+    """Serve a simulated Discord Gateway v10 and REST API on one port.
+
+    REST under /api/v10 (gateway, gateway/bot, users/@me, applications/@me), the gateway at / with
+    zlib-stream, zstd-stream or no compression, and an admin API: GET /_sim/stats, POST /_sim/fault,
+    POST /_sim/config. docs/simulator.md describes every option and the admin API.
+    """
+    config_path = values.pop("config", None)
+    try:
+        config, resolved = load_sim_config(
+            values, os.environ, config_path if isinstance(config_path, str) else None
+        )
+    except (SettingsError, ConfigError) as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(level=str(resolved.values["log_level"]).upper(), format=LOG_FORMAT)
+    try:
+        run(_serve(config))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {config.port} on {config.host} is already in use: "
+                "stop what uses it or pass another --port"
+            ) from None
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+
+
+async def _serve(config: SimConfig) -> None:
+    from shardrunner.sim.discord.replay import prepare_scripts
+    from shardrunner.sim.discord.server import Simulator
+
+    scripts = {}
+    if config.replay:
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            click.echo(f"preparing replay scripts: {done}/{total}", err=True)
+
+        loop = asyncio.get_running_loop()
+        scripts = await loop.run_in_executor(None, prepare_scripts, config, progress)
+        size = sum(s.nbytes for s in scripts.values())
+        click.echo(
+            f"prepared {len(scripts)} scripts of {config.replay} dispatches "
+            f"({size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s",
+            err=True,
+        )
+    simulator = Simulator(config, scripts)
+    await simulator.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    click.echo(f"Discord gateway simulator listening on {simulator.url} (gateway {simulator.gateway_url})")
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        await simulator.stop()

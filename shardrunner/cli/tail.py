@@ -1,0 +1,130 @@
+"""``shardrunner tail``: print the cluster's events as they come (a consumer on the command line)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from shardrunner.cli.common import run, run_dir_of, run_dir_option
+from shardrunner.protocol.discord import DISPATCH_EVENTS
+
+
+def event_names(text: str | None) -> list[str] | None:
+    """``--events`` as a list of names (None: every event); BadParameter names the unknown ones, so
+    that a typo fails at once instead of waiting for ever for an event that never comes."""
+    if not text:
+        return None
+    names = [n.strip().upper() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - DISPATCH_EVENTS)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown event {', '.join(map(repr, unknown))}; known: {', '.join(sorted(DISPATCH_EVENTS))}",
+            param_hint="--events",
+        )
+    return names or None
+
+
+@click.command("tail")
+@run_dir_option
+@click.option(
+    "--group",
+    default=None,
+    help="Join this consumer group (durable: it keeps queueing while nobody consumes). Default: a "
+    "group of its own that ends when tail exits, so it takes nothing from the bots and leaves nothing.",
+)
+@click.option("--events", default=None, help="Comma-separated event names (default: every event).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per line: conn, session, seq, t, guild_id, d."
+)
+@click.option("--count", default=0, type=click.IntRange(0), help="Stop after this many events (0: never).")
+def tail(run_dir: str | None, group: str | None, events: str | None, as_json: bool, count: int) -> None:
+    """Print the cluster's events as they come, one line each (a consumer on the command line).
+
+    By default it watches through a group of its own, which disappears when it exits; with --group
+    it joins that group like any bot (and takes a share of its events).
+    """
+    from shardrunner.control import CommandError, check_running
+
+    names = event_names(events)
+    path = run_dir_of(run_dir)
+    try:
+        check_running(path)  # at once, rather than a client waiting for a cluster that is not there
+    except CommandError as exc:
+        raise click.ClickException(str(exc)) from None
+    with contextlib.suppress(KeyboardInterrupt):
+        run(_tail(path, group, names, as_json, count))
+
+
+async def _tail(run_dir: Path, group: str | None, names: list[str] | None, as_json: bool, count: int) -> None:
+    import uuid
+
+    from shardrunner.client import Client, ClientError
+
+    ephemeral = group is None
+    name = group or f"tail-{uuid.uuid4().hex[:8]}"
+    try:
+        client = Client(run_dir, group=name, events=names, durable=not ephemeral)
+        await client.start()
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach the cluster in {run_dir}: {exc.strerror or exc}") from None
+    seen = 0
+    try:
+        async for event in client:
+            write_event(sys.stdout, event, as_json)
+            seen += 1
+            if count and seen >= count:
+                break
+    finally:
+        await client.close()
+
+
+def event_fields(event: Any) -> dict[str, Any]:
+    """What tail prints of a client event: its connection (``discord:0/2``), shard, session, seq,
+    name, routing key and raw body."""
+    conn = getattr(event, "conn", None)
+    shard = getattr(conn, "shard", None) if conn is not None else getattr(event, "shard", None)
+    key = getattr(event, "guild_id", None)
+    if key is None:
+        key = getattr(event, "key", None)
+    return {
+        "conn": str(conn) if conn is not None else f"discord:{shard}",
+        "shard": shard,
+        "session": getattr(event, "session", None),
+        "seq": event.seq,
+        "name": event.name,
+        "key": key,
+        "raw": bytes(getattr(event, "raw", b"") or b""),
+    }
+
+
+def format_event(event: Any, as_json: bool) -> str:
+    """One line for ``event``: a JSON object (``--json``) or a human line."""
+    f = event_fields(event)
+    if as_json:
+        import msgspec
+
+        return msgspec.json.encode(
+            {
+                "conn": f["conn"],
+                "shard": f["shard"],
+                "session": f["session"],
+                "seq": f["seq"],
+                "t": f["name"],
+                "guild_id": f["key"],
+                # A dispatch without a body (RESUMED may carry none) is JSON null, not nothing.
+                "d": msgspec.Raw(f["raw"] or b"null"),
+            }
+        ).decode()
+    key = "-" if f["key"] is None else str(f["key"])
+    return f"{f['conn']:<14} seq {f['seq']:>8} {f['name']:<24} guild {key} {len(f['raw'])} B"
+
+
+def write_event(out: TextIO, event: Any, as_json: bool) -> None:
+    out.write(format_event(event, as_json) + "\n")
+    out.flush()

@@ -1,0 +1,255 @@
+"""The sections of ``shardrunner start``: the cluster, the bus and Discord.
+
+Their environment variables are ``SHARDRUNNER_<NAME>`` and their names are unique across the three,
+so that :class:`shardrunner.settings.Settings` reads them as flat attributes (``settings.token``,
+``settings.workers``) whichever section declares them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Final
+
+from shardrunner.protocol.compression import Compression
+from shardrunner.protocol.discord import ALL_INTENTS, IDENTIFY_WINDOW_S, PRIVILEGED_INTENTS
+from shardrunner.rundir import default_run_dir
+from shardrunner.settings.registry import (
+    Section,
+    Setting,
+    to_auto_int,
+    to_bool,
+    to_bot_token,
+    to_compression,
+    to_float,
+    to_int,
+    to_names,
+    to_path,
+    to_shards,
+    to_url,
+)
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+_PROGRESS: Final = ("auto", "always", "never")
+_SECONDS: Final = "SECONDS"
+DEFAULT_INTENTS: Final = ALL_INTENTS & ~PRIVILEGED_INTENTS
+
+
+def available_cpus(root: Path = Path("/")) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container's
+    ``--cpus``), rounded up; at least 1. ``root`` is for tests."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    quota = _cgroup_quota(root)
+    if quota is not None:
+        count = min(count, max(1, math.ceil(quota)))
+    return max(1, count)
+
+
+def _cgroup_quota(root: Path) -> float | None:
+    """The CPU quota in CPUs, from cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_*``; None when unlimited."""
+    cgroup = root / "sys" / "fs" / "cgroup"
+    try:
+        quota, _, period = (cgroup / "cpu.max").read_text().strip().partition(" ")
+        if quota != "max":
+            return int(quota) / int(period or "100000")
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+#: The supervisor and its workers.
+CLUSTER: Final = Section(
+    "cluster",
+    (
+        Setting(
+            "workers",
+            to_int,
+            available_cpus,
+            "worker processes (cores: those this process may use, within a container's CPU quota)",
+            minimum=1,
+            metavar="N",
+            default_text="one per CPU core",
+        ),
+        Setting(
+            "sim",
+            to_bool,
+            False,
+            "start the built-in Discord simulator as a child process and run against it",
+        ),
+        Setting(
+            "run_dir",
+            to_path,
+            default_run_dir,
+            "directory of the control socket, state file and logs",
+            metavar="DIR",
+            default_text="$XDG_RUNTIME_DIR/shardrunner, else /tmp/shardrunner-UID",
+        ),
+        Setting(
+            "resume_window",
+            to_float,
+            120.0,
+            "a start within this many seconds of a stop resumes the saved sessions",
+            minimum=0,
+            exclusive_minimum=True,
+            metavar=_SECONDS,
+        ),
+        Setting(
+            "ready_timeout",
+            to_float,
+            60.0,
+            "how long a reload waits for a replacement worker's shards to resume",
+            minimum=0,
+            exclusive_minimum=True,
+            metavar=_SECONDS,
+        ),
+        Setting(
+            "worker_backoff",
+            to_float,
+            1.0,
+            "first delay before restarting a crashed worker (doubles, max 60 s)",
+            minimum=0,
+            exclusive_minimum=True,
+            metavar=_SECONDS,
+        ),
+        Setting(
+            "hung_after",
+            to_float,
+            10.0,
+            "a worker that answers no ping for this long is killed and replaced",
+            minimum=0,
+            exclusive_minimum=True,
+            metavar=_SECONDS,
+        ),
+        Setting("log_level", str, "info", "log level", choices=LOG_LEVELS),
+        Setting(
+            "progress",
+            str,
+            "auto",
+            "start-up progress display (auto: when stderr is a terminal)",
+            choices=_PROGRESS,
+        ),
+    ),
+    help="the supervisor and its workers",
+)
+
+#: The event bus: consumer groups and their queues.
+BUS: Final = Section(
+    "bus",
+    (
+        Setting(
+            "groups",
+            to_names,
+            "",
+            "consumer groups (comma-separated) to keep every event for from the start, before any of "
+            "their bots has joined",
+            metavar="NAMES",
+        ),
+        Setting(
+            "queue_events",
+            to_int,
+            100_000,
+            "events a consumer group's queue holds (per worker) while its bots are away or slow; past it "
+            "the oldest are dropped and the group is told",
+            minimum=1,
+            metavar="N",
+        ),
+        Setting(
+            "queue_bytes",
+            to_int,
+            256 * 1024 * 1024,
+            "bytes a consumer group's queue holds (per worker), the same way",
+            minimum=1024,
+            metavar="BYTES",
+        ),
+    ),
+    help="the event bus: consumer groups and their queues",
+)
+
+#: The Discord platform: the bot, its gateway connections and their shard set.
+DISCORD: Final = Section(
+    "discord",
+    (
+        Setting(
+            "token",
+            to_bot_token,
+            None,
+            "the bot token (never printed)",
+            secret=True,
+            metavar="TOKEN",
+            default_text="none, required unless --sim",
+        ),
+        Setting(
+            "api_url",
+            to_url,
+            "https://discord.com/api/v10",
+            "REST base URL (for proxies and tests)",
+            metavar="URL",
+        ),
+        Setting(
+            "shards",
+            to_shards,
+            "auto",
+            "shard count, or auto for Discord's recommendation from /gateway/bot",
+            minimum=1,
+            metavar="N|auto",
+        ),
+        Setting(
+            "intents",
+            to_int,
+            DEFAULT_INTENTS,
+            "gateway intents bitmask",
+            minimum=0,
+            metavar="BITS",
+            default_text=f"{DEFAULT_INTENTS}, every non-privileged intent",
+        ),
+        Setting(
+            "compression",
+            to_compression,
+            Compression.ZLIB_STREAM,
+            "gateway transport compression",
+            choices=tuple(
+                c.value for c in (Compression.ZLIB_STREAM, Compression.ZSTD_STREAM, Compression.NONE)
+            ),
+        ),
+        Setting(
+            "large_threshold",
+            to_int,
+            250,
+            "members above which a guild is large (its offline members are not sent)",
+            minimum=50,
+            maximum=250,
+            metavar="N",
+        ),
+        Setting(
+            "max_concurrency",
+            to_auto_int,
+            None,
+            "identify buckets",
+            minimum=1,
+            metavar="N|auto",
+            default_text="session_start_limit.max_concurrency from /gateway/bot",
+        ),
+        Setting(
+            "identify_window",
+            to_float,
+            IDENTIFY_WINDOW_S,
+            "seconds between identifies of one bucket (Discord: 5; lower only against the simulator)",
+            minimum=0,
+            metavar=_SECONDS,
+        ),
+    ),
+    help="the Discord bot and its shards",
+)
+
+#: The sections of ``shardrunner start``, in the order of ``--help`` and the example config.
+START_SECTIONS: Final = (CLUSTER, DISCORD, BUS)
