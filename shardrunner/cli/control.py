@@ -94,7 +94,7 @@ def status_text(status: Mapping[str, Any]) -> str:
         latency = "-" if c.get("latency_ms") is None else f"{c['latency_ms']:.0f} ms"
         ago = c.get("last_resume_ago_s")
         last = "-" if ago is None else f"{_duration(ago)} ago"
-        keys = c.get("keys", c.get("guilds", 0))
+        keys = c.get("keys", 0)
         lines.append(
             f"{name:<{width}} {c.get('worker', '-'):>6} {c.get('state', '?'):<13} {latency:>8} "
             f"{float(c.get('events_per_s') or 0):>9.1f} {_count(keys):>7} {c.get('resumes', 0):>8}  {last}"

@@ -2,7 +2,7 @@
 
 Connections are listed by ``conn`` (``str(ConnKey)``) with ``platform``, ``shard``, ``count`` and
 ``generation`` beside it; the other fields are those the status had before connection keys (``id``
-is the shard, ``guilds`` the routing-key count: the CLI's table and scripts read them).
+is the shard, ``keys`` the routing-key count (guilds on Discord): the CLI's table and scripts read them).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ConnStatus(msgspec.Struct):
     latency_ms: float | None
     events_per_s: float
     events: int
-    guilds: int
+    keys: int
     resumes: int
     identifies: int
     crashes: int
@@ -120,7 +120,7 @@ def conn_statuses(slots: list[Slot], book: SessionBook, now: float) -> list[Conn
                     else r.heartbeat_latency * 1000,
                     events_per_s=book.rates.get(conn, (0, 0.0, 0.0))[2],
                     events=r.events_in if r else 0,
-                    guilds=r.key_count if r else 0,
+                    keys=r.key_count if r else 0,
                     resumes=r.resumes if r else 0,
                     identifies=r.identifies if r else 0,
                     crashes=r.crashes if r else 0,
