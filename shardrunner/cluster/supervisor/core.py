@@ -107,8 +107,25 @@ class Supervisor:
     # -- start --------------------------------------------------------------------------------
     async def run(self) -> int:
         """Run the cluster until it is stopped; return the process exit status."""
+        loop = asyncio.get_running_loop()
+        if self._handle_signals:
+            # From the first moment: a SIGTERM during discovery (a container stopped while it
+            # starts) must stop the start, not be lost or kill the process without its clean-up.
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self.signals.put_nowait, sig)  # handlers only enqueue
         try:
-            await self._prepare()
+            return await self._run()
+        finally:
+            if self._handle_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    loop.remove_signal_handler(sig)
+
+    async def _run(self) -> int:
+        try:
+            if not await self._prepare_unless_stopped():
+                log.info("stopped during start-up")
+                self._cleanup()
+                return self.exit_code
         except ClusterError as exc:
             self.error = str(exc)
             self.exit_code = 1
@@ -116,10 +133,6 @@ class Supervisor:
             return 1
         assert self.reconciler is not None
         assert self.control is not None
-        if self._handle_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, self.signals.put_nowait, sig)  # handlers only enqueue
         self.state = "running"
         tasks = [
             asyncio.ensure_future(self._receive_workers()),
@@ -131,12 +144,31 @@ class Supervisor:
         finally:
             for task in tasks:
                 task.cancel()
-            if self._handle_signals:
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                    loop.remove_signal_handler(sig)
             self._cleanup()
         return self.exit_code
+
+    async def _prepare_unless_stopped(self) -> bool:
+        """Prepare the cluster; False if SIGINT or SIGTERM came first (SIGHUP waits for the loop)."""
+        preparing = asyncio.ensure_future(self._prepare())
+        held: list[int] = []
+        try:
+            while not preparing.done():
+                signalled = asyncio.ensure_future(self.signals.get())
+                await asyncio.wait({preparing, signalled}, return_when=asyncio.FIRST_COMPLETED)
+                if not signalled.done():
+                    signalled.cancel()
+                    break
+                if signalled.result() != signal.SIGHUP:
+                    preparing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await preparing
+                    return False
+                held.append(signalled.result())  # a reload before there is anything to reload
+        finally:
+            for sig in held:
+                self.signals.put_nowait(sig)
+        preparing.result()  # raises ClusterError
+        return True
 
     async def _prepare(self) -> None:
         s = self.settings
