@@ -153,7 +153,9 @@ class Connection:
         s = self.session
         if s is None:
             return
-        if not resumable:
+        if resumable:
+            self.detach()
+        else:
             self.sim.end_session(s, f"invalid session (op 9 false): {why}")
             self.session = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.discord import shard_for_guild
 from tests.conftest import TOKEN, RawGateway, SimFactory, wait_for
-from tests.sim.discord.helpers import ready_connection
+from tests.sim.discord.helpers import fault, ready_connection
 
 
 @pytest.mark.parametrize("mode", list(Compression))
@@ -164,4 +165,78 @@ async def test_request_guild_members_when_user_ids_are_not_members_lists_them_no
     chunk = await gw.recv_until(lambda m: m.get("t") == "GUILD_MEMBERS_CHUNK")
     assert [m["user"]["id"] for m in chunk["d"]["members"]] == [str(member)]
     assert chunk["d"]["not_found"] == ["12345"]
+    await gw.close()
+
+
+async def op9_after_dispatches(sim: Any, gw: RawGateway, resumable: bool) -> int:
+    """Let dispatches flow, inject op 9; return the last seq received before it."""
+    while len(gw.dispatch_seqs()) < 10:
+        await gw.recv()
+    await fault(sim, kind="invalid_session", resumable=resumable)
+    assert (await gw.recv_until(lambda m: m["op"] == 9))["d"] is resumable
+    return max(gw.dispatch_seqs())
+
+
+async def test_gateway_when_op9_true_stops_streaming_and_accepts_resume_on_the_same_connection(
+    sim_factory: SimFactory,
+) -> None:
+    # A long heartbeat interval: the raw client does not heartbeat, and nothing here waits for 4009.
+    sim = await sim_factory(rate=200, heartbeat_interval_ms=30_000)
+    gw, ready = await ready_connection(sim, [0, 2])
+    sid = ready["d"]["session_id"]
+    seq = await op9_after_dispatches(sim, gw, resumable=True)
+    session = sim.sessions[sid]
+    assert session.ended is None
+    assert session.conn is None  # detached: kept for RESUME, streamed nowhere
+    # Dispatches keep being logged for the session; none of them may reach this connection now.
+    await wait_for(lambda: session.last_seq > seq + 20, 5, "dispatches logged while detached")
+    assert max(gw.dispatch_seqs()) == seq
+    with pytest.raises(asyncio.TimeoutError):
+        await gw.recv(timeout=0.2)
+    await gw.resume(sid, seq)
+    resumed = await gw.recv_until(lambda m: m.get("t") == "RESUMED")
+    assert resumed["s"] >= seq + 20
+    await gw.recv_until(lambda m: m.get("op") == 0 and m["s"] > resumed["s"])
+    seqs = gw.dispatch_seqs()
+    assert seqs == list(range(1, len(seqs) + 1))  # every dispatch once: replayed from seq, then live
+    assert session.conn is not None
+    assert gw.close_code is None
+    stats = sim.stats()
+    assert [(r["accepted"], r["seq"]) for r in stats["resumes"]] == [(True, seq)]
+    assert len(stats["identifies"]) == 1
+    assert stats["violations"] == []
+    await gw.close()
+
+
+async def test_gateway_when_op9_true_accepts_identify_on_the_same_connection(sim_factory: SimFactory) -> None:
+    sim = await sim_factory(rate=200, identify_window=0, heartbeat_interval_ms=30_000)
+    gw, ready = await ready_connection(sim, [0, 2])
+    await op9_after_dispatches(sim, gw, resumable=True)
+    await gw.identify([0, 2])
+    again = await gw.recv_until(lambda m: m.get("t") == "READY")
+    assert again["d"]["session_id"] != ready["d"]["session_id"]
+    assert again["s"] == 1
+    old = sim.sessions[ready["d"]["session_id"]]
+    assert old.ended is None  # resumable elsewhere until its resume window runs out
+    assert old.conn is None
+    assert sim.stats()["violations"] == []
+    await gw.close()
+
+
+async def test_gateway_when_op9_false_stops_streaming_and_refuses_resume_on_the_same_connection(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await sim_factory(rate=200, identify_window=0, heartbeat_interval_ms=30_000)
+    gw, ready = await ready_connection(sim, [0, 2])
+    sid = ready["d"]["session_id"]
+    seq = await op9_after_dispatches(sim, gw, resumable=False)
+    assert sim.sessions[sid].ended is not None
+    with pytest.raises(asyncio.TimeoutError):
+        await gw.recv(timeout=0.2)
+    assert max(gw.dispatch_seqs()) == seq
+    await gw.resume(sid, seq)
+    assert (await gw.recv_until(lambda m: m["op"] == 9))["d"] is False
+    assert gw.close_code is None  # still open: the client may IDENTIFY here
+    await gw.identify([0, 2])
+    await gw.recv_until(lambda m: m.get("t") == "READY")
     await gw.close()
