@@ -69,7 +69,7 @@ class Faults:
         elif kind == "close":
             spec["code"] = rng.choice(_RANDOM_CLOSE_CODES)
         await self.apply(conn, spec, source="random")
-        if not conn.closing:
+        if not conn.closing and conn.session is not None:  # op 9 leaves none: attach reschedules
             self.schedule_random(conn)
 
     async def apply(self, conn: Connection, spec: dict[str, Any], source: str) -> None:

@@ -153,6 +153,8 @@ class Connection:
         s = self.session
         if s is None:
             return
+        # Faults act on connections with a session: the next RESUME or IDENTIFY schedules one again.
+        self.sim.faults.forget(self)
         if resumable:
             self.detach()
         else:

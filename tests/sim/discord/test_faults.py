@@ -105,3 +105,19 @@ async def test_random_faults_when_enabled_are_injected_from_the_seeded_options(
     assert faults
     assert all(f["source"] == "random" and f["kind"] == "reconnect" for f in faults)
     await gw.close()
+
+
+async def test_random_faults_when_op9_detached_the_session_stop_for_that_connection(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await sim_factory(
+        fault_rate=600.0, faults=("invalid_session",), seed=5, heartbeat_interval_ms=30_000
+    )
+    gw, _ = await ready_connection(sim, [0, 2])
+    await gw.recv_until(lambda m: m["op"] == 9, timeout=5)
+    (conn,) = sim.connections
+    assert conn.session is None
+    # Faults act on connections with a session; the next RESUME or IDENTIFY schedules one again.
+    assert conn not in sim.faults.due
+    assert len(sim.stats()["faults"]) == 1
+    await gw.close()
