@@ -9,7 +9,7 @@ import pytest
 
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.discord import shard_for_guild
-from tests.conftest import TOKEN, RawGateway, SimFactory, wait_for
+from tests.conftest import TOKEN, RawGateway, SimFactory, http_json, wait_for
 from tests.sim.discord.helpers import fault, ready_connection
 
 
@@ -239,4 +239,30 @@ async def test_gateway_when_op9_false_stops_streaming_and_refuses_resume_on_the_
     assert gw.close_code is None  # still open: the client may IDENTIFY here
     await gw.identify([0, 2])
     await gw.recv_until(lambda m: m.get("t") == "READY")
+    await gw.close()
+
+
+async def test_heartbeat_timeout_when_client_only_answers_op1_lasts_while_requests_come_faster(
+    sim_factory: SimFactory,
+) -> None:
+    # Timeout 0.4 s, a request every 0.05 s: answering op 1 alone keeps the connection alive...
+    sim = await sim_factory(
+        heartbeat_interval_ms=200, heartbeat_timeout_factor=2, heartbeat_request_interval=0.05
+    )
+    gw, _ = await ready_connection(sim, [0, 2])
+    answered = 0
+    while answered < 24:  # about 1.2 s: three timeouts
+        msg = await gw.recv(timeout=5)
+        assert msg is not None, f"closed with {gw.close_code} while answering op 1"
+        if msg["op"] == 1:
+            await gw.send({"op": 1, "d": None})
+            answered += 1
+    # ...and once the gateway stops asking (0: never), the same client is timed out.
+    status, body, _ = await http_json(sim, "POST", "/_sim/config", {"heartbeat_request_interval": 0})
+    assert status == 200, body
+    while (msg := await gw.recv(timeout=5)) is not None:
+        if msg["op"] == 1:
+            await gw.send({"op": 1, "d": None})
+    assert gw.close_code == 4009
+    assert [v["kind"] for v in sim.stats()["violations"]] == ["heartbeat_timeout"]
     await gw.close()
