@@ -166,7 +166,7 @@ class NodeClient:
         return [e for e in self.events if e.get("event") == event and e.get("shard") == shard]
 
     def seqs(self, shard: int) -> list[int]:
-        """Seqs of the shard's dispatches; RESUMED repeats the last replayed one (server.py `_resumed`)."""
+        """Seqs of the shard's dispatches; RESUMED repeats the last replayed one (writer.py `_resumed`)."""
         return [s for t, s, _ in self.dispatches[shard] if t != "RESUMED"]
 
     def last_seq(self, shard: int) -> int:
@@ -262,7 +262,7 @@ async def expect_resume(sim: Simulator, client: NodeClient, shard: int, fault: s
     assert resume["seq"] >= seq_before, "the client resumed from before what it had received"
     assert resume["session_id"] == live_session(sim, shard)["session_id"]
     assert len(accepted(sim, "identifies", shard)) == 1, f"shard {shard} identified again after {fault}"
-    # RESUMED carries the last replayed seq (server.py `_resumed`); discord.js keeps the highest seq.
+    # RESUMED carries the last replayed seq (writer.py `_resumed`); discord.js keeps the highest seq.
     s, previous = client.resumed_seqs(shard)[-1]
     assert s == previous == resume["seq"] + resume["replayed"]
     await client.wait(lambda: client.last_seq(shard) > s, f"dispatches on shard {shard} after RESUMED")
