@@ -158,7 +158,7 @@ class Connection:
         if resumable:
             self.detach()
         else:
-            self.sim.end_session(s, f"invalid session (op 9 false): {why}")
+            self.sim.end_session(s, f"invalid session (op 9 false) {why}")
             self.session = None
 
     async def _on_client_close(self, code: int | None, reason: str | None) -> None:
