@@ -25,6 +25,13 @@ of them and never more than 3,000, each with its presence. Its GUILD_CREATE ther
 about 130 bytes per member (3,000 members: about 390 KB; 9,000: about 1.2 MB) and stops growing at
 about 1.6 MB once the cap applies (12,000 members and up). The rest of a large guild comes through
 GUILD_MEMBERS_CHUNK (:meth:`EntityFactory.members_chunk`).
+
+Layout. :class:`EntityFactory` is one class built in layers, one module per kind of entity, each
+layer using the ones before it: ``core`` (the guild model, the generator, the clock, minted ids),
+``users`` (users, presences, the application), ``members``, ``channels`` (and voice states),
+``guilds`` (GUILD_CREATE, READY), ``messages`` (messages, reactions, typing) and ``dispatch`` (the
+mix and ``event``); ``ids`` and ``pools`` hold the helpers and word pools they share. Names with a
+leading underscore are private to this package; what other code uses is exported here.
 """
 
 from __future__ import annotations
