@@ -15,8 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from shardrunner.sim.discord.gateway import Connection
     from shardrunner.sim.discord.replay import PreparedScript
-    from shardrunner.sim.discord.server import Connection
 
 
 class Session:

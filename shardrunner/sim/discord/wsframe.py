@@ -25,3 +25,8 @@ def frame(payload: bytes, opcode: int) -> bytes:
     if n < 65536:
         return _pack_short(first, 126, n) + payload
     return _pack_long(first, 127, n) + payload
+
+
+def sendable_close_code(code: int) -> bool:
+    """Close codes that may appear in a close frame (RFC 6455, 7.4)."""
+    return 1000 <= code < 5000 and code not in (1004, 1005, 1006, 1015)

@@ -169,7 +169,7 @@ async def expect_resume(
     assert all(c["code"] not in (1000, 1001) for c in closes), closes
     if fault == "drop":
         assert any(c["by"] == "server" and c["reason"] == "dropped" for c in closes), closes
-    # The simulator's RESUMED reuses the last replayed seq (server.py `_resumed`): every client here
+    # The simulator's RESUMED reuses the last replayed seq (writer.py `_resumed`): every client here
     # keeps the highest seq, so that is harmless; it is checked so that a change is noticed.
     s, previous = log.resumed_seqs(shard)[-1]
     assert s == previous == resume["seq"] + resume["replayed"]

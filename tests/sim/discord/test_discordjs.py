@@ -6,6 +6,7 @@
 simulator runs in-process: both shards must get READY and every GUILD_CREATE on the right shard,
 messages must flow, and an op 7 and a dropped TCP connection must each lead to an accepted RESUME
 (no new IDENTIFY) with a gap-free, duplicate-free sequence per shard, up to the session's last seq.
+A second test sends op 9 true: discord.js resumes on the same connection, which must be accepted.
 
 ``npm ci`` installs the pinned packages on first use. Node and npm are required: CI has them, so
 their absence fails the test instead of skipping it.
@@ -165,7 +166,7 @@ class NodeClient:
         return [e for e in self.events if e.get("event") == event and e.get("shard") == shard]
 
     def seqs(self, shard: int) -> list[int]:
-        """Seqs of the shard's dispatches; RESUMED repeats the last replayed one (server.py `_resumed`)."""
+        """Seqs of the shard's dispatches; RESUMED repeats the last replayed one (writer.py `_resumed`)."""
         return [s for t, s, _ in self.dispatches[shard] if t != "RESUMED"]
 
     def last_seq(self, shard: int) -> int:
@@ -261,7 +262,7 @@ async def expect_resume(sim: Simulator, client: NodeClient, shard: int, fault: s
     assert resume["seq"] >= seq_before, "the client resumed from before what it had received"
     assert resume["session_id"] == live_session(sim, shard)["session_id"]
     assert len(accepted(sim, "identifies", shard)) == 1, f"shard {shard} identified again after {fault}"
-    # RESUMED carries the last replayed seq (server.py `_resumed`); discord.js keeps the highest seq.
+    # RESUMED carries the last replayed seq (writer.py `_resumed`); discord.js keeps the highest seq.
     s, previous = client.resumed_seqs(shard)[-1]
     assert s == previous == resume["seq"] + resume["replayed"]
     await client.wait(lambda: client.last_seq(shard) > s, f"dispatches on shard {shard} after RESUMED")
@@ -341,5 +342,42 @@ async def test_discordjs_ws_when_shard_gets_op7_or_drop_resumes_gap_free(sim_fac
             f"discord.js: READY + GUILD_CREATEs + messages in {startup:.2f} s, whole run {total:.2f} s, "
             f"dispatches {[client.last_seq(i) for i in range(SHARDS)]}"
         )
+    finally:
+        await client.kill()
+
+
+@pytest.mark.timeout(240)  # the first run installs the packages (npm ci)
+async def test_discordjs_ws_when_shard_gets_op9_true_resumes_on_the_same_connection(
+    sim_factory: SimFactory,
+) -> None:
+    # discord.js answers op 9 true with op 6 on the socket that got it: the simulator must accept it
+    # there (it used to close 4005, and the shard lost its session).
+    node, npm = node_tools()
+    await ensure_installed(npm)
+    sim = await sim_factory(
+        shards=SHARDS,
+        guilds_per_shard=GUILDS_PER_SHARD,
+        rate=RATE,
+        identify_window=0.2,
+        heartbeat_interval_ms=1000,
+        max_concurrency=SHARDS,
+        seed=12,
+    )
+    client = await NodeClient.start(node, sim)
+    try:
+        await client.wait(
+            lambda: all(client.count(i, "MESSAGE_CREATE") >= 5 for i in range(SHARDS)),
+            "READY and messages on every shard",
+        )
+        sid = live_session(sim, 0)["session_id"]
+        conn = sim.sessions[sid].conn
+        assert conn is not None
+        await expect_resume(sim, client, 0, "invalid_session")
+        assert sim.sessions[sid].conn is conn, "the shard resumed on another connection"
+        stats = sim.stats()
+        assert stats["closes"] == [], "a connection closed around op 9"
+        assert stats["violations"] == []
+        assert len(client.named("ready", 0)) == 1
+        assert await client.stop() == 0, client.context()
     finally:
         await client.kill()
