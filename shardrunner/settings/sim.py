@@ -153,8 +153,9 @@ SIM_DISCORD: Final = Section(
         Setting(
             "heartbeat_request_interval",
             to_float,
-            60.0,
-            "seconds between op 1 heartbeat requests to each connection (0: never)",
+            0.0,
+            "seconds between op 1 heartbeat requests to each connection (0: never, the default: "
+            "Discord sends op 1 rarely, and each one resets the heartbeat timeout)",
             metavar="SECONDS",
         ),
         Setting(

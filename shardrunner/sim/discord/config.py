@@ -74,7 +74,9 @@ class SimConfig:
     session_start_reset_after: float = 86400.0
     heartbeat_interval_ms: int = 41250
     #: Every this many seconds the gateway asks a connection for a heartbeat (op 1); 0 never.
-    heartbeat_request_interval: float = 60.0
+    #: Off by default: an op 1 request answered resets the heartbeat timeout, so frequent requests
+    #: would keep alive a client that never heartbeats on its own (Discord sends op 1 rarely).
+    heartbeat_request_interval: float = 0.0
     #: A connection that sends no heartbeat for ``interval * factor`` is closed with 4009.
     heartbeat_timeout_factor: float = 1.5
     resume_window: float = 180.0

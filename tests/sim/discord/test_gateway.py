@@ -266,3 +266,17 @@ async def test_heartbeat_timeout_when_client_only_answers_op1_lasts_while_reques
     assert gw.close_code == 4009
     assert [v["kind"] for v in sim.stats()["violations"]] == ["heartbeat_timeout"]
     await gw.close()
+
+
+async def test_heartbeat_timeout_when_defaults_and_client_only_answers_op1_closes_with_4009(
+    sim_factory: SimFactory,
+) -> None:
+    # With the default settings the gateway asks for no heartbeat, so a client that never sends
+    # one on its own is timed out, as Discord does (which sends op 1 rarely).
+    sim = await sim_factory(heartbeat_interval_ms=100, heartbeat_timeout_factor=2)
+    assert sim.config.heartbeat_request_interval == 0
+    gw, _ = await ready_connection(sim, [0, 2])
+    while (msg := await gw.recv(timeout=5)) is not None:
+        assert msg["op"] != 1, "the gateway asked for a heartbeat under the default settings"
+    assert gw.close_code == 4009
+    await gw.close()
