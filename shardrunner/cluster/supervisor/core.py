@@ -22,6 +22,7 @@ from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.cluster import messages as m
 from shardrunner.cluster import statefile
 from shardrunner.cluster.plan import plan
+from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.book import SessionBook
 from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
@@ -32,15 +33,8 @@ from shardrunner.cluster.supervisor.platforms import Discover, discover_platform
 from shardrunner.cluster.supervisor.progress import Progress
 from shardrunner.cluster.supervisor.reconcile import Reconciler
 from shardrunner.cluster.supervisor.reload import rolling_reload
+from shardrunner.cluster.supervisor.signals import unless_stopped
 from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
-from shardrunner.cluster.supervisor.status import (
-    ClusterStatus,
-    conn_statuses,
-    endpoints,
-    group_statuses,
-    supervisor_status,
-    worker_status,
-)
 from shardrunner.gateway.platform import PlatformError, PlatformPlan
 from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -122,7 +116,7 @@ class Supervisor:
 
     async def _run(self) -> int:
         try:
-            if not await self._prepare_unless_stopped():
+            if not await unless_stopped(self._prepare(), self.signals):
                 log.info("stopped during start-up")
                 self._cleanup()
                 return self.exit_code
@@ -146,29 +140,6 @@ class Supervisor:
                 task.cancel()
             self._cleanup()
         return self.exit_code
-
-    async def _prepare_unless_stopped(self) -> bool:
-        """Prepare the cluster; False if SIGINT or SIGTERM came first (SIGHUP waits for the loop)."""
-        preparing = asyncio.ensure_future(self._prepare())
-        held: list[int] = []
-        try:
-            while not preparing.done():
-                signalled = asyncio.ensure_future(self.signals.get())
-                await asyncio.wait({preparing, signalled}, return_when=asyncio.FIRST_COMPLETED)
-                if not signalled.done():
-                    signalled.cancel()
-                    break
-                if signalled.result() != signal.SIGHUP:
-                    preparing.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await preparing
-                    return False
-                held.append(signalled.result())  # a reload before there is anything to reload
-        finally:
-            for sig in held:
-                self.signals.put_nowait(sig)
-        preparing.result()  # raises ClusterError
-        return True
 
     async def _prepare(self) -> None:
         s = self.settings
@@ -404,12 +375,12 @@ class Supervisor:
             release(self.run_dir)
 
     # -- what the control commands ask --------------------------------------------------------
-    def status(self) -> ClusterStatus:
+    def status(self) -> st.ClusterStatus:
         """What ``shardrunner status`` shows (never the token)."""
         assert self.reconciler is not None
         s = self.settings
-        return ClusterStatus(
-            supervisor=supervisor_status(
+        return st.ClusterStatus(
+            supervisor=st.supervisor_status(
                 state=self.state,
                 run_dir=str(self.run_dir.path),
                 api_url=s.api_url,
@@ -418,11 +389,11 @@ class Supervisor:
                 started=self.started,
                 error=self.error,
             ),
-            workers=[worker_status(w, self.slots[w.slot]) for w in self.reconciler.live()],
-            shards=conn_statuses(self.slots, self.book, self.clock.monotonic()),
-            groups=group_statuses(self.slots, self.book),
+            workers=[st.worker_status(w, self.slots[w.slot]) for w in self.reconciler.live()],
+            shards=st.conn_statuses(self.slots, self.book, self.clock.monotonic()),
+            groups=st.group_statuses(self.slots, self.book),
         )
 
     def endpoints(self) -> dict[str, Any]:
         """Where bots find the workers (``shardrunner.client`` asks for this every second)."""
-        return endpoints(self.slots, self.plans, self.run_dir.bus_endpoint)
+        return st.endpoints(self.slots, self.plans, self.run_dir.bus_endpoint)

@@ -136,7 +136,7 @@ async def test_control_when_asked_over_the_socket_answers_status_endpoints_and_s
     assert [s["conn"] for s in status["shards"]] == [f"discord:{i}/8" for i in range(8)]
     assert status["shards"][5] | {"latency_ms": 0, "last_resume_ago_s": 0} == {
         "conn": "discord:5/8", "platform": "discord", "shard": 5, "count": 8, "generation": 0, "id": 5,
-        "worker": 1, "state": "ready", "latency_ms": 0, "events_per_s": 0.0, "events": 10, "guilds": 1,
+        "worker": 1, "state": "ready", "latency_ms": 0, "events_per_s": 0.0, "events": 10, "keys": 1,
         "resumes": 0, "identifies": 1, "crashes": 0, "last_error": None, "last_resume_ago_s": 0,
     }  # fmt: skip
     assert status["supervisor"]["num_shards"] == 8
