@@ -24,7 +24,7 @@ async def test_start_when_two_workers_and_8_shards_identifies_every_shard_in_ord
     c = await cluster(None, "--workers", "2", "--shards", "auto")
     status = await c.ready(8)
     assert [w["shards"] for w in status["workers"]] == ["0-3", "4-7"]
-    assert all(s["guilds"] == 2 for s in status["shards"])
+    assert all(s["keys"] == 2 for s in status["shards"])
     identifies = accepted(c.sim, "identifies")
     assert [i["shard"] for i in identifies] == [[n, 8] for n in range(8)]
     times = [i["time"] for i in identifies]
@@ -51,7 +51,7 @@ async def test_worker_when_killed_is_replaced_and_its_shards_resume_without_iden
     resumed = {tuple(r["shard"]) for r in accepted(c.sim, "resumes")}
     assert resumed == {(n, 8) for n in range(4)}
     status = await c.status()
-    assert all(s["guilds"] == 2 for s in status["shards"]), "the guild count survives the crash"
+    assert all(s["keys"] == 2 for s in status["shards"]), "the guild count survives the crash"
 
 
 async def test_reload_when_sighup_replaces_every_worker_and_resumes_every_shard(cluster: Any) -> None:
