@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from shardrunner.gateway.transport import OnMessage, TransportError
+from shardrunner.protocol.keys import ConnKey
 
 
 class FakeClock:
@@ -149,11 +150,16 @@ class GrantAll:
     """An identify queue that lets everyone through and records what the shard told it."""
 
     def __init__(self) -> None:
-        self.acquired: list[int] = []
-        self.released: list[tuple[int, bool]] = []
+        self.acquired: list[ConnKey] = []
+        #: Every ``sent()`` call: the IDENTIFYs the shard says went out.
+        self.sends: list[ConnKey] = []
+        self.released: list[tuple[ConnKey, bool]] = []
 
-    async def acquire(self, shard_id: int) -> None:
-        self.acquired.append(shard_id)
+    async def acquire(self, conn: ConnKey) -> None:
+        self.acquired.append(conn)
 
-    def release(self, shard_id: int, *, ready: bool) -> None:
-        self.released.append((shard_id, ready))
+    def sent(self, conn: ConnKey) -> None:
+        self.sends.append(conn)
+
+    def release(self, conn: ConnKey, *, ready: bool) -> None:
+        self.released.append((conn, ready))
