@@ -23,9 +23,10 @@ import statistics
 import sys
 import time
 
+from shardrunner.gateway.identify import LocalIdentifyQueue
+
 from benchmarks.simproc import own_cpu, running_simulator
 from shardrunner.gateway.discord import DiscordShard, ShardOptions
-from shardrunner.gateway.identify import LocalIdentifyQueue
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event
 from shardrunner.sim.discord.world import make_token

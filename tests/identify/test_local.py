@@ -6,8 +6,6 @@ import asyncio
 import itertools
 from typing import Any
 
-import pytest
-
 from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.identify.protocol import StartLimit
 from shardrunner.protocol.keys import ConnKey
@@ -119,7 +117,7 @@ async def test_identify_queue_when_a_shard_sends_late_counts_the_window_from_the
     assert second.done()
 
 
-async def test_identify_queue_when_two_discord_sets_of_4_and_8_share_the_buckets_spaces_them_together() -> None:
+async def test_identify_queue_when_discord_sets_of_4_and_8_share_the_buckets_spaces_them_together() -> None:
     clock = FakeClock()
     queue = discord_queue(2, 5.0, margin=0.0, clock=clock, paused=True)
     old = [key(s, 4) for s in range(4)]

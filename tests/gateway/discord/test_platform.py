@@ -48,7 +48,9 @@ async def api() -> AsyncIterator[Callable[[Answer], Awaitable[str]]]:
         await runner.cleanup()
 
 
-def gateway_bot(remaining: int = 1000, total: int = 1000, max_concurrency: int = 1, shards: int = 2) -> Answer:
+def gateway_bot(
+    remaining: int = 1000, total: int = 1000, max_concurrency: int = 1, shards: int = 2
+) -> Answer:
     def answer(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bot {TOKEN}":
             return web.json_response({"message": "401: Unauthorized"}, status=401)
@@ -118,13 +120,14 @@ async def test_discover_when_shards_and_concurrency_are_set_keeps_them_and_the_g
 
 async def test_discover_when_the_token_is_refused_says_so_in_one_sentence(api: Any) -> None:
     url = await api(gateway_bot())
-    with pytest.raises(PlatformError, match="Discord rejected the token .401 from GET /gateway/bot.") as info:
+    refused = r"Discord rejected the token \(401 from GET /gateway/bot\)"
+    with pytest.raises(PlatformError, match=refused) as info:
         await discover(**discover_args(url, token="wrong"))
     assert "wrong" not in str(info.value)
 
 
 async def test_discover_when_the_api_is_unreachable_names_the_url() -> None:
-    with pytest.raises(PlatformError, match="cannot reach http://127.0.0.1:9/api/v10/gateway/bot"):
+    with pytest.raises(PlatformError, match=r"cannot reach http://127\.0\.0\.1:9/api/v10/gateway/bot"):
         await discover(**discover_args("http://127.0.0.1:9/api/v10"))
 
 
@@ -181,5 +184,5 @@ def test_platform_owner_maps_a_guild_to_the_newest_set_that_holds_it() -> None:
     assert platform.owner(guild, old) == old[shard_for_guild(guild, 4)]
     assert platform.owner(guild, old + new) == new[shard_for_guild(guild, 8)]
     assert platform.owner(None, old) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal"):
         platform.owner("not-a-guild", old)

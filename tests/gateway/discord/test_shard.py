@@ -408,7 +408,8 @@ async def test_shard_when_given_a_snapshot_resumes_without_identifying() -> None
     )
     events: list[Event] = []
     shard = DiscordShard(
-        ConnKey("discord", 0, 2, 4), ShardOptions(token=TOKEN, intents=1, compression=Compression.ZLIB_STREAM),
+        ConnKey("discord", 0, 2, 4),
+        ShardOptions(token=TOKEN, intents=1, compression=Compression.ZLIB_STREAM),
         events.append,
         gateway_url=GATEWAY, identify_queue=queue, transport=transport, clock=clock, snapshot=snapshot,
     )  # fmt: skip
