@@ -12,7 +12,8 @@ the :class:`~shardrunner.gateway.connection.GatewayConnection` protocol: nothing
 
 from __future__ import annotations
 
+from shardrunner.cluster.exitcodes import BOOT_FAILED
 from shardrunner.cluster.worker.core import Worker
-from shardrunner.cluster.worker.process import BOOT_FAILED, main
+from shardrunner.cluster.worker.process import main
 
 __all__ = ["BOOT_FAILED", "Worker", "main"]

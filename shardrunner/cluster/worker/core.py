@@ -103,6 +103,7 @@ class Worker:
         self._make_bus = make_bus
         self._bus_task: asyncio.Future[None] | None = None
         self._handing_off: asyncio.Task[list[SessionSnapshot]] | None = None
+        self._deferred: m.Assign | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self.last_ping = self.clock.monotonic()
 
@@ -118,7 +119,9 @@ class Worker:
         elif isinstance(message, m.Handoff):
             self.handoff(exit=message.exit)
         elif isinstance(message, m.Assign):
-            if not self.conns and self._handing_off is None:
+            if self._handing_off is not None:
+                self._deferred = message  # started once the handoff under way has answered
+            elif not self.conns:
                 self.start(message)  # sessions handed back after an aborted reload
             else:
                 log.warning("worker %d: an assignment while running is ignored", self.slot)
@@ -150,6 +153,9 @@ class Worker:
         self.outbox.put_nowait(m.HandedOff(snapshots))
         if exit:
             self.stopped.set()
+        elif self._deferred is not None and self._handing_off is None and not self.conns:
+            assign, self._deferred = self._deferred, None
+            self.start(assign)
 
     async def _hand_off(self) -> list[SessionSnapshot]:
         try:

@@ -31,12 +31,12 @@ import zmq.asyncio
 from shardrunner.bus.router import Limits, Router
 from shardrunner.bus.server import BusServer
 from shardrunner.cluster import messages as m
+from shardrunner.cluster.exitcodes import BOOT_FAILED
 from shardrunner.cluster.worker.conns import ConnTable
 from shardrunner.cluster.worker.core import Bus, Worker
 
 log = logging.getLogger("shardrunner.worker")
 
-BOOT_FAILED: Final = 3
 ASSIGN_TIMEOUT_S: Final = 30.0
 
 

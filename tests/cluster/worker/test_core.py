@@ -140,6 +140,7 @@ async def test_worker_when_handing_off_answers_pings_while_it_drains(rig: Any) -
     assert not worker.stopped.is_set()
     gate.set()
     await asyncio.wait_for(worker.stopped.wait(), 1)
+    await clock.settle()
     (handed,) = said(worker)
     assert isinstance(handed, m.HandedOff)
     seqs = {s.conn: s.seq for s in handed.snapshots}
@@ -196,6 +197,25 @@ async def test_worker_when_the_supervisor_goes_silent_hands_off_and_stops(rig: A
     await asyncio.wait_for(worker.stopped.wait(), 1)
     assert isinstance(said(worker)[-1], m.HandedOff)
     await asyncio.wait_for(loop, 1)
+
+
+async def test_worker_when_assigned_during_a_handoff_starts_after_answering_it(rig: Any) -> None:
+    worker, platform, _, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    gate = asyncio.Event()
+    platform.latest(OLD[0]).close_gate = gate
+    said(worker)
+    handing = worker.handoff(exit=False)
+    await clock.settle()
+    worker.handle(assign(NEW))
+    await clock.settle()
+    assert sorted(worker.conns) == OLD, "nothing new starts while the old connections close"
+    gate.set()
+    await asyncio.wait_for(handing, 1)
+    await clock.settle()
+    assert isinstance(said(worker)[0], m.HandedOff)
+    assert sorted(worker.conns) == NEW
 
 
 def test_describe_when_two_sets_names_each_span() -> None:
