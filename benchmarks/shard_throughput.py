@@ -23,12 +23,13 @@ import statistics
 import sys
 import time
 
-from shardrunner.gateway.identify import LocalIdentifyQueue
-
 from benchmarks.simproc import own_cpu, running_simulator
 from shardrunner.gateway.discord import DiscordShard, ShardOptions
+from shardrunner.identify.local import LocalIdentifyQueue
+from shardrunner.identify.protocol import StartLimit
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
 from shardrunner.sim.discord.world import make_token
 
 
@@ -46,10 +47,14 @@ class Counter:
 
 async def one_run(gateway: str, mode: Compression, shards: int, expected: int) -> dict[str, float]:
     sink = Counter()
-    queue = LocalIdentifyQueue(shards, 0.0, margin=0.0)
+    queue = LocalIdentifyQueue(
+        [StartLimit("discord.identify", shards, 0.0)], lambda c: ("discord.identify", c.shard), margin=0.0
+    )
     options = ShardOptions(token=make_token(1100000000000000001), intents=513, compression=mode)
     fleet = [
-        DiscordShard(i, shards, options, sink, gateway_url=gateway, identify_queue=queue)
+        DiscordShard(
+            ConnKey("discord", 0, i, shards), options, sink, gateway_url=gateway, identify_queue=queue
+        )
         for i in range(shards)
     ]
     cpu0, t0 = own_cpu(), time.perf_counter()

@@ -1,4 +1,4 @@
-"""A virtual clock and a scripted transport, to drive a shard's state machine without time or sockets."""
+"""Fakes: a virtual clock, a scripted transport, identify queues, and a platform with its connections."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ import asyncio
 import heapq
 import itertools
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
+from shardrunner.gateway.connection import ConnCounters, ConnState, GatewayConnection, Sink
 from shardrunner.gateway.transport import OnMessage, TransportError
+from shardrunner.identify.protocol import IdentifyQueue
+from shardrunner.protocol import routing
+from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
 
 
 class FakeClock:
@@ -149,11 +155,102 @@ class GrantAll:
     """An identify queue that lets everyone through and records what the shard told it."""
 
     def __init__(self) -> None:
-        self.acquired: list[int] = []
-        self.released: list[tuple[int, bool]] = []
+        self.acquired: list[ConnKey] = []
+        #: Every ``sent()`` call: the IDENTIFYs the shard says went out.
+        self.sends: list[ConnKey] = []
+        self.released: list[tuple[ConnKey, bool]] = []
 
-    async def acquire(self, shard_id: int) -> None:
-        self.acquired.append(shard_id)
+    async def acquire(self, conn: ConnKey) -> None:
+        self.acquired.append(conn)
 
-    def release(self, shard_id: int, *, ready: bool) -> None:
-        self.released.append((shard_id, ready))
+    def sent(self, conn: ConnKey) -> None:
+        self.sends.append(conn)
+
+    def release(self, conn: ConnKey, *, ready: bool) -> None:
+        self.released.append((conn, ready))
+
+
+class FakeGatewayConnection:
+    """A :class:`~shardrunner.gateway.connection.GatewayConnection` of no platform in particular.
+
+    It is READY as soon as it runs; the test makes it crash (:meth:`crash`), fail fatally, or hold
+    its close (``close_gate``) to see what the worker does meanwhile.
+    """
+
+    def __init__(self, conn: ConnKey, snapshot: SessionSnapshot | None) -> None:
+        self.conn = conn
+        self.state = ConnState.IDLE
+        self.counters = ConnCounters()
+        self.session_id: str | None = snapshot.session_id if snapshot else None
+        self.seq = snapshot.seq if snapshot else 0
+        self.resume_url: str | None = snapshot.resume_url if snapshot else None
+        self.resumed_from = snapshot
+        self.commands: list[Any] = []
+        self.refuse: Exception | None = None
+        self.close_gate: asyncio.Event | None = None
+        self.closed_with: list[bool] = []
+        self._end: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> None:
+        self.state = ConnState.READY
+        if self.session_id is None:
+            self.session_id, self.resume_url = f"session-{self.conn}", "wss://resume.test"
+        try:
+            await self._end
+        finally:
+            if self.state is ConnState.READY:
+                self.state = ConnState.STOPPED
+
+    def crash(self, exc: BaseException) -> None:
+        self._end.set_exception(exc)
+
+    async def close(self, *, handoff: bool = False, timeout: float = 10.0) -> SessionSnapshot | None:
+        self.closed_with.append(handoff)
+        if self.close_gate is not None:
+            await self.close_gate.wait()
+        if not self._end.done():
+            self._end.set_result(None)
+        return self.snapshot() if handoff else None
+
+    async def send_command(self, body: Any, *, timeout: float = 30.0) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.commands.append(body)
+
+    def snapshot(self) -> SessionSnapshot | None:
+        if self.session_id is None or self.resume_url is None:
+            return None
+        return SessionSnapshot(
+            conn=self.conn, session_id=self.session_id, seq=self.seq, resume_url=self.resume_url
+        )
+
+
+class FakePlatform:
+    """A platform whose connections are :class:`FakeGatewayConnection`; it routes keys as Discord."""
+
+    def __init__(self, name: str = "discord") -> None:
+        self.name = name
+        self.built: dict[ConnKey, list[FakeGatewayConnection]] = {}
+        self.configs: list[bytes] = []
+
+    def build(
+        self,
+        conns: list[ConnKey],
+        config: bytes,
+        snapshots: Mapping[ConnKey, SessionSnapshot],
+        sink: Sink,
+        identify: IdentifyQueue,
+    ) -> list[GatewayConnection]:
+        self.configs.append(config)
+        out: list[GatewayConnection] = []
+        for conn in conns:
+            fake = FakeGatewayConnection(conn, snapshots.get(conn))
+            self.built.setdefault(conn, []).append(fake)
+            out.append(fake)
+        return out
+
+    def owner(self, key: RoutingKey, conns: list[ConnKey]) -> ConnKey | None:
+        return routing.owner(self.name, key, conns)
+
+    def latest(self, conn: ConnKey) -> FakeGatewayConnection:
+        return self.built[conn][-1]

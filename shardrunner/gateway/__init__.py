@@ -1,4 +1,5 @@
-"""Gateway connections: shard state machines, their rate limiters, identify queues and transports.
+"""Gateway connections: the platform seam (``connection.py``, ``platform.py``), transports, rate
+limiters and backoff, and one package per platform (``gateway.discord``).
 
-Data flows gateway bytes -> transport -> shard -> sink (the worker's router, in a later layer).
+Data flows platform bytes -> transport -> connection -> sink (the worker's bus, a later layer).
 """

@@ -10,20 +10,16 @@ from dataclasses import dataclass, field
 import msgspec
 import pytest
 
-from shardrunner.gateway.discord import (
-    DiscordShard,
-    PayloadTooLarge,
-    ShardFatalError,
-    ShardNotReady,
-    ShardOptions,
-    ShardState,
-)
+from shardrunner.gateway.connection import CommandRejected, ConnState, NotReady
+from shardrunner.gateway.discord import DiscordShard, PayloadTooLarge, ShardFatalError, ShardOptions
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event, SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
 from tests.fakes import FakeClock, FakeConnection, FakeTransport, GrantAll
 
 TOKEN = "MTEwMA.secret-part.do-not-log"
 GATEWAY = "ws://gateway.test"
+CONN = ConnKey("discord", 0, 0, 1)
 
 
 @dataclass
@@ -33,7 +29,7 @@ class Rig:
     transport: FakeTransport
     queue: GrantAll
     events: list[Event]
-    states: list[ShardState] = field(default_factory=list)
+    states: list[ConnState] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
     async def connection(self, n: int) -> FakeConnection:
@@ -49,7 +45,7 @@ class Rig:
         await self.clock.settle()
         conn.ready(guilds=guilds)
         await self.clock.settle()
-        assert self.shard.state is ShardState.READY
+        assert self.shard.state is ConnState.READY
 
 
 @pytest.fixture
@@ -59,8 +55,7 @@ async def rig() -> AsyncIterator[Rig]:
     queue = GrantAll()
     events: list[Event] = []
     shard = DiscordShard(
-        0,
-        1,
+        CONN,
         ShardOptions(token=TOKEN, intents=513, compression=Compression.NONE),
         events.append,
         gateway_url=GATEWAY,
@@ -85,24 +80,24 @@ async def test_shard_when_hello_arrives_identifies_through_the_queue(rig: Rig) -
     assert conn.sent == []
     conn.hello()
     await rig.clock.settle()
-    assert rig.queue.acquired == [0]
+    assert rig.queue.acquired == [CONN]
     identify = conn.sent[0]
     assert identify["op"] == 2
     assert identify["d"]["token"] == TOKEN
     assert identify["d"]["intents"] == 513
     assert identify["d"]["shard"] == [0, 1]
-    assert rig.shard.state is ShardState.IDENTIFYING
+    assert rig.shard.state is ConnState.IDENTIFYING
 
 
 async def test_shard_when_ready_arrives_is_ready_and_releases_the_queue(rig: Rig) -> None:
     conn = await rig.connection(1)
     await rig.ready(conn, guilds=[5 << 22, 6 << 22])
-    assert rig.queue.released == [(0, True)]
+    assert rig.queue.released == [(CONN, True)]
     assert rig.shard.session_id == "sess-1"
     assert rig.shard.resume_url == "ws://resume.test"
-    assert rig.shard.counters.guild_count == 2
+    assert rig.shard.counters.key_count == 2
     assert rig.shard.counters.identifies == 1
-    assert rig.states[:4] == [ShardState.CONNECTING, ShardState.IDENTIFYING, ShardState.READY][:4]
+    assert rig.states[:4] == [ConnState.CONNECTING, ConnState.IDENTIFYING, ConnState.READY][:4]
     assert rig.events[0].name == "READY"
     assert rig.events[0].seq == 1
 
@@ -144,7 +139,7 @@ async def test_heartbeat_when_no_ack_arrives_closes_resumably_and_resumes(rig: R
     conn2.hello()
     await rig.clock.settle()
     assert conn2.sent[0] == {"op": 6, "d": {"token": TOKEN, "session_id": "sess-1", "seq": 1}}
-    assert rig.queue.acquired == [0], "a resume never goes through the identify queue"
+    assert rig.queue.acquired == [CONN], "a resume never goes through the identify queue"
 
 
 async def test_shard_when_op7_arrives_reconnects_at_once_and_resumes(rig: Rig) -> None:
@@ -163,7 +158,7 @@ async def test_shard_when_op7_arrives_reconnects_at_once_and_resumes(rig: Rig) -
     conn2.dispatch(3, "MESSAGE_CREATE", {"guild_id": "9"})
     conn2.deliver({"op": 0, "s": 3, "t": "RESUMED", "d": {}})
     await rig.clock.settle()
-    assert rig.shard.state is ShardState.READY
+    assert rig.shard.state is ConnState.READY
     assert rig.shard.counters.resumes == 1
     assert [e.seq for e in rig.events] == [1, 2, 3]
 
@@ -193,12 +188,12 @@ async def test_shard_when_identify_gets_op9_releases_the_queue_and_identifies_ag
     await rig.clock.settle()
     conn.deliver({"op": 9, "d": False})
     await rig.clock.settle()
-    assert rig.queue.released == [(0, False)]
+    assert rig.queue.released == [(CONN, False)]
     conn2 = await rig.connection(2)
     conn2.hello()
     await rig.clock.settle()
     assert conn2.sent[0]["op"] == 2
-    assert rig.queue.acquired == [0, 0]
+    assert rig.queue.acquired == [CONN, CONN]
 
 
 @pytest.mark.parametrize("code", [4000, 4001, 4002, 4003, 4005, 4008, 1000, 1001, 1006, None])
@@ -252,7 +247,7 @@ async def test_shard_when_closed_with_fatal_code_stops_with_advice_and_never_rec
         rig.task.result()
     assert info.value.code == code
     assert f"close {code}" in str(info.value)
-    assert rig.shard.state is ShardState.FATAL
+    assert rig.shard.state is ConnState.FATAL
     await rig.clock.advance(600)
     assert len(rig.transport.attempts) == 1
     assert TOKEN not in caplog.text
@@ -284,7 +279,7 @@ async def test_shard_when_connection_keeps_dropping_backs_off_with_full_jitter(r
     # full jitter with random() = 0.5: half of 1, 2, 4, 8, ... capped at 60
     assert reconnect_sleeps[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
     assert max(reconnect_sleeps) <= 30.0
-    assert rig.shard.state is ShardState.RECONNECTING
+    assert rig.shard.state is ConnState.RECONNECTING
 
 
 async def test_dispatch_hands_on_name_seq_guild_key_and_raw_d(rig: Rig) -> None:
@@ -296,7 +291,7 @@ async def test_dispatch_hands_on_name_seq_guild_key_and_raw_d(rig: Rig) -> None:
     conn.dispatch(3, "MESSAGE_CREATE", {"id": "78", "content": "dm"})
     conn.dispatch(4, "GUILD_CREATE", {"id": "456", "name": "g"})
     e2, e3, e4 = rig.events[1:]
-    assert (e2.shard, e2.session, e2.seq, e2.name, e2.key) == (0, "sess-1", 2, "MESSAGE_CREATE", 123)
+    assert (e2.conn, e2.session, e2.seq, e2.name, e2.key) == (CONN, "sess-1", 2, "MESSAGE_CREATE", 123)
     assert msgspec.json.decode(e2.data) == {
         "id": "77",
         "guild_id": "123",
@@ -318,15 +313,15 @@ async def test_dispatch_when_seq_repeats_drops_the_duplicate_and_counts_gaps(rig
     assert rig.shard.counters.gaps == 1
 
 
-async def test_guild_count_when_guilds_join_leave_or_go_unavailable_follows_them(rig: Rig) -> None:
+async def test_key_count_when_guilds_join_leave_or_go_unavailable_follows_them(rig: Rig) -> None:
     conn = await rig.connection(1)
     await rig.ready(conn, guilds=[1, 2])
     conn.dispatch(2, "GUILD_CREATE", {"id": "1"})
     conn.dispatch(3, "GUILD_CREATE", {"id": "3"})
     conn.dispatch(4, "GUILD_DELETE", {"id": "2", "unavailable": True})
-    assert rig.shard.counters.guild_count == 3
+    assert rig.shard.counters.key_count == 3
     conn.dispatch(5, "GUILD_DELETE", {"id": "2"})
-    assert rig.shard.counters.guild_count == 2
+    assert rig.shard.counters.key_count == 2
 
 
 async def test_send_when_payload_too_large_refuses_it_locally(rig: Rig) -> None:
@@ -341,7 +336,7 @@ async def test_send_when_shard_not_ready_times_out_with_a_clear_error(rig: Rig) 
     await rig.connection(1)
     sender = asyncio.ensure_future(rig.shard.update_presence({"status": "idle"}, timeout=5))
     await rig.clock.advance(5.1)
-    with pytest.raises(ShardNotReady, match="shard 0 is not ready"):
+    with pytest.raises(NotReady, match="discord:0/1 is not ready"):
         await sender
 
 
@@ -375,7 +370,7 @@ async def test_send_when_no_slot_frees_within_the_timeout_refuses_with_the_reaso
     results = await asyncio.gather(*senders, return_exceptions=True)
     refused = [r for r in results if r is not None]
     assert len(refused) == 4
-    assert all(isinstance(r, ShardNotReady) and "outbound limit (120 per 60 s" in str(r) for r in refused)
+    assert all(isinstance(r, NotReady) and "outbound limit (120 per 60 s" in str(r) for r in refused)
 
 
 async def test_close_when_handing_off_closes_resumably_and_exports_the_last_seq(rig: Rig) -> None:
@@ -385,9 +380,7 @@ async def test_close_when_handing_off_closes_resumably_and_exports_the_last_seq(
     snapshot = await rig.shard.close(handoff=True)
     assert conn.client_close_code == 4000
     assert snapshot == SessionSnapshot(
-        platform="discord",
-        shard_id=0,
-        num_shards=1,
+        conn=CONN,
         session_id="sess-1",
         seq=2,
         resume_url="ws://resume.test",
@@ -395,7 +388,7 @@ async def test_close_when_handing_off_closes_resumably_and_exports_the_last_seq(
     await rig.clock.settle()
     assert rig.task is not None
     assert rig.task.done()
-    assert rig.shard.state is ShardState.STOPPED
+    assert rig.shard.state is ConnState.STOPPED
     assert len(rig.transport.connections) == 1
     assert SessionSnapshot.decode(snapshot.encode()) == snapshot
 
@@ -411,11 +404,13 @@ async def test_close_when_stopping_closes_with_1000_and_forgets_the_session(rig:
 async def test_shard_when_given_a_snapshot_resumes_without_identifying() -> None:
     clock, transport, queue = FakeClock(fixed_random=0.5), FakeTransport(), GrantAll()
     snapshot = SessionSnapshot(
-        platform="discord", shard_id=2, num_shards=4, session_id="old", seq=41, resume_url="ws://r.test"
+        conn=ConnKey("discord", 0, 2, 4), session_id="old", seq=41, resume_url="ws://r.test"
     )
     events: list[Event] = []
     shard = DiscordShard(
-        2, 4, ShardOptions(token=TOKEN, intents=1, compression=Compression.ZLIB_STREAM), events.append,
+        ConnKey("discord", 0, 2, 4),
+        ShardOptions(token=TOKEN, intents=1, compression=Compression.ZLIB_STREAM),
+        events.append,
         gateway_url=GATEWAY, identify_queue=queue, transport=transport, clock=clock, snapshot=snapshot,
     )  # fmt: skip
     task = asyncio.ensure_future(shard.run())
@@ -428,12 +423,14 @@ async def test_shard_when_given_a_snapshot_resumes_without_identifying() -> None
 
 
 def test_shard_when_snapshot_is_for_another_shard_refuses_it() -> None:
-    snapshot = SessionSnapshot(
-        platform="discord", shard_id=1, num_shards=4, session_id="s", seq=1, resume_url="ws://r"
-    )
-    with pytest.raises(ValueError, match="does not fit discord shard 2/4"):
+    snapshot = SessionSnapshot(conn=ConnKey("discord", 0, 1, 4), session_id="s", seq=1, resume_url="ws://r")
+    with pytest.raises(ValueError, match="does not fit discord:2/4"):
         DiscordShard(
-            2, 4, ShardOptions(token=TOKEN, intents=1), lambda e: None, gateway_url=GATEWAY, snapshot=snapshot
+            ConnKey("discord", 0, 2, 4),
+            ShardOptions(token=TOKEN, intents=1),
+            lambda e: None,
+            gateway_url=GATEWAY,
+            snapshot=snapshot,
         )
 
 
@@ -460,7 +457,7 @@ async def test_shard_when_sink_raises_counts_it_and_keeps_going(rig: Rig) -> Non
     conn.dispatch(2, "TYPING_START", {"guild_id": "1"})
     assert rig.shard.counters.sink_errors == 1
     assert rig.shard.seq == 2
-    assert rig.shard.state is ShardState.READY
+    assert rig.shard.state is ConnState.READY
 
 
 async def test_shard_when_no_hello_arrives_reconnects(rig: Rig) -> None:
@@ -507,3 +504,69 @@ async def test_heartbeat_when_connection_already_closing_does_not_claim_a_zombie
     conn.server_close(4000)
     await rig.clock.settle()
     assert len(rig.transport.connections) == 2, "op 7 reconnects at once, not after a zombie backoff"
+
+
+async def test_shard_when_identify_goes_out_tells_the_queue_in_the_same_step(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    conn.hello()
+    await rig.clock.settle()
+    assert conn.ops() == [2]
+    assert rig.queue.sends == [CONN], "sent() is called as the IDENTIFY leaves, not later"
+
+
+async def test_shard_when_resumed_has_its_own_seq_hands_it_on_without_gap_or_duplicate(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(2, "TYPING_START", {"guild_id": "9"})
+    conn.server_close(None)
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 6
+    conn2.dispatch(3, "MESSAGE_CREATE", {"guild_id": "9"})  # replayed
+    conn2.deliver({"op": 0, "s": 4, "t": "RESUMED", "d": {"_trace": []}})
+    conn2.dispatch(5, "MESSAGE_CREATE", {"guild_id": "9"})
+    await rig.clock.settle()
+    assert [(e.seq, e.name) for e in rig.events] == [
+        (1, "READY"),
+        (2, "TYPING_START"),
+        (3, "MESSAGE_CREATE"),
+        (4, "RESUMED"),
+        (5, "MESSAGE_CREATE"),
+    ]
+    resumed = rig.events[3]
+    assert (resumed.conn, resumed.session, resumed.key) == (CONN, "sess-1", None)
+    assert rig.shard.counters.gaps == 0
+    assert rig.shard.counters.duplicates == 0
+    assert rig.shard.counters.resumes == 1
+    assert rig.shard.seq == 5
+    assert rig.shard.state is ConnState.READY
+
+
+async def test_send_command_when_body_is_op_and_d_sends_it_and_refuses_other_shapes(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    await rig.shard.send_command({"op": 3, "d": {"status": "idle"}})
+    assert conn.sent[-1] == {"op": 3, "d": {"status": "idle"}}
+    for body in ({"d": {}}, {"op": "3", "d": {}}, [3, {}], {"op": 3, "d": {}, "x": 1}):
+        with pytest.raises(CommandRejected, match="a Discord command is"):
+            await rig.shard.send_command(body)
+    with pytest.raises(CommandRejected, match="sent by the shard itself"):
+        await rig.shard.send_command({"op": 2, "d": {}})
+
+
+async def test_shard_when_run_raises_unexpectedly_drops_its_socket(rig: Rig) -> None:
+    conn = await rig.connection(1)
+
+    def broken() -> dict[str, object]:
+        raise AssertionError("a bug")
+
+    rig.shard._identify_payload = broken  # type: ignore[method-assign]
+    conn.hello()
+    await rig.clock.settle()
+    assert rig.task is not None
+    assert rig.task.done()
+    with pytest.raises(AssertionError, match="a bug"):
+        rig.task.result()
+    assert conn.aborted, "the connection an exception left open is dropped, not leaked"
+    assert rig.queue.released == [(CONN, False)], "the grant goes back to the queue"

@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 
 from shardrunner.clock import RealClock
-from shardrunner.gateway.discord import DiscordShard, ShardFatalError, ShardNotReady, ShardOptions, ShardState
-from shardrunner.gateway.identify import LocalIdentifyQueue
+from shardrunner.gateway.connection import ConnState, NotReady
+from shardrunner.gateway.discord import DiscordShard, ShardFatalError, ShardOptions
+from shardrunner.identify.local import LocalIdentifyQueue
+from shardrunner.identify.protocol import StartLimit
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
 from shardrunner.sim.discord.server import Simulator
 from tests.conftest import TOKEN, SimFactory, http_json, wait_for
 from tests.fakes import GrantAll
@@ -66,7 +69,7 @@ class Run:
         """Stop the stream, wait until every shard has what was sent, check nothing was lost."""
         self.sim.config = self.sim.config.replace(rate=0)
         for shard in self.shards:
-            await wait_for(lambda s=shard: s.state is ShardState.READY, 15, f"{shard} ready")
+            await wait_for(lambda s=shard: s.state is ConnState.READY, 15, f"{shard} ready")
             session = self.sim.sessions[shard.session_id or ""]
             await wait_for(lambda s=shard, ss=session: s.seq == ss.last_seq, 15, f"{shard} caught up")
         stats = self.sim.stats()
@@ -106,8 +109,11 @@ async def start(sim_factory: SimFactory) -> Any:
         sim_options.setdefault("guilds_per_shard", 3)
         sim = await sim_factory(**sim_options)
         clock = RealClock(random.Random(seed))
+        buckets = sim.config.max_concurrency
         queue = queue or LocalIdentifyQueue(
-            sim.config.max_concurrency, sim.config.identify_window, clock=clock
+            [StartLimit("discord.identify", buckets, sim.config.identify_window)],
+            lambda c: ("discord.identify", c.shard % buckets),
+            clock=clock,
         )
         run = Run(sim, [], [])
         options = ShardOptions(
@@ -115,8 +121,7 @@ async def start(sim_factory: SimFactory) -> Any:
         )
         for i in range(count):
             shard = DiscordShard(
-                i,
-                count,
+                ConnKey("discord", 0, i, count),
                 options,
                 run.events.append,
                 gateway_url=sim.gateway_url,
@@ -126,7 +131,7 @@ async def start(sim_factory: SimFactory) -> Any:
             run.shards.append(shard)
             run.tasks.append(asyncio.ensure_future(shard.run()))
         for shard in run.shards:
-            await wait_for(lambda s=shard: s.state is ShardState.READY, 15, f"{shard} ready")
+            await wait_for(lambda s=shard: s.state is ConnState.READY, 15, f"{shard} ready")
         runs.append(run)
         return run
 
@@ -143,10 +148,10 @@ async def test_shard_when_connected_receives_every_dispatch_in_each_compression(
     await run.received(run.shards[1], 100)
     stats = await run.settle_and_check(identifies=2, resumes=0)
     assert {e.name for e in run.events} >= {"READY", "GUILD_CREATE", "MESSAGE_CREATE"}
-    assert all(s.counters.guild_count == 3 for s in run.shards)
+    assert all(s.counters.key_count == 3 for s in run.shards)
     assert all(s.counters.heartbeat_latency is not None for s in run.shards)
     guild_events = [e for e in run.events if e.key is not None and e.name != "GUILD_CREATE"]
-    assert all((e.key >> 22) % 2 == e.shard for e in guild_events)  # type: ignore[operator]
+    assert all((e.key >> 22) % 2 == e.conn.shard for e in guild_events)  # type: ignore[operator]
     assert [i["bucket"] for i in stats["identifies"]] == [0, 1]
 
 
@@ -193,7 +198,7 @@ async def test_shard_when_gateway_closes_with_fatal_code_stops_and_never_reconne
     await run.fault(kind="close", code=4004)
     with pytest.raises(ShardFatalError, match="Discord rejected the token"):
         await asyncio.wait_for(run.tasks[0], 10)
-    assert run.shards[0].state is ShardState.FATAL
+    assert run.shards[0].state is ConnState.FATAL
     stats = run.sim.stats()
     assert len(stats["identifies"]) == 1
     assert stats["resumes"] == []
@@ -204,7 +209,10 @@ async def test_shard_when_token_is_wrong_fails_at_once_with_advice(
 ) -> None:
     sim = await sim_factory()
     shard = DiscordShard(
-        0, 1, ShardOptions(token="bad-token", intents=1), lambda e: None, gateway_url=sim.gateway_url
+        ConnKey("discord", 0, 0, 1),
+        ShardOptions(token="bad-token", intents=1),
+        lambda e: None,
+        gateway_url=sim.gateway_url,
     )
     with pytest.raises(ShardFatalError, match="4004") as info:
         await asyncio.wait_for(shard.run(), 10)
@@ -281,10 +289,10 @@ async def test_shard_when_commands_burst_stays_under_the_gateway_limit(start: An
     results = await asyncio.gather(*senders, return_exceptions=True)
     sent = sum(r is None for r in results)
     refused = [r for r in results if r is not None]
-    assert all(isinstance(r, ShardNotReady) and "outbound limit" in str(r) for r in refused)
+    assert all(isinstance(r, NotReady) and "outbound limit" in str(r) for r in refused)
     assert 100 <= sent <= 117, "the limiter keeps room for heartbeats"
     assert len(run.sim.stats()["commands"]) == sent
-    assert shard.state is ShardState.READY
+    assert shard.state is ConnState.READY
     assert not any(c["code"] == 4008 for c in run.sim.stats()["closes"])
 
 
@@ -296,7 +304,7 @@ async def test_shard_when_handed_off_resumes_in_a_new_shard_without_loss(start: 
     assert snapshot is not None
     await asyncio.wait_for(run.tasks[0], 5)
     new = DiscordShard(
-        0, 1, old.options, run.events.append, gateway_url=run.sim.gateway_url,
+        old.conn, old.options, run.events.append, gateway_url=run.sim.gateway_url,
         identify_queue=GrantAll(), snapshot=snapshot,
     )  # fmt: skip
     run.shards[0] = new

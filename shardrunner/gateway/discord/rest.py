@@ -1,9 +1,11 @@
-"""The one REST call the gateway side needs: ``GET /gateway/bot``."""
+"""The one REST call Discord's platform needs: ``GET /gateway/bot`` (the URL, shard count, start limit)."""
 
 from __future__ import annotations
 
 import aiohttp
 import msgspec
+
+from shardrunner.gateway.platform import PlatformError
 
 
 class SessionStartLimit(msgspec.Struct):
@@ -19,7 +21,7 @@ class GatewayBot(msgspec.Struct):
     session_start_limit: SessionStartLimit
 
 
-class GatewayBotError(RuntimeError):
+class GatewayBotError(PlatformError):
     """``/gateway/bot`` could not be read; the message says why and what to do."""
 
 

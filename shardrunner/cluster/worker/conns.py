@@ -1,0 +1,259 @@
+"""The worker's connections, keyed by :class:`~shardrunner.protocol.keys.ConnKey`, for any platform.
+
+Each connection runs in a task of its own. One that raises an unexpected exception does not take
+the worker (or any other connection) down: the exception is logged with the connection's key,
+counted and reported, and that connection alone is rebuilt from its session, so it resumes, after
+a backoff. A fatal close (:class:`~shardrunner.gateway.connection.ConnFatalError`) is not retried:
+it is reported for the supervisor to stop the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from shardrunner.bus import protocol as bp
+from shardrunner.clock import Clock, wait_with_timeout
+from shardrunner.cluster import messages as m
+from shardrunner.gateway.backoff import Backoff
+from shardrunner.gateway.connection import (
+    CommandRejected,
+    ConnFatalError,
+    ConnState,
+    GatewayConnection,
+    NotReady,
+    Sink,
+)
+from shardrunner.gateway.platform import Platform
+from shardrunner.identify.protocol import IdentifyQueue
+from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+
+log = logging.getLogger("shardrunner.worker")
+
+#: A connection that ran this long before it crashed starts its backoff afresh.
+STABLE_AFTER_S: Final = 60.0
+RESTART_BACKOFF_BASE_S: Final = 1.0
+RESTART_BACKOFF_CAP_S: Final = 60.0
+#: How long a crashed connection gets to close resumably before it is rebuilt.
+SALVAGE_TIMEOUT_S: Final = 5.0
+_ERROR_CHARS: Final = 300
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One connection of the worker and what the worker knows of it beyond the connection itself."""
+
+    conn: GatewayConnection
+    platform: Platform
+    config: bytes = field(repr=False)  # may hold the token
+    backoff: Backoff
+    task: asyncio.Task[None] | None = None
+    crashes: int = 0
+    last_error: str | None = None
+    restarting: bool = False
+    #: ``counters.keys_version`` when the keys were last reported (-1: never).
+    keys_sent: int = -1
+
+
+class ConnTable:
+    """Every connection the worker runs, whatever its platform."""
+
+    def __init__(
+        self,
+        *,
+        load: Callable[[str], Platform],
+        identify: IdentifyQueue,
+        on_failed: Callable[[m.ConnFailed], None],
+        clock: Clock,
+        name: str = "worker",
+    ) -> None:
+        self._load = load
+        self._identify = identify
+        self._on_failed = on_failed
+        self._clock = clock
+        self._name = name
+        self.entries: dict[ConnKey, Entry] = {}
+        self.platforms: dict[str, Platform] = {}
+        self._sink: Sink = _drop
+        self._closing = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[ConnKey]:
+        return iter(self.entries)
+
+    def all_ready(self) -> bool:
+        return bool(self.entries) and all(
+            e.conn.state is ConnState.READY and not e.restarting for e in self.entries.values()
+        )
+
+    # -- starting -------------------------------------------------------------------------------
+    def start(self, parts: list[m.PlatformPart], snapshots: list[SessionSnapshot], sink: Sink) -> int:
+        """Build and run the connections of every part; returns how many resume a session."""
+        self._sink = sink
+        self._closing.clear()
+        by_conn = {s.conn: s for s in snapshots}
+        resuming = 0
+        for part in parts:
+            platform = self.platforms.get(part.platform)
+            if platform is None:
+                platform = self.platforms[part.platform] = self._load(part.platform)
+            mine = {c: by_conn[c] for c in part.conns if c in by_conn}
+            resuming += len(mine)
+            built = platform.build(part.conns, part.config, mine, sink, self._identify)
+            for conn in built:
+                backoff = Backoff(self._clock.random, RESTART_BACKOFF_BASE_S, RESTART_BACKOFF_CAP_S)
+                entry = Entry(conn, platform, part.config, backoff)
+                self.entries[conn.conn] = entry
+                entry.task = asyncio.ensure_future(self._run(conn.conn))
+        return resuming
+
+    async def _run(self, key: ConnKey) -> None:
+        while True:
+            entry = self.entries.get(key)
+            if entry is None:
+                return
+            conn = entry.conn
+            started = self._clock.monotonic()
+            try:
+                await conn.run()
+                return
+            except ConnFatalError as exc:
+                self._on_failed(m.ConnFailed(key, exc.code, str(exc)))
+                return
+            except Exception as exc:
+                if self._closing.is_set():
+                    return  # it was being closed anyway
+                entry.crashes += 1
+                entry.last_error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
+                entry.restarting = True
+                if self._clock.monotonic() - started >= STABLE_AFTER_S:
+                    entry.backoff.reset()
+                delay = entry.backoff.next()
+                log.exception(
+                    "%s: %s crashed (%d so far); restarting it alone in %.1f s, resuming",
+                    self._name,
+                    key,
+                    entry.crashes,
+                    delay,
+                )
+            snapshot = await self._salvage(conn)
+            with contextlib.suppress(TimeoutError):
+                await wait_with_timeout(self._clock, self._closing.wait(), delay)
+            if self._closing.is_set() or self.entries.get(key) is not entry:
+                return
+            fresh = entry.platform.build(
+                [key], entry.config, {key: snapshot} if snapshot else {}, self._sink, self._identify
+            )[0]
+            fresh.counters = conn.counters  # one connection, one history: its counts go on
+            entry.conn = fresh
+            entry.restarting = False
+
+    async def _salvage(self, conn: GatewayConnection) -> SessionSnapshot | None:
+        """The session of a crashed connection, closed resumably if it still had a socket open."""
+        try:
+            snapshot = await wait_with_timeout(
+                self._clock, conn.close(handoff=True, timeout=SALVAGE_TIMEOUT_S), SALVAGE_TIMEOUT_S + 1
+            )
+            if snapshot is not None:
+                return snapshot
+        except Exception:
+            log.warning("%s: %s did not close cleanly after its crash", self._name, conn.conn, exc_info=True)
+        try:
+            return conn.snapshot()
+        except Exception:
+            return None
+
+    # -- stopping -------------------------------------------------------------------------------
+    async def close_all(self) -> list[SessionSnapshot]:
+        """Close every connection resumably; their sessions, for another process to resume."""
+        self._closing.set()
+        entries = list(self.entries.values())
+        results = await asyncio.gather(*(e.conn.close(handoff=True) for e in entries), return_exceptions=True)
+        await asyncio.gather(*(e.task for e in entries if e.task is not None), return_exceptions=True)
+        snapshots: list[SessionSnapshot] = []
+        for entry, result in zip(entries, results, strict=True):
+            if isinstance(result, SessionSnapshot):
+                snapshots.append(result)
+            elif isinstance(result, BaseException):
+                log.warning("%s: %s did not hand off cleanly: %s", self._name, entry.conn.conn, result)
+        return snapshots
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    # -- reports and commands -------------------------------------------------------------------
+    def reports(self) -> list[m.ConnReport]:
+        """Every connection's report; its routing keys only when they changed since the last one."""
+        out = []
+        for key, e in self.entries.items():
+            conn, c = e.conn, e.conn.counters
+            changed = e.keys_sent != c.keys_version
+            e.keys_sent = c.keys_version
+            state = ConnState.RECONNECTING if e.restarting else conn.state
+            out.append(
+                m.ConnReport(
+                    conn=key,
+                    state=state.value,
+                    seq=conn.seq,
+                    session_id=conn.session_id,
+                    resume_url=conn.resume_url,
+                    events_in=c.events_in,
+                    heartbeat_latency=c.heartbeat_latency,
+                    key_count=c.key_count,
+                    resumes=c.resumes,
+                    identifies=c.identifies,
+                    last_resume_at=c.last_resume_at,
+                    crashes=e.crashes,
+                    last_error=e.last_error,
+                    keys=sorted(c.keys) if changed else None,
+                )
+            )
+        return out
+
+    def low_water(self, held: dict[tuple[ConnKey, str], int]) -> list[tuple[ConnKey, int]]:
+        """Per connection, the oldest seq of its current session that a group still holds."""
+        out = []
+        for key, e in self.entries.items():
+            seq = held.get((key, e.conn.session_id or ""))
+            if seq is not None:
+                out.append((key, seq))
+        return out
+
+    async def command(self, command: bp.Command) -> str | None:
+        """Send a bot's command on the connection it names or whose routing key it names.
+
+        None when sent, else the reason in one sentence."""
+        platform = self.platforms.get(command.platform)
+        if platform is None:
+            return f"this worker runs no {command.platform} connections"
+        key = command.conn
+        if key is None:
+            mine = [k for k in self.entries if k.platform == command.platform]
+            try:
+                key = platform.owner(command.key, mine)
+            except ValueError:
+                return f"{command.key!r} is not a {command.platform} routing key"
+            if key is None:
+                return (
+                    f"no {command.platform} connection on this worker serves {command.key!r} "
+                    "(it may be moving: retry)"
+                )
+        entry = self.entries.get(key)
+        if entry is None:
+            return f"{key} is not on this worker (it may be moving: retry)"
+        try:
+            await entry.conn.send_command(command.body, timeout=command.timeout)
+        except (CommandRejected, NotReady, ValueError) as exc:
+            return str(exc)
+        return None
+
+
+def _drop(event: object) -> None:
+    """The sink of a worker without a bus (tests): events go nowhere."""

@@ -1,0 +1,227 @@
+"""The worker's life, without its sockets: what it does with each message of the supervisor.
+
+:class:`Worker` is driven by :mod:`.process` (the ZeroMQ link and the event loop) and, in the unit
+tests, by hand. Everything it says to the supervisor goes into :attr:`Worker.outbox`. It never waits
+inside :meth:`Worker.handle`: a handoff runs as a task, so pings are answered while it drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Final, Protocol
+
+import msgspec
+
+from shardrunner.bus import protocol as bp
+from shardrunner.clock import Clock, RealClock
+from shardrunner.cluster import messages as m
+from shardrunner.cluster.worker.conns import ConnTable
+from shardrunner.gateway.platform import Platform, load_platform
+from shardrunner.identify.relay import RelayIdentifyQueue
+from shardrunner.protocol.envelope import Event, SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+
+log = logging.getLogger("shardrunner.worker")
+
+REPORT_INTERVAL_S: Final = 0.5
+#: With no ping from the supervisor for this long, the worker hands its connections off and exits.
+ORPHAN_AFTER_S: Final = 30.0
+#: At a handoff, how long the bots get to acknowledge what they were sent.
+DRAIN_TIMEOUT_S: Final = 3.0
+
+
+class RouterView(Protocol):
+    """What the worker asks of the bus router (brief interface 2), instead of reading its insides."""
+
+    def low_water(self) -> dict[tuple[ConnKey, str], int]: ...
+
+    def group_stats(self) -> list[bp.GroupStats]: ...
+
+
+class Bus(Protocol):
+    """The worker's bus endpoint (:class:`~shardrunner.bus.server.BusServer`)."""
+
+    @property
+    def router(self) -> RouterView: ...
+
+    def publish(self, event: Event) -> None: ...
+
+    async def drain(self, timeout: float) -> bool: ...
+
+    async def run(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Link:
+    """The relay's view of the supervisor link: identify messages into the outbox."""
+
+    __slots__ = ("_post",)
+
+    def __init__(self, post: Callable[[m.Message], None]) -> None:
+        self._post = post
+
+    def request(self, conn: ConnKey) -> None:
+        self._post(m.IdentifyRequest(conn))
+
+    def sent(self, conn: ConnKey) -> None:
+        self._post(m.IdentifySent(conn))
+
+    def done(self, conn: ConnKey, *, ready: bool) -> None:
+        self._post(m.IdentifyDone(conn, ready))
+
+
+class Worker:
+    """One worker process's life: run the assigned connections, report them, hand them off."""
+
+    def __init__(
+        self,
+        slot: int,
+        generation: int,
+        *,
+        make_bus: Callable[[m.Assign, ConnTable], Bus] | None = None,
+        load: Callable[[str], Platform] = load_platform,
+        clock: Clock | None = None,
+    ) -> None:
+        self.slot = slot
+        self.generation = generation
+        self.clock: Clock = clock or RealClock()
+        self.outbox: asyncio.Queue[m.Message] = asyncio.Queue()
+        self.stopped = asyncio.Event()
+        self.exit_code = 0
+        self.queue = RelayIdentifyQueue(_Link(self.outbox.put_nowait))
+        self.conns = ConnTable(
+            load=load,
+            identify=self.queue,
+            on_failed=self.outbox.put_nowait,
+            clock=self.clock,
+            name=f"worker {slot}",
+        )
+        self.bus: Bus | None = None
+        self._make_bus = make_bus
+        self._bus_task: asyncio.Future[None] | None = None
+        self._handing_off: asyncio.Task[list[SessionSnapshot]] | None = None
+        self._deferred: m.Assign | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.last_ping = self.clock.monotonic()
+
+    # -- messages from the supervisor -----------------------------------------------------------
+    def handle(self, message: m.Message) -> None:
+        """React to one message at once; what takes time runs as a task."""
+        if isinstance(message, m.Ping):
+            self.last_ping = self.clock.monotonic()
+            ready = self._handing_off is None and self.conns.all_ready()
+            self.outbox.put_nowait(m.Pong(message.nonce, ready))
+        elif isinstance(message, m.IdentifyGrant):
+            self.queue.granted(message.conn)
+        elif isinstance(message, m.Handoff):
+            self.handoff(exit=message.exit)
+        elif isinstance(message, m.Assign):
+            if self._handing_off is not None:
+                self._deferred = message  # started once the handoff under way has answered
+            elif not self.conns:
+                self.start(message)  # sessions handed back after an aborted reload
+            else:
+                log.warning("worker %d: an assignment while running is ignored", self.slot)
+
+    def start(self, assign: m.Assign) -> None:
+        if self.bus is None and assign.bus_endpoint and self._make_bus is not None:
+            self.bus = self._make_bus(assign, self.conns)
+            self._bus_task = asyncio.ensure_future(self.bus.run())
+        sink = self.bus.publish if self.bus is not None else _drop
+        resuming = self.conns.start(assign.parts, assign.snapshots, sink)
+        log.info("worker %d: running %s (%d to resume)", self.slot, describe(assign.conns), resuming)
+
+    # -- handoff --------------------------------------------------------------------------------
+    def handoff(self, *, exit: bool) -> asyncio.Task[None]:
+        """Close every connection resumably and send the sessions back (then stop, with ``exit``).
+
+        Runs as a task: the worker keeps answering pings meanwhile. A handoff asked for while one
+        runs shares it.
+        """
+        if self._handing_off is None:
+            self._handing_off = asyncio.ensure_future(self._hand_off())
+        task = asyncio.ensure_future(self._answer(self._handing_off, exit))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _answer(self, handing_off: asyncio.Task[list[SessionSnapshot]], exit: bool) -> None:
+        snapshots = await handing_off
+        self.outbox.put_nowait(m.HandedOff(snapshots))
+        if exit:
+            self.stopped.set()
+        elif self._deferred is not None and self._handing_off is None and not self.conns:
+            assign, self._deferred = self._deferred, None
+            self.start(assign)
+
+    async def _hand_off(self) -> list[SessionSnapshot]:
+        try:
+            snapshots = await self.conns.close_all()
+            if self.bus is not None:
+                # Give the bots a moment to acknowledge what they have; what stays unacknowledged
+                # is resumed from, so the gateway replays it to the next worker (bots drop
+                # duplicates).
+                await self.bus.drain(DRAIN_TIMEOUT_S)
+                low = self.bus.router.low_water()
+                snapshots = [
+                    msgspec.structs.replace(s, seq=min(s.seq, low[key] - 1))
+                    if (key := (s.conn, s.session_id)) in low
+                    else s
+                    for s in snapshots
+                ]
+            self.conns.clear()
+            return snapshots
+        finally:
+            self._handing_off = None
+
+    # -- reports --------------------------------------------------------------------------------
+    def report(self) -> m.Report | None:
+        """Every connection's state and the bus's, or None with nothing to report."""
+        if not self.conns:
+            return None
+        reports = self.conns.reports()
+        if self.bus is None:
+            return m.Report(reports)
+        router = self.bus.router
+        return m.Report(reports, self.conns.low_water(router.low_water()), router.group_stats())
+
+    async def report_loop(self) -> None:
+        while True:
+            report = self.report()
+            if report is not None:
+                self.outbox.put_nowait(report)
+            if self.clock.monotonic() - self.last_ping > ORPHAN_AFTER_S:
+                log.error(
+                    "worker %d: no word from the supervisor for %.0f s, handing off",
+                    self.slot,
+                    ORPHAN_AFTER_S,
+                )
+                await self.handoff(exit=True)
+                return
+            await self.clock.sleep(REPORT_INTERVAL_S)
+
+    def close(self) -> None:
+        for task in (self._bus_task, *self._tasks):
+            if task is not None:
+                task.cancel()
+        if self.bus is not None:
+            self.bus.close()
+
+
+def describe(conns: list[ConnKey]) -> str:
+    """The connections for people: ``discord:0-3/8, discord:0-1/4@1``."""
+    sets: dict[tuple[str, int, int], list[int]] = {}
+    for c in sorted(conns):
+        sets.setdefault((c.platform, c.generation, c.count), []).append(c.shard)
+    parts = []
+    for (platform, generation, count), shards in sets.items():
+        span = f"{shards[0]}-{shards[-1]}" if len(shards) > 1 else str(shards[0])
+        parts.append(f"{platform}:{span}/{count}" + (f"@{generation}" if generation else ""))
+    return ", ".join(parts) or "nothing"
+
+
+def _drop(event: Event) -> None:
+    """The sink of a worker without a bus (tests): events go nowhere."""

@@ -1,0 +1,149 @@
+"""The worker process: its command line, its link to the supervisor, its event loop (uvloop).
+
+Started by the supervisor as ``python -m shardrunner.cluster.worker --endpoint E --slot N
+--generation G --log-level L`` (spawned, never forked). It connects a DEALER socket to the
+supervisor, says :class:`~shardrunner.cluster.messages.Hello`, and waits for an
+:class:`~shardrunner.cluster.messages.Assign` with its platform parts and the sessions to resume.
+From then on :class:`~shardrunner.cluster.worker.core.Worker` runs them.
+
+Exit codes: 0 after a clean stop or handoff, :data:`BOOT_FAILED` when it could not start (the
+supervisor then stops with the reason instead of restarting it forever), 1 on a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import gc
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Final, cast
+
+import zmq
+import zmq.asyncio
+
+from shardrunner.bus.router import Limits, Router
+from shardrunner.bus.server import BusServer
+from shardrunner.cluster import messages as m
+from shardrunner.cluster.exitcodes import BOOT_FAILED
+from shardrunner.cluster.worker.conns import ConnTable
+from shardrunner.cluster.worker.core import Bus, Worker
+
+log = logging.getLogger("shardrunner.worker")
+
+ASSIGN_TIMEOUT_S: Final = 30.0
+
+
+def _bus_maker(ctx: zmq.asyncio.Context) -> Callable[[m.Assign, ConnTable], Bus]:
+    def make_bus(assign: m.Assign, conns: ConnTable) -> Bus:
+        router = Router(Limits(max_events=assign.queue_events, max_bytes=assign.queue_bytes))
+        for name, events in assign.groups:
+            router.declare(name, events)
+        server = BusServer(ctx, assign.bus_endpoint, router, conns.command)
+        server.bind()
+        # A cast, not a check: Router.low_water() keyed by ConnKey and Router.group_stats() (brief
+        # interface 2) come with the bus's side of the restructure; tests/cluster/worker checks the
+        # worker against the Bus protocol with a fake.
+        return cast("Bus", server)
+
+    return make_bus
+
+
+async def run(endpoint: str, slot: int, generation: int) -> int:
+    """The worker's whole life; returns its exit code."""
+    ctx = zmq.asyncio.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, f"{slot}:{generation}".encode())
+    sock.setsockopt(zmq.LINGER, 2000)
+    worker = Worker(slot, generation, make_bus=_bus_maker(ctx))
+    try:
+        sock.connect(endpoint)
+        await sock.send(m.encode(m.Hello(slot, generation, os.getpid())))
+        # A reload's replacement waits for its sessions while the old worker hands them off:
+        # meanwhile it answers pings (alive, not ready).
+        deadline = time.monotonic() + ASSIGN_TIMEOUT_S
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not await sock.poll(int(left * 1000)):
+                log.error("worker %d: no assignment within %.0f s", slot, ASSIGN_TIMEOUT_S)
+                return BOOT_FAILED
+            first = m.decode(await sock.recv())
+            if isinstance(first, m.Assign):
+                break
+            if isinstance(first, m.Ping):
+                await sock.send(m.encode(m.Pong(first.nonce, ready=False)))
+        worker.start(first)
+        # Stopped from outside (the supervisor died, or a service manager): keep the sessions
+        # resumable, say so if anyone listens, and exit.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: worker.handoff(exit=True))
+        tasks = [
+            asyncio.ensure_future(_send_loop(sock, worker.outbox)),
+            asyncio.ensure_future(_receive_loop(sock, worker)),
+            asyncio.ensure_future(worker.report_loop()),
+        ]
+        await worker.stopped.wait()
+        await worker.outbox.join()  # everything said before exiting reaches the supervisor
+        for task in tasks:
+            task.cancel()
+        return worker.exit_code
+    finally:
+        worker.close()
+        sock.close()
+        ctx.term()
+
+
+async def _send_loop(sock: zmq.asyncio.Socket, outbox: asyncio.Queue[m.Message]) -> None:
+    while True:
+        message = await outbox.get()
+        try:
+            await sock.send(m.encode(message))
+        finally:
+            outbox.task_done()
+
+
+async def _receive_loop(sock: zmq.asyncio.Socket, worker: Worker) -> None:
+    while True:
+        worker.handle(m.decode(await sock.recv()))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the supervisor dies, so no worker outlives it unnoticed."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A shardrunner worker (started by the supervisor).")
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--slot", type=int, required=True)
+    parser.add_argument("--generation", type=int, required=True)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s worker {args.slot}.{args.generation}: %(message)s",
+    )
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    try:
+        preload = os.environ.get("SHARDRUNNER_WORKER_PRELOAD")
+        if preload:
+            for module in preload.split(","):
+                __import__(module.strip())
+        import uvloop
+    except Exception as exc:
+        log.error("worker %d cannot start: %s: %s", args.slot, type(exc).__name__, exc)
+        sys.exit(BOOT_FAILED)
+    # Everything imported so far lives as long as the process: keep it out of the cyclic garbage
+    # collector's full passes, which otherwise walk it again and again under load
+    # (docs/performance.md, decision 9).
+    gc.freeze()
+    sys.exit(uvloop.run(run(args.endpoint, args.slot, args.generation)))

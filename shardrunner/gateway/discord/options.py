@@ -1,0 +1,62 @@
+"""How a Discord shard identifies and connects, and the part config that carries it to a worker."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+from shardrunner.protocol.compression import Compression
+
+HELLO_TIMEOUT_S: Final = 20.0
+CONNECT_TIMEOUT_S: Final = 10.0
+
+
+@dataclass(slots=True)
+class ShardOptions:
+    """How a shard identifies and connects. The token is never logged or shown."""
+
+    token: str = field(repr=False)
+    intents: int
+    compression: Compression = Compression.ZLIB_STREAM
+    large_threshold: int = 250
+    presence: dict[str, Any] | None = None
+    properties: dict[str, str] = field(
+        default_factory=lambda: {"os": sys.platform, "browser": "shardrunner", "device": "shardrunner"}
+    )
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    hello_timeout: float = HELLO_TIMEOUT_S
+    connect_timeout: float = CONNECT_TIMEOUT_S
+    #: Command slots kept free for heartbeats in every 60 s window.
+    heartbeat_reserve: int = 3
+
+
+class PartConfig(msgspec.Struct, kw_only=True):
+    """What every worker's Discord part carries (``PlatformPart.config``, msgpack). Holds the token."""
+
+    token: str
+    gateway_url: str
+    intents: int
+    compression: str
+    large_threshold: int
+
+    def __repr__(self) -> str:  # never show the token
+        return f"PartConfig(gateway_url={self.gateway_url!r}, intents={self.intents})"
+
+    def encode(self) -> bytes:
+        return msgspec.msgpack.encode(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> PartConfig:
+        return msgspec.msgpack.decode(data, type=cls)
+
+    def options(self) -> ShardOptions:
+        return ShardOptions(
+            token=self.token,
+            intents=self.intents,
+            compression=Compression(self.compression),
+            large_threshold=self.large_threshold,
+        )

@@ -1,0 +1,260 @@
+"""The shard's inbound side: the hot path, the gateway's control ops, heartbeats and state changes.
+
+The hot path runs synchronously inside the transport's receive callback: inflate, decode the
+envelope (``op``, ``t``, ``s``, ``d`` kept as raw bytes) with the views' decoders built once, peek
+the routing key, hand an :class:`~shardrunner.protocol.envelope.Event` to the sink. No task switch,
+no per-event allocation beyond the event itself; the connection's key is built once per shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+
+from shardrunner.clock import Clock
+from shardrunner.gateway.backoff import Backoff
+from shardrunner.gateway.connection import ConnCounters, ConnState, Sink
+from shardrunner.gateway.discord import views
+from shardrunner.gateway.limiter import CommandLimiter
+from shardrunner.gateway.transport import Connection
+from shardrunner.identify.protocol import IdentifyQueue
+from shardrunner.protocol.compression import StreamDecompressor
+from shardrunner.protocol.discord import Op
+from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
+
+log = logging.getLogger("shardrunner.gateway")
+
+#: The close code a shard uses when it means to resume: anything but 1000/1001 keeps the session.
+RESUME_CLOSE_CODE: Final = 4000
+
+_decode_envelope = views.decode_envelope
+_decode_guild_key = views.decode_guild_key
+_decode_guild_self = views.decode_guild_self
+_GUILD_SELF_EVENTS = views.GUILD_SELF_EVENTS
+_NO_KEY_EVENTS = views.NO_KEY_EVENTS
+
+
+class Why(enum.Enum):
+    """Why the shard itself ended a connection (None in ``_why``: the gateway or the network did)."""
+
+    STOP = "stop"
+    HANDOFF = "handoff"
+    RECONNECT = "reconnect"  # op 7
+    INVALID_SESSION = "invalid_session"  # op 9
+    ZOMBIE = "zombie"
+    STREAM_ERROR = "stream_error"
+
+
+class Receiving:
+    """The part of :class:`~shardrunner.gateway.discord.shard.DiscordShard` that reads the gateway."""
+
+    # Set by DiscordShard.__init__; declared here for the methods below.
+    conn: ConnKey
+    sink: Sink
+    clock: Clock
+    identify_queue: IdentifyQueue
+    counters: ConnCounters
+    state: ConnState
+    limiter: CommandLimiter
+    session_id: str | None
+    seq: int
+    resume_url: str | None
+    _listeners: list[Callable[[ConnState, ConnState], None]]
+    _ready_event: asyncio.Event
+    _backoff: Backoff
+    _conn: Connection | None
+    _inflate: StreamDecompressor
+    _hello: asyncio.Future[float] | None
+    _why: Why | None
+    _invalid_resumable: bool
+    _acked: bool
+    _beat_sent_at: float
+    _identifying: bool
+    _reached: bool
+    _pending_close: int | None
+    _resume_url_failed: bool
+
+    # -- state ----------------------------------------------------------------------------------
+    def add_state_listener(self, listener: Callable[[ConnState, ConnState], None]) -> None:
+        """Call ``listener(old, new)`` on every state change."""
+        self._listeners.append(listener)
+
+    def _set_state(self, state: ConnState) -> None:
+        old, self.state = self.state, state
+        if old is state:
+            return
+        if state is ConnState.READY:
+            self._ready_event.set()
+        elif old is ConnState.READY:
+            self._ready_event.clear()
+        log.debug("%s: %s -> %s", self.conn, old.value, state.value)
+        for listener in self._listeners:
+            listener(old, state)
+
+    # -- heartbeats -----------------------------------------------------------------------------
+    async def _heartbeat(self, conn: Connection, interval: float) -> None:
+        await self.clock.sleep(interval * self.clock.random())
+        while not conn.closed.done():
+            if self._why is not None:
+                return  # the connection is already closing for another reason
+            if not self._acked:
+                log.warning(
+                    "%s: no heartbeat ACK in %.1f s: zombie connection, resuming", self.conn, interval
+                )
+                self._why = Why.ZOMBIE
+                self._close(conn, RESUME_CLOSE_CODE)
+                return
+            self._beat(conn)
+            await self.clock.sleep(interval)
+
+    def _beat(self, conn: Connection) -> None:
+        self._acked = False
+        self._beat_sent_at = self.clock.monotonic()
+        if not self.limiter.try_acquire(priority=True):
+            # Never happens with the reserve kept for heartbeats; a late heartbeat would be worse.
+            self.limiter.record()
+        conn.send_text(b'{"op":1,"d":%b}' % (str(self.seq).encode() if self.seq else b"null"))
+
+    def _close(self, conn: Connection, code: int) -> None:
+        conn.close(code)
+
+    def _close_current(self, code: int) -> None:
+        """Close the current connection, or as soon as the transport hands it over."""
+        if self._conn is not None:
+            self._close(self._conn, code)
+        else:
+            self._pending_close = code
+
+    # -- receiving: the hot path ----------------------------------------------------------------
+    def _on_message(self, data: bytes) -> None:
+        self.counters.bytes_in += len(data)
+        try:
+            payload = self._inflate.feed(data)
+            if payload is None:
+                return
+            env = _decode_envelope(payload)
+            if env.op == 0:
+                self._on_dispatch(env)
+            else:
+                self._on_control(env)
+        except Exception as exc:
+            # A stream that cannot be decoded cannot be continued: resume on a new connection.
+            log.error("%s: undecodable payload (%s), reconnecting", self.conn, exc)
+            if self._why is None:
+                self._why = Why.STREAM_ERROR
+                self._close_current(RESUME_CLOSE_CODE)
+
+    def _on_dispatch(self, env: views.Envelope) -> None:
+        name = env.t or ""
+        seq = env.s
+        if seq is not None:
+            last = self.seq
+            if seq <= last:
+                if name == "RESUMED":
+                    # A RESUMED that repeats the last replayed seq (the simulator sends it so) has
+                    # nothing new to hand on; it is no duplicate.
+                    self._on_resumed()
+                else:
+                    self.counters.duplicates += 1
+                return
+            if last and seq != last + 1:
+                self.counters.gaps += 1
+                log.warning("%s: sequence gap %d -> %d", self.conn, last, seq)
+        key: int | None
+        if name in _NO_KEY_EVENTS:
+            if name == "READY":
+                self._on_ready(env.d)
+            elif name == "RESUMED":
+                # Discord gives RESUMED a seq of its own: it is handed on like any dispatch, so a
+                # consumer sees no hole before the next event.
+                self._on_resumed()
+            key = None
+        else:
+            try:
+                key = self._route_key(name, env.d)
+            except (msgspec.DecodeError, ValueError):
+                # An odd key must not cost the event (or, replayed forever, the connection).
+                self.counters.key_errors += 1
+                log.warning("%s: %s %s has no usable guild id; routed without one", self.conn, name, seq)
+                key = None
+        self.counters.events_in += 1
+        try:
+            self.sink(Event(self.conn, self.session_id or "", seq or 0, name, key, bytes(env.d)))
+        except Exception:
+            self.counters.sink_errors += 1
+            log.exception("%s: the event sink raised on %s %s", self.conn, name, seq)
+        # Only now is the event handed on: a resume from this seq can no longer skip it.
+        if seq is not None:
+            self.seq = seq
+
+    def _route_key(self, name: str, d: msgspec.Raw) -> int | None:
+        """The guild id an event is routed by (``d.guild_id``, or ``d.id`` for the guild itself)."""
+        if name not in _GUILD_SELF_EVENTS:
+            gid = _decode_guild_key(d).guild_id
+            return int(gid) if gid else None
+        guild = _decode_guild_self(d)
+        key = int(guild.id) if guild.id else None
+        if key is not None:
+            if name == "GUILD_DELETE" and not guild.unavailable:
+                self.counters.remove_key(key)  # left or kicked; unavailable guilds stay ours
+            else:
+                self.counters.add_key(key)
+        return key
+
+    def _on_ready(self, d: msgspec.Raw) -> None:
+        ready = views.decode_ready(d)
+        self.session_id = ready.session_id
+        self.resume_url = ready.resume_gateway_url.rstrip("/")
+        self.counters.set_keys(int(g.id) for g in ready.guilds if g.id)
+        self._resume_url_failed = False
+        self._reached = True
+        self._backoff.reset()
+        if self._identifying:
+            self._identifying = False
+            self.identify_queue.release(self.conn, ready=True)
+        self._set_state(ConnState.READY)
+        log.info("%s: ready with %d guilds", self.conn, len(ready.guilds))
+
+    def _on_resumed(self) -> None:
+        self.counters.resumes += 1
+        self.counters.last_resume_at = self.clock.monotonic()
+        self._resume_url_failed = False
+        self._reached = True
+        self._backoff.reset()
+        self._set_state(ConnState.READY)
+        log.info("%s: resumed at seq %d", self.conn, self.seq)
+
+    def _on_control(self, env: views.Envelope) -> None:
+        op = env.op
+        if op == Op.HEARTBEAT_ACK:
+            self._acked = True
+            self.counters.heartbeat_latency = self.clock.monotonic() - self._beat_sent_at
+        elif op == Op.HEARTBEAT:
+            if self._conn is not None:
+                self._beat(self._conn)  # the gateway asks for one now
+        elif op == Op.HELLO:
+            hello = views.decode_hello(env.d)
+            if self._hello is not None and not self._hello.done():
+                self._reached = False
+                self._hello.set_result(hello.heartbeat_interval / 1000)
+        elif op == Op.RECONNECT:
+            log.info("%s: gateway asked to reconnect (op 7)", self.conn)
+            if self._why is None:
+                self._why = Why.RECONNECT
+                self._close_current(RESUME_CLOSE_CODE)
+        elif op == Op.INVALID_SESSION:
+            resumable = bytes(env.d).strip() == b"true"
+            log.info("%s: invalid session (op 9, resumable=%s)", self.conn, resumable)
+            if self._identifying:
+                self._identifying = False
+                self.identify_queue.release(self.conn, ready=False)
+            if self._why is None:
+                self._why = Why.INVALID_SESSION
+                self._invalid_resumable = resumable and self.session_id is not None
+                self._close_current(RESUME_CLOSE_CODE if self._invalid_resumable else 1000)

@@ -1,0 +1,342 @@
+"""One Discord Gateway v10 connection: the shard.
+
+The shard is an explicit state machine (:class:`~shardrunner.gateway.connection.ConnState`) around
+one reconnect loop. Each turn of the loop opens one WebSocket connection, waits for HELLO, resumes
+or identifies, and then receives until the connection ends; how it ended (the close code, or what
+the shard itself decided: op 7, op 9, a zombie connection, a handoff) decides the next turn: resume,
+identify anew, or stop. What it reads is in :mod:`.receive` (the hot path), what it writes in
+:mod:`.send`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shardrunner.clock import Clock, RealClock, wait_with_timeout
+from shardrunner.gateway.backoff import Backoff
+from shardrunner.gateway.connection import ConnCounters, ConnState, Sink
+from shardrunner.gateway.discord.advice import ShardFatalError, fatal_advice
+from shardrunner.gateway.discord.options import ShardOptions
+from shardrunner.gateway.discord.receive import RESUME_CLOSE_CODE, Receiving, Why
+from shardrunner.gateway.discord.send import Sending
+from shardrunner.gateway.limiter import CommandLimiter
+from shardrunner.gateway.transport import Connection, PicowsTransport, Transport, TransportError
+from shardrunner.identify.local import LocalIdentifyQueue
+from shardrunner.identify.protocol import IdentifyQueue, StartLimit
+from shardrunner.protocol.compression import Compression, StreamDecompressor, new_decompressor
+from shardrunner.protocol.discord import (
+    API_VERSION,
+    COMMAND_WINDOW_S,
+    COMMANDS_PER_WINDOW,
+    CloseAction,
+    Op,
+    close_action,
+)
+from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+
+log = logging.getLogger("shardrunner.gateway")
+
+
+def _one_bucket(conn: ConnKey) -> tuple[str, int]:
+    return ("discord.identify", 0)
+
+
+class DiscordShard(Receiving, Sending):
+    """One gateway connection, kept alive until :meth:`close` or a fatal close code.
+
+    A :class:`~shardrunner.gateway.connection.GatewayConnection` named by its ``conn`` key
+    (``discord:3/8``). ``sink`` receives every dispatch (READY and RESUMED included), synchronously
+    and in order. Start it with ``await shard.run()`` (returns when stopped, raises
+    :class:`ShardFatalError` on a fatal close code). Give ``snapshot`` to resume a session another
+    process left.
+    """
+
+    def __init__(
+        self,
+        conn: ConnKey,
+        options: ShardOptions,
+        sink: Sink,
+        *,
+        gateway_url: str,
+        identify_queue: IdentifyQueue | None = None,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+        snapshot: SessionSnapshot | None = None,
+    ) -> None:
+        if conn.platform != "discord" or not 0 <= conn.shard < conn.count:
+            raise ValueError(f"{conn} is not a Discord shard (the shard id must be below the shard count)")
+        self.conn = conn
+        self.options = options
+        self.sink = sink
+        self.gateway_url = gateway_url.rstrip("/")
+        self.clock: Clock = clock or RealClock()
+        self.identify_queue: IdentifyQueue = identify_queue or LocalIdentifyQueue(
+            [StartLimit("discord.identify", 1, 5.0)], _one_bucket, clock=self.clock
+        )
+        self.transport: Transport = transport or PicowsTransport()
+        self.counters = ConnCounters()
+        self.state = ConnState.IDLE
+        self._listeners: list[Callable[[ConnState, ConnState], None]] = []
+        self._backoff = Backoff(self.clock.random, options.backoff_base, options.backoff_cap)
+        self.limiter = CommandLimiter(
+            self.clock, COMMANDS_PER_WINDOW, COMMAND_WINDOW_S, reserved=options.heartbeat_reserve
+        )
+        # Session
+        self.session_id: str | None = None
+        self.seq = 0
+        self.resume_url: str | None = None
+        if snapshot is not None:
+            self._import(snapshot)
+        # Connection
+        self._conn: Connection | None = None
+        self._inflate: StreamDecompressor = new_decompressor(options.compression)
+        self._hello: asyncio.Future[float] | None = None
+        self._why: Why | None = None
+        self._invalid_resumable = False
+        self._acked = True
+        self._beat_sent_at = 0.0
+        self._identifying = False
+        self._reached = False  # READY or RESUMED arrived on the current connection
+        #: A close decided before the transport handed over the connection (op 7/9 with the handshake).
+        self._pending_close: int | None = None
+        self._stop_why = Why.STOP
+        self._resume_url_failed = False
+        self._next_delay = 0.0
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+        self._ready_event = asyncio.Event()
+        self.fatal: ShardFatalError | None = None
+
+    def __repr__(self) -> str:
+        return f"<DiscordShard {self.conn} {self.state.value}>"
+
+    @property
+    def shard_id(self) -> int:
+        return self.conn.shard
+
+    @property
+    def num_shards(self) -> int:
+        return self.conn.count
+
+    # -- sessions -------------------------------------------------------------------------------
+    def snapshot(self) -> SessionSnapshot | None:
+        """The resumable session as it stands (None if there is none)."""
+        if self.session_id is None or self.resume_url is None:
+            return None
+        return SessionSnapshot(
+            conn=self.conn,
+            session_id=self.session_id,
+            seq=self.seq,
+            resume_url=self.resume_url,
+            keys=sorted(self.counters.keys),
+        )
+
+    def _import(self, snapshot: SessionSnapshot) -> None:
+        if snapshot.conn != self.conn:
+            raise ValueError(f"the snapshot of {snapshot.conn} does not fit {self.conn}")
+        self.session_id = snapshot.session_id
+        self.seq = snapshot.seq
+        self.resume_url = snapshot.resume_url.rstrip("/")
+        self.counters.set_keys(int(k) for k in snapshot.keys)
+
+    def _forget_session(self) -> None:
+        self.session_id = None
+        self.resume_url = None
+        self.seq = 0
+
+    # -- the reconnect loop ---------------------------------------------------------------------
+    async def run(self) -> None:
+        """Keep the shard connected until :meth:`close`; raise :class:`ShardFatalError` on a fatal code."""
+        if self.state not in (ConnState.IDLE, ConnState.STOPPED):
+            raise RuntimeError(f"{self.conn} is already running ({self.state.value})")
+        self._stopping = False
+        self._stop_event.clear()
+        try:
+            while not self._stopping:
+                if self._next_delay > 0:
+                    self._set_state(ConnState.RECONNECTING)
+                    await self._sleep_unless_stopped(self._next_delay)
+                    if self._stop_event.is_set():  # close() during the wait
+                        break
+                await self._connect_once()
+        except ShardFatalError as exc:
+            self.fatal = exc
+            self._set_state(ConnState.FATAL)
+            raise
+        self._set_state(ConnState.STOPPED)
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+
+    def _url(self, base: str) -> str:
+        query = f"v={API_VERSION}&encoding=json"
+        if self.options.compression is not Compression.NONE:
+            query += f"&compress={self.options.compression.value}"
+        return f"{base}/?{query}"
+
+    async def _connect_once(self) -> None:
+        resuming = self.session_id is not None
+        use_resume_url = resuming and self.resume_url is not None and not self._resume_url_failed
+        base = self.resume_url if use_resume_url and self.resume_url else self.gateway_url
+        self._set_state(ConnState.CONNECTING)
+        self._why = None
+        self._reached = False
+        self._pending_close = None
+        self._acked = True
+        self._inflate = new_decompressor(self.options.compression)
+        self._hello = asyncio.get_running_loop().create_future()
+        self.limiter.reset()
+        try:
+            conn = await self.transport.connect(
+                self._url(base), self._on_message, timeout=self.options.connect_timeout
+            )
+        except TransportError as exc:
+            log.warning("%s: %s", self.conn, exc)
+            if use_resume_url:
+                self._resume_url_failed = True  # next time, resume through the main gateway URL
+            self._next_delay = self._backoff.next()
+            self.counters.reconnects += 1
+            return
+        self._conn = conn
+        if self._stopping:  # close() was called while connecting
+            self._why = self._stop_why
+            self._pending_close = RESUME_CLOSE_CODE if self._stop_why is Why.HANDOFF else 1000
+        if self._pending_close is not None:
+            self._close(conn, self._pending_close)
+        heartbeat: asyncio.Task[None] | None = None
+        reached = False
+        try:
+            got_hello, interval = await self._await_or_closed(conn, self._hello, self.options.hello_timeout)
+            if got_hello:
+                heartbeat = asyncio.ensure_future(self._heartbeat(conn, interval))
+                if resuming and self.session_id is not None:
+                    self._set_state(ConnState.RESUMING)
+                    self._send_now(
+                        conn,
+                        {
+                            "op": Op.RESUME,
+                            "d": {
+                                "token": self.options.token,
+                                "session_id": self.session_id,
+                                "seq": self.seq,
+                            },
+                        },
+                    )
+                else:
+                    self._set_state(ConnState.IDENTIFYING)
+                    acquire = self.identify_queue.acquire(self.conn)
+                    allowed, _ = await self._await_or_closed(conn, acquire, None)
+                    if allowed and conn.closed.done():
+                        self.identify_queue.release(self.conn, ready=False)  # granted too late
+                    elif allowed:
+                        self._identifying = True
+                        self.counters.identifies += 1
+                        self._send_now(conn, self._identify_payload())
+                        # In the same step: the limit's window counts from the send.
+                        self.identify_queue.sent(self.conn)
+            await conn.closed
+            reached = self._reached
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if not conn.closed.done():
+                conn.abort()  # an exception left it open: drop it rather than leak it
+            self._conn = None
+            if self._identifying:
+                self._identifying = False
+                self.identify_queue.release(self.conn, ready=False)
+        code = conn.closed.result()
+        self._after_close(code, used_resume_url=use_resume_url and resuming, reached=reached)
+
+    async def _await_or_closed(
+        self, conn: Connection, awaitable: Any, timeout: float | None
+    ) -> tuple[bool, Any]:
+        """``(True, result)`` of the awaitable, or ``(False, None)`` if the connection closed (or
+        ``timeout`` passed) first."""
+        task = asyncio.ensure_future(awaitable)
+        waiters: set[asyncio.Future[Any]] = {task, conn.closed}
+        timer = asyncio.ensure_future(self.clock.sleep(timeout)) if timeout is not None else None
+        if timer is not None:
+            waiters.add(timer)
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            return True, task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        if not conn.closed.done():
+            log.warning("%s: no HELLO within %.0f s, reconnecting", self.conn, timeout or 0)
+            if self._why is None:
+                self._why = Why.ZOMBIE
+            conn.abort()
+        return False, None
+
+    def _after_close(self, code: int | None, *, used_resume_url: bool, reached: bool) -> None:
+        why = self._why
+        self.counters.reconnects += 1
+        if why in (Why.STOP, Why.HANDOFF):
+            self._stopping = True
+            self.counters.reconnects -= 1
+            if why is Why.STOP:
+                self._forget_session()
+            return
+        if why is Why.RECONNECT:
+            self._next_delay = 0.0  # Discord asked for it: reconnect at once
+        elif why is Why.INVALID_SESSION:
+            # Discord's advice for op 9: wait a random 1-5 s.
+            self._next_delay = 1.0 + 4.0 * self.clock.random()
+            if not self._invalid_resumable:
+                self._forget_session()
+        elif why in (Why.ZOMBIE, Why.STREAM_ERROR):
+            self._next_delay = self._backoff.next()
+        else:
+            action = close_action(code)
+            if action is CloseAction.FATAL:
+                self._stopping = True
+                self.counters.reconnects -= 1
+                log.error("%s: %s", self.conn, fatal_advice(code or 0))
+                raise ShardFatalError(self.conn, code or 0)
+            if action is CloseAction.NEW_SESSION:
+                self._forget_session()
+            log.info("%s: connection closed (%s), reconnecting", self.conn, code)
+            self._next_delay = self._backoff.next()
+        if used_resume_url and not reached and why is not Why.INVALID_SESSION:
+            self._resume_url_failed = True
+
+    # -- stopping -------------------------------------------------------------------------------
+    async def close(self, *, handoff: bool = False, timeout: float = 10.0) -> SessionSnapshot | None:
+        """Stop the shard. With ``handoff`` close resumably and return the session for another process.
+
+        Every event received before the close completed has reached the sink, and the snapshot's
+        ``seq`` is the last of them: the process that resumes from it misses nothing.
+        """
+        self._stopping = True
+        self._stop_why = Why.HANDOFF if handoff else Why.STOP
+        self._stop_event.set()
+        conn = self._conn
+        if conn is not None and not conn.closed.done():
+            if self._why is None or self._why in (Why.RECONNECT, Why.ZOMBIE, Why.STREAM_ERROR):
+                self._why = Why.HANDOFF if handoff else Why.STOP
+            self._close(conn, RESUME_CLOSE_CODE if handoff else 1000)
+            with contextlib.suppress(TimeoutError):
+                await wait_with_timeout(self.clock, asyncio.shield(conn.closed), timeout)
+            if not conn.closed.done():
+                conn.abort()
+        elif not handoff:
+            self._forget_session()
+        return self.snapshot() if handoff else None

@@ -1,0 +1,223 @@
+"""The worker without its sockets: a fake platform, a fake bus, a fake clock, messages by hand."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from shardrunner.bus import protocol as bp
+from shardrunner.cluster import messages as m
+from shardrunner.cluster.worker.core import Worker, describe
+from shardrunner.gateway.connection import NotReady
+from shardrunner.protocol.envelope import Event, SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+from tests.fakes import FakeClock, FakePlatform
+
+OLD = [ConnKey("discord", 0, s, 4) for s in range(4)]
+NEW = [ConnKey("discord", 1, s, 8) for s in range(8)]
+
+
+class FakeRouter:
+    def __init__(self) -> None:
+        self.held: dict[tuple[ConnKey, str], int] = {}
+        self.stats: list[bp.GroupStats] = []
+
+    def low_water(self) -> dict[tuple[ConnKey, str], int]:
+        return dict(self.held)
+
+    def group_stats(self) -> list[bp.GroupStats]:
+        return list(self.stats)
+
+
+class FakeBus:
+    def __init__(self) -> None:
+        self.router = FakeRouter()
+        self.events: list[Event] = []
+        self.drained: list[float] = []
+        self.closed = False
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def drain(self, timeout: float) -> bool:
+        self.drained.append(timeout)
+        return True
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def said(worker: Worker) -> list[m.Message]:
+    out = []
+    while not worker.outbox.empty():
+        out.append(worker.outbox.get_nowait())
+    return out
+
+
+def assign(*sets: list[ConnKey], snapshots: list[SessionSnapshot] | None = None) -> m.Assign:
+    parts = [m.PlatformPart("discord", conns, f"config of {len(conns)}".encode()) for conns in sets]
+    return m.Assign(parts=parts, snapshots=snapshots or [], bus_endpoint="ipc://bus.test")
+
+
+@pytest.fixture
+async def rig() -> Any:
+    platform, bus, clock = FakePlatform(), FakeBus(), FakeClock(fixed_random=0.5)
+    worker = Worker(2, 7, make_bus=lambda a, conns: bus, load=lambda name: platform, clock=clock)
+    yield worker, platform, bus, clock
+    for key in list(worker.conns):
+        await worker.conns.entries[key].conn.close()
+    worker.close()
+
+
+async def test_worker_when_two_discord_sets_of_4_and_8_run_side_by_side_keeps_them_apart(rig: Any) -> None:
+    worker, platform, _, clock = rig
+    snap = SessionSnapshot(conn=OLD[1], session_id="old-1", seq=9, resume_url="wss://r")
+    worker.start(assign(OLD, NEW, snapshots=[snap]))
+    await clock.settle()
+    assert sorted(worker.conns) == sorted(OLD + NEW), "12 connections, shards 0-3 twice without collision"
+    assert platform.configs == [b"config of 4", b"config of 8"]
+    assert platform.latest(OLD[1]).resumed_from == snap
+    assert platform.latest(NEW[1]).resumed_from is None
+    report = worker.report()
+    assert report is not None
+    assert sorted(r.conn for r in report.conns) == sorted(OLD + NEW)
+    worker.handle(m.Ping(1))
+    assert said(worker)[-1] == m.Pong(1, ready=True)
+    # A command addressed to a connection reaches that one, not the same shard of the other set.
+    assert await worker.conns.command(bp.Command(1, "discord", {"op": 3, "d": {}}, conn=OLD[0])) is None
+    assert platform.latest(OLD[0]).commands == [{"op": 3, "d": {}}]
+    assert platform.latest(NEW[0]).commands == []
+    # Addressed by routing key, the newest set that holds the key gets it.
+    guild = 5 << 22
+    assert await worker.conns.command(bp.Command(2, "discord", {"op": 8, "d": {}}, key=guild)) is None
+    assert platform.latest(NEW[5]).commands == [{"op": 8, "d": {}}]
+    # Identify grants go to the connection they name.
+    waiting = asyncio.ensure_future(worker.queue.acquire(NEW[2]))
+    await clock.settle()
+    assert said(worker) == [m.IdentifyRequest(NEW[2])]
+    worker.handle(m.IdentifyGrant(NEW[2]))
+    await asyncio.wait_for(waiting, 1)
+
+
+async def test_worker_when_a_command_cannot_go_out_answers_with_a_sentence(rig: Any) -> None:
+    worker, platform, _, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    platform.latest(OLD[2]).refuse = NotReady("discord:2/4 is not ready (resuming); op 3 not sent")
+    cases = [
+        (
+            bp.Command(1, "discord", {}, conn=NEW[0]),
+            "discord:0/8@1 is not on this worker (it may be moving: retry)",
+        ),
+        (bp.Command(2, "twitch", {}, key="chan"), "this worker runs no twitch connections"),
+        (bp.Command(3, "discord", {}, key="x"), "'x' is not a discord routing key"),
+        (bp.Command(4, "discord", {}, conn=OLD[2]), "discord:2/4 is not ready (resuming); op 3 not sent"),
+    ]
+    for command, error in cases:
+        assert await worker.conns.command(command) == error
+
+
+async def test_worker_when_handing_off_answers_pings_while_it_drains(rig: Any) -> None:
+    worker, platform, bus, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    gate = asyncio.Event()
+    for conn in OLD:
+        platform.latest(conn).close_gate = gate  # the connections take their time to close
+    platform.latest(OLD[0]).seq = 40
+    bus.router.held = {(OLD[0], f"session-{OLD[0]}"): 31}
+    said(worker)
+    worker.handle(m.Handoff(exit=True))
+    await clock.settle()
+    worker.handle(m.Ping(5))
+    worker.handle(m.Ping(6))
+    assert said(worker) == [m.Pong(5, ready=False), m.Pong(6, ready=False)], "alive, not ready, meanwhile"
+    assert not worker.stopped.is_set()
+    gate.set()
+    await asyncio.wait_for(worker.stopped.wait(), 1)
+    await clock.settle()
+    (handed,) = said(worker)
+    assert isinstance(handed, m.HandedOff)
+    seqs = {s.conn: s.seq for s in handed.snapshots}
+    assert seqs[OLD[0]] == 30, "resumed just before the oldest event a group still holds"
+    assert bus.drained == [3.0]
+    assert not worker.conns
+    assert all(platform.latest(c).closed_with == [True] for c in OLD)
+
+
+async def test_worker_when_handoff_is_asked_twice_hands_off_once_and_answers_both(rig: Any) -> None:
+    worker, platform, _, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    first = worker.handoff(exit=False)
+    second = worker.handoff(exit=False)
+    await asyncio.gather(first, second)
+    answers = [x for x in said(worker) if isinstance(x, m.HandedOff)]
+    assert len(answers) == 2
+    assert answers[0] == answers[1]
+    assert all(platform.latest(c).closed_with == [True] for c in OLD)
+    assert not worker.stopped.is_set(), "without exit the worker stays up, idle"
+    worker.handle(assign(OLD, snapshots=answers[0].snapshots))  # an aborted reload hands them back
+    await clock.settle()
+    assert sorted(worker.conns) == OLD
+    assert all(platform.latest(c).resumed_from is not None for c in OLD)
+
+
+async def test_worker_when_reporting_asks_the_router_for_low_water_and_groups(rig: Any) -> None:
+    worker, platform, bus, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    platform.latest(OLD[3]).counters.set_keys([7, 9])
+    bus.router.held = {(OLD[3], f"session-{OLD[3]}"): 12, (OLD[2], "an-older-session"): 3}
+    bus.router.stats = [bp.GroupStats("bots", None, 1, 2, 3, 4, 5)]
+    report = worker.report()
+    assert report is not None
+    assert report.low_water == [(OLD[3], 12)], "only the current session's low water"
+    assert report.groups == bus.router.stats
+    by_conn = {r.conn: r for r in report.conns}
+    assert (by_conn[OLD[3]].key_count, by_conn[OLD[3]].keys) == (2, [7, 9])
+    again = worker.report()
+    assert again is not None
+    assert all(r.keys is None for r in again.conns), "keys only when they changed"
+
+
+async def test_worker_when_the_supervisor_goes_silent_hands_off_and_stops(rig: Any) -> None:
+    worker, _, _, clock = rig
+    worker.start(assign(OLD))
+    loop = asyncio.ensure_future(worker.report_loop())
+    await clock.advance(29.0)
+    assert not worker.stopped.is_set()
+    assert any(isinstance(x, m.Report) for x in said(worker))
+    await clock.advance(2.0)
+    await asyncio.wait_for(worker.stopped.wait(), 1)
+    assert isinstance(said(worker)[-1], m.HandedOff)
+    await asyncio.wait_for(loop, 1)
+
+
+async def test_worker_when_assigned_during_a_handoff_starts_after_answering_it(rig: Any) -> None:
+    worker, platform, _, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    gate = asyncio.Event()
+    platform.latest(OLD[0]).close_gate = gate
+    said(worker)
+    handing = worker.handoff(exit=False)
+    await clock.settle()
+    worker.handle(assign(NEW))
+    await clock.settle()
+    assert sorted(worker.conns) == OLD, "nothing new starts while the old connections close"
+    gate.set()
+    await asyncio.wait_for(handing, 1)
+    await clock.settle()
+    assert isinstance(said(worker)[0], m.HandedOff)
+    assert sorted(worker.conns) == NEW
+
+
+def test_describe_when_two_sets_names_each_span() -> None:
+    assert describe(OLD + NEW[2:5]) == "discord:0-3/4, discord:2-4/8@1"
+    assert describe([]) == "nothing"

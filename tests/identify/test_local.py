@@ -1,0 +1,138 @@
+"""The local identify queue, on a fake clock: Discord's buckets, keyed by connection."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from shardrunner.identify.local import LocalIdentifyQueue
+from shardrunner.identify.protocol import StartLimit
+from shardrunner.protocol.keys import ConnKey
+from tests.fakes import FakeClock
+
+
+def discord_queue(max_concurrency: int, window: float, **options: Any) -> LocalIdentifyQueue:
+    """A queue with Discord's limit: ``max_concurrency`` buckets, by ``shard % max_concurrency``."""
+    return LocalIdentifyQueue(
+        [StartLimit("discord.identify", max_concurrency, window)],
+        lambda c: ("discord.identify", c.shard % max_concurrency),
+        **options,
+    )
+
+
+def key(shard: int, count: int = 8, generation: int = 0) -> ConnKey:
+    return ConnKey("discord", generation, shard, count)
+
+
+async def grants(
+    queue: LocalIdentifyQueue,
+    clock: FakeClock,
+    shards: list[int] | list[ConnKey],
+    answer_after: float | None = 0.5,
+) -> list[tuple[float, Any]]:
+    """Let every shard acquire in order; each answers READY ``answer_after`` s after its grant.
+
+    Shards given as ints are shards of one set of 8; the order lists them as given."""
+    order: list[tuple[float, Any]] = []
+
+    async def one(shard: int | ConnKey) -> None:
+        conn = shard if isinstance(shard, ConnKey) else key(shard)
+        await queue.acquire(conn)
+        order.append((clock.now, shard))
+        if answer_after is not None:
+            await clock.sleep(answer_after)
+            queue.release(conn, ready=True)
+
+    tasks = [asyncio.ensure_future(one(s)) for s in shards]
+    if queue.paused:  # every request is in: start the buckets
+        await clock.settle()
+        queue.resume()
+    for _ in range(400):
+        if all(t.done() for t in tasks):
+            break
+        await clock.advance(0.25)
+    assert all(t.done() for t in tasks)
+    return [(round(t - 1000.0, 3), s) for t, s in order]
+
+
+async def test_identify_queue_when_one_bucket_spaces_identifies_by_the_window() -> None:
+    clock = FakeClock()
+    queue = discord_queue(1, 5.0, margin=0.05, clock=clock)
+    order = await grants(queue, clock, [0, 1, 2, 3])
+    assert [s for _, s in order] == [0, 1, 2, 3]
+    times = [t for t, _ in order]
+    assert all(b - a >= 5.05 for a, b in itertools.pairwise(times))
+    assert all(b - a < 5.05 + 0.26 for a, b in itertools.pairwise(times))
+
+
+async def test_identify_queue_when_max_concurrency_is_4_starts_buckets_in_parallel_and_in_order() -> None:
+    clock = FakeClock()
+    queue = discord_queue(4, 5.0, margin=0.0, clock=clock)
+    order = await grants(queue, clock, list(range(8)))
+    first = [s for t, s in order if t < 1]
+    second = [s for t, s in order if 5 <= t < 6]
+    assert first == [0, 1, 2, 3]
+    assert second == [4, 5, 6, 7]
+
+
+async def test_identify_queue_when_ready_is_slow_holds_the_bucket_until_it_comes() -> None:
+    clock = FakeClock()
+    queue = discord_queue(1, 5.0, margin=0.0, hold=30.0, clock=clock)
+    order = await grants(queue, clock, [0, 1], answer_after=12.0)
+    assert order[1][0] >= 12.0, "the next identify waits for READY when it takes longer than the window"
+
+
+async def test_identify_queue_when_nobody_answers_releases_after_hold() -> None:
+    clock = FakeClock()
+    queue = discord_queue(1, 5.0, margin=0.0, clock=clock)
+    order = await grants(queue, clock, [0, 1], answer_after=None)
+    assert 5.0 <= order[1][0] < 5.3
+
+
+async def test_identify_queue_when_a_waiter_is_cancelled_serves_the_next() -> None:
+    clock = FakeClock()
+    queue = discord_queue(1, 5.0, margin=0.0, clock=clock)
+    await queue.acquire(key(0))
+    waiting = asyncio.ensure_future(queue.acquire(key(1)))
+    third = asyncio.ensure_future(queue.acquire(key(2)))
+    await clock.settle()
+    waiting.cancel()
+    queue.release(key(0), ready=True)
+    await clock.advance(5.1)
+    assert third.done()
+    assert waiting.cancelled()
+
+
+async def test_identify_queue_when_a_shard_sends_late_counts_the_window_from_the_send() -> None:
+    clock = FakeClock()
+    queue = discord_queue(1, 5.0, margin=0.0, clock=clock)
+    await queue.acquire(key(0))
+    second = asyncio.ensure_future(queue.acquire(key(1)))
+    await clock.advance(3.0)
+    queue.sent(key(0))  # the first IDENTIFY only went out 3 s after its grant
+    await clock.advance(4.9)
+    assert not second.done(), "5 s after the send, not after the grant"
+    await clock.advance(0.2)
+    assert second.done()
+
+
+async def test_identify_queue_when_discord_sets_of_4_and_8_share_the_buckets_spaces_them_together() -> None:
+    clock = FakeClock()
+    queue = discord_queue(2, 5.0, margin=0.0, clock=clock, paused=True)
+    old = [key(s, 4) for s in range(4)]
+    new = [key(s, 8, generation=1) for s in range(8)]
+    order = await grants(queue, clock, [*new, *old])
+    # The token's buckets are shared: shard 0 of either set counts against bucket 0. The older set
+    # goes first in each bucket, then the new set, shard by shard.
+    by_bucket: dict[int, list[tuple[float, ConnKey]]] = {0: [], 1: []}
+    for at, conn in order:
+        by_bucket[conn.shard % 2].append((at, conn))
+    for bucket, grants_ in by_bucket.items():
+        assert len(grants_) == 6
+        times = [t for t, _ in grants_]
+        assert all(b - a >= 5.0 for a, b in itertools.pairwise(times)), f"bucket {bucket} too fast"
+        conns = [c for _, c in grants_]
+        assert conns == sorted(conns, key=lambda c: (c.generation, c.shard))
+    assert {c for _, c in order} == {*old, *new}, "two sets, no collision: every connection granted once"
+    assert len(order) == 12
