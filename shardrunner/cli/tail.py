@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from shardrunner.cli.common import run, run_dir_of, run_dir_option
 from shardrunner.protocol.discord import DISPATCH_EVENTS
+
+if TYPE_CHECKING:
+    from shardrunner.client import ClientEvent
 
 
 def event_names(text: str | None) -> list[str] | None:
@@ -84,47 +87,27 @@ async def _tail(run_dir: Path, group: str | None, names: list[str] | None, as_js
         await client.close()
 
 
-def event_fields(event: Any) -> dict[str, Any]:
-    """What tail prints of a client event: its connection (``discord:0/2``), shard, session, seq,
-    name, routing key and raw body."""
-    conn = getattr(event, "conn", None)
-    shard = getattr(conn, "shard", None) if conn is not None else getattr(event, "shard", None)
-    key = getattr(event, "guild_id", None)
-    if key is None:
-        key = getattr(event, "key", None)
-    return {
-        "conn": str(conn) if conn is not None else f"discord:{shard}",
-        "shard": shard,
-        "session": getattr(event, "session", None),
-        "seq": event.seq,
-        "name": event.name,
-        "key": key,
-        "raw": bytes(getattr(event, "raw", b"") or b""),
-    }
-
-
-def format_event(event: Any, as_json: bool) -> str:
+def format_event(event: ClientEvent, as_json: bool) -> str:
     """One line for ``event``: a JSON object (``--json``) or a human line."""
-    f = event_fields(event)
     if as_json:
         import msgspec
 
         return msgspec.json.encode(
             {
-                "conn": f["conn"],
-                "shard": f["shard"],
-                "session": f["session"],
-                "seq": f["seq"],
-                "t": f["name"],
-                "guild_id": f["key"],
+                "conn": str(event.conn),
+                "shard": event.shard,
+                "session": event.session,
+                "seq": event.seq,
+                "t": event.name,
+                "guild_id": event.guild_id,
                 # A dispatch without a body (RESUMED may carry none) is JSON null, not nothing.
-                "d": msgspec.Raw(f["raw"] or b"null"),
+                "d": msgspec.Raw(event.raw or b"null"),
             }
         ).decode()
-    key = "-" if f["key"] is None else str(f["key"])
-    return f"{f['conn']:<14} seq {f['seq']:>8} {f['name']:<24} guild {key} {len(f['raw'])} B"
+    key = "-" if event.key is None else str(event.key)
+    return f"{event.conn!s:<14} seq {event.seq:>8} {event.name:<24} guild {key} {len(event.raw)} B"
 
 
-def write_event(out: TextIO, event: Any, as_json: bool) -> None:
+def write_event(out: TextIO, event: ClientEvent, as_json: bool) -> None:
     out.write(format_event(event, as_json) + "\n")
     out.flush()

@@ -12,21 +12,15 @@ from click.testing import CliRunner
 
 from shardrunner.cli import main
 from shardrunner.cli.tail import event_names, format_event
+from shardrunner.client import ClientEvent
 from shardrunner.protocol.discord import DISPATCH_EVENTS
+from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.sim.discord.entities import SUPPORTED_EVENTS
 
 
-class FakeEvent:
-    """What tail reads of a client event."""
-
-    def __init__(self, name: str, raw: bytes, guild_id: int | None = None) -> None:
-        self.conn = ConnKey("discord", 1, 3, 8)
-        self.session = "abc123"
-        self.seq = 42
-        self.name = name
-        self.guild_id = guild_id
-        self.raw = raw
+def client_event(name: str, raw: bytes, guild_id: int | None = None) -> ClientEvent:
+    return ClientEvent(Event(ConnKey("discord", 1, 3, 8), "abc123", 42, name, guild_id, raw), False)
 
 
 def test_tail_when_an_event_name_is_unknown_fails_at_once_listing_the_known(tmp_path: Path) -> None:
@@ -52,7 +46,7 @@ def test_dispatch_events_when_compared_with_the_simulator_holds_every_name_it_se
 
 
 def test_format_event_when_json_prints_conn_session_and_the_body() -> None:
-    line = format_event(FakeEvent("MESSAGE_CREATE", b'{"id":"1"}', 99), as_json=True)
+    line = format_event(client_event("MESSAGE_CREATE", b'{"id":"1"}', 99), as_json=True)
     assert json.loads(line) == {
         "conn": "discord:3/8@1",
         "shard": 3,
@@ -66,7 +60,7 @@ def test_format_event_when_json_prints_conn_session_and_the_body() -> None:
 
 @pytest.mark.parametrize("raw", [b"", b"null", b"{}"])
 def test_format_event_when_resumed_has_no_body_prints_valid_lines(raw: bytes) -> None:
-    event = FakeEvent("RESUMED", raw)
+    event = client_event("RESUMED", raw)
     decoded = json.loads(format_event(event, as_json=True))
     assert decoded["t"] == "RESUMED"
     assert decoded["d"] == json.loads(raw or b"null")
