@@ -29,8 +29,8 @@ class Settings:
     ``--sim`` run at its simulator that way). :meth:`source` tells where a value came from;
     :meth:`redacted` and ``repr`` show the values with secrets masked.
 
-    The attributes below are the typed view (interface 3 of the restructure: flat names whatever
-    the section); a check at import fails if one of them names no setting. A section added to
+    The attributes below are the typed view (flat names, whatever section declares them); a
+    check at import fails if one of them names no setting. A section added to
     :data:`START_SECTIONS` needs nothing here: its values are read with :meth:`value` at once, and
     get a typed attribute when code wants one.
     """

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class SupervisorSettings(Protocol):
-    """The settings the supervisor reads (brief interface 3: the attribute names of ``Settings``)."""
+    """The settings the supervisor reads (the attribute names of ``shardrunner.settings.Settings``)."""
 
     @property
     def token(self) -> str | None: ...

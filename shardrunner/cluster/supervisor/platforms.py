@@ -1,6 +1,6 @@
 """How the supervisor gets its platform plans: each platform's discovery, behind a seam.
 
-Discord's discovery (``shardrunner.gateway.discord.platform.discover``, brief interface 1) asks
+Discord's discovery (``shardrunner.gateway.discord.platform.discover``) asks
 ``GET /gateway/bot`` for the shard count, the gateway URL and the start limits. It is imported by
 name when a cluster starts, so that tests (and the layering) can give the supervisor plans without
 it.

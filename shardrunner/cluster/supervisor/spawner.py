@@ -20,7 +20,7 @@ import psutil
 
 from shardrunner.rundir import RunDir
 
-#: The worker's module; its command line is brief interface 7.
+#: The worker's module, started as ``python -m`` with ``--endpoint --slot --generation --log-level``.
 WORKER_MODULE: Final = "shardrunner.cluster.worker"
 
 

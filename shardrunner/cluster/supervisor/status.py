@@ -175,7 +175,7 @@ def supervisor_status(
 def endpoints(
     slots: list[Slot], plans: Mapping[str, PlatformPlan], bus_endpoint: Callable[[int, int], str]
 ) -> dict[str, Any]:
-    """Brief interface 5: the platforms, and per running worker its bus endpoint and connections."""
+    """The ``endpoints`` answer: the platforms, and per running worker its bus endpoint and connections."""
     workers = []
     for slot in slots:
         w = slot.current

@@ -33,7 +33,7 @@ DRAIN_TIMEOUT_S: Final = 3.0
 
 
 class RouterView(Protocol):
-    """What the worker asks of the bus router (brief interface 2), instead of reading its insides."""
+    """What the worker asks of the bus router , instead of reading its insides."""
 
     def low_water(self) -> dict[tuple[ConnKey, str], int]: ...
 
