@@ -217,8 +217,6 @@ async def test_replay_when_client_uses_other_shard_count_falls_back_to_live(repl
 
 
 def test_replay_script_when_built_gives_only_created_messages_fresh_ids() -> None:
-    import msgspec
-
     from shardrunner.sim.discord.replay import _build
 
     config = SimConfig(shards=1, guilds_per_shard=2, max_members=20, replay=3000)
