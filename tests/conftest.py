@@ -128,7 +128,8 @@ class RawGateway:
         await self.session.close()
 
     def dispatch_seqs(self) -> list[int]:
-        return [m["s"] for m in self.received if m.get("op") == 0 and m.get("t") != "RESUMED"]
+        """Seqs of every dispatch received, in order (RESUMED included: it has a seq of its own)."""
+        return [m["s"] for m in self.received if m.get("op") == 0]
 
 
 SimFactory = Callable[..., Awaitable[Simulator]]

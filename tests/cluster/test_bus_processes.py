@@ -122,6 +122,30 @@ async def test_worker_when_killed_loses_no_event(running: Any, bots: Any) -> Non
     assert len(accepted(c.sim, "identifies")) == SHARDS
 
 
+async def test_worker_when_killed_its_resumes_deliver_resumed_to_subscribed_groups_with_no_seq_hole(
+    running: Any, bots: Any
+) -> None:
+    c = await running()
+    everything = bots(c.run_dir)
+    only = bots(c.run_dir, "--group", "resumed", "--events", "RESUMED")
+    await wait_for(lambda: len(everything.events) >= 200 and only.ready, 20, "events, and both groups")
+    status = await c.status()
+    os.kill(status["workers"][0]["pid"], signal.SIGKILL)
+    await wait_for(lambda: len(accepted(c.sim, "resumes")) >= 2, 30, "its shards resumed")
+    resumes = accepted(c.sim, "resumes")
+    # RESUMED has the seq after the last one its resume replayed, as on Discord.
+    expected = {(r["session_id"], r["seq"] + r["replayed"] + 1) for r in resumes}
+    live = await quiesce(c.sim, everything)
+    assert_complete(live, everything)  # RESUMED's seq included: no hole where it is
+    assert everything.gaps == []
+    got = {(e["session"], e["seq"]) for e in everything.events if e["t"] == "RESUMED"}
+    assert got == expected
+    assert all(e["guild"] is None for e in everything.events if e["t"] == "RESUMED")
+    await wait_for(lambda: len(only.events) >= len(expected), 20, "RESUMED in the group subscribed to it")
+    assert {(e["session"], e["seq"]) for e in only.events} == expected
+    assert {e["t"] for e in only.events} == {"RESUMED"}
+
+
 async def test_group_when_two_members_share_it_splits_guilds_and_survives_one_dying(
     running: Any, bots: Any
 ) -> None:

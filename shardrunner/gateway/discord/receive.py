@@ -156,12 +156,12 @@ class Receiving:
         if seq is not None:
             last = self.seq
             if seq <= last:
+                self.counters.duplicates += 1
                 if name == "RESUMED":
-                    # A RESUMED that repeats the last replayed seq (the simulator sends it so) has
-                    # nothing new to hand on; it is no duplicate.
+                    # Discord gives RESUMED the next seq, so this is a gateway that numbers it
+                    # otherwise: dropped and counted like any repeated seq, it still ends the
+                    # resume, or the shard would stay RESUMING and its commands wait for nothing.
                     self._on_resumed()
-                else:
-                    self.counters.duplicates += 1
                 return
             if last and seq != last + 1:
                 self.counters.gaps += 1

@@ -130,12 +130,12 @@ class Connection:
                     task.cancel()
             self.detach()
 
-    def attach(self, session: Session, cursor: int, resume_marker: int | None = None) -> None:
+    def attach(self, session: Session, cursor: int) -> None:
         """Stream ``session`` on this connection from after ``cursor``."""
         self.session = session
         session.conn = self
         session.detached_at = None
-        self.writer.start_at(cursor, resume_marker)
+        self.writer.start_at(cursor)
         self.sim.faults.schedule_random(self)
         self.wake.set()
 

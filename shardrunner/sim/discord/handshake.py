@@ -145,4 +145,7 @@ async def resume(conn: Connection, d: object) -> None:
         old.detach()
         old.drop()
     sim.recorder.add("resumes", accepted=True, reason=None, replayed=session.last_seq - seq, **record)
-    conn.attach(session, seq, resume_marker=session.last_seq)
+    # RESUMED takes the next seq of the session, after everything to be replayed: the connection
+    # streams the replay, RESUMED, then whatever follows, as Discord does.
+    session.log_resumed()
+    conn.attach(session, seq)

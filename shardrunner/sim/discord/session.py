@@ -7,16 +7,33 @@ Discord: a client that resumes receives what happened while it was away.
 
 The log holds the encoded payloads of the last ``buffer`` dispatches (the replay buffer). In replay
 mode, dispatches after the GUILD_CREATEs come from a :class:`PreparedScript` and are not stored.
+
+RESUMED is a dispatch of the session like any other, with a sequence number of its own (as on
+Discord): an accepted RESUME logs it after what is to be replayed (:meth:`Session.log_resumed`), so
+the connection streams the replay, RESUMED, then what follows, and a later RESUME from before it
+replays it in its place (no hole in the seqs). A scripted session's RESUMED takes the script slot of
+its seq (the scripted dispatch there is never produced), so every later scripted dispatch keeps the
+seq its prepared frame carries.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from shardrunner.sim.discord.gateway import Connection
     from shardrunner.sim.discord.replay import PreparedScript
+
+
+#: RESUMED's ``d``: Discord sends only its trace.
+RESUMED_D: Final = b'{"_trace":["[\\"shardrunner-sim\\"]"]}'
+
+
+def resumed_payload(seq: int) -> bytes:
+    """The encoded RESUMED dispatch with sequence number ``seq``."""
+    return b'{"t":"RESUMED","s":%d,"op":0,"d":%b}' % (seq, RESUMED_D)
 
 
 class Session:
@@ -36,6 +53,7 @@ class Session:
         "large_threshold",
         "last_sent_seq",
         "num_shards",
+        "resumed",
         "script",
         "script_credit",
         "script_produced",
@@ -64,6 +82,9 @@ class Session:
         self.script: PreparedScript | None = None
         self.script_produced = 0
         self.script_credit = 0.0
+        #: Seqs of the RESUMEDs that took script slots, ascending (scripted sessions only: a live
+        #: session logs RESUMED like any dispatch).
+        self.resumed: list[int] = []
 
     @property
     def last_seq(self) -> int:
@@ -97,10 +118,32 @@ class Session:
             self._first_seq += drop
         return seq
 
+    def log_resumed(self) -> int:
+        """Log RESUMED with the next sequence number (``last_seq + 1``) and return it."""
+        script = self.script
+        if script is None:
+            return self.append(b"RESUMED", RESUMED_D)
+        seq = self.last_seq + 1
+        # RESUMED takes the slot of its seq in the script (even past the script's end): the scripted
+        # dispatch of that slot is never produced, and every later one keeps its prepared seq.
+        self.script_produced = seq - script.first_seq + 1
+        self.resumed.append(seq)
+        return seq
+
+    def next_resumed(self, seq: int) -> int | None:
+        """The seq of the first RESUMED at or after ``seq`` in the script's range, if any."""
+        resumed = self.resumed
+        if not resumed:
+            return None
+        i = bisect_left(resumed, seq)
+        return resumed[i] if i < len(resumed) else None
+
     def payload(self, seq: int) -> bytes:
         """The encoded payload of dispatch ``seq`` (which must be between oldest and last)."""
         script = self.script
         if script is not None and seq >= script.first_seq:
+            if self.resumed and self.next_resumed(seq) == seq:
+                return resumed_payload(seq)
             return script.payload(seq - script.first_seq)
         return self._log[seq - self._first_seq]
 

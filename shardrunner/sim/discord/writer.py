@@ -3,7 +3,9 @@
 Dispatches are written as ready-made frames straight to the transport (see
 :mod:`shardrunner.sim.discord.wsframe`), many per ``writelines``. In replay mode, runs of scripted
 dispatches go out as slices of frames compressed ahead of time, where the compression stream
-allows it (:mod:`shardrunner.sim.discord.replay`).
+allows it (:mod:`shardrunner.sim.discord.replay`). RESUMED is one of the session's dispatches (see
+:mod:`shardrunner.sim.discord.session`): a slice stops before the script slot a RESUMED took, and
+RESUMED itself is compressed live there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from shardrunner.protocol.compression import Compression, StreamCompressor, new_compressor
 from shardrunner.protocol.discord import CloseCode
 from shardrunner.sim.discord.replay import PreparedScript
+from shardrunner.sim.discord.session import resumed_payload
 from shardrunner.sim.discord.wsframe import frame
 
 if TYPE_CHECKING:
@@ -25,12 +28,6 @@ if TYPE_CHECKING:
 #: Bytes written per batch before the writer yields to the loop.
 _WRITE_BATCH: Final = 256 * 1024
 _HIGH_WATER: Final = 4 * 1024 * 1024
-
-
-def _resumed(seq: int) -> bytes:
-    # RESUMED reuses the last replayed seq instead of taking a new one, so scripted sequence
-    # numbers stay aligned with their prepared frames (clients only ever keep the highest seq).
-    return b'{"t":"RESUMED","s":%d,"op":0,"d":{"_trace":["[\\"shardrunner-sim\\"]"]}}' % seq
 
 
 class Writer:
@@ -43,14 +40,12 @@ class Writer:
         self.opcode = 2 if mode.binary else 1
         self.compressor: StreamCompressor = new_compressor(mode)
         self.cursor = 0  # last seq written to this connection
-        self.resume_marker: int | None = None  # send RESUMED once the cursor reaches this seq
         self.control: list[bytes] = []
         self.next_prepared: int | None = None  # script index that continues the prepared frames
 
-    def start_at(self, cursor: int, resume_marker: int | None = None) -> None:
-        """Stream the attached session from after ``cursor`` (RESUMED once ``resume_marker`` is reached)."""
+    def start_at(self, cursor: int) -> None:
+        """Stream the attached session from after ``cursor``."""
         self.cursor = cursor
-        self.resume_marker = resume_marker
         self.next_prepared = None
 
     def send_garbage(self, data: bytes) -> None:
@@ -113,21 +108,24 @@ class Writer:
             conn.sim.recorder.violation("slow_consumer", conn, f"fell {last - cursor} dispatches behind")
             asyncio.get_running_loop().create_task(conn.close(CloseCode.UNKNOWN_ERROR, "Client too slow."))
             return False
-        marker = self.resume_marker
         size = sum(map(len, chunks))
         script = s.script
         comp = self.compressor
-        while size < _WRITE_BATCH:
-            if marker is not None and cursor >= marker:
-                chunks.append(frame(comp.compress(_resumed(cursor)), self.opcode))
-                self.next_prepared = None
-                self.resume_marker = marker = None
-                continue
-            if cursor >= last:
-                break
-            stop = last if marker is None else marker
+        while size < _WRITE_BATCH and cursor < last:
             seq = cursor + 1
             if script is not None and seq >= script.first_seq and script.mode is self.mode:
+                stop = last
+                if s.resumed:  # once per slice, not per dispatch: the hot path stays as it was
+                    at = s.next_resumed(seq)
+                    if at == seq:
+                        fr = frame(comp.compress(resumed_payload(seq)), self.opcode)
+                        self.next_prepared = None  # live mid-segment: off the prepared frames
+                        chunks.append(fr)
+                        size += len(fr)
+                        cursor = seq
+                        continue
+                    if at is not None:
+                        stop = at - 1  # the prepared slice ends before the slot RESUMED took
                 written, cursor = self._fill_scripted(script, seq, stop, chunks)
                 size += written
                 continue
@@ -137,7 +135,7 @@ class Writer:
             size += len(fr)
             cursor = seq
         self.cursor = cursor
-        return cursor < last or marker is not None
+        return cursor < last
 
     def _fill_scripted(
         self, script: PreparedScript, seq: int, stop: int, chunks: list[bytes | memoryview]

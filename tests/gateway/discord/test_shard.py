@@ -156,11 +156,11 @@ async def test_shard_when_op7_arrives_reconnects_at_once_and_resumes(rig: Rig) -
     assert conn2.sent[0]["op"] == 6
     assert conn2.sent[0]["d"]["seq"] == 2
     conn2.dispatch(3, "MESSAGE_CREATE", {"guild_id": "9"})
-    conn2.deliver({"op": 0, "s": 3, "t": "RESUMED", "d": {}})
+    conn2.deliver({"op": 0, "s": 4, "t": "RESUMED", "d": {}})
     await rig.clock.settle()
     assert rig.shard.state is ConnState.READY
     assert rig.shard.counters.resumes == 1
-    assert [e.seq for e in rig.events] == [1, 2, 3]
+    assert [e.seq for e in rig.events] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize(("resumable", "next_op"), [(True, 6), (False, 2)])
@@ -570,3 +570,26 @@ async def test_shard_when_run_raises_unexpectedly_drops_its_socket(rig: Rig) -> 
         rig.task.result()
     assert conn.aborted, "the connection an exception left open is dropped, not leaked"
     assert rig.queue.released == [(CONN, False)], "the grant goes back to the queue"
+
+
+async def test_shard_when_resumed_repeats_a_seen_seq_counts_a_duplicate_and_still_ends_the_resume(
+    rig: Rig,
+) -> None:
+    # Not Discord (it gives RESUMED the next seq): a gateway that repeats the last replayed seq.
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(2, "TYPING_START", {"guild_id": "9"})
+    conn.server_close(None)
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert rig.shard.state is ConnState.RESUMING
+    conn2.dispatch(3, "MESSAGE_CREATE", {"guild_id": "9"})
+    conn2.deliver({"op": 0, "s": 3, "t": "RESUMED", "d": {}})
+    conn2.dispatch(4, "MESSAGE_CREATE", {"guild_id": "9"})
+    await rig.clock.settle()
+    assert [(e.seq, e.name) for e in rig.events][2:] == [(3, "MESSAGE_CREATE"), (4, "MESSAGE_CREATE")]
+    assert rig.shard.counters.duplicates == 1
+    assert rig.shard.counters.gaps == 0
+    assert rig.shard.counters.resumes == 1
+    assert rig.shard.state is ConnState.READY

@@ -164,6 +164,27 @@ async def test_shard_when_gateway_sends_op7_resumes_without_loss(start: Any) -> 
     await run.settle_and_check(identifies=1, resumes=1)
 
 
+async def test_shard_when_resumed_hands_on_resumed_with_its_own_seq_and_counts_no_gap_or_duplicate(
+    start: Any,
+) -> None:
+    run = await start()
+    shard = run.shards[0]
+    await run.received(shard, 50)
+    await run.fault(kind="reconnect")
+    await wait_for(lambda: shard.counters.resumes == 1, 10, "resume")
+    await run.received(shard, 30)
+    stats = await run.settle_and_check(identifies=1, resumes=1)
+    (i,) = [i for i, e in enumerate(run.events) if e.name == "RESUMED"]
+    resumed = run.events[i]
+    (resume,) = stats["resumes"]
+    # The seq after the last replayed dispatch, as on Discord; the stream goes on after it.
+    assert resumed.seq == resume["seq"] + resume["replayed"] + 1
+    assert run.events[i - 1].seq == resumed.seq - 1
+    assert run.events[i + 1].seq == resumed.seq + 1
+    assert (resumed.conn, resumed.session, resumed.key) == (shard.conn, shard.session_id, None)
+    assert (shard.counters.gaps, shard.counters.duplicates) == (0, 0)
+
+
 @pytest.mark.parametrize("resumable", [True, False])
 async def test_shard_when_gateway_sends_op9_resumes_or_identifies(start: Any, resumable: bool) -> None:
     run = await start()

@@ -166,8 +166,8 @@ class NodeClient:
         return [e for e in self.events if e.get("event") == event and e.get("shard") == shard]
 
     def seqs(self, shard: int) -> list[int]:
-        """Seqs of the shard's dispatches; RESUMED repeats the last replayed one (writer.py `_resumed`)."""
-        return [s for t, s, _ in self.dispatches[shard] if t != "RESUMED"]
+        """Seqs of the shard's dispatches, RESUMED included (it has a seq of its own)."""
+        return [s for _t, s, _ in self.dispatches[shard]]
 
     def last_seq(self, shard: int) -> int:
         return max(self.seqs(shard), default=0)
@@ -262,9 +262,10 @@ async def expect_resume(sim: Simulator, client: NodeClient, shard: int, fault: s
     assert resume["seq"] >= seq_before, "the client resumed from before what it had received"
     assert resume["session_id"] == live_session(sim, shard)["session_id"]
     assert len(accepted(sim, "identifies", shard)) == 1, f"shard {shard} identified again after {fault}"
-    # RESUMED carries the last replayed seq (writer.py `_resumed`); discord.js keeps the highest seq.
+    # RESUMED takes the seq after the last replayed one, as on Discord; discord.js keeps the highest.
     s, previous = client.resumed_seqs(shard)[-1]
-    assert s == previous == resume["seq"] + resume["replayed"]
+    assert previous == resume["seq"] + resume["replayed"]
+    assert s == previous + 1
     await client.wait(lambda: client.last_seq(shard) > s, f"dispatches on shard {shard} after RESUMED")
     client.assert_gap_free(shard)
 

@@ -75,8 +75,8 @@ class SeqLog:
         )
 
     def seqs(self, shard: int) -> list[int]:
-        """Sequence numbers of the shard's dispatches; RESUMED repeats the last replayed one (see below)."""
-        return [r.s for r in self.by_shard[shard] if r.op == 0 and r.t != "RESUMED" and r.s is not None]
+        """Sequence numbers of the shard's dispatches, RESUMED included (it has a seq of its own)."""
+        return [r.s for r in self.by_shard[shard] if r.op == 0 and r.s is not None]
 
     def last_seq(self, shard: int) -> int:
         return max(self.seqs(shard), default=0)
@@ -169,10 +169,11 @@ async def expect_resume(
     assert all(c["code"] not in (1000, 1001) for c in closes), closes
     if fault == "drop":
         assert any(c["by"] == "server" and c["reason"] == "dropped" for c in closes), closes
-    # The simulator's RESUMED reuses the last replayed seq (writer.py `_resumed`): every client here
-    # keeps the highest seq, so that is harmless; it is checked so that a change is noticed.
+    # RESUMED takes the seq after the last replayed one, as on Discord; discord.py and hikari take
+    # any dispatch's `s` as their seq, RESUMED's included.
     s, previous = log.resumed_seqs(shard)[-1]
-    assert s == previous == resume["seq"] + resume["replayed"]
+    assert previous == resume["seq"] + resume["replayed"]
+    assert s == previous + 1
     # Something after the resume point must arrive before the gap check means anything.
     await wait_for(lambda: log.last_seq(shard) > s, STEP, f"dispatches on shard {shard} after RESUMED")
     log.assert_gap_free(shard)
