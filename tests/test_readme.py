@@ -22,6 +22,8 @@ def test_ci_run_when_read_runs_exactly_the_readme_test_command() -> None:
 
 def test_readme_when_read_runs_the_cluster_on_the_simulator() -> None:
     text = (ROOT / "README.md").read_text()
-    main_job = "{ .venv/bin/shardrunner start --sim --groups example-bot & .venv/bin/python examples/bot.py; }"
+    main_job = (
+        "{ .venv/bin/shardrunner start --sim --groups example-bot & .venv/bin/python examples/bot.py; }"
+    )
     assert f".venv/bin/pip install -e . && {main_job}" in text
     assert ".venv/bin/shardrunner sim discord" in text
