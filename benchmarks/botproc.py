@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import mmap
 import os
 import signal
 import struct
-import sys
 import time
-from typing import Any
 
+from harness.lines import emit, gap_record
 from shardrunner.client import Client, Gap
 
 #: One event: receive time (time.monotonic), seq, shard, session index, redelivered.
@@ -36,11 +34,6 @@ RECORD = struct.Struct("<dIHHB3x")
 HEADER = struct.Struct("<8sQQ")
 HEADER_SIZE = 64
 MAGIC = b"srbench1"
-
-
-def emit(record: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(record) + "\n")
-    sys.stdout.flush()
 
 
 async def consume(client: Client, mm: mmap.mmap, capacity: int, sessions_fd: int) -> None:
@@ -71,14 +64,7 @@ async def bot(args: argparse.Namespace) -> None:
 
     @client.on_gap
     async def gap(g: Gap) -> None:
-        gap = {
-            "conn": str(g.conn),
-            "shard": g.shard,
-            "session": g.session,
-            "count": g.count,
-            "ranges": g.ranges,
-        }
-        emit({"gap": gap})
+        emit({"gap": gap_record(g)})
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

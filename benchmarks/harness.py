@@ -1,5 +1,5 @@
-"""Shared pieces of the benchmark suite: scales, results, a `shardrunner start` process, the
-simulator's admin API. Not a benchmark itself.
+"""Shared pieces of the benchmark suite: scales, results, a `shardrunner start` process (on the
+shared `harness` package), the simulator's admin API. Not a benchmark itself.
 
 Every benchmark module exposes ``async def run(scale: Scale) -> Result`` (used by
 ``python -m benchmarks``) and a ``main()`` for running it alone.
@@ -7,26 +7,19 @@ Every benchmark module exposes ``async def run(scale: Scale) -> Result`` (used b
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-from benchmarks.simproc import REPO, cpu_of
-from shardrunner.control import CommandError, call
+from harness.cluster import ClusterProcess
+from harness.procs import NotReady
 from shardrunner.sim.discord.world import make_token
 
 #: The bot token every benchmark cluster uses (the simulator accepts any well-formed token).
@@ -104,102 +97,32 @@ def machine() -> dict[str, Any]:
     }
 
 
-class ClusterProc:
-    """A `shardrunner start` process against a simulator on ``api_port``; stop() kills everything."""
-
-    def __init__(
-        self,
-        api_port: int,
-        *,
-        workers: int,
-        shards: int,
-        extra: Sequence[str] = (),
-        identify_window: float = 0.0,
-        max_concurrency: int | None = None,
-        log_level: str = "warning",
-    ) -> None:
-        self.run_dir = Path(tempfile.mkdtemp(prefix="sr-bench-"))
-        self.shards = shards
-        cmd = [
-            sys.executable, "-m", "shardrunner", "start",
-            "--api-url", f"http://127.0.0.1:{api_port}/api/v10", "--run-dir", str(self.run_dir),
-            "--workers", str(workers), "--shards", str(shards),
-            "--identify-window", str(identify_window), "--progress", "never", "--log-level", log_level,
-            *(["--max-concurrency", str(max_concurrency)] if max_concurrency else []),
-            *extra,
-        ]  # fmt: skip
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "SHARDRUNNER_TOKEN": TOKEN})
-        self.supervisor = psutil.Process(self.proc.pid)
-        self.seen: set[int] = set()
-
-    def workers(self) -> list[psutil.Process]:
-        procs = []
-        with contextlib.suppress(psutil.Error):
-            for p in self.supervisor.children():
-                with contextlib.suppress(psutil.Error):
-                    if "shardrunner.cluster.worker" in " ".join(p.cmdline()):
-                        procs.append(p)
-                        self.seen.add(p.pid)
-        return procs
-
-    def cpu(self) -> dict[int, float]:
-        """CPU seconds so far of the supervisor and each worker, by pid."""
-        out = {}
-        for p in [self.supervisor, *self.workers()]:
-            with contextlib.suppress(psutil.Error):
-                out[p.pid] = cpu_of(p)
-        return out
-
-    async def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = await call(self.run_dir, "status", timeout=10)
-        return result
-
-    async def wait_ready(
-        self, timeout: float = 600, shards: int | None = None, interval: float = 0.05
-    ) -> float:
-        """Seconds from start until every shard is ready (raises SystemExit on failure), asking the
-        status command every ``interval`` seconds."""
-        want = self.shards if shards is None else shards
-        deadline = time.monotonic() + timeout
-        ready = 0
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the cluster stopped with status {self.proc.returncode}")
-            try:
-                status = await self.status()
-            except CommandError:
-                await asyncio.sleep(interval)
-                continue
-            states = [s["state"] for s in status["shards"]]
-            ready = states.count("ready")
-            if ready == want and len(states) == want:
-                return time.monotonic() - self.started
-            await asyncio.sleep(interval)
-        raise SystemExit(f"only {ready}/{want} shards ready after {timeout:.0f} s")
-
-    def stop(self) -> None:
-        self.workers()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        for pid in self.seen:
-            with contextlib.suppress(psutil.Error):
-                psutil.Process(pid).kill()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
 @contextlib.asynccontextmanager
-async def running_cluster(api_port: int, **kwargs: Any) -> AsyncIterator[ClusterProc]:
-    cluster = ClusterProc(api_port, **kwargs)
+async def running_cluster(
+    api_port: int,
+    *,
+    workers: int,
+    shards: int,
+    extra: Sequence[str] = (),
+    identify_window: float = 0.0,
+    max_concurrency: int | None = None,
+    log_level: str = "warning",
+) -> AsyncIterator[ClusterProcess]:
+    """A `shardrunner start` process against a simulator on ``api_port``, in a temporary run dir;
+    stopped on the way out with every worker it had. A cluster or bot that does not get ready ends
+    the benchmark with the reason (SystemExit), as the suite's other checks do."""
+    args = [
+        "--workers", str(workers), "--identify-window", str(identify_window), "--log-level", log_level,
+        *(["--max-concurrency", str(max_concurrency)] if max_concurrency else []),
+        *extra,
+    ]  # fmt: skip
+    cluster = ClusterProcess(f"http://127.0.0.1:{api_port}/api/v10", *args, token=TOKEN, shards=shards)
     try:
         yield cluster
+    except NotReady as e:
+        raise SystemExit(str(e)) from None
     finally:
-        await asyncio.to_thread(cluster.stop)
+        await cluster.stop()
 
 
 async def sim_config(port: int, **settings: Any) -> dict[str, Any]:

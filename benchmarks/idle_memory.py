@@ -34,8 +34,9 @@ from typing import Any
 
 import psutil
 
-from benchmarks.harness import ClusterProc, Result, Row, Scale, machine, median, print_result, running_cluster
+from benchmarks.harness import Result, Row, Scale, machine, median, print_result, running_cluster
 from benchmarks.simproc import Sim, live_simulator
+from harness.cluster import ClusterProcess
 
 TARGET_KIB = 64.0
 MIB = 1048576
@@ -97,7 +98,7 @@ async def one_cluster(sim: Sim, *, shards: int, workers: int, settle: float) -> 
         }
 
 
-def start_health(cluster: ClusterProc, status: dict[str, Any], workers: int) -> dict[str, int]:
+def start_health(cluster: ClusterProcess, status: dict[str, Any], workers: int) -> dict[str, int]:
     """What went wrong on the way to ready: worker restarts, failed connects, crashed shards, and
     identifies and resumes beyond one identify per shard (from the status and the workers' logs)."""
     failed = crashed = 0

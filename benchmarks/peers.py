@@ -57,7 +57,8 @@ from typing import IO, Any
 import psutil
 
 from benchmarks.harness import TOKEN, Result, Row, Scale, machine, median, sim_config
-from benchmarks.simproc import cpu_of, running_simulator
+from benchmarks.simproc import running_simulator
+from harness.procs import cpu_of
 
 PEERS = ("discord.py", "hikari", "discord.js")
 #: shardrunner itself, run on the same simulator and traffic in the same session, for the ratios.

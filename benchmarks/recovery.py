@@ -54,13 +54,9 @@ import argparse
 import asyncio
 import bisect
 import contextlib
-import json
 import math
 import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from array import array
 from collections.abc import AsyncIterator
@@ -72,7 +68,6 @@ import psutil
 
 from benchmarks.botproc import HEADER, HEADER_SIZE, RECORD
 from benchmarks.harness import (
-    ClusterProc,
     Result,
     Row,
     Scale,
@@ -83,7 +78,10 @@ from benchmarks.harness import (
     sim_config,
     sim_get,
 )
-from benchmarks.simproc import REPO, cpu_of, own_cpu, running_simulator
+from benchmarks.simproc import running_simulator
+from harness.bots import BotProcess
+from harness.cluster import ClusterProcess
+from harness.procs import cpu_of, own_cpu
 from shardrunner.control import CommandError
 
 SHARDS = 4
@@ -220,64 +218,23 @@ class Records:
                     return added
 
 
-class BotProc:
+class BotProc(BotProcess):
     """A bot process (benchmarks/botproc.py) and what it printed."""
 
     def __init__(self, run_dir: Path, out: Path, capacity: int) -> None:
-        cmd = [
-            sys.executable, "-m", "benchmarks.botproc", "--run-dir", str(run_dir), "--out", str(out),
-            "--capacity", str(capacity), "--group", GROUP, "--member", MEMBER,
-        ]  # fmt: skip
-        self.spawned = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
         self.records = Records(out)
-        self.ready_at: float | None = None
-        self.gaps: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.done: dict[str, Any] | None = None
-        self.killed_at: float | None = None
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        args = ["--out", str(out), "--capacity", str(capacity), "--group", GROUP, "--member", MEMBER]
+        super().__init__("benchmarks.botproc", run_dir, *args)
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if "gap" in record:
-                self.gaps.append(record["gap"])
-            elif "error" in record:
-                self.errors.append(record["error"])
-            elif record.get("ready"):
-                self.ready_at = float(record["t"])
-            elif record.get("done"):
-                self.done = record
-
-    async def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.ready_at is None:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the bot process exited with status {self.proc.returncode} before joining")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the bot did not join within {timeout:.0f} s")
-            await asyncio.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.killed_at = time.monotonic()
-        self.proc.wait(10)
-
-    async def terminate(self, timeout: float = 20) -> None:
-        """SIGTERM: the client closes (acknowledging what was processed) and reports."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(self.proc.wait, timeout)
-        self.kill()
-        await asyncio.to_thread(self._reader.join, 5)
+    def on_record(self, record: dict[str, Any]) -> None:
+        if "error" in record:
+            self.errors.append(record["error"])
+        elif record.get("done"):
+            self.done = record
+        else:
+            super().on_record(record)
 
 
 # -- the simulator's clock -----------------------------------------------------------------------------
@@ -480,7 +437,7 @@ def ages(records: Records, sampler: Sampler, indices: range | list[int]) -> list
     ]
 
 
-def cpu_snapshot(cluster: ClusterProc, procs: dict[str, psutil.Process]) -> dict[str, float]:
+def cpu_snapshot(cluster: ClusterProcess, procs: dict[str, psutil.Process]) -> dict[str, float]:
     """CPU seconds so far: the workers (summed), the supervisor, the named processes, this process."""
     by_pid = cluster.cpu()
     out = {
@@ -514,7 +471,7 @@ async def wait_caught_up(bot: BotProc, sampler: Sampler, deadline: float) -> flo
 class Scenario:
     """A cluster under steady traffic with one bot past its warm-up (see `scenario`)."""
 
-    cluster: ClusterProc
+    cluster: ClusterProcess
     sampler: Sampler
     bots: list[BotProc]
     traffic: float  # when the traffic started (time.monotonic())
@@ -635,7 +592,7 @@ async def bot_down_run(port: int, sim: psutil.Process, plan: Plan, tmp: Path) ->
 
 # -- 2. a worker killed -----------------------------------------------------------------------------
 async def watch_recovery(
-    cluster: ClusterProc, slot: int, pid: int, shards: list[int], killed: float, timeout: float
+    cluster: ClusterProcess, slot: int, pid: int, shards: list[int], killed: float, timeout: float
 ) -> tuple[float | None, list[tuple[float, str]]]:
     """Poll the status command until a new worker holds the slot and every one of its shards is ready.
 

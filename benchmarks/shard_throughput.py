@@ -23,7 +23,8 @@ import statistics
 import sys
 import time
 
-from benchmarks.simproc import own_cpu, running_simulator
+from benchmarks.simproc import running_simulator
+from harness.procs import own_cpu
 from shardrunner.gateway.discord import DiscordShard, ShardOptions
 from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.identify.protocol import StartLimit

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import psutil
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from benchmarks.simproc import cpu_of, own_cpu, running_simulator
+from benchmarks.simproc import running_simulator
+from harness.procs import cpu_of, own_cpu
 from shardrunner.sim.discord.world import make_token
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,25 +21,7 @@ from typing import NamedTuple
 
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def own_cpu() -> float:
-    """User + system CPU seconds this process has used."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def cpu_of(proc: psutil.Process) -> float:
-    """User + system CPU seconds a process has used."""
-    t = proc.cpu_times()
-    return float(t.user + t.system)
+from harness.procs import REPO, free_port
 
 
 @contextmanager

@@ -27,7 +27,6 @@ from typing import Any
 import psutil
 
 from benchmarks.harness import (
-    ClusterProc,
     Result,
     Row,
     Scale,
@@ -37,7 +36,9 @@ from benchmarks.harness import (
     sim_config,
     sim_sent,
 )
-from benchmarks.simproc import cpu_of, own_cpu, running_simulator
+from benchmarks.simproc import running_simulator
+from harness.cluster import ClusterProcess
+from harness.procs import cpu_of, own_cpu
 from shardrunner.client import Client
 
 #: Offered rates (events per second over all shards), tried in order until one fails.
@@ -89,7 +90,7 @@ class Rig:
 
     port: int
     sim: psutil.Process
-    cluster: ClusterProc
+    cluster: ClusterProcess
     bot: Bot
     shards: int
 

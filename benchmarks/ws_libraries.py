@@ -49,7 +49,8 @@ from typing import Any, Protocol
 import msgspec
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
-from benchmarks.simproc import REPO, cpu_of, running_simulator
+from benchmarks.simproc import running_simulator
+from harness.procs import REPO, cpu_of
 
 LIBRARIES = ("websockets", "aiohttp", "picows")
 #: Case name -> (the gateway's compress= parameter, the inflater it is decoded with).

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 import time
 
+from harness.lines import emit, gap_record
 from shardrunner.client import Client, ClientEvent, Gap
-
-
-def emit(record: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(record) + "\n")
-    sys.stdout.flush()
 
 
 async def main() -> None:
@@ -30,14 +24,7 @@ async def main() -> None:
 
         @client.on_gap
         async def gap(g: Gap) -> None:
-            gap = {
-                "conn": str(g.conn),
-                "shard": g.shard,
-                "session": g.session,
-                "count": g.count,
-                "ranges": g.ranges,
-            }
-            emit({"gap": gap})
+            emit({"gap": gap_record(g)})
 
         emit({"ready": True})
         if args.send_guild is not None:

@@ -1,90 +1,39 @@
-"""Harness for real-process tests: a `shardrunner start` process against an in-process simulator,
-and bot processes using `shardrunner.client`."""
+"""Fixtures for real-process tests: a `shardrunner start` process against an in-process simulator,
+and bot processes using `shardrunner.client` (both on the shared `harness` package)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
-from shardrunner.control import CommandError, call
+from harness.bots import BotProcess
+from harness.cluster import ClusterProcess
 from shardrunner.sim.discord.server import Simulator
-from tests.conftest import TOKEN, SimFactory, wait_for
+from tests.conftest import TOKEN, SimFactory
 
 
-class Cluster:
-    """One `shardrunner start` process and what it left running."""
+class Cluster(ClusterProcess):
+    """One `shardrunner start` process against the in-process simulator ``sim``, its output kept."""
+
+    status_timeout = 5
 
     def __init__(self, sim: Simulator, run_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.sim = sim
-        self.run_dir = run_dir
-        command = [
-            sys.executable, "-m", "shardrunner", "start", "--api-url", sim.url + "/api/v10",
-            "--run-dir", str(run_dir), "--identify-window", str(sim.config.identify_window),
-            "--progress", "never", "--hung-after", "5", *args,
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "SHARDRUNNER_TOKEN": TOKEN, **(env or {})},
+        options = ["--identify-window", str(sim.config.identify_window), "--hung-after", "5"]
+        super().__init__(
+            sim.url + "/api/v10", *options, *args, token=TOKEN, run_dir=run_dir, env=env, output=True
         )
-        self.seen_pids: set[int] = set()
-
-    async def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = await call(self.run_dir, "status", timeout=5)
-        self.seen_pids.update(w["pid"] for w in result["workers"])
-        return result
 
     async def ready(self, shards: int, timeout: float = 30) -> dict[str, Any]:
-        async def all_ready() -> bool:
-            try:
-                status = await self.status()
-            except CommandError:
-                return False
-            states = [s["state"] for s in status["shards"]]
-            return len(states) == shards and all(s == "ready" for s in states)
-
-        await wait_for(all_ready, timeout, f"{shards} shards ready")
+        """The status once exactly ``shards`` shards are all ready."""
+        await self.wait_ready(shards, timeout=timeout, interval=0.01)
         return await self.status()
-
-    async def exit_code(self, timeout: float = 30) -> int:
-        code = await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout)
-        return int(code)
-
-    def output(self) -> str:
-        assert self.proc.stdout is not None
-        if self.proc.poll() is None:
-            return ""
-        return self.proc.stdout.read().decode(errors="replace")
-
-    async def kill_everything(self) -> None:
-        """Stop the cluster without blocking the loop: the in-process simulator runs on it and must
-        answer the workers' closes while they stop (a blocking wait here made each stop run into
-        the close timeouts)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 20)
-            except TimeoutError:
-                self.proc.kill()
-                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
-        for pid in self.seen_pids:
-            with contextlib.suppress(psutil.Error):
-                psutil.Process(pid).kill()
-        if self.proc.stdout:
-            self.proc.stdout.close()
 
 
 async def shardrunner(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -117,54 +66,28 @@ async def cluster(sim_factory: SimFactory, tmp_path: Path) -> AsyncIterator[Any]
 
     yield start
     for c in made:
-        await c.kill_everything()
+        # Awaited in a thread: the simulator on this loop answers the workers' closes meanwhile.
+        await c.stop(grace=20)
 
 
-class Bot:
+class Bot(BotProcess):
     """A bot process (tests/cluster/bot_proc.py) and every event it printed."""
 
     def __init__(self, run_dir: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.cluster.bot_proc", "--run-dir", str(run_dir), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
         self.events: list[dict[str, Any]] = []
-        self.gaps: list[dict[str, Any]] = []
-        self.ready = False
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__("tests.cluster.bot_proc", run_dir, *args)
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            record = json.loads(line)
-            if "gap" in record:
-                self.gaps.append(record["gap"])
-            elif record.get("ready"):
-                self.ready = True
-            else:
-                self.events.append(record)
+    def on_record(self, record: dict[str, Any]) -> None:
+        if "gap" in record or record.get("ready"):
+            super().on_record(record)
+        else:
+            self.events.append(record)
 
     def seqs(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         for e in list(self.events):
             out.setdefault(e["session"], []).append(e["seq"])
         return out
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self._reader.join(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream:
-                stream.close()
-
-    def stderr(self) -> str:
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read() if self.proc.poll() is not None else ""
 
 
 @pytest.fixture
