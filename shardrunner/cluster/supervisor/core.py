@@ -327,6 +327,7 @@ class Supervisor:
         """Start stopping (the loop hands every session over, then the state file is written)."""
         if self.reconciler is not None and not self.reconciler.stopping:
             self.state = "stopping"
+            self._update_progress()  # the line ends on the latest state, not the last tick's
             self._progress.finish()
             self.reconciler.stop()
             self.wake()
