@@ -67,6 +67,14 @@ class Platform(Protocol):
 PLATFORMS: Mapping[str, str] = {"discord": "shardrunner.gateway.discord.platform:DiscordPlatform"}
 
 
+def import_platforms() -> None:
+    """Import every platform's module now (a worker does before it freezes its start-up objects out
+    of the garbage collector: imported later, at the first assignment, they would be walked by every
+    full collection)."""
+    for target in PLATFORMS.values():
+        importlib.import_module(target.partition(":")[0])
+
+
 def load_platform(name: str) -> Platform:
     """The worker's :class:`Platform` object for ``name`` (ValueError for an unknown one)."""
     target = PLATFORMS.get(name)

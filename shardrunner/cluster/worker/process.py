@@ -34,6 +34,7 @@ from shardrunner.cluster import messages as m
 from shardrunner.cluster.exitcodes import BOOT_FAILED
 from shardrunner.cluster.worker.conns import ConnTable
 from shardrunner.cluster.worker.core import Bus, Worker
+from shardrunner.gateway.platform import import_platforms
 
 log = logging.getLogger("shardrunner.worker")
 
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
             for module in preload.split(","):
                 __import__(module.strip())
         import uvloop
+
+        import_platforms()
     except Exception as exc:
         log.error("worker %d cannot start: %s: %s", args.slot, type(exc).__name__, exc)
         sys.exit(BOOT_FAILED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 import msgspec
 
 from shardrunner.gateway.platform import PlatformError
@@ -27,6 +26,10 @@ class GatewayBotError(PlatformError):
 
 async def fetch_gateway_bot(api_url: str, token: str, *, timeout: float = 15.0) -> GatewayBot:
     """Discord's gateway URL, recommended shard count and session start limit for this token."""
+    # Imported here: only the supervisor asks, and a worker (which imports this module with its
+    # platform) would otherwise carry aiohttp in its memory for nothing.
+    import aiohttp
+
     url = api_url.rstrip("/") + "/gateway/bot"
     headers = {"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (shardrunner, 0.1)"}
     try:
