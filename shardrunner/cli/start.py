@@ -48,8 +48,7 @@ def _run_supervisor(settings: Settings) -> tuple[int, str | None]:
 
     supervisor = Supervisor(settings)
     code = int(run(supervisor.run()))
-    error = getattr(supervisor, "error", None)
-    return code, str(error) if error else None
+    return code, supervisor.error
 
 
 def _run_with_simulator(settings: Settings) -> tuple[int, str | None]:
@@ -77,16 +76,10 @@ def _run_with_simulator(settings: Settings) -> tuple[int, str | None]:
 def _refuse_if_running(run_dir: Path) -> None:
     # The supervisor refuses a second start itself, but the simulator would be started (and its log
     # appended to the running cluster's) before that: refuse first, touching nothing.
-    import psutil
+    from shardrunner.cluster.supervisor.claim import running_cluster
 
-    pid = RunDir(run_dir).supervisor_pid()
-    if pid is None or pid == os.getpid():
-        return
-    try:
-        cmdline = " ".join(psutil.Process(pid).cmdline())
-    except psutil.Error:
-        return
-    if "shardrunner" in cmdline:
+    pid = running_cluster(RunDir(run_dir))
+    if pid is not None:
         raise click.ClickException(
             f"a cluster is already running in {run_dir} (pid {pid}): "
             "stop it with `shardrunner stop` or pass another --run-dir"

@@ -19,6 +19,18 @@ class RunDirTaken(RuntimeError):
     """Another cluster runs in the run directory, or it cannot be used; one sentence for the user."""
 
 
+def running_cluster(run_dir: RunDir) -> int | None:
+    """The pid of another living shardrunner supervisor that owns the run directory, if any."""
+    other = run_dir.supervisor_pid()
+    if other is None or other == os.getpid():
+        return None
+    try:
+        cmdline = " ".join(psutil.Process(other).cmdline())
+    except psutil.Error:
+        return None  # gone meanwhile, or not ours to look at: a stale pid file
+    return other if "shardrunner" in cmdline else None
+
+
 def claim(run_dir: RunDir) -> None:
     """Make the run directory this process's, or raise :class:`RunDirTaken` having changed nothing."""
     try:
@@ -27,20 +39,12 @@ def claim(run_dir: RunDir) -> None:
         raise RunDirTaken(f"cannot create the run directory {run_dir.path}: {exc.strerror}") from None
     if not run_dir.path.is_dir():
         raise RunDirTaken(f"the run directory {run_dir.path} is not a directory")
-    try:
-        other: int | None = int(run_dir.pid_file.read_text().strip())
-    except (OSError, ValueError):
-        other = None
-    if other is not None and other != os.getpid() and psutil.pid_exists(other):
-        try:
-            cmdline = " ".join(psutil.Process(other).cmdline())
-        except psutil.Error:
-            cmdline = ""
-        if "shardrunner" in cmdline:
-            raise RunDirTaken(
-                f"a cluster is already running in {run_dir.path} (pid {other}): "
-                "stop it with `shardrunner stop` or pass another --run-dir"
-            )
+    other = running_cluster(run_dir)
+    if other is not None:
+        raise RunDirTaken(
+            f"a cluster is already running in {run_dir.path} (pid {other}): "
+            "stop it with `shardrunner stop` or pass another --run-dir"
+        )
     try:
         run_dir.pid_file.write_text(f"{os.getpid()}\n")
     except OSError as exc:
