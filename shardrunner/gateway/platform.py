@@ -67,6 +67,11 @@ class Platform(Protocol):
 PLATFORMS: Mapping[str, str] = {"discord": "shardrunner.gateway.discord.platform:DiscordPlatform"}
 
 
+#: Platform name -> ``module:attribute`` of its discovery: ``async (settings) -> PlatformPlan``,
+#: reading its own section of the settings (the supervisor's side).
+DISCOVERIES: Mapping[str, str] = {"discord": "shardrunner.gateway.discord.platform:discover_from"}
+
+
 def import_platforms() -> None:
     """Import every platform's module now (a worker does before it freezes its start-up objects out
     of the garbage collector: imported later, at the first assignment, they would be walked by every

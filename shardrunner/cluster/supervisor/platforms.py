@@ -1,9 +1,9 @@
 """How the supervisor gets its platform plans: each platform's discovery, behind a seam.
 
-Discord's discovery (``shardrunner.gateway.discord.platform.discover``) asks
-``GET /gateway/bot`` for the shard count, the gateway URL and the start limits. It is imported by
-name when a cluster starts, so that tests (and the layering) can give the supervisor plans without
-it.
+Each platform's discovery is named in :data:`shardrunner.gateway.platform.DISCOVERIES` and imported
+by name when a cluster starts (Discord's asks ``GET /gateway/bot`` for the shard count, the gateway
+URL and the start limits), so that tests can give the supervisor plans without it, and the
+supervisor knows no platform's settings.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from shardrunner.gateway.platform import PlatformPlan
+from shardrunner.gateway.platform import DISCOVERIES, PlatformPlan
 
 if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.model import SupervisorSettings
@@ -20,21 +20,14 @@ if TYPE_CHECKING:
 #: Makes the plans of one cluster from its settings (raises PlatformError with one sentence).
 Discover = Callable[["SupervisorSettings"], Awaitable[list[PlatformPlan]]]
 
-DISCORD_DISCOVERY = "shardrunner.gateway.discord.platform"
-
 
 async def discover_platforms(settings: SupervisorSettings) -> list[PlatformPlan]:
-    """The plans of every platform the settings run (Discord, for now)."""
-    discover = importlib.import_module(DISCORD_DISCOVERY).discover
-    compression = settings.compression
-    plan: PlatformPlan = await discover(
-        api_url=settings.api_url,
-        token=settings.token or "",
-        shards=settings.shards,
-        max_concurrency=settings.max_concurrency,
-        identify_window=settings.identify_window,
-        intents=settings.intents,
-        compression=str(getattr(compression, "value", compression)),
-        large_threshold=settings.large_threshold,
-    )
-    return [plan]
+    """The plan of every platform the cluster runs (Discord, for now), each made by the platform's
+    own discovery from its section of the settings."""
+    plans = []
+    for target in DISCOVERIES.values():
+        module, _, attr = target.partition(":")
+        discover = getattr(importlib.import_module(module), attr)
+        plan: PlatformPlan = await discover(settings)
+        plans.append(plan)
+    return plans

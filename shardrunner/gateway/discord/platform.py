@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from shardrunner.gateway.connection import GatewayConnection, Sink
 from shardrunner.gateway.discord.options import PartConfig
@@ -109,6 +109,34 @@ class DiscordPlan:
             "session_starts_remaining": self.session_start_limit.remaining,
             "session_starts_total": self.session_start_limit.total,
         }
+
+
+class DiscordSettings(Protocol):
+    """The settings Discord's discovery reads (the ``discord`` section of shardrunner's settings)."""
+
+    api_url: str
+    token: str | None
+    shards: int | Literal["auto"]
+    max_concurrency: int | None
+    identify_window: float
+    intents: int
+    compression: Any  # a Compression, or its value
+    large_threshold: int
+
+
+async def discover_from(settings: DiscordSettings) -> DiscordPlan:
+    """:func:`discover` with the values of the settings' ``discord`` section."""
+    compression = settings.compression
+    return await discover(
+        api_url=settings.api_url,
+        token=settings.token or "",
+        shards=settings.shards,
+        max_concurrency=settings.max_concurrency,
+        identify_window=settings.identify_window,
+        intents=settings.intents,
+        compression=str(getattr(compression, "value", compression)),
+        large_threshold=settings.large_threshold,
+    )
 
 
 async def discover(

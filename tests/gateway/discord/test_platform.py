@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from shardrunner.gateway.discord.options import PartConfig
-from shardrunner.gateway.discord.platform import DiscordPlan, DiscordPlatform, discover
+from shardrunner.gateway.discord.platform import DiscordPlan, DiscordPlatform, discover, discover_from
 from shardrunner.gateway.discord.rest import SessionStartLimit
 from shardrunner.gateway.discord.shard import DiscordShard
 from shardrunner.gateway.platform import PlatformError, load_platform
@@ -116,6 +116,30 @@ async def test_discover_when_shards_and_concurrency_are_set_keeps_them_and_the_g
     found = await discover(**discover_args(url, shards=8, max_concurrency=2, generation=1))
     assert found.conns == [ConnKey("discord", 1, s, 8) for s in range(8)]
     assert found.max_concurrency == 2
+
+
+async def test_discover_from_when_given_the_cluster_settings_reads_its_discord_section(api: Any) -> None:
+    from shardrunner.gateway.platform import DISCOVERIES
+    from shardrunner.settings import load_settings
+
+    url = await api(gateway_bot(max_concurrency=4, shards=3))
+    settings = load_settings(
+        {
+            "api_url": url,
+            "token": TOKEN,
+            "shards": "6",
+            "compression": "zstd-stream",
+            "large_threshold": "100",
+        },
+        {},
+        None,
+    )
+    assert DISCOVERIES["discord"] == "shardrunner.gateway.discord.platform:discover_from"
+    found = await discover_from(settings)
+    assert found.conns == [ConnKey("discord", 0, s, 6) for s in range(6)]
+    assert found.max_concurrency == 4
+    config = PartConfig.decode(found.part_config())
+    assert (config.compression, config.large_threshold) == ("zstd-stream", 100)
 
 
 async def test_discover_when_the_token_is_refused_says_so_in_one_sentence(api: Any) -> None:
