@@ -234,10 +234,10 @@ class Supervisor:
             self.request_stop()
 
     def _update_progress(self) -> None:
-        buckets = min((limit.buckets for p in self.plans.values() for limit in p.limits), default=1)
-        self._progress.update_from(
-            self.book, self.conns, buckets, self.settings.identify_window, self.clock.monotonic()
-        )
+        # The ETA follows the narrowest start limit of the plans (Discord: max_concurrency buckets).
+        limit = min((x for p in self.plans.values() for x in p.limits), key=lambda x: x.buckets, default=None)
+        buckets, window = (limit.buckets, limit.window) if limit is not None else (1, 0.0)
+        self._progress.update_from(self.book, self.conns, buckets, window, self.clock.monotonic())
 
     # -- the worker link ----------------------------------------------------------------------
     def _make_assign(
