@@ -1,7 +1,7 @@
 """The ``shardrunner`` command line: a thin layer over settings, cluster, simulator and client.
 
-Each command lives in its own module (``start``, ``control``: status/reload/stop, ``tail``,
-``sim``); heavy imports (the supervisor, the client, the simulator's server) happen inside the
+Each command lives in its own module (``start``, ``control``: status/reload/stop, ``reshard``,
+``tail``, ``sim``); heavy imports (the supervisor, the client, the simulator's server) happen inside the
 commands, so that ``--help`` stays fast.
 """
 
@@ -15,6 +15,7 @@ from shardrunner import __version__
 from shardrunner.cli.control import reload as reload_command
 from shardrunner.cli.control import status as status_command
 from shardrunner.cli.control import stop as stop_command
+from shardrunner.cli.reshard import reshard as reshard_command
 from shardrunner.cli.sim import sim as sim_group
 from shardrunner.cli.start import start as start_command
 from shardrunner.cli.tail import tail as tail_command
@@ -31,7 +32,15 @@ def main() -> None:
     """
 
 
-for _command in (sim_group, start_command, status_command, reload_command, stop_command, tail_command):
+for _command in (
+    sim_group,
+    start_command,
+    status_command,
+    reload_command,
+    reshard_command,
+    stop_command,
+    tail_command,
+):
     main.add_command(_command)
 
 __all__ = ["main"]

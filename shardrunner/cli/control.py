@@ -73,6 +73,11 @@ def status_text(status: Mapping[str, Any]) -> str:
     ]
     if sup.get("error"):
         lines.append(f"error: {sup['error']}")
+    reshard = status.get("reshard")
+    if reshard:
+        from shardrunner.cli.reshard import progress_text
+
+        lines.append(f"reshard {reshard.get('current')} -> {reshard.get('count')}: {progress_text(reshard)}")
     lines.append("")
     lines.append(f"{'worker':>6} {'pid':>8} {'cpu':>6} {'rss':>9} {'conns':>6}  state")
     for w in status.get("workers") or []:

@@ -86,6 +86,17 @@ def load_groups(run_dir: Path) -> list[tuple[str, list[str] | None]]:
         return []
 
 
+def saved_sets(run_dir: Path, token: str, window: float) -> list[ConnSet]:
+    """The connection sets of a table still worth resuming (this token, within the window), or none."""
+    try:
+        table = _read(run_dir)
+    except (OSError, msgspec.DecodeError):
+        return []
+    if time.time() - table.written_at > window or table.token_fingerprint != fingerprint(token):
+        return []
+    return sorted({(s.conn.platform, s.conn.generation, s.conn.count) for s in table.snapshots})
+
+
 def load(run_dir: Path, conns: list[ConnKey], token: str, window: float) -> tuple[list[SessionSnapshot], str]:
     """The saved sessions of the connections in ``conns`` still worth resuming, and one line saying
     why there are (or are none)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from shardrunner.gateway.connection import GatewayConnection, Sink
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
@@ -42,6 +43,72 @@ class PlatformPlan(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """What ``status`` shows of the platform (never a secret)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResizePolicy:
+    """How the supervisor runs a platform's resizes (a reshard, on Discord)."""
+
+    #: Resize on its own when the platform says one is due (:meth:`ResizablePlan.propose` ``auto``).
+    auto: bool = False
+    #: Seconds between two checks of whether a resize is due.
+    check_every: float = 300.0
+    #: Seconds each step of the switch lasts (the margin for one set lagging the other).
+    overlap: float = 1.0
+    #: Seconds the new set may take to be ready before the resize is aborted (0: twice the start
+    #: limit's ideal time for the new set, plus five minutes).
+    timeout: float = 0.0
+    #: Seconds the old set's workers keep what durable groups have not acknowledged, after the switch.
+    drain: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """A resize of one platform's connection set as the platform judges it: the plan that
+    ``shardrunner reshard --dry-run`` prints, refused (``refused`` says why) or not."""
+
+    platform: str
+    #: Connections in the set now, and in the new set.
+    current: int
+    count: int
+    #: Routing keys the set serves now, and how many one connection may serve.
+    keys: int
+    capacity: int
+    #: keys / (connections × capacity), now and with the new count.
+    fill: float
+    new_fill: float
+    #: New sessions the new set needs, the platform's budget of them, and what is kept back.
+    starts_needed: int
+    starts_remaining: int
+    reserve: int
+    #: Seconds the platform's start limit needs at best to start the new set.
+    seconds: float
+    #: Why this count (one sentence).
+    reason: str
+    #: One sentence when the resize cannot be done, else None.
+    refused: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class ResizablePlan(PlatformPlan, Protocol):
+    """A plan whose connection set can be replaced by a set of another size while it runs."""
+
+    #: The set's generation (``ConnKey.generation``); a resize's new set is the next one.
+    generation: int
+    policy: ResizePolicy
+
+    def resize(self, count: int, generation: int | None = None) -> ResizablePlan:
+        """The plan of a set of ``count`` connections (generation: the next one unless given)."""
+
+    async def refresh(self) -> None:
+        """Ask the platform again what it recommends and allows (raises :class:`PlatformError`)."""
+
+    def propose(self, count: int | None, keys: int, *, auto: bool = False) -> Resize | None:
+        """The resize to ``count`` connections (None: the count the platform would choose) for a set
+        serving ``keys`` routing keys. With ``auto``, None when no resize is due."""
 
 
 class Platform(Protocol):

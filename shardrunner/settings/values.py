@@ -54,6 +54,15 @@ class Settings:
     large_threshold: int
     max_concurrency: int | None
     identify_window: float
+    auto_reshard: bool
+    reshard_at: float
+    reshard_target: float
+    reshard_check: float
+    reshard_reserve: int
+    reshard_overlap: float
+    reshard_timeout: float
+    reshard_drain: float
+    max_guilds_per_shard: int
     # [bus]
     groups: str
     queue_events: int

@@ -75,6 +75,12 @@ class SessionBook:
             if report is not None:
                 self.reports[conn] = msgspec.structs.replace(report, state=state)
 
+    def forget(self, conns: list[ConnKey]) -> None:
+        """Forget everything about ``conns`` (a reshard's old set once it closed, or an aborted new set)."""
+        for conn in conns:
+            for table in (self.snapshots, self.keys, self.low_water, self.reports, self.rates):
+                table.pop(conn, None)
+
     def resume_from(self, conns: list[ConnKey]) -> list[SessionSnapshot]:
         """The sessions of ``conns`` to resume, each from before what no consumer group acknowledged.
 

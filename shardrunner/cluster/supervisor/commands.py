@@ -1,5 +1,5 @@
 """The control socket: small command objects the supervisor executes for ``shardrunner status``,
-``reload``, ``stop`` and the client's ``endpoints``.
+``reload``, ``stop``, ``reshard`` and the client's ``endpoints``.
 
 The socket is a ZeroMQ ROUTER bound at ``ipc://RUN_DIR/control.sock``; a request is the JSON
 ``{"command": NAME, ...}`` and the answer ``{"ok": true, "result": ...}`` or ``{"ok": false, "error":
@@ -41,6 +41,9 @@ class ControlTarget(Protocol):
 
     def request_stop(self) -> str:
         """Start stopping; the sentence tells the user what the stop will leave behind."""
+
+    async def reshard(self, shards: int | None, *, dry_run: bool, abort: bool) -> dict[str, Any]:
+        """Plan, start or abort a reshard (``shards`` None: the platform's count)."""
 
 
 class Command(abc.ABC):
@@ -85,6 +88,29 @@ class Stop(Command):
         return {"message": target.request_stop()}
 
 
+class Reshard(Command):
+    """``{"command": "reshard", "shards": N | "auto", "dry_run": false, "abort": false}``: plan a
+    reshard and start it (answers at once with the plan; ``status`` shows its progress), only plan
+    it (``dry_run``), or abort the running one before its switch (``abort``). A refused reshard is
+    an error: one sentence saying why."""
+
+    name = "reshard"
+
+    async def execute(self, target: ControlTarget, request: dict[str, Any]) -> Any:
+        if target.stopping:
+            raise CommandError("the cluster is stopping")
+        shards = request.get("shards", "auto")
+        if shards == "auto" or shards is None:
+            count = None
+        elif isinstance(shards, int) and not isinstance(shards, bool) and shards >= 1:
+            count = shards
+        else:
+            raise CommandError(f"shards must be a whole number of at least 1, or auto; not {shards!r}")
+        return await target.reshard(
+            count, dry_run=bool(request.get("dry_run")), abort=bool(request.get("abort"))
+        )
+
+
 class Endpoints(Command):
     """``{"command": "endpoints"}``: the platforms and, per running worker, its bus endpoint and
     connections (how ``shardrunner.client`` finds the workers)."""
@@ -95,7 +121,7 @@ class Endpoints(Command):
         return target.endpoints()
 
 
-COMMANDS: dict[str, Command] = {c.name: c for c in (Status(), Reload(), Stop(), Endpoints())}
+COMMANDS: dict[str, Command] = {c.name: c for c in (Status(), Reload(), Stop(), Reshard(), Endpoints())}
 
 
 class ControlServer:

@@ -26,16 +26,27 @@ from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.book import SessionBook
 from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
+from shardrunner.cluster.supervisor.delivery import DeliveryTable
 from shardrunner.cluster.supervisor.grants import IdentifyGrants
+from shardrunner.cluster.supervisor.inbox import on_worker_message
 from shardrunner.cluster.supervisor.link import WorkerLink, ZmqWorkerLink
 from shardrunner.cluster.supervisor.model import DesiredSlot, Slot, SupervisorSettings, Worker
 from shardrunner.cluster.supervisor.platforms import Discover, discover_platforms
 from shardrunner.cluster.supervisor.progress import Progress
 from shardrunner.cluster.supervisor.reconcile import Reconciler
 from shardrunner.cluster.supervisor.reload import rolling_reload
+from shardrunner.cluster.supervisor.reshard import Resharder
+from shardrunner.cluster.supervisor.resizing import (
+    AutoReshard,
+    prefer_saved_sets,
+    reshard_command,
+    save_state,
+    settle_on_stop,
+    sleep_while_switching,
+)
 from shardrunner.cluster.supervisor.signals import unless_stopped
 from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
-from shardrunner.gateway.platform import PlatformError, PlatformPlan
+from shardrunner.gateway.platform import PlatformError, PlatformPlan, ResizablePlan
 from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -85,6 +96,8 @@ class Supervisor:
         self.book = SessionBook()
         self.slots: list[Slot] = []
         self.reconciler: Reconciler | None = None
+        self.resharder: Resharder | None = None
+        self.delivery = DeliveryTable()
         self.grants: IdentifyGrants | None = None
         self.control: ControlServer | None = None
         self.signals: asyncio.Queue[int] = asyncio.Queue()
@@ -131,6 +144,7 @@ class Supervisor:
         tasks = [
             asyncio.ensure_future(self._receive_workers()),
             asyncio.ensure_future(self.control.serve()),
+            asyncio.ensure_future(AutoReshard(self).run()),
         ]
         try:
             await self._loop()
@@ -152,6 +166,8 @@ class Supervisor:
             self.plans = {p.name: p for p in await self._discover(s)}
         except PlatformError as exc:
             raise ClusterError(str(exc)) from None
+        if not s.sim:
+            self.plans = prefer_saved_sets(self.plans, self.run_dir.path, self.token, s.resume_window)
         self.conns = [c for p in self.plans.values() for c in p.conns]
         saved: list[SessionSnapshot]
         if s.sim:
@@ -192,6 +208,17 @@ class Supervisor:
             on_release=self._on_release,
             on_fail=self.fail,
         )
+        self.resharder = Resharder(
+            reconciler=self.reconciler,
+            book=self.book,
+            delivery=self.delivery,
+            link=self.link,
+            clock=self.clock,
+            workers=s.workers,
+            busy=lambda: self._reloading is not None and not self._reloading.done(),
+            on_switch=self._on_switch,
+            on_done=self._on_resharded,
+        )
         try:
             self.link.bind()
             self.control = ControlServer(self._ctx, self.run_dir.control_endpoint, self)
@@ -216,6 +243,8 @@ class Supervisor:
             self.grants.open_gate(self.clock.monotonic())
             self._wake.clear()
             reconciler.step()
+            if self.resharder is not None and not self.stopping:
+                self.resharder.step()
             self._update_progress()
             if reconciler.stopped.is_set():
                 break
@@ -244,6 +273,7 @@ class Supervisor:
         self, worker: Worker, conns: list[ConnKey], snapshots: list[SessionSnapshot]
     ) -> m.Assign:
         s = self.settings
+        delivery, worker.delivery_version = self.delivery.for_assign(conns)
         parts = [
             m.PlatformPart(name, [c for c in conns if c.platform == name], p.part_config())
             for name, p in self.plans.items()
@@ -256,6 +286,8 @@ class Supervisor:
             groups=sorted(self.book.groups.items()),
             queue_events=s.queue_events,
             queue_bytes=s.queue_bytes,
+            delivery=delivery,
+            delivery_version=worker.delivery_version,
         )
 
     def _on_release(self, worker: Worker) -> None:
@@ -276,37 +308,7 @@ class Supervisor:
             self.on_worker_message(identity, message)
 
     def on_worker_message(self, identity: bytes, message: m.Message) -> None:
-        assert self.reconciler is not None
-        assert self.grants is not None
-        worker = self.reconciler.find(identity)
-        if worker is None:
-            return
-        if worker.gone and not isinstance(message, m.Report | m.HandedOff):
-            return  # what it asked for or said about itself no longer matters
-        now = self.clock.monotonic()
-        if isinstance(message, m.Report):
-            self.book.on_report(worker.slot, message, now)
-        elif isinstance(message, m.Pong):
-            worker.last_pong = now
-            if worker.ready != message.ready:
-                worker.ready = message.ready
-                self.wake()
-        elif isinstance(message, m.IdentifyRequest):
-            self.grants.request(identity, message.conn)
-        elif isinstance(message, m.IdentifySent):
-            self.grants.sent(message.conn)
-        elif isinstance(message, m.IdentifyDone):
-            self.grants.done(message.conn, ready=message.ready)
-        elif isinstance(message, m.Hello):
-            worker.hello = True
-            worker.last_pong = now
-            self.wake()
-        elif isinstance(message, m.HandedOff):
-            self.book.on_handed_off(message.snapshots)
-            worker.handed_off = message.snapshots
-            self.wake()
-        elif isinstance(message, m.ConnFailed):
-            self.fail(message.message)
+        on_worker_message(self, identity, message)
 
     # -- reload and stop: changes of the desired state ------------------------------------------
     def request_reload(self) -> asyncio.Future[str]:
@@ -316,6 +318,7 @@ class Supervisor:
 
     async def _reload(self) -> str:
         assert self.reconciler is not None
+        await sleep_while_switching(self.resharder, TICK_S)
         self.state = "reloading"
         try:
             return await rolling_reload(self.reconciler)
@@ -326,6 +329,8 @@ class Supervisor:
     def request_stop(self) -> str:
         """Start stopping (the loop hands every session over, then the state file is written)."""
         if self.reconciler is not None and not self.reconciler.stopping:
+            if self.resharder is not None:
+                settle_on_stop(self.resharder)
             self.state = "stopping"
             self._update_progress()  # the line ends on the latest state, not the last tick's
             self._progress.finish()
@@ -341,6 +346,22 @@ class Supervisor:
             f"{self.settings.resume_window:.0f} s resumes them"
         )
 
+    # -- resharding ------------------------------------------------------------------------------
+    async def reshard(self, shards: int | None, *, dry_run: bool, abort: bool) -> dict[str, Any]:
+        return await reshard_command(self, shards=shards, dry_run=dry_run, abort=abort)
+
+    def _on_switch(self, old: ResizablePlan, new: ResizablePlan) -> None:
+        """The new set delivers: bots' commands go to it (the endpoints answer names its generation)."""
+        self.plans[new.name] = new
+
+    def _on_resharded(self, old: ResizablePlan, new: ResizablePlan) -> None:
+        """The old set closes: the tables and the state file hold the new set only."""
+        gone = set(old.conns)
+        self.conns = [c for c in self.conns if c not in gone] + list(new.conns)
+        self.plans[new.name] = new
+        if not self.settings.sim and self.run_dir.state_file.exists():
+            save_state(self)
+
     def fail(self, message: str) -> None:
         if self.error is None:
             self.error = message
@@ -349,21 +370,14 @@ class Supervisor:
         self.request_stop()
 
     async def _save(self) -> None:
-        if not self.conns or not self.token:
+        path = save_state(self)
+        if path is None:
             return
-        snapshots = self.book.resume_from(self.conns)
-        path = statefile.write(
-            self.run_dir.path, self.token, self.conns, snapshots, sorted(self.book.groups.items())
-        )
         if self.settings.sim:
             log.info("stopped; the built-in simulator starts empty, so the next start identifies")
         else:
-            log.info(
-                "stopped; %d sessions saved to %s (a start within %.0f s resumes them)",
-                len(snapshots),
-                path,
-                self.settings.resume_window,
-            )
+            count, window = len(self.book.resume_from(self.conns)), self.settings.resume_window
+            log.info("stopped; %d sessions saved to %s (a start within %.0f s resumes them)", count, path, window)
 
     def _cleanup(self) -> None:
         if self.grants is not None:
@@ -378,22 +392,7 @@ class Supervisor:
     # -- what the control commands ask --------------------------------------------------------
     def status(self) -> st.ClusterStatus:
         """What ``shardrunner status`` shows (never the token)."""
-        assert self.reconciler is not None
-        s = self.settings
-        return st.ClusterStatus(
-            supervisor=st.supervisor_status(
-                state=self.state,
-                run_dir=str(self.run_dir.path),
-                api_url=s.api_url,
-                simulator=s.api_url.removesuffix("/api/v10") if s.sim else None,
-                plans=self.plans,
-                started=self.started,
-                error=self.error,
-            ),
-            workers=[st.worker_status(w, self.slots[w.slot]) for w in self.reconciler.live()],
-            shards=st.conn_statuses(self.slots, self.book, self.clock.monotonic()),
-            groups=st.group_statuses(self.slots, self.book),
-        )
+        return st.cluster_status(self)
 
     def endpoints(self) -> dict[str, Any]:
         """Where bots find the workers (``shardrunner.client`` asks for this every second)."""

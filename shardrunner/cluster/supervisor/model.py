@@ -70,6 +70,9 @@ class WorkerState(enum.Enum):
     IDLE = "idle"
     #: Asked to hand its sessions over and exit (or, if it never said hello, to exit).
     RETIRING = "retiring"
+    #: Asked to end its sessions (a reshard's old or aborted set), drain its queues and exit; bots
+    #: still find it, to take what it holds for them.
+    FINISHING = "finishing"
     #: Hung: SIGTERM sent, SIGKILL at the deadline.
     KILLING = "killing"
     #: The process is gone (the loop saw its exit status).
@@ -95,6 +98,8 @@ class Worker:
     ready: bool = False
     #: The sessions of its last HandedOff (None until one came).
     handed_off: list[SessionSnapshot] | None = None
+    #: The delivery version it runs (from its Assign, then its DeliverySet answers).
+    delivery_version: int = 0
     exit_code: int | None = None
     exited_at: float = 0.0
 
@@ -114,7 +119,8 @@ class Worker:
 @dataclass
 class DesiredSlot:
     """What one slot should be: its connections, the oldest worker generation it accepts (a reload
-    raises it), and whether it should run at all (``standby``: no worker, as when stopping)."""
+    raises it), and whether it should run at all (``standby``: no worker, as when stopping or
+    when a reshard finishes the slot's set)."""
 
     conns: list[ConnKey]
     generation: int = 0

@@ -24,6 +24,7 @@ from shardrunner.cluster.plan import span
 from shardrunner.cluster.supervisor.book import SessionBook
 from shardrunner.cluster.supervisor.link import WorkerLink
 from shardrunner.cluster.supervisor.model import Slot, SupervisorSettings, Worker, WorkerState
+from shardrunner.cluster.supervisor.overlap import BOOT_TIMEOUT_S, STOP_TIMEOUT_S, ReloadSteps
 from shardrunner.cluster.supervisor.spawner import Spawner
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -31,9 +32,7 @@ from shardrunner.protocol.keys import ConnKey
 log = logging.getLogger("shardrunner.supervisor")
 
 PING_EVERY_S: Final = 1.0
-BOOT_TIMEOUT_S: Final = 30.0
 KILL_GRACE_S: Final = 5.0
-STOP_TIMEOUT_S: Final = 15.0
 MAX_BACKOFF_S: Final = 60.0
 #: A worker ready this long resets its slot's backoff: the next crash waits the first delay again.
 HEALTHY_AFTER_S: Final = 30.0
@@ -48,7 +47,7 @@ S = WorkerState
 AssignFactory = Callable[[Worker, list[ConnKey], list[SessionSnapshot]], m.Assign]
 
 
-class Reconciler:
+class Reconciler(ReloadSteps):
     """Steps the workers toward the desired state of every slot."""
 
     def __init__(
@@ -88,13 +87,13 @@ class Reconciler:
     # -- changes of the desired state (called by reload and stop) -----------------------------
     def replace(self, index: int) -> asyncio.Future[str | None]:
         """Want a newer worker in slot ``index`` (a reload of it); the future says how it went."""
-        slot = self.slots[index]
+        slot = self.slot(index)
         fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         slot.handover = (0, 0)
         if self.stopping:
             fut.set_result("the cluster is stopping")
             return fut
-        if slot.current is None or slot.current.state is not S.RUNNING:
+        if slot.desired.standby or slot.current is None or slot.current.state is not S.RUNNING:
             fut.set_result(None)  # nothing to hand over: the slot (re)starts with a new worker anyway
             return fut
         slot.desired.generation = self.next_generation
@@ -106,6 +105,48 @@ class Reconciler:
         self.stopping = True
         for slot in self.slots:
             slot.desired.standby = True
+
+    # -- slots coming and going (a reshard's sets) ----------------------------------------------
+    def slot(self, index: int) -> Slot:
+        """The slot numbered ``index`` (KeyError if there is none)."""
+        for slot in self.slots:
+            if slot.index == index:
+                return slot
+        raise KeyError(index)
+
+    def add_slots(self, slots: list[Slot]) -> None:
+        """Run these slots too (their workers start at the next step)."""
+        self.slots.extend(slots)
+
+    def finish(self, index: int, drain: float) -> None:
+        """Want no worker in slot ``index`` any more: its worker ends its sessions (they are not
+        resumed), keeps what durable groups have not acknowledged for up to ``drain`` seconds, and
+        exits. The slot stays listed until :meth:`finished` says so."""
+        slot = self.slot(index)
+        slot.desired.standby = True
+        self._settle_change(slot, "its shards are being retired")
+        now = self.clock.monotonic()
+        for w in slot.workers():
+            if w.gone or w.state in (S.FINISHING, S.KILLING):
+                continue
+            self.on_release(w)
+            if w.hello:
+                self.link.send(w.identity, m.Finish(drain))
+                w.state = S.FINISHING
+                w.deadline = now + drain + STOP_TIMEOUT_S
+            else:
+                w.handle.send_signal(signal.SIGTERM)
+                w.state = S.RETIRING
+                w.deadline = now + STOP_TIMEOUT_S
+        slot.candidate = slot.previous = slot.returning = None
+        slot.handoff_asked = False
+
+    def finished(self, index: int) -> bool:
+        """No worker of slot ``index`` is left."""
+        return not any(w.slot == index for w in self.workers.values())
+
+    def remove_slot(self, index: int) -> None:
+        self.slots[:] = [s for s in self.slots if s.index != index]
 
     # -- the step ------------------------------------------------------------------------------
     def step(self) -> None:
@@ -142,12 +183,13 @@ class Reconciler:
             self._last_ping = now
             self._nonce += 1
         for w in self.workers.values():
-            if w.state in (S.KILLING, S.RETIRING):
+            if w.state in (S.KILLING, S.RETIRING, S.FINISHING):
                 if w.deadline is not None and now >= w.deadline and not w.killed:
                     log.warning("worker %d (pid %d) did not exit in time: killing it", w.slot, w.pid)
                     w.handle.send_signal(signal.SIGKILL)
                     w.killed = True
-                continue
+                if w.state is not S.FINISHING or w.killed:
+                    continue
             if not w.hello:
                 continue
             if now - w.last_pong > self.settings.hung_after:
@@ -200,6 +242,10 @@ class Reconciler:
     def _step_slot(self, slot: Slot, now: float) -> None:
         if self.stopping:
             return  # an earlier slot failed the cluster: the next step stops every worker
+        if slot.desired.standby:
+            if slot.current is not None and slot.current.gone:
+                slot.current = None  # a finished slot: nothing is restarted
+            return
         if slot.candidate is not None or slot.previous is not None or slot.returning is not None:
             self._step_reload(slot, now)
             return
@@ -246,98 +292,6 @@ class Reconciler:
             len(slot.desired.conns),
         )
 
-    # -- reload: overlap, handover, rollback -----------------------------------------------------
-    def _step_reload(self, slot: Slot, now: float) -> None:
-        if slot.candidate is not None:
-            self._step_candidate(slot, slot.candidate, now)
-        elif slot.returning is not None:
-            self._step_returning(slot, slot.returning, now)
-        else:
-            self._step_overlap(slot, now)
-
-    def _step_candidate(self, slot: Slot, new: Worker, now: float) -> None:
-        """Before the handover: the replacement boots, then the old worker hands its sessions over."""
-        old = slot.current
-        assert old is not None
-        if not slot.handoff_asked:
-            if old.gone:
-                # The old worker died before the handover: the replacement simply takes the slot.
-                slot.current, slot.candidate = new, None
-                return
-            if new.hello and not new.gone:
-                new.state = S.STANDBY
-                new.deadline = None
-                old.handed_off = None
-                old.state = S.HANDING_OFF
-                old.deadline = now + STOP_TIMEOUT_S
-                slot.handoff_asked = True
-                self.on_release(old)
-                self.link.send(old.identity, m.Handoff(exit=False))
-            elif new.gone or (new.deadline is not None and now > new.deadline):
-                why = new.handle.last_words() if new.gone else f"no hello within {BOOT_TIMEOUT_S:.0f} s"
-                self._kill(new, now)
-                slot.candidate = None
-                self._roll_back(
-                    slot, old, f"the replacement did not start ({why}); the old worker keeps its shards"
-                )
-            return
-        if old.handed_off is None and not old.gone and now <= (old.deadline or now):
-            return  # waiting for the sessions
-        slot.handoff_asked = False
-        slot.candidate = None
-        if new.gone:  # died on standby: the old worker takes its sessions back
-            slot.current = None
-            self._take_back(slot, old, now, "the replacement exited before it took the shards")
-            return
-        # From the handoff, or (the old worker gone or late) from its last reports.
-        snapshots = self.book.resume_from(slot.desired.conns)
-        slot.handover = (len(snapshots), len(slot.desired.conns) - len(snapshots))
-        self._assign(slot, new, snapshots)
-        slot.current, slot.previous = new, old
-        if not old.gone:
-            old.state = S.IDLE
-            old.deadline = None
-        slot.ready_deadline = now + self.settings.ready_timeout
-
-    def _step_overlap(self, slot: Slot, now: float) -> None:
-        """The replacement runs; the old worker idles until it is ready, and retires then."""
-        new, old = slot.current, slot.previous
-        assert new is not None
-        assert old is not None
-        if new.ready and not new.gone:
-            self._retire(old, now)
-            slot.previous = None
-            self._settle_change(slot, None)
-        elif new.gone or now > slot.ready_deadline:
-            self._retire(new, now)  # it hands the sessions back, and exits
-            slot.current, slot.returning = None, new
-
-    def _step_returning(self, slot: Slot, back: Worker, now: float) -> None:
-        """The replacement was not ready in time: once it handed the sessions back, the old worker
-        takes them."""
-        if back.handed_off is None and not back.gone and now <= (back.deadline or now):
-            return
-        old = slot.previous
-        assert old is not None
-        slot.returning = slot.previous = None
-        why = f"the replacement's shards were not ready within {self.settings.ready_timeout:.0f} s"
-        self._take_back(slot, old, now, why)
-
-    def _take_back(self, slot: Slot, old: Worker, now: float, why: str) -> None:
-        if old.gone:
-            slot.current = None  # nobody is left: the slot restarts as after a crash
-            slot.next_start_at = now
-            self._roll_back(slot, old, f"{why}, and the old worker is gone too")
-            return
-        slot.current = old
-        self._assign(slot, old)
-        self._roll_back(slot, old, f"{why}; the old worker took them back")
-
-    def _roll_back(self, slot: Slot, old: Worker, why: str) -> None:
-        slot.desired.generation = old.generation  # the change is given up, not retried
-        log.error("reload of worker %d rolled back: %s", slot.index, why)
-        self._settle_change(slot, why)
-
     def _settle_change(self, slot: Slot, outcome: str | None) -> None:
         fut = self.changes.pop(slot.index, None)
         if fut is not None and not fut.done():
@@ -357,7 +311,10 @@ class Reconciler:
             slot.current = slot.candidate = slot.previous = slot.returning = None
             slot.handoff_asked = False
         for w in self.workers.values():
-            if w.state is not S.RETIRING and w.state is not S.KILLING:
+            if w.state is S.FINISHING:
+                # Its sessions are ended already; what it still holds for absent bots goes now.
+                w.deadline = min(w.deadline or now, now + STOP_TIMEOUT_S)
+            elif w.state is not S.RETIRING and w.state is not S.KILLING:
                 self._retire(w, now)
         # Gone, or killed and given the grace to go: a stop never waits for ever.
         waiting = [

@@ -10,14 +10,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from shardrunner.cluster.plan import span
 from shardrunner.cluster.supervisor.book import SessionBook
 from shardrunner.cluster.supervisor.model import Slot, Worker, WorkerState
+from shardrunner.cluster.supervisor.reshard import ReshardStatus
 from shardrunner.gateway.platform import PlatformPlan
+from shardrunner.protocol.keys import ConnKey
+
+if TYPE_CHECKING:
+    from shardrunner.cluster.supervisor.core import Supervisor
 
 
 class SupervisorStatus(msgspec.Struct):
@@ -67,6 +72,12 @@ class ConnStatus(msgspec.Struct):
     crashes: int
     last_error: str | None
     last_resume_ago_s: float | None
+    #: Routing keys its session announced that have not arrived yet (Discord: READY's guilds
+    #: without their GUILD_CREATE), and its events held back from the bots (a reshard's new set).
+    keys_pending: int = 0
+    withheld: int = 0
+    #: How its events reach the bots: live, hold, dedupe or mute (see docs/resharding.md).
+    delivery: str = "live"
 
 
 class GroupStatus(msgspec.Struct):
@@ -83,6 +94,30 @@ class ClusterStatus(msgspec.Struct):
     workers: list[WorkerStatus]
     shards: list[ConnStatus]
     groups: list[GroupStatus]
+    #: The running reshard, or the last one (None: none since the start).
+    reshard: ReshardStatus | None = None
+
+
+def cluster_status(sup: Supervisor) -> ClusterStatus:
+    """What ``shardrunner status`` shows of a supervisor (never the token)."""
+    assert sup.reconciler is not None
+    s = sup.settings
+    by_index = {slot.index: slot for slot in sup.slots}
+    return ClusterStatus(
+        supervisor=supervisor_status(
+            state=sup.state,
+            run_dir=str(sup.run_dir.path),
+            api_url=s.api_url,
+            simulator=s.api_url.removesuffix("/api/v10") if s.sim else None,
+            plans=sup.plans,
+            started=sup.started,
+            error=sup.error,
+        ),
+        workers=[worker_status(w, by_index[w.slot]) for w in sup.reconciler.live() if w.slot in by_index],
+        shards=conn_statuses(sup.slots, sup.book, sup.clock.monotonic(), sup.delivery.modes),
+        groups=group_statuses(sup.slots, sup.book),
+        reshard=sup.resharder.status() if sup.resharder is not None else None,
+    )
 
 
 def worker_status(worker: Worker, slot: Slot) -> WorkerStatus:
@@ -100,9 +135,13 @@ def worker_status(worker: Worker, slot: Slot) -> WorkerStatus:
     )
 
 
-def conn_statuses(slots: list[Slot], book: SessionBook, now: float) -> list[ConnStatus]:
+def conn_statuses(
+    slots: list[Slot], book: SessionBook, now: float, delivery: Mapping[ConnKey, Any] | None = None
+) -> list[ConnStatus]:
     out = []
     for slot in slots:
+        if slot.desired.standby and slot.current is None:
+            continue  # a finished set's slot, about to go
         for conn in slot.desired.conns:
             r = book.reports.get(conn)
             out.append(
@@ -114,7 +153,7 @@ def conn_statuses(slots: list[Slot], book: SessionBook, now: float) -> list[Conn
                     generation=conn.generation,
                     id=conn.shard,
                     worker=slot.index,
-                    state=r.state if r else "starting",
+                    state="closing" if slot.desired.standby else r.state if r else "starting",
                     latency_ms=None
                     if r is None or r.heartbeat_latency is None
                     else r.heartbeat_latency * 1000,
@@ -128,6 +167,9 @@ def conn_statuses(slots: list[Slot], book: SessionBook, now: float) -> list[Conn
                     last_resume_ago_s=None
                     if r is None or r.last_resume_at is None
                     else max(0.0, now - r.last_resume_at),
+                    keys_pending=r.keys_pending if r else 0,
+                    withheld=r.withheld if r else 0,
+                    delivery=str(getattr((delivery or {}).get(conn), "value", "live")),
                 )
             )
     return out
@@ -179,7 +221,9 @@ def endpoints(
     workers = []
     for slot in slots:
         w = slot.current
-        if w is not None and w.state is WorkerState.RUNNING and w.handle.poll() is None:
+        # A finishing worker (a reshard's old set) is still listed: bots take what it holds for them.
+        serving = (WorkerState.RUNNING, WorkerState.FINISHING)
+        if w is not None and w.state in serving and w.handle.poll() is None:
             workers.append(
                 {
                     "slot": slot.index,

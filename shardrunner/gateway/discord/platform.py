@@ -15,9 +15,10 @@ from typing import Any, Literal, Protocol
 
 from shardrunner.gateway.connection import GatewayConnection, Sink
 from shardrunner.gateway.discord.options import PartConfig
+from shardrunner.gateway.discord.resize import DiscordRules, propose
 from shardrunner.gateway.discord.rest import SessionStartLimit, fetch_gateway_bot
 from shardrunner.gateway.discord.shard import DiscordShard
-from shardrunner.gateway.platform import PlatformError
+from shardrunner.gateway.platform import PlatformError, Resize, ResizePolicy
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
 from shardrunner.protocol import routing
 from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
@@ -50,6 +51,11 @@ class DiscordPlan:
         compression: str,
         large_threshold: int,
         generation: int = 0,
+        api_url: str = "",
+        recommended: int | None = None,
+        rules: DiscordRules | None = None,
+        policy: ResizePolicy | None = None,
+        auto_count: bool = False,
     ) -> None:
         if num_shards < 1:
             raise PlatformError(f"the shard count must be at least 1, not {num_shards}")
@@ -61,8 +67,16 @@ class DiscordPlan:
         self.identify_window = identify_window
         self.session_start_limit = session_start_limit
         self.generation = generation
+        self.api_url = api_url
+        #: ``/gateway/bot``'s shard count at the last ask.
+        self.recommended = num_shards if recommended is None else recommended
+        self.rules = rules or DiscordRules()
+        self.policy = policy or ResizePolicy()
+        #: The count came from Discord (``--shards auto``), not from the settings.
+        self.auto_count = auto_count
         self.conns = [ConnKey(NAME, generation, shard, num_shards) for shard in range(num_shards)]
         self.limits = [StartLimit(IDENTIFY_LIMIT, max_concurrency, identify_window)]
+        self._token = token
         self._config = PartConfig(
             token=token,
             gateway_url=gateway_url,
@@ -99,6 +113,49 @@ class DiscordPlan:
                 to_identify,
             )
 
+    # -- resharding (a ResizablePlan) ------------------------------------------------------------
+    def resize(self, count: int, generation: int | None = None) -> DiscordPlan:
+        config = self._config
+        return DiscordPlan(
+            token=self._token,
+            gateway_url=self.gateway_url,
+            num_shards=count,
+            max_concurrency=self.max_concurrency,
+            identify_window=self.identify_window,
+            session_start_limit=self.session_start_limit,
+            intents=config.intents,
+            compression=config.compression,
+            large_threshold=config.large_threshold,
+            generation=self.generation + 1 if generation is None else generation,
+            api_url=self.api_url,
+            recommended=self.recommended,
+            rules=self.rules,
+            policy=self.policy,
+            auto_count=self.auto_count,
+        )
+
+    async def refresh(self) -> None:
+        if not self.api_url:
+            return
+        gateway = await fetch_gateway_bot(self.api_url, self._token)
+        self.recommended = gateway.shards
+        self.session_start_limit = gateway.session_start_limit
+
+    def propose(self, count: int | None, keys: int, *, auto: bool = False) -> Resize | None:
+        limit = self.session_start_limit
+        return propose(
+            rules=self.rules,
+            current=self.num_shards,
+            requested=count,
+            recommended=self.recommended,
+            guilds=keys,
+            max_concurrency=self.max_concurrency,
+            identify_window=self.identify_window,
+            remaining=limit.remaining,
+            reset_after_ms=limit.reset_after,
+            auto=auto,
+        )
+
     def describe(self) -> dict[str, Any]:
         return {
             "gateway_url": self.gateway_url,
@@ -106,6 +163,8 @@ class DiscordPlan:
             "max_concurrency": self.max_concurrency,
             "identify_window": self.identify_window,
             "generation": self.generation,
+            "recommended_shards": self.recommended,
+            "max_guilds_per_shard": self.rules.capacity,
             "session_starts_remaining": self.session_start_limit.remaining,
             "session_starts_total": self.session_start_limit.total,
         }
@@ -122,11 +181,38 @@ class DiscordSettings(Protocol):
     intents: int
     compression: Any  # a Compression, or its value
     large_threshold: int
+    auto_reshard: bool
+    reshard_at: float
+    reshard_target: float
+    reshard_check: float
+    reshard_reserve: int
+    reshard_overlap: float
+    reshard_timeout: float
+    reshard_drain: float
+    max_guilds_per_shard: int
 
 
 async def discover_from(settings: DiscordSettings) -> DiscordPlan:
     """:func:`discover` with the values of the settings' ``discord`` section."""
     compression = settings.compression
+    if settings.reshard_target >= settings.reshard_at:
+        raise PlatformError(
+            f"--reshard-target ({settings.reshard_target:g}) must be below --reshard-at "
+            f"({settings.reshard_at:g}): a reshard must bring the fill down"
+        )
+    rules = DiscordRules(
+        reshard_at=settings.reshard_at,
+        target=settings.reshard_target,
+        reserve=settings.reshard_reserve,
+        capacity=settings.max_guilds_per_shard,
+    )
+    policy = ResizePolicy(
+        auto=settings.auto_reshard,
+        check_every=settings.reshard_check,
+        overlap=settings.reshard_overlap,
+        timeout=settings.reshard_timeout,
+        drain=settings.reshard_drain,
+    )
     return await discover(
         api_url=settings.api_url,
         token=settings.token or "",
@@ -136,6 +222,8 @@ async def discover_from(settings: DiscordSettings) -> DiscordPlan:
         intents=settings.intents,
         compression=str(getattr(compression, "value", compression)),
         large_threshold=settings.large_threshold,
+        rules=rules,
+        policy=policy,
     )
 
 
@@ -150,6 +238,8 @@ async def discover(
     compression: str,
     large_threshold: int,
     generation: int = 0,
+    rules: DiscordRules | None = None,
+    policy: ResizePolicy | None = None,
 ) -> DiscordPlan:
     """The plan for this token: ``GET /gateway/bot``, then the shard count and limits as configured.
 
@@ -168,6 +258,11 @@ async def discover(
         compression=compression,
         large_threshold=large_threshold,
         generation=generation,
+        api_url=api_url,
+        recommended=gateway.shards,
+        rules=rules,
+        policy=policy,
+        auto_count=shards == "auto",
     )
 
 
