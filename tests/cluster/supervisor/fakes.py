@@ -13,8 +13,10 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from shardrunner.bus.protocol import Delivery
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.exitcodes import BOOT_FAILED
+from shardrunner.gateway.platform import Resize, ResizePolicy
 from shardrunner.identify.protocol import StartLimit
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -77,6 +79,41 @@ class FakePlan:
         return {"shards": len(self.conns), "sets": sorted({c.count for c in self.conns})}
 
 
+@dataclass
+class FakeResizablePlan(FakePlan):
+    """A plan that can be resized (``ResizablePlan``): ``due`` makes the automatic check propose a
+    resize to ``due`` connections, ``refuse`` refuses any resize with that sentence."""
+
+    generation: int = 0
+    policy: ResizePolicy = field(default_factory=lambda: ResizePolicy(overlap=1.0, timeout=60.0, drain=5.0))
+    due: int | None = None
+    refuse: str | None = None
+    refreshed: int = 0
+    proposed: list[tuple[int | None, int, bool]] = field(default_factory=list)
+
+    def resize(self, count: int, generation: int | None = None) -> FakeResizablePlan:
+        g = self.generation + 1 if generation is None else generation
+        return FakeResizablePlan(
+            conns(count, g, self.name), self.name, self.buckets, self.window, generation=g, policy=self.policy
+        )
+
+    async def refresh(self) -> None:
+        self.refreshed += 1
+
+    def propose(self, count: int | None, keys: int, *, auto: bool = False) -> Resize | None:
+        self.proposed.append((count, keys, auto))
+        if auto and self.due is None:
+            return None
+        target = count if count is not None else (self.due or 2 * len(self.conns))
+        return Resize(
+            self.name, len(self.conns), target, keys, 10, 0.9, 0.45, target, 1000, 10, 1.0,
+            "asked" if count else "due", self.refuse,
+        )  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        return {"num_shards": len(self.conns), "generation": self.generation}
+
+
 def discover_of(*plans: FakePlan) -> Any:
     async def discover(settings: Any) -> list[Any]:
         return list(plans)
@@ -95,6 +132,12 @@ class Behaviour:
     pongs: bool = True
     ignore_term: bool = False
     words: str = "RuntimeError: boot refused for the test"
+    #: Routing keys each connection still waits for after its identify (counted down per report).
+    keys_pending: int = 0
+    #: Connections that close fatally instead of identifying.
+    fatal: frozenset[ConnKey] = frozenset()
+    #: It acknowledges delivery changes (DeliverySet).
+    acks: bool = True
 
 
 class FakeLink:
@@ -107,6 +150,8 @@ class FakeLink:
         self.procs: dict[bytes, FakeProc] = {}
         #: Every identify grant, in the order they were sent.
         self.grants: list[ConnKey] = []
+        #: Every message delivered to a worker, in order.
+        self.sent: list[tuple[bytes, m.Message]] = []
         self.bound = False
 
     def bind(self) -> None:
@@ -118,6 +163,7 @@ class FakeLink:
             return False
         if isinstance(message, m.IdentifyGrant):
             self.grants.append(message.conn)
+        self.sent.append((identity, message))
         proc.deliver(m.decode(m.encode(message)))
         return True
 
@@ -147,6 +193,8 @@ class FakeProc:
         self.resumed: list[ConnKey] = []
         self.identified: list[ConnKey] = []
         self.hello_sent = False
+        self.delivery: dict[ConnKey, Delivery] = {}
+        self.pending: dict[ConnKey, int] = {}
         self.identity = f"{slot}:{generation}".encode()
         link.procs[self.identity] = self
         if behaviour.boot == "fail":
@@ -201,8 +249,12 @@ class FakeProc:
                     c, state, session[1] if session else 0, session[0] if session else None,
                     "ws://resume" if session else None, 10, 0.04, 1,
                     int(c in self.resumed), int(c in self.identified), None, keys=[c.shard * 100],
+                    keys_pending=self.pending.get(c, 0),
+                    withheld=7 if self.delivery.get(c) in (Delivery.HOLD, Delivery.MUTE) else 0,
                 )
             )  # fmt: skip
+            if self.pending.get(c):
+                self.pending[c] -= 1
         self.say(m.Report(rows))
 
     def deliver(self, message: m.Message) -> None:
@@ -210,22 +262,41 @@ class FakeProc:
         if isinstance(message, m.Assign):
             self.conns = message.conns
             self.sessions = {}
+            self.delivery = dict(message.delivery)
             for snap in message.snapshots:
                 self.sessions[snap.conn] = (snap.session_id, snap.seq)
                 self.resumed.append(snap.conn)
             for c in self.conns:
-                if c not in self.sessions:
+                if c in self.behaviour.fatal:
+                    self.say(m.ConnFailed(c, 4013, f"{c}: closed 4013 for the test"))
+                elif c not in self.sessions:
                     self.say(m.IdentifyRequest(c))
             self.report()
+        elif isinstance(message, m.SetDelivery):
+            for c, mode in message.delivery:
+                if mode is Delivery.LIVE:
+                    self.delivery.pop(c, None)
+                else:
+                    self.delivery[c] = mode
+            if self.behaviour.acks:
+                self.say(m.DeliverySet(message.version))
+        elif isinstance(message, m.Finish):
+            self.sessions = {}
+            self.conns = []
+            self.say(m.Finished(0))
+            self.exit(0)
         elif isinstance(message, m.IdentifyGrant):
             self.say(m.IdentifySent(message.conn))
             self.sessions[message.conn] = (f"s-{message.conn}-{self.generation}", 1)
             self.identified.append(message.conn)
+            self.pending[message.conn] = self.behaviour.keys_pending
             self.say(m.IdentifyDone(message.conn, ready=True))
             self.report()
         elif isinstance(message, m.Ping):
             if self.behaviour.pongs:
                 self.say(m.Pong(message.nonce, self.ready))
+                if self.conns:
+                    self.report()  # a real worker reports twice a second
         elif isinstance(message, m.Handoff):
             snaps = [
                 SessionSnapshot(conn=c, session_id=sid, seq=seq + 5, resume_url="ws://resume", keys=[c.shard])
