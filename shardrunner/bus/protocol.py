@@ -9,12 +9,28 @@ once the shard has sent them.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import msgspec
 
 from shardrunner.protocol.envelope import Event, RoutingKey
 from shardrunner.protocol.keys import ConnKey
+
+
+class Delivery(enum.StrEnum):
+    """How a worker's bus delivers one connection's events (set by the supervisor for a reshard).
+
+    ``live``: normally. ``hold`` (a new set warming up) and ``mute`` (an old set about to close):
+    the connection runs but no group gets its events, nothing is held for them (they are not part
+    of the low water), they are counted as withheld. ``dedupe``: delivered, each event marked (in
+    :attr:`Batch.dedupe`) for the client to check against the platform's other connection sets.
+    """
+
+    LIVE = "live"
+    HOLD = "hold"
+    DEDUPE = "dedupe"
+    MUTE = "mute"
 
 
 class Join(msgspec.Struct, tag="join"):
@@ -56,12 +72,16 @@ class Ack(msgspec.Struct, tag="ack"):
 
 class Batch(msgspec.Struct, tag="batch"):
     """Worker -> member: events, in order per connection. ``redelivered`` lists the indexes of events that
-    were sent before to a member that failed (they may have been processed already)."""
+    were sent before to a member that failed (they may have been processed already); ``dedupe`` the
+    indexes of events of a connection in ``dedupe`` mode (a reshard's overlap: the same platform
+    event may come from another connection set, with another session and seq). An event can be in
+    both."""
 
     group: str
     batch: int
     events: list[Event]
     redelivered: list[int] = []
+    dedupe: list[int] = []
 
 
 class Gap(msgspec.Struct, tag="gap"):

@@ -9,92 +9,35 @@ Rules:
 - Within a group, each routing key (the platform's: see ``protocol.envelope.RoutingKey``) belongs
   to one member, chosen by rendezvous hashing: a member joining or leaving moves only its share of
   the keys, and one key's events stay in order on one member. Events without a routing key stay
-  together per connection.
+  together per platform and shard number, whatever the connection set.
 - A member has at most ``max_inflight`` unacknowledged events; the rest waits, unsent. Acks are
   cumulative by batch. A member that leaves or goes silent has its unacknowledged events
   redelivered to the others (marked as redelivered) and its waiting ones routed anew.
 - A group without members keeps its events in a backlog. Backlog and waiting events together are
   bounded (events and bytes); past that the oldest are dropped, counted, and reported to the
   group as gaps (which seqs) once it has a member again.
+- A connection can be set to another delivery mode than ``live`` (a reshard, see
+  :class:`~shardrunner.bus.protocol.Delivery`): ``hold`` and ``mute`` keep its events from every
+  group (counted in :attr:`Router.withheld`), ``dedupe`` marks them for the client's check across
+  connection sets.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 
 from shardrunner.bus import protocol as p
+from shardrunner.bus.groups import DEDUPE, REDELIVERED, Group, Item, Limits, Member, key_of
 from shardrunner.bus.holds import Holds
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 
-#: An event and whether it was sent before to a member that failed.
-Item = tuple[Event, bool]
+__all__ = ["Group", "Item", "Limits", "Member", "Router"]
 
-
-@dataclass(slots=True)
-class Limits:
-    """Per-group bounds on what a worker holds for it."""
-
-    max_events: int = 100_000
-    max_bytes: int = 256 * 1024 * 1024
-    max_inflight: int = 4096
-    batch_size: int = 64
-
-
-@dataclass(eq=False, slots=True)
-class Member:
-    """One member of a group on this worker: what it is sent, what it has not acknowledged yet."""
-
-    id: str
-    identity: bytes
-    events: frozenset[str] | None
-    last_seen: float
-    next_batch: int = 1
-    inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
-    inflight_events: int = 0
-    waiting: deque[Item] = field(default_factory=deque)
-
-
-@dataclass(eq=False)
-class Group:
-    """One consumer group on this worker: its members, its backlog, what it dropped (for gaps)."""
-
-    name: str
-    limits: Limits
-    events: frozenset[str] | None = None
-    durable: bool = True
-    members: dict[str, Member] = field(default_factory=dict)
-    backlog: deque[Item] = field(default_factory=deque)
-    held_events: int = 0  # backlog + waiting
-    held_bytes: int = 0
-    dropped: dict[tuple[ConnKey, str], list[list[int]]] = field(default_factory=dict)
-    dropped_total: int = 0
-    owners: dict[object, Member] = field(default_factory=dict)
-
-    def owner(self, key: object) -> Member:
-        member = self.owners.get(key)
-        if member is None:
-            member = max(self.members.values(), key=lambda m: _score(m.id, key))
-            self.owners[key] = member
-        return member
-
-    def subscribes(self, name: str) -> bool:
-        return self.events is None or name in self.events
-
-
-def _score(member: str, key: object) -> bytes:
-    return hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=8).digest()
-
-
-def _key(event: Event) -> object:
-    # Events without a routing key (Discord: DMs) stay together per connection. A ConnKey never
-    # equals a routing key (an int or a str), so the two cannot share an owner by accident.
-    key = event.key
-    return key if key is not None else event.conn
+_LIVE = p.Delivery.LIVE
+_DEDUPE_MODE = p.Delivery.DEDUPE
 
 
 class Router:
@@ -114,6 +57,10 @@ class Router:
         self._last_conn: ConnKey | None = None
         self._last_session = ""
         self._last_holds: Holds | None = None
+        #: Connections not delivered normally (see :meth:`set_delivery`); empty in the usual case.
+        self._modes: dict[ConnKey, p.Delivery] = {}
+        #: Per connection, the events a ``hold`` or ``mute`` mode kept from every group.
+        self.withheld: dict[ConnKey, int] = {}
 
     # -- membership -------------------------------------------------------------------------
     def declare(self, name: str, events: Iterable[str] | None) -> Group:
@@ -187,7 +134,7 @@ class Router:
             return
         group.owners.clear()
         self._refresh_events(group)
-        unacked = [(event, True) for _, items in member.inflight for event, _ in items]
+        unacked = [(event, flags | REDELIVERED) for _, items in member.inflight for event, flags in items]
         waiting = list(member.waiting)
         for event, _ in waiting:
             group.held_events -= 1
@@ -210,14 +157,14 @@ class Router:
             # Older than what the new owners already wait for: put them first, in order.
             per_member: dict[str, list[Item]] = {}
             for item in items:
-                per_member.setdefault(group.owner(_key(item[0])).id, []).append(item)
+                per_member.setdefault(group.owner(key_of(item[0])).id, []).append(item)
             for member_id, mine in per_member.items():
                 member = group.members[member_id]
                 for item in reversed(mine):
                     self._hold(group, member.waiting, item, front=True)
         else:
             for item in items:
-                self._hold(group, group.owner(_key(item[0])).waiting, item, front=False)
+                self._hold(group, group.owner(key_of(item[0])).waiting, item, front=False)
 
     # -- events -------------------------------------------------------------------------------
     def groups_for(self, name: str) -> list[Group]:
@@ -232,6 +179,14 @@ class Router:
         if not groups:
             self.dropped_unsubscribed += 1
             return
+        item = (event, 0)
+        if self._modes:  # a reshard is under way: some connections are not live
+            mode = self._modes.get(event.conn)
+            if mode is not None:
+                if mode is not _DEDUPE_MODE:  # hold, mute: no group gets it, nothing is held
+                    self.withheld[event.conn] = self.withheld.get(event.conn, 0) + 1
+                    return
+                item = (event, DEDUPE)
         holds = self._last_holds
         if event.conn is not self._last_conn or event.session != self._last_session or holds is None:
             self._last_conn, self._last_session = event.conn, event.session
@@ -247,9 +202,22 @@ class Router:
             holds.add(event.seq, len(groups))
         for group in groups:
             if group.members:
-                self._hold(group, group.owner(_key(event)).waiting, (event, False), front=False)
+                self._hold(group, group.owner(key_of(event)).waiting, item, front=False)
             else:
-                self._hold(group, group.backlog, (event, False), front=False)
+                self._hold(group, group.backlog, item, front=False)
+
+    # -- delivery modes (a reshard) ---------------------------------------------------------------
+    def set_delivery(self, modes: Mapping[ConnKey, p.Delivery]) -> None:
+        """Change the delivery mode of these connections (others keep theirs; ``live`` is the
+        default and removes the entry). Events already held are not affected."""
+        for conn, mode in modes.items():
+            if mode is _LIVE:
+                self._modes.pop(conn, None)
+            else:
+                self._modes[conn] = p.Delivery(mode)
+
+    def delivery(self, conn: ConnKey) -> p.Delivery:
+        return self._modes.get(conn, _LIVE)
 
     def _hold(self, group: Group, queue: deque[Item], item: Item, *, front: bool) -> None:
         if front:
@@ -273,7 +241,7 @@ class Router:
                 return
             queue = max(waiting, key=len)
         event, _ = queue.popleft()
-        self._release(((event, False),))
+        self._release(((event, 0),))
         group.held_events -= 1
         group.held_bytes -= len(event.data)
         group.dropped_total += 1
@@ -344,8 +312,18 @@ class Router:
                     member.next_batch += 1
                     member.inflight.append((batch_no, items))
                     member.inflight_events += n
-                    redelivered = [i for i, (_, again) in enumerate(items) if again]
-                    batch = p.Batch(group.name, batch_no, [e for e, _ in items], redelivered)
+                    events = [e for e, _ in items]
+                    flagged = [i for i, (_, flags) in enumerate(items) if flags]
+                    if flagged:
+                        batch = p.Batch(
+                            group.name,
+                            batch_no,
+                            events,
+                            [i for i in flagged if items[i][1] & REDELIVERED],
+                            [i for i in flagged if items[i][1] & DEDUPE],
+                        )
+                    else:
+                        batch = p.Batch(group.name, batch_no, events)
                     out.append((member.identity, p.encode(batch)))
         return out
 
@@ -368,6 +346,11 @@ class Router:
             else:
                 low[key] = seq
         return low
+
+    def undelivered(self) -> int:
+        """Events the durable groups are still owed (waiting, in a backlog, or unacknowledged),
+        summed over the groups: an event owed to two groups counts twice."""
+        return sum(g.owes() for g in self.groups.values() if g.durable)
 
     def group_stats(self) -> list[p.GroupStats]:
         """The durable groups as ``status`` shows them (ephemeral ones, ``tail``, are not the

@@ -141,15 +141,27 @@ class BusServer:
                 log.info("members gone silent: %s; their events go to the others", ", ".join(gone))
                 self.flush()
 
-    async def drain(self, timeout: float) -> bool:
-        """Wait until every member acknowledged everything held (at a handoff); False on timeout."""
+    async def drain(self, timeout: float, *, absent: bool = False) -> bool:
+        """Wait until every member acknowledged everything held; False on timeout.
+
+        A handoff waits only for the groups that have members (the next worker resumes from what
+        stays held). With ``absent``, what a finishing worker waits for (its sessions are over, so
+        nothing is replayed), durable groups without members count too: their backlog waits for a
+        member to come back and take it.
+        """
         deadline = time.monotonic() + timeout
-        while any(
-            g.members and (g.held_events or any(m.inflight for m in g.members.values()))
-            for g in self.router.groups.values()
-        ):
+        while self._owed(absent):
             if time.monotonic() > deadline:
                 return False
             self.flush()
             await asyncio.sleep(0.02)
         return True
+
+    def _owed(self, absent: bool) -> bool:
+        for g in self.router.groups.values():
+            if g.members:
+                if g.held_events or any(m.inflight for m in g.members.values()):
+                    return True
+            elif absent and g.durable and g.held_events:
+                return True
+        return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-from shardrunner.bus.protocol import GroupStats
+from shardrunner.bus.protocol import Delivery, GroupStats
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
@@ -51,10 +51,18 @@ class Assign(msgspec.Struct, tag="assign"):
     groups: list[tuple[str, list[str] | None]] = []
     queue_events: int = 100_000
     queue_bytes: int = 256 * 1024 * 1024
+    #: The bus's delivery mode of these connections (a reshard); the ones not listed are live. The
+    #: worker applies it before its connections start.
+    delivery: list[tuple[ConnKey, Delivery]] = []
+    #: The version of the supervisor's delivery modes this assignment carries (see SetDelivery).
+    delivery_version: int = 0
 
     def __repr__(self) -> str:  # never show a platform's config (it holds the token)
         conns = sum(len(p.conns) for p in self.parts)
-        return f"Assign(parts={self.parts!r}, conns={conns}, snapshots={len(self.snapshots)})"
+        return (
+            f"Assign(parts={self.parts!r}, conns={conns}, snapshots={len(self.snapshots)}, "
+            f"delivery={len(self.delivery)}@{self.delivery_version})"
+        )
 
     @property
     def conns(self) -> list[ConnKey]:
@@ -100,6 +108,11 @@ class ConnReport(msgspec.Struct, array_like=True):
     last_error: str | None = None
     #: The connection's routing keys, sent only when they changed since the previous report.
     keys: list[int | str] | None = None
+    #: Routing keys the session's start announced that have not arrived yet (Discord: guilds of
+    #: READY without their GUILD_CREATE); a reshard's new set is ready to switch at 0.
+    keys_pending: int = 0
+    #: Events of this connection the bus kept from every group (``hold`` and ``mute`` modes).
+    withheld: int = 0
 
     def snapshot(self, keys: list[int | str]) -> SessionSnapshot | None:
         if self.session_id is None or self.resume_url is None:
@@ -146,6 +159,31 @@ class HandedOff(msgspec.Struct, tag="handed_off"):
     snapshots: list[SessionSnapshot]
 
 
+class SetDelivery(msgspec.Struct, tag="set_delivery"):
+    """Supervisor -> worker: change the bus's delivery mode of these connections (the ones not
+    named keep theirs); answered by :class:`DeliverySet` once applied."""
+
+    version: int
+    delivery: list[tuple[ConnKey, Delivery]]
+
+
+class DeliverySet(msgspec.Struct, tag="delivery_set"):
+    version: int
+
+
+class Finish(msgspec.Struct, tag="finish"):
+    """Supervisor -> worker: end every session (close code 1000: nothing resumes them), give the
+    bots up to ``drain_timeout`` seconds to take what the durable groups are owed (members or
+    not), answer :class:`Finished` and exit. A reshard's old set ends so."""
+
+    drain_timeout: float
+
+
+class Finished(msgspec.Struct, tag="finished"):
+    #: Events still owed to durable groups when the drain gave up (summed over the groups).
+    undelivered: int
+
+
 class ConnFailed(msgspec.Struct, tag="conn_failed"):
     """A connection stopped on a fatal close code: reconnecting cannot help, the cluster must stop."""
 
@@ -167,6 +205,10 @@ Message = (
     | Handoff
     | HandedOff
     | ConnFailed
+    | SetDelivery
+    | DeliverySet
+    | Finish
+    | Finished
 )
 
 _encoder = msgspec.msgpack.Encoder()

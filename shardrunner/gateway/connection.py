@@ -68,6 +68,11 @@ class ConnCounters:
     keys: set[int | str] = field(default_factory=set)
     #: Bumped on every change of ``keys``, so a reporter can send the set only when it changed.
     keys_version: int = 0
+    #: Routing keys the session's start announced that have not been delivered yet (Discord: the
+    #: guilds of READY whose GUILD_CREATE has not come); ``pending`` holds them. Kept here, not in
+    #: the connection, so a connection rebuilt after a crash (it resumes) keeps counting them down.
+    keys_pending: int = 0
+    pending: set[int | str] = field(default_factory=set)
 
     @property
     def key_count(self) -> int:
@@ -87,6 +92,17 @@ class ConnCounters:
             self.keys.discard(key)
             self.keys_version += 1
 
+    def expect_keys(self, keys: Iterable[int | str]) -> None:
+        """A session started announcing these keys; each counts as pending until it arrives."""
+        self.pending = set(keys)
+        self.keys_pending = len(self.pending)
+
+    def key_arrived(self, key: int | str) -> None:
+        pending = self.pending
+        if key in pending:
+            pending.discard(key)
+            self.keys_pending = len(pending)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "events_in": self.events_in,
@@ -101,6 +117,7 @@ class ConnCounters:
             "heartbeat_latency": self.heartbeat_latency,
             "last_resume_at": self.last_resume_at,
             "keys": self.key_count,
+            "keys_pending": self.keys_pending,
         }
 
 

@@ -233,6 +233,8 @@ def test_router_low_water_matches_a_scan_of_everything_held_whatever_happens(see
             member = rng.choice(["a", "b", "c"])
             group = rng.choice(["durable", "typing", "tail"])
             r.join(member.encode(), p.Join(group, member, None, group != "tail"), step)
+        elif action < 0.62:
+            r.set_delivery({conns[rng.randrange(2)]: rng.choice(list(p.Delivery))})
         elif action < 0.65:
             group = rng.choice(list(r.groups))
             if r.groups[group].members:
@@ -301,7 +303,9 @@ def test_router_when_two_discord_sets_run_side_by_side_keeps_their_holds_low_wat
     ]
 
 
-def test_router_when_events_have_no_routing_key_keeps_each_connections_events_on_one_member() -> None:
+def test_router_when_events_have_no_routing_key_keeps_each_shard_numbers_events_on_one_member() -> None:
+    """DMs come to shard 0 of each set during a reshard: both copies must reach the one member
+    (one process) whose client drops the second, so key-less events go by (platform, shard)."""
     sets = [ConnKey("discord", 0, i, 4) for i in range(4)] + [ConnKey("discord", 1, i, 8) for i in range(8)]
     r = Router()
     for m in "abcd":
@@ -310,14 +314,82 @@ def test_router_when_events_have_no_routing_key_keeps_each_connections_events_on
         for conn in sets:
             r.publish(ev(seq, key=None, conn=conn))
     out = r.flush()
-    members_of: dict[ConnKey, set[bytes]] = {}
+    members_of: dict[int, set[bytes]] = {}
     for identity in (b"a", b"b", b"c", b"d"):
         for b in batches(out, identity):
             for e in b.events:
-                members_of.setdefault(e.conn, set()).add(identity)
-    assert set(members_of) == set(sets)
-    assert all(len(m) == 1 for m in members_of.values()), "one member per connection"
-    assert len(set().union(*members_of.values())) > 1, "the connections are spread over members"
+                members_of.setdefault(e.conn.shard, set()).add(identity)
+    assert set(members_of) == set(range(8))
+    assert all(len(m) == 1 for m in members_of.values()), "one member per shard number, both sets"
+    assert len(set().union(*members_of.values())) > 1, "the shards are spread over members"
+
+
+def test_router_when_a_connection_is_held_or_muted_withholds_its_events_and_holds_nothing() -> None:
+    old, new = ConnKey("discord", 0, 1, 4), ConnKey("discord", 1, 1, 8)
+    r = Router()
+    r.join(b"a", p.Join("g", "a", ["MESSAGE_CREATE"]), 0)
+    r.declare("absent", None)
+    r.set_delivery({new: p.Delivery.HOLD})
+    for seq in range(1, 4):
+        r.publish(ev(seq, conn=old))
+        r.publish(ev(seq, conn=new))
+    r.publish(ev(4, conn=new, name="TYPING_START"))  # the absent group takes it: withheld too
+    assert (r.delivery(new), r.delivery(old)) == (p.Delivery.HOLD, p.Delivery.LIVE)
+    assert r.withheld == {new: 4}
+    assert r.low_water() == {(old, "s"): 1}, "nothing of the held connection is held for a resume"
+    assert [(e.conn, e.seq) for b in batches(r.flush(), b"a") for e in b.events] == [
+        (old, 1),
+        (old, 2),
+        (old, 3),
+    ]
+    assert r.groups["absent"].held_events == 3, "the backlog has none of it either"
+    r.set_delivery({old: p.Delivery.MUTE, new: p.Delivery.LIVE})
+    r.publish(ev(4, conn=old))
+    r.publish(ev(5, conn=new))
+    assert r.withheld == {new: 4, old: 1}
+    assert (r.delivery(new), r.delivery(old)) == (p.Delivery.LIVE, p.Delivery.MUTE)
+    assert [(e.conn, e.seq) for b in batches(r.flush(), b"a") for e in b.events] == [(new, 5)]
+    assert r.low_water() == {(old, "s"): 1, (new, "s"): 5}
+
+
+def test_router_when_a_connection_is_in_dedupe_marks_its_events_and_a_redelivery_keeps_both_marks() -> None:
+    old, new = ConnKey("discord", 0, 0, 4), ConnKey("discord", 1, 0, 8)
+    r = Router()
+    r.join(b"a", p.Join("g", "a"), 0)
+    r.set_delivery({old: p.Delivery.DEDUPE})
+    for seq in range(1, 4):
+        r.publish(ev(seq, conn=old))
+        r.publish(ev(seq, conn=new))
+    r.set_delivery({old: p.Delivery.LIVE})  # what was published marked stays marked
+    r.publish(ev(4, conn=old))
+    (first,) = batches(r.flush(), b"a")
+    assert [(e.conn, e.seq) for e in first.events] == [
+        (old, 1), (new, 1), (old, 2), (new, 2), (old, 3), (new, 3), (old, 4)
+    ]  # fmt: skip
+    assert (first.dedupe, first.redelivered) == ([0, 2, 4], [])
+    assert r.withheld == {}
+    r.leave("g", "a")  # unacknowledged: to the backlog, then to the next member, marked again
+    r.join(b"b", p.Join("g", "b"), 1)
+    (again,) = batches(r.flush(), b"b")
+    assert [(e.conn, e.seq) for e in again.events] == [(e.conn, e.seq) for e in first.events]
+    assert (again.dedupe, again.redelivered) == ([0, 2, 4], list(range(7)))
+    assert p.decode(p.encode(again)) == again
+
+
+def test_router_undelivered_when_asked_sums_what_the_durable_groups_are_owed() -> None:
+    r = Router(Limits(max_inflight=2, batch_size=1))
+    r.join(b"a", p.Join("bot", "a"), 0)  # 2 in flight, 1 waiting
+    r.declare("away", None)  # 3 in its backlog
+    r.join(b"t", p.Join("tail-1", "t", None, durable=False), 0)  # not the cluster's to count
+    for seq in range(1, 4):
+        r.publish(ev(seq))
+    r.flush()
+    assert r.undelivered() == 6
+    r.ack(p.Ack("bot", "a", 2), 1)
+    assert r.undelivered() == 4
+    r.flush()
+    r.ack(p.Ack("bot", "a", 3), 1)
+    assert r.undelivered() == 3
 
 
 def test_router_group_stats_when_asked_lists_the_durable_groups_only() -> None:

@@ -87,3 +87,21 @@ async def test_bus_server_when_a_command_comes_runs_it_and_answers_with_its_resu
         (CONN, 42, body),
         (ConnKey("discord", 0, 3, 4), None, body),
     ]
+
+
+async def test_bus_server_drain_when_absent_also_waits_for_durable_groups_without_members(
+    bench: Bench,
+) -> None:
+    bench.server.router.declare("away", None)
+    bench.server.router.join(b"gone", p.Join("tail", "gone", durable=False), 0)
+    bench.server.router.leave("tail", "gone")  # an ephemeral group without members is no more
+    bench.server.publish(Event(CONN, "s", 1, "MESSAGE_CREATE", 7, b"{}"))
+    assert await bench.server.drain(5), "a handoff does not wait for a group without members"
+    assert not await bench.server.drain(0.1, absent=True), "a finish does: its backlog is owed"
+    await bench.member.send(p.encode(p.Join("away", "m")))
+    batch = await bench.receive()
+    assert isinstance(batch, p.Batch)
+    assert [(e.conn, e.seq) for e in batch.events] == [(CONN, 1)]
+    assert not await bench.server.drain(0.1, absent=True), "sent, not acknowledged"
+    await bench.member.send(p.encode(p.Ack("away", "m", batch.batch)))
+    assert await bench.server.drain(5, absent=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -171,26 +171,34 @@ class ConnTable:
             return None
 
     # -- stopping -------------------------------------------------------------------------------
-    async def close_all(self) -> list[SessionSnapshot]:
-        """Close every connection resumably; their sessions, for another process to resume."""
+    async def close_all(self, *, handoff: bool = True) -> list[SessionSnapshot]:
+        """Close every connection resumably; their sessions, for another process to resume.
+
+        Without ``handoff`` the sessions end (a finished connection set): nothing is returned."""
         self._closing.set()
         entries = list(self.entries.values())
-        results = await asyncio.gather(*(e.conn.close(handoff=True) for e in entries), return_exceptions=True)
+        results = await asyncio.gather(
+            *(e.conn.close(handoff=handoff) for e in entries), return_exceptions=True
+        )
         await asyncio.gather(*(e.task for e in entries if e.task is not None), return_exceptions=True)
         snapshots: list[SessionSnapshot] = []
         for entry, result in zip(entries, results, strict=True):
             if isinstance(result, SessionSnapshot):
                 snapshots.append(result)
             elif isinstance(result, BaseException):
-                log.warning("%s: %s did not hand off cleanly: %s", self._name, entry.conn.conn, result)
+                what = "hand off" if handoff else "close"
+                log.warning("%s: %s did not %s cleanly: %s", self._name, entry.conn.conn, what, result)
         return snapshots
 
     def clear(self) -> None:
         self.entries.clear()
 
     # -- reports and commands -------------------------------------------------------------------
-    def reports(self) -> list[m.ConnReport]:
-        """Every connection's report; its routing keys only when they changed since the last one."""
+    def reports(self, withheld: Mapping[ConnKey, int] | None = None) -> list[m.ConnReport]:
+        """Every connection's report; its routing keys only when they changed since the last one.
+
+        ``withheld``: per connection, the events the bus kept from every group (its router's)."""
+        withheld = withheld or {}
         out = []
         for key, e in self.entries.items():
             conn, c = e.conn, e.conn.counters
@@ -213,6 +221,8 @@ class ConnTable:
                     crashes=e.crashes,
                     last_error=e.last_error,
                     keys=sorted(c.keys) if changed else None,
+                    keys_pending=c.keys_pending,
+                    withheld=withheld.get(key, 0),
                 )
             )
         return out

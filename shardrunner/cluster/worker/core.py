@@ -2,14 +2,15 @@
 
 :class:`Worker` is driven by :mod:`.process` (the ZeroMQ link and the event loop) and, in the unit
 tests, by hand. Everything it says to the supervisor goes into :attr:`Worker.outbox`. It never waits
-inside :meth:`Worker.handle`: a handoff runs as a task, so pings are answered while it drains.
+inside :meth:`Worker.handle`: a handoff or a finish runs as a task, so pings are answered while it
+drains.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
 import msgspec
@@ -33,11 +34,18 @@ DRAIN_TIMEOUT_S: Final = 3.0
 
 
 class RouterView(Protocol):
-    """What the worker asks of the bus router , instead of reading its insides."""
+    """What the worker asks of the bus router, instead of reading its insides."""
+
+    @property
+    def withheld(self) -> Mapping[ConnKey, int]: ...
 
     def low_water(self) -> dict[tuple[ConnKey, str], int]: ...
 
     def group_stats(self) -> list[bp.GroupStats]: ...
+
+    def set_delivery(self, modes: Mapping[ConnKey, bp.Delivery]) -> None: ...
+
+    def undelivered(self) -> int: ...
 
 
 class Bus(Protocol):
@@ -48,7 +56,7 @@ class Bus(Protocol):
 
     def publish(self, event: Event) -> None: ...
 
-    async def drain(self, timeout: float) -> bool: ...
+    async def drain(self, timeout: float, *, absent: bool = False) -> bool: ...
 
     async def run(self) -> None: ...
 
@@ -105,6 +113,14 @@ class Worker:
         self._handing_off: asyncio.Task[list[SessionSnapshot]] | None = None
         self._deferred: m.Assign | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        #: The bus's delivery modes as the supervisor set them (live ones are not kept), and the
+        #: version of the last change applied.
+        self.delivery: dict[ConnKey, bp.Delivery] = {}
+        self.delivery_version = 0
+        self._finishing: asyncio.Task[None] | None = None
+        #: What to say once the finish is done: a Finished per Finish, a HandedOff per handoff.
+        self._after_finish: list[type[m.Finished] | type[m.HandedOff]] = []
+        self._undelivered = 0
         self.last_ping = self.clock.monotonic()
 
     # -- messages from the supervisor -----------------------------------------------------------
@@ -112,14 +128,20 @@ class Worker:
         """React to one message at once; what takes time runs as a task."""
         if isinstance(message, m.Ping):
             self.last_ping = self.clock.monotonic()
-            ready = self._handing_off is None and self.conns.all_ready()
+            ready = self._handing_off is None and self._finishing is None and self.conns.all_ready()
             self.outbox.put_nowait(m.Pong(message.nonce, ready))
         elif isinstance(message, m.IdentifyGrant):
             self.queue.granted(message.conn)
+        elif isinstance(message, m.SetDelivery):
+            self.set_delivery(message)
         elif isinstance(message, m.Handoff):
             self.handoff(exit=message.exit)
+        elif isinstance(message, m.Finish):
+            self.finish(message.drain_timeout)
         elif isinstance(message, m.Assign):
-            if self._handing_off is not None:
+            if self._finishing is not None:
+                log.warning("worker %d: an assignment while finishing is ignored", self.slot)
+            elif self._handing_off is not None:
                 self._deferred = message  # started once the handoff under way has answered
             elif not self.conns:
                 self.start(message)  # sessions handed back after an aborted reload
@@ -130,17 +152,89 @@ class Worker:
         if self.bus is None and assign.bus_endpoint and self._make_bus is not None:
             self.bus = self._make_bus(assign, self.conns)
             self._bus_task = asyncio.ensure_future(self.bus.run())
+        if assign.delivery_version >= self.delivery_version:
+            # The assignment's modes, for its connections (the unlisted ones live), before any of
+            # them can publish. A SetDelivery newer than the assignment (it came before) stands.
+            modes = {c: bp.Delivery.LIVE for c in assign.conns} | dict(assign.delivery)
+            self._apply_delivery(modes, assign.delivery_version)
+        elif self.bus is not None:
+            self.bus.router.set_delivery(self.delivery)  # kept from before the bus existed
         sink = self.bus.publish if self.bus is not None else _drop
         resuming = self.conns.start(assign.parts, assign.snapshots, sink)
         log.info("worker %d: running %s (%d to resume)", self.slot, describe(assign.conns), resuming)
+
+    # -- delivery modes (a reshard) -----------------------------------------------------------
+    def set_delivery(self, message: m.SetDelivery) -> None:
+        """Apply a change of delivery modes (the connections not named keep theirs) and say so."""
+        self._apply_delivery(dict(message.delivery), message.version)
+        self.outbox.put_nowait(m.DeliverySet(message.version))
+
+    def _apply_delivery(self, modes: dict[ConnKey, bp.Delivery], version: int) -> None:
+        had_modes = bool(self.delivery)
+        for conn, mode in modes.items():
+            if mode is bp.Delivery.LIVE:
+                self.delivery.pop(conn, None)
+            else:
+                self.delivery[conn] = mode
+        self.delivery_version = version
+        if self.bus is not None:
+            self.bus.router.set_delivery(modes)
+        if had_modes or self.delivery:
+            log.info("worker %d: delivery %s (version %d)", self.slot, describe_modes(modes), version)
+
+    # -- finish (the end of a connection set) ----------------------------------------------------
+    def finish(self, drain_timeout: float) -> asyncio.Task[None]:
+        """End every session (close code 1000), give the bots up to ``drain_timeout`` s to take
+        what the durable groups are owed, answer Finished and stop.
+
+        Runs as a task: the worker keeps answering pings meanwhile. A Finish asked for while one
+        runs shares it (each is answered).
+        """
+        if self._finishing is None:
+            self._finishing = asyncio.ensure_future(self._finish(drain_timeout))
+        if self._finishing.done():
+            self.outbox.put_nowait(m.Finished(self._undelivered))
+        else:
+            self._after_finish.append(m.Finished)
+        return self._finishing
+
+    async def _finish(self, drain_timeout: float) -> None:
+        if self._handing_off is not None:
+            await asyncio.shield(self._handing_off)  # its connections are gone with it
+        await self.conns.close_all(handoff=False)
+        self.conns.clear()
+        undelivered = 0
+        if self.bus is not None:
+            if not await self.bus.drain(drain_timeout, absent=True):
+                log.warning("worker %d: finishing, the bots did not take everything", self.slot)
+            undelivered = self.bus.router.undelivered()
+        self._undelivered = undelivered
+        answers, self._after_finish = self._after_finish, []
+        for answer in answers:
+            self.outbox.put_nowait(m.Finished(undelivered) if answer is m.Finished else m.HandedOff([]))
+        log.info("worker %d: finished (%d events undelivered)", self.slot, undelivered)
+        self.stopped.set()
+
+    async def _after_finishing(self, finishing: asyncio.Task[None]) -> None:
+        await asyncio.shield(finishing)
 
     # -- handoff --------------------------------------------------------------------------------
     def handoff(self, *, exit: bool) -> asyncio.Task[None]:
         """Close every connection resumably and send the sessions back (then stop, with ``exit``).
 
         Runs as a task: the worker keeps answering pings meanwhile. A handoff asked for while one
-        runs shares it.
+        runs shares it. During a finish there is nothing to hand off: it waits for the finish and
+        answers with no session.
         """
+        if self._finishing is not None:
+            if self._finishing.done():
+                self.outbox.put_nowait(m.HandedOff([]))
+            else:
+                self._after_finish.append(m.HandedOff)
+            task = asyncio.ensure_future(self._after_finishing(self._finishing))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return task
         if self._handing_off is None:
             self._handing_off = asyncio.ensure_future(self._hand_off())
         task = asyncio.ensure_future(self._answer(self._handing_off, exit))
@@ -179,13 +273,18 @@ class Worker:
 
     # -- reports --------------------------------------------------------------------------------
     def report(self) -> m.Report | None:
-        """Every connection's state and the bus's, or None with nothing to report."""
+        """Every connection's state and the bus's, or None with nothing to report.
+
+        From a Finish on there are no connections to report (their sessions are over), but the
+        groups still are, while the bots take what they are owed."""
+        if self._finishing is not None:
+            return None if self.bus is None else m.Report([], groups=self.bus.router.group_stats())
         if not self.conns:
             return None
-        reports = self.conns.reports()
         if self.bus is None:
-            return m.Report(reports)
+            return m.Report(self.conns.reports())
         router = self.bus.router
+        reports = self.conns.reports(router.withheld)
         return m.Report(reports, self.conns.low_water(router.low_water()), router.group_stats())
 
     async def report_loop(self) -> None:
@@ -221,6 +320,14 @@ def describe(conns: list[ConnKey]) -> str:
         span = f"{shards[0]}-{shards[-1]}" if len(shards) > 1 else str(shards[0])
         parts.append(f"{platform}:{span}/{count}" + (f"@{generation}" if generation else ""))
     return ", ".join(parts) or "nothing"
+
+
+def describe_modes(modes: Mapping[ConnKey, bp.Delivery]) -> str:
+    """Delivery modes for people: ``hold discord:0-7/8@1; live discord:0-3/4``."""
+    by_mode: dict[bp.Delivery, list[ConnKey]] = {}
+    for conn, mode in modes.items():
+        by_mode.setdefault(bp.Delivery(mode), []).append(conn)
+    return "; ".join(f"{mode.value} {describe(conns)}" for mode, conns in sorted(by_mode.items()))
 
 
 def _drop(event: Event) -> None:

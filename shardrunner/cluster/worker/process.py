@@ -76,6 +76,11 @@ async def run(endpoint: str, slot: int, generation: int) -> int:
                 break
             if isinstance(first, m.Ping):
                 await sock.send(m.encode(m.Pong(first.nonce, ready=False)))
+            elif isinstance(first, m.SetDelivery):
+                # Kept for the connections to come (unless the assignment is newer); answered now.
+                worker.set_delivery(first)
+                await sock.send(m.encode(worker.outbox.get_nowait()))
+                worker.outbox.task_done()
         worker.start(first)
         # Stopped from outside (the supervisor died, or a service manager): keep the sessions
         # resumable, say so if anyone listens, and exit.

@@ -201,17 +201,23 @@ class Receiving:
         guild = _decode_guild_self(d)
         key = int(guild.id) if guild.id else None
         if key is not None:
+            counters = self.counters
             if name == "GUILD_DELETE" and not guild.unavailable:
-                self.counters.remove_key(key)  # left or kicked; unavailable guilds stay ours
+                counters.remove_key(key)  # left or kicked; unavailable guilds stay ours
             else:
-                self.counters.add_key(key)
+                counters.add_key(key)
+            if counters.pending and name != "GUILD_UPDATE":
+                # A guild READY listed has come (or will not come: deleted, or unavailable).
+                counters.key_arrived(key)
         return key
 
     def _on_ready(self, d: msgspec.Raw) -> None:
         ready = views.decode_ready(d)
         self.session_id = ready.session_id
         self.resume_url = ready.resume_gateway_url.rstrip("/")
-        self.counters.set_keys(int(g.id) for g in ready.guilds if g.id)
+        guilds = [int(g.id) for g in ready.guilds if g.id]
+        self.counters.set_keys(guilds)
+        self.counters.expect_keys(guilds)  # each pending until its GUILD_CREATE (or DELETE) comes
         self._resume_url_failed = False
         self._reached = True
         self._backoff.reset()

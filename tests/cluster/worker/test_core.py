@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -23,6 +24,9 @@ class FakeRouter:
     def __init__(self) -> None:
         self.held: dict[tuple[ConnKey, str], int] = {}
         self.stats: list[bp.GroupStats] = []
+        self.modes: dict[ConnKey, bp.Delivery] = {}
+        self.withheld: dict[ConnKey, int] = {}
+        self.owed = 0
 
     def low_water(self) -> dict[tuple[ConnKey, str], int]:
         return dict(self.held)
@@ -30,19 +34,33 @@ class FakeRouter:
     def group_stats(self) -> list[bp.GroupStats]:
         return list(self.stats)
 
+    def set_delivery(self, modes: Mapping[ConnKey, bp.Delivery]) -> None:
+        for conn, mode in modes.items():
+            if mode is bp.Delivery.LIVE:
+                self.modes.pop(conn, None)
+            else:
+                self.modes[conn] = mode
+
+    def undelivered(self) -> int:
+        return self.owed
+
 
 class FakeBus:
     def __init__(self) -> None:
         self.router = FakeRouter()
         self.events: list[Event] = []
-        self.drained: list[float] = []
+        self.drained: list[tuple[float, bool]] = []
+        #: Holds a drain until set (the bots take their time).
+        self.drain_gate: asyncio.Event | None = None
         self.closed = False
 
     def publish(self, event: Event) -> None:
         self.events.append(event)
 
-    async def drain(self, timeout: float) -> bool:
-        self.drained.append(timeout)
+    async def drain(self, timeout: float, *, absent: bool = False) -> bool:
+        self.drained.append((timeout, absent))
+        if self.drain_gate is not None:
+            await self.drain_gate.wait()
         return True
 
     async def run(self) -> None:
@@ -59,9 +77,20 @@ def said(worker: Worker) -> list[m.Message]:
     return out
 
 
-def assign(*sets: list[ConnKey], snapshots: list[SessionSnapshot] | None = None) -> m.Assign:
+def assign(
+    *sets: list[ConnKey],
+    snapshots: list[SessionSnapshot] | None = None,
+    delivery: list[tuple[ConnKey, bp.Delivery]] | None = None,
+    delivery_version: int = 0,
+) -> m.Assign:
     parts = [m.PlatformPart("discord", conns, f"config of {len(conns)}".encode()) for conns in sets]
-    return m.Assign(parts=parts, snapshots=snapshots or [], bus_endpoint="ipc://bus.test")
+    return m.Assign(
+        parts=parts,
+        snapshots=snapshots or [],
+        bus_endpoint="ipc://bus.test",
+        delivery=delivery or [],
+        delivery_version=delivery_version,
+    )
 
 
 @pytest.fixture
@@ -145,7 +174,7 @@ async def test_worker_when_handing_off_answers_pings_while_it_drains(rig: Any) -
     assert isinstance(handed, m.HandedOff)
     seqs = {s.conn: s.seq for s in handed.snapshots}
     assert seqs[OLD[0]] == 30, "resumed just before the oldest event a group still holds"
-    assert bus.drained == [3.0]
+    assert bus.drained == [(3.0, False)], "a handoff waits for the groups that have members"
     assert not worker.conns
     assert all(platform.latest(c).closed_with == [True] for c in OLD)
 
@@ -221,3 +250,127 @@ async def test_worker_when_assigned_during_a_handoff_starts_after_answering_it(r
 def test_describe_when_two_sets_names_each_span() -> None:
     assert describe(OLD + NEW[2:5]) == "discord:0-3/4, discord:2-4/8@1"
     assert describe([]) == "nothing"
+
+
+HOLD, DEDUPE, MUTE, LIVE = bp.Delivery.HOLD, bp.Delivery.DEDUPE, bp.Delivery.MUTE, bp.Delivery.LIVE
+
+
+async def test_worker_when_assigned_with_delivery_modes_sets_them_before_any_connection_is_built() -> None:
+    bus, clock = FakeBus(), FakeClock(fixed_random=0.5)
+    at_build: dict[ConnKey, bp.Delivery | None] = {}
+
+    class Recording(FakePlatform):
+        def build(self, conns: list[ConnKey], *args: Any) -> Any:
+            at_build.update({c: bus.router.modes.get(c) for c in conns})
+            return super().build(conns, *args)
+
+    platform = Recording()
+    bus.router.modes[OLD[0]] = MUTE  # left over from before: the assignment says OLD[0] is live
+    worker = Worker(2, 7, make_bus=lambda a, conns: bus, load=lambda name: platform, clock=clock)
+    worker.start(assign(OLD, NEW, delivery=[(c, HOLD) for c in NEW], delivery_version=3))
+    try:
+        assert at_build == {**{c: None for c in OLD}, **{c: HOLD for c in NEW}}
+        assert worker.delivery == {c: HOLD for c in NEW}
+        assert worker.delivery_version == 3
+    finally:
+        for key in list(worker.conns):
+            await worker.conns.entries[key].conn.close()
+        worker.close()
+
+
+async def test_worker_when_set_delivery_comes_changes_only_the_named_connections_and_answers(
+    rig: Any,
+) -> None:
+    worker, _, bus, clock = rig
+    worker.start(assign(OLD, NEW, delivery=[(c, HOLD) for c in NEW], delivery_version=1))
+    await clock.settle()
+    said(worker)
+    worker.handle(m.SetDelivery(2, [(c, DEDUPE) for c in OLD]))
+    assert said(worker) == [m.DeliverySet(2)]
+    assert bus.router.modes == {**{c: DEDUPE for c in OLD}, **{c: HOLD for c in NEW}}
+    worker.handle(m.SetDelivery(3, [(NEW[0], LIVE), (OLD[1], MUTE)]))
+    assert said(worker) == [m.DeliverySet(3)]
+    assert bus.router.modes[OLD[1]] is MUTE
+    assert NEW[0] not in bus.router.modes, "live is the default: no entry"
+    assert bus.router.modes[NEW[1]] is HOLD, "not named: kept"
+    assert (worker.delivery, worker.delivery_version) == (bus.router.modes, 3)
+
+
+@pytest.mark.parametrize(("assign_version", "expected"), [(4, MUTE), (6, HOLD)])
+async def test_worker_when_set_delivery_comes_before_its_assignment_the_newer_version_stands(
+    rig: Any, assign_version: int, expected: bp.Delivery
+) -> None:
+    worker, _, bus, clock = rig
+    worker.handle(m.SetDelivery(5, [(NEW[0], MUTE)]))  # no connections, no bus yet
+    assert said(worker) == [m.DeliverySet(5)]
+    worker.start(assign(NEW, delivery=[(NEW[0], HOLD)], delivery_version=assign_version))
+    await clock.settle()
+    assert bus.router.modes == {NEW[0]: expected}
+    assert worker.delivery_version == max(5, assign_version)
+
+
+async def test_worker_when_reporting_gives_each_connection_its_pending_keys_and_withheld_events(
+    rig: Any,
+) -> None:
+    worker, platform, bus, clock = rig
+    worker.start(assign(OLD, NEW))
+    await clock.settle()
+    platform.latest(NEW[2]).counters.expect_keys([1, 2, 3])
+    platform.latest(NEW[2]).counters.key_arrived(2)
+    bus.router.withheld = {NEW[2]: 17, NEW[5]: 1}
+    report = worker.report()
+    assert report is not None
+    by_conn = {r.conn: (r.keys_pending, r.withheld) for r in report.conns}
+    assert by_conn[NEW[2]] == (2, 17)
+    assert by_conn[NEW[5]] == (0, 1)
+    assert by_conn[OLD[2]] == (0, 0), "the same shard of the other set is not mixed up"
+
+
+async def test_worker_when_finishing_ends_the_sessions_waits_for_absent_groups_and_answers(rig: Any) -> None:
+    worker, platform, bus, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    bus.router.stats = [bp.GroupStats("bots", None, 0, 12, 1200, 0, 0)]
+    bus.router.owed = 12
+    bus.drain_gate = asyncio.Event()
+    said(worker)
+    worker.handle(m.Finish(drain_timeout=7.5))
+    await clock.settle()
+    assert all(platform.latest(c).closed_with == [False] for c in OLD), "sessions end (1000), no handoff"
+    assert bus.drained == [(7.5, True)], "durable groups without members are waited for too"
+    worker.handle(m.Ping(8))
+    assert said(worker) == [m.Pong(8, ready=False)], "pings answered while it drains"
+    report = worker.report()
+    assert report == m.Report([], groups=bus.router.stats), "no connections, still the groups"
+    assert not worker.stopped.is_set()
+    bus.drain_gate.set()
+    await asyncio.wait_for(worker.stopped.wait(), 1)
+    assert said(worker) == [m.Finished(undelivered=12)]
+    assert not worker.conns
+    worker.handle(m.Finish(drain_timeout=1.0))  # asked again once done: answered at once
+    assert said(worker) == [m.Finished(undelivered=12)]
+    assert bus.drained == [(7.5, True)]
+
+
+async def test_worker_when_a_handoff_comes_during_a_finish_waits_for_it_and_hands_off_nothing(
+    rig: Any,
+) -> None:
+    worker, platform, bus, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    bus.drain_gate = asyncio.Event()
+    said(worker)
+    worker.handle(m.Finish(drain_timeout=5.0))
+    await clock.settle()
+    worker.handle(m.Handoff(exit=True))
+    worker.handle(m.Finish(drain_timeout=5.0))  # a second one shares the first
+    worker.handle(assign(NEW))  # nothing starts on a finishing worker
+    await clock.settle()
+    assert said(worker) == []
+    bus.drain_gate.set()
+    await asyncio.wait_for(worker.stopped.wait(), 1)
+    await clock.settle()
+    assert said(worker) == [m.Finished(0), m.HandedOff([]), m.Finished(0)]
+    assert all(platform.latest(c).closed_with == [False] for c in OLD), "closed once, not resumably"
+    assert bus.drained == [(5.0, True)]
+    assert sorted(platform.built) == OLD

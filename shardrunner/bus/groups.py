@@ -1,0 +1,95 @@
+"""The router's tables: consumer groups, their members, the bounds, and how a key picks a member.
+
+Kept apart from :mod:`.router` (the rules) so each stays readable; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+
+from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
+
+#: An event and its flags (:data:`REDELIVERED`, :data:`DEDUPE`).
+Item = tuple[Event, int]
+#: Sent before to a member that failed: it may have been processed already.
+REDELIVERED = 1
+#: Published while its connection was in ``dedupe`` mode: the client checks it against the events
+#: of the platform's other connection sets (generations).
+DEDUPE = 2
+
+
+@dataclass(slots=True)
+class Limits:
+    """Per-group bounds on what a worker holds for it."""
+
+    max_events: int = 100_000
+    max_bytes: int = 256 * 1024 * 1024
+    max_inflight: int = 4096
+    batch_size: int = 64
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """One member of a group on this worker: what it is sent, what it has not acknowledged yet."""
+
+    id: str
+    identity: bytes
+    events: frozenset[str] | None
+    last_seen: float
+    next_batch: int = 1
+    inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
+    inflight_events: int = 0
+    waiting: deque[Item] = field(default_factory=deque)
+
+
+@dataclass(eq=False)
+class Group:
+    """One consumer group on this worker: its members, its backlog, what it dropped (for gaps)."""
+
+    name: str
+    limits: Limits
+    events: frozenset[str] | None = None
+    durable: bool = True
+    members: dict[str, Member] = field(default_factory=dict)
+    backlog: deque[Item] = field(default_factory=deque)
+    held_events: int = 0  # backlog + waiting
+    held_bytes: int = 0
+    dropped: dict[tuple[ConnKey, str], list[list[int]]] = field(default_factory=dict)
+    dropped_total: int = 0
+    owners: dict[object, Member] = field(default_factory=dict)
+
+    def owner(self, key: object) -> Member:
+        member = self.owners.get(key)
+        if member is None:
+            member = max(self.members.values(), key=lambda m: score(m.id, key))
+            self.owners[key] = member
+        return member
+
+    def subscribes(self, name: str) -> bool:
+        return self.events is None or name in self.events
+
+    def owes(self) -> int:
+        """Events held for this group: waiting, in its backlog, or sent and not acknowledged."""
+        return self.held_events + sum(m.inflight_events for m in self.members.values())
+
+
+def score(member: str, key: object) -> bytes:
+    return hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=8).digest()
+
+
+def key_of(event: Event) -> object:
+    """The key that picks an event's member: its routing key, else ``(platform, shard)``.
+
+    Events without a routing key (Discord: DMs) stay together per shard number, across connection
+    sets: during a reshard shard 0 of the old and of the new set deliver the same DMs, and both
+    copies must reach the one member (one process) whose client drops the second. A tuple never
+    equals a routing key (an int or a str), so the two cannot share an owner by accident.
+    """
+    key = event.key
+    if key is not None:
+        return key
+    conn = event.conn
+    return (conn.platform, conn.shard)
