@@ -34,15 +34,20 @@ def _shards(ctx: click.Context, param: click.Parameter, value: str) -> int | str
     "brings the fill down to --reshard-target.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and the checks, change nothing.")
-@click.option("--abort", is_flag=True, help="Abort the running reshard (before its switch): the old shards go on.")
+@click.option(
+    "--abort", is_flag=True, help="Abort the running reshard (before its switch): the old shards go on."
+)
 @click.option("--no-wait", is_flag=True, help="Start it and return; `shardrunner status` shows its progress.")
 @click.option(
     "--timeout",
     default=0.0,
     show_default=True,
-    help="Seconds to wait for the switch (0: as long as it takes); the reshard goes on in the cluster anyway.",
+    help="Seconds to wait for the switch (0: as long as it takes); the reshard goes on in the cluster "
+    "anyway.",
 )
-def reshard(run_dir: str | None, shards: int | str, dry_run: bool, abort: bool, no_wait: bool, timeout: float) -> None:
+def reshard(
+    run_dir: str | None, shards: int | str, dry_run: bool, abort: bool, no_wait: bool, timeout: float
+) -> None:
     """Reshard the running bot without downtime: a new shard set identifies beside the old one
     (under the identify limit, behind every resume), its events are held back until every new shard
     is ready with all its guilds, then the bots switch to it in a few seconds; no event is lost or

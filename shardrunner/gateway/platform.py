@@ -74,7 +74,7 @@ class Resize:
     #: Routing keys the set serves now, and how many one connection may serve.
     keys: int
     capacity: int
-    #: keys / (connections × capacity), now and with the new count.
+    #: keys / (connections x capacity), now and with the new count.
     fill: float
     new_fill: float
     #: New sessions the new set needs, the platform's budget of them, and what is kept back.

@@ -318,7 +318,7 @@ class Supervisor:
 
     async def _reload(self) -> str:
         assert self.reconciler is not None
-        await sleep_while_switching(self.resharder, TICK_S)
+        await sleep_while_switching(self.resharder)
         self.state = "reloading"
         try:
             return await rolling_reload(self.reconciler)
@@ -377,7 +377,9 @@ class Supervisor:
             log.info("stopped; the built-in simulator starts empty, so the next start identifies")
         else:
             count, window = len(self.book.resume_from(self.conns)), self.settings.resume_window
-            log.info("stopped; %d sessions saved to %s (a start within %.0f s resumes them)", count, path, window)
+            log.info(
+                "stopped; %d sessions saved to %s (a start within %.0f s resumes them)", count, path, window
+            )
 
     def _cleanup(self) -> None:
         if self.grants is not None:

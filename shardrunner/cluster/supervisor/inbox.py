@@ -60,4 +60,3 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
             resharder.abort(f"a new shard closed fatally: {message.message}")
         else:
             sup.fail(message.message)
-

@@ -134,4 +134,3 @@ class ReloadSteps:
         slot.desired.generation = old.generation  # the change is given up, not retried
         log.error("reload of worker %d rolled back: %s", slot.index, why)
         self._settle_change(slot, why)
-

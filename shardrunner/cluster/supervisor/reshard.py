@@ -24,6 +24,7 @@ as before. From step 2 on it completes. See docs/resharding.md.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from shardrunner.cluster.supervisor.delivery import DeliveryTable
 from shardrunner.cluster.supervisor.link import WorkerLink
 from shardrunner.cluster.supervisor.model import DesiredSlot, Slot
 from shardrunner.cluster.supervisor.reconcile import Reconciler
-from shardrunner.gateway.platform import Resize, ResizablePlan
+from shardrunner.gateway.platform import ResizablePlan, Resize
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.supervisor")
@@ -140,6 +141,9 @@ class Resharder:
         self._on_switch = on_switch
         self._on_done = on_done
         self.run: Run | None = None
+        #: Set while no switch runs (a reload waits for it: it follows a switch, never cuts into one).
+        self.calm = asyncio.Event()
+        self.calm.set()
 
     @property
     def active(self) -> bool:
@@ -191,23 +195,26 @@ class Resharder:
                 )
             elif self._ready(run.new.conns, keys=True) and self._ready(run.old.conns) and not self._busy():
                 run.phase = Phase.SWITCHING
+                self.calm.clear()
                 log.info("reshard: every new shard is ready with all its guilds; switching")
                 self._send_step(run, 0)
         elif run.phase is Phase.SWITCHING:
             self._step_switch(run, now)
-        elif run.phase is Phase.DRAINING:
-            if all(self.reconciler.finished(i) for i in run.old_slots):
-                self._drop_slots(run.old_slots, run.old.conns)
-                run.phase = Phase.DONE
-                run.outcome = (
-                    f"resharded {run.old.name} from {run.resize.current} to {run.resize.count} shards "
-                    f"in {now - run.started:.0f} s"
-                )
-                log.info("%s", run.outcome)
-        elif run.phase is Phase.ABORTED and run.new_slots:
-            if all(self.reconciler.finished(i) for i in run.new_slots):
-                self._drop_slots(run.new_slots, run.new.conns)
-                run.new_slots = []
+        elif run.phase is Phase.DRAINING and all(self.reconciler.finished(i) for i in run.old_slots):
+            self._drop_slots(run.old_slots, run.old.conns)
+            run.phase = Phase.DONE
+            run.outcome = (
+                f"resharded {run.old.name} from {run.resize.current} to {run.resize.count} shards "
+                f"in {now - run.started:.0f} s"
+            )
+            log.info("%s", run.outcome)
+        elif (
+            run.phase is Phase.ABORTED
+            and run.new_slots
+            and all(self.reconciler.finished(i) for i in run.new_slots)
+        ):
+            self._drop_slots(run.new_slots, run.new.conns)
+            run.new_slots = []
 
     def _step_switch(self, run: Run, now: float) -> None:
         which = STEPS[run.step][0]
@@ -246,6 +253,7 @@ class Resharder:
         for index in run.old_slots:
             self.reconciler.finish(index, run.old.policy.drain)
         run.phase = Phase.DRAINING
+        self.calm.set()
         log.info("reshard switched: the old shards close; their workers drain, then exit")
 
     def _drop_slots(self, indexes: list[int], conns: list[ConnKey]) -> None:
@@ -270,6 +278,7 @@ class Resharder:
         for index in run.new_slots:
             self.reconciler.finish(index, 0.0)
         run.phase = Phase.ABORTED
+        self.calm.set()
         run.outcome = f"reshard aborted: {why}; the {run.resize.current} old shards go on"
         log.error("%s", run.outcome)
         return run.outcome
@@ -334,4 +343,3 @@ class Resharder:
     def describe(self) -> dict[str, Any]:
         status = self.status()
         return {} if status is None else msgspec.structs.asdict(status)
-

@@ -4,7 +4,6 @@ moving to the new set (the switch is :mod:`.reshard`)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
@@ -195,7 +194,7 @@ def settle_on_stop(resharder: Resharder) -> None:
         resharder.abort("the cluster is stopping")
 
 
-async def sleep_while_switching(resharder: Resharder | None, tick: float) -> None:
+async def sleep_while_switching(resharder: Resharder | None) -> None:
     """Wait until no switch is running (a reload follows a switch, it never cuts into one)."""
-    while resharder is not None and resharder.run is not None and resharder.run.phase is Phase.SWITCHING:
-        await asyncio.sleep(tick)
+    if resharder is not None:
+        await resharder.calm.wait()

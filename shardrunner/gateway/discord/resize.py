@@ -1,7 +1,7 @@
 """Discord's rules for a reshard: when one is due, to how many shards, and what refuses it.
 
 A shard holds at most ``capacity`` guilds (Discord: 2,500; past it the gateway closes 4011). The
-fill is guilds / (shards × capacity). A reshard is due when the fill reaches ``reshard_at``; it goes
+fill is guilds / (shards x capacity). A reshard is due when the fill reaches ``reshard_at``; it goes
 to the larger of ``/gateway/bot``'s recommendation and the count that brings the fill down to
 ``target``, rounded up to the multiple Discord assigns large bots (``max_concurrency`` when above
 1, e.g. 16: another count meets 4010). It is refused, in one sentence, when the count is not such a
@@ -64,7 +64,9 @@ def propose(
             )
         else:
             reason = "Discord's count"
-        reason += f": /gateway/bot recommends {recommended}, {needed} shards bring the fill to {rules.target:.0%}"
+        reason += (
+            f": /gateway/bot recommends {recommended}, {needed} shards bring the fill to {rules.target:.0%}"
+        )
         if multiple > 1:
             reason += f", in multiples of {multiple}"
     else:
