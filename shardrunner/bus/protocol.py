@@ -62,6 +62,7 @@ class Batch(msgspec.Struct, tag="batch"):
     batch: int
     events: list[Event]
     redelivered: list[int] = []
+    dedupe: list[int] = []
 
 
 class Gap(msgspec.Struct, tag="gap"):
