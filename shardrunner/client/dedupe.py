@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
-from typing import Any, Final
+from typing import Final
 
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
@@ -63,6 +63,11 @@ def raw_identity(name: str, data: bytes) -> Hashable:
     return (name, hash(data))
 
 
+_Key = tuple[str, Hashable]
+#: (remembered at, generation, key): one occurrence.
+_Record = tuple[float, int, _Key]
+
+
 class CrossDedupe:
     """Drops the second copy of an event that two connection sets of a platform both delivered.
 
@@ -80,24 +85,24 @@ class CrossDedupe:
     are kept (a record stays until it expires or is pushed out, even once it is matched).
     """
 
-    __slots__ = ("_order", "_serial", "_unmatched", "max_entries", "window_s")
+    __slots__ = ("_order", "_unmatched", "max_entries", "window_s")
 
     def __init__(self, window_s: float = 30.0, max_entries: int = 500_000) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
-        # (platform, identity) -> [generation, serial, serial, ...]: the unmatched occurrences of
-        # one identity, oldest first. They are always of one generation: an occurrence from another
-        # generation would have matched one of them instead of joining them.
-        self._unmatched: dict[tuple[str, Hashable], list[Any]] = {}
-        # (remembered at, serial, key) per occurrence, oldest first: what expiry and the bound
-        # walk. A matched occurrence leaves its record behind; its serial no longer heads its key's
-        # list, which is how the walk tells.
-        self._order: deque[tuple[float, int, tuple[str, Hashable]]] = deque()
-        self._serial = 0
+        # One record per occurrence remembered, (remembered at, generation, key), oldest first:
+        # what expiry and the bound walk.
+        self._order: deque[_Record] = deque()
+        # key -> the unmatched occurrences of one identity: its record, or a list of them (oldest
+        # first) when one set sent it more than once. They are always of one generation: an
+        # occurrence from another generation would have matched one of them instead of joining
+        # them. A matched occurrence's record stays in the order until the walk reaches it and
+        # finds it is no longer here (compared by identity: records are never equal by accident).
+        self._unmatched: dict[_Key, _Record | list[_Record]] = {}
 
     def __len__(self) -> int:
         """Unmatched occurrences remembered."""
-        return sum(len(entry) - 1 for entry in self._unmatched.values())
+        return sum(len(entry) if isinstance(entry, list) else 1 for entry in self._unmatched.values())
 
     def duplicate(self, platform: str, generation: int, identity: Hashable, now: float) -> bool:
         """Whether this occurrence is the other set's copy of one remembered (and consume that),
@@ -106,32 +111,42 @@ class CrossDedupe:
         if order and order[0][0] <= now - self.window_s:
             self._expire(now - self.window_s)
         key = (platform, identity)
-        entry = self._unmatched.get(key)
-        if entry is not None and entry[0] != generation:
-            del entry[1]
-            if len(entry) == 1:
-                del self._unmatched[key]
-            return True
-        self._serial += 1
+        unmatched = self._unmatched
+        entry = unmatched.get(key)
+        record = (now, generation, key)
         if entry is None:
-            self._unmatched[key] = [generation, self._serial]
+            unmatched[key] = record
+        elif type(entry) is tuple:
+            if entry[1] != generation:
+                del unmatched[key]
+                return True
+            unmatched[key] = [entry, record]
         else:
-            entry.append(self._serial)
-        order.append((now, self._serial, key))
+            assert isinstance(entry, list)
+            if entry[0][1] != generation:
+                del entry[0]
+                if not entry:
+                    del unmatched[key]
+                return True
+            entry.append(record)
+        order.append(record)
         if len(order) > self.max_entries:
-            self._forget(*order.popleft()[1:])
+            self._forget(order.popleft())
         return False
 
     def _expire(self, cutoff: float) -> None:
         order = self._order
         while order and order[0][0] <= cutoff:
-            self._forget(*order.popleft()[1:])
+            self._forget(order.popleft())
 
-    def _forget(self, serial: int, key: tuple[str, Hashable]) -> None:
+    def _forget(self, record: _Record) -> None:
+        # Matching consumes the oldest and records leave oldest first: an occurrence is still
+        # remembered iff it is its key's record, or heads its key's list.
+        key = record[2]
         entry = self._unmatched.get(key)
-        # Matching consumes the head and records leave in serial order: the occurrence is still
-        # remembered iff it heads its key's list.
-        if entry is not None and entry[1] == serial:
-            del entry[1]
-            if len(entry) == 1:
+        if entry is record:
+            del self._unmatched[key]
+        elif isinstance(entry, list) and entry[0] is record:
+            del entry[0]
+            if not entry:
                 del self._unmatched[key]

@@ -92,3 +92,14 @@ def test_raw_identity_when_bodies_are_equal_is_equal() -> None:
     assert raw_identity("X", body) == raw_identity("X", bytes(bytearray(body))), "another copy of the bytes"
     assert raw_identity("X", b'{"a":1}') != raw_identity("X", b'{"a":2}')
     assert raw_identity("X", b'{"a":1}') != raw_identity("Y", b'{"a":1}')
+
+
+def test_cross_dedupe_when_repeated_occurrences_expire_forgets_them_oldest_first() -> None:
+    cross = CrossDedupe(window_s=30.0)
+    for t in (0.0, 10.0, 20.0):
+        assert not cross.duplicate("discord", 0, "x", t)
+    assert cross.duplicate("discord", 1, "x", 35.0), "the one of 10.0 (0.0 is gone)"
+    assert len(cross) == 1
+    assert not cross.duplicate("discord", 0, "y", 50.0), "expires the one of 20.0"
+    assert not cross.duplicate("discord", 1, "x", 50.0)
+    assert len(cross) == 2
