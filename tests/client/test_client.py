@@ -40,13 +40,14 @@ class FakeCluster:
             bus.bind(endpoint)
             self.got[endpoint] = []
         self.command_error: str | None = None
+        self.platforms: dict[str, Any] = {"discord": {"shards": 8}}
         self.members: dict[str, bytes] = {}
         self._tasks = [asyncio.ensure_future(self._answer())]
         self._tasks += [asyncio.ensure_future(self._serve(e)) for e in workers]
 
     def endpoints(self) -> dict[str, Any]:
         return {
-            "platforms": {"discord": {"shards": 8}},
+            "platforms": self.platforms,
             "workers": [
                 {"slot": i, "generation": 0, "endpoint": e, "conns": [str(c) for c in conns]}
                 for i, (e, conns) in enumerate(self.workers.items())
@@ -132,6 +133,20 @@ async def test_client_send_when_addressed_by_guild_goes_to_the_owner_in_the_newe
         ("discord", NEW[2], None, {"op": 4, "d": {"channel_id": None}}),
     ]
     assert [(c.conn, c.body) for c in cluster.commands(old_bus)] == [(OLD[3], {"op": 8, "d": {}})]
+
+
+async def test_client_send_when_the_endpoints_name_the_old_set_goes_to_its_owner(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    """A reshard before its switch: the new set runs, the old one delivers and takes the sends."""
+    guild = (123456 << 22) | 77
+    cluster.platforms = {"discord": {"generation": 0, "num_shards": 4}}
+    old_bus, new_bus = cluster.workers
+    async with Client(tmp_path) as client:
+        assert client.num_shards == 4
+        await client.send(3, {"status": "dnd"}, guild=guild, timeout=5)
+    assert [(c.conn, c.key) for c in cluster.commands(old_bus)] == [(OLD[shard_for_guild(guild, 4)], guild)]
+    assert cluster.commands(new_bus) == []
 
 
 async def test_client_command_when_the_worker_refuses_raises_its_reason(
