@@ -14,8 +14,9 @@ supervisor every second where the workers are, connects to each, and joins the c
 there. Events come as an async iterator or to handlers registered with :meth:`Client.on`. An event
 counts as processed when the iterator is asked for the next one (or its handler returned); the
 client then acknowledges it, in batches. Duplicates (possible only after a failure, e.g. a worker
-crash and a replay) are dropped by ``(conn, session, seq)`` unless ``dedupe=False``. See
-docs/delivery.md for the guarantees.
+crash and a replay) are dropped by ``(conn, session, seq)``, and during a reshard's switch the
+second copy of an event both shard sets delivered by its content identity, unless
+``dedupe=False``. See docs/delivery.md and docs/resharding.md for the guarantees.
 
 Importing it loads pyzmq, msgspec and the project's wire protocol only: neither the cluster, the
 gateway, the settings nor click, psutil or the compression libraries.

@@ -10,20 +10,20 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any, Final
 
 import zmq
 
 from shardrunner.bus import protocol as p
-from shardrunner.client.dedupe import Dedupe
-from shardrunner.client.discord import DiscordCommands
+from shardrunner.client.dedupe import CrossDedupe, Dedupe, raw_identity
+from shardrunner.client.discord import DiscordCommands, discord_identity
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
 from shardrunner.client.link import Link
 from shardrunner.control import CommandError, call
-from shardrunner.protocol.envelope import RoutingKey
+from shardrunner.protocol.envelope import Event, RoutingKey
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.routing import owner
 from shardrunner.rundir import resolve_run_dir
@@ -39,6 +39,10 @@ DISCOVER_EVERY_S: Final = 1.0
 ALIVE_EVERY_S: Final = 1.0
 
 Handler = Callable[[ClientEvent], Awaitable[None]]
+
+#: Each platform's identity of an event across connection sets (None: the event has no copy on
+#: another set); a platform not named here uses the hash of the raw body.
+IDENTITIES: Final[dict[str, Callable[[str, bytes], Hashable]]] = {"discord": discord_identity}
 
 
 class Client(DiscordCommands):
@@ -71,6 +75,8 @@ class Client(DiscordCommands):
         self.platforms: dict[str, Any] = {}
         self.discovered = False
         self.duplicates = 0
+        #: Events the worker marked that were the other connection set's copy of one delivered.
+        self.cross_duplicates = 0
         self.gaps: list[Gap] = []
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._links: dict[str, Link] = {}
@@ -78,6 +84,8 @@ class Client(DiscordCommands):
         self._queue: deque[tuple[ClientEvent, Link, int, bool]] = deque()
         self._ready = asyncio.Event()
         self._dedupe = Dedupe()
+        self._cross = CrossDedupe()
+        self._now: Callable[[], float] = time.monotonic
         self._handlers: dict[str, list[Handler]] = {}
         self._gap_handlers: list[Callable[[Gap], Awaitable[None]]] = []
         self._pending: dict[int, asyncio.Future[p.CommandResult]] = {}
@@ -167,6 +175,9 @@ class Client(DiscordCommands):
     # -- receiving ------------------------------------------------------------------------------
     def _on_message(self, link: Link, message: p.BusMessage) -> None:
         if isinstance(message, p.Batch):
+            if message.dedupe and self.dedupe:
+                self._on_marked_batch(link, message)
+                return
             again = set(message.redelivered)
             last = len(message.events) - 1
             duplicate = self._dedupe.duplicate
@@ -190,6 +201,30 @@ class Client(DiscordCommands):
             fut = self._pending.pop(message.request, None)
             if fut is not None and not fut.done():
                 fut.set_result(message)
+
+    def _on_marked_batch(self, link: Link, message: p.Batch) -> None:
+        """A batch with events to check across connection sets: during a reshard's switch only, so
+        the usual batch does not pay for it."""
+        again = set(message.redelivered)
+        marked = set(message.dedupe)
+        last = len(message.events) - 1
+        now = self._now()
+        for i, event in enumerate(message.events):
+            if self._dedupe.duplicate(event):
+                self.duplicates += 1
+            elif i in marked and self._cross_duplicate(event, now):
+                self.cross_duplicates += 1
+            else:
+                self._queue.append((ClientEvent(event, i in again), link, message.batch, i == last))
+                continue
+            if i == last:
+                self._queue.append((_SKIP, link, message.batch, True))
+        self._ready.set()
+
+    def _cross_duplicate(self, event: Event, now: float) -> bool:
+        conn = event.conn
+        identity = IDENTITIES.get(conn.platform, raw_identity)(event.name, event.data)
+        return identity is not None and self._cross.duplicate(conn.platform, conn.generation, identity, now)
 
     # -- consuming ------------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[ClientEvent]:

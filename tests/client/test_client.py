@@ -40,13 +40,14 @@ class FakeCluster:
             bus.bind(endpoint)
             self.got[endpoint] = []
         self.command_error: str | None = None
+        self.platforms: dict[str, Any] = {"discord": {"shards": 8}}
         self.members: dict[str, bytes] = {}
         self._tasks = [asyncio.ensure_future(self._answer())]
         self._tasks += [asyncio.ensure_future(self._serve(e)) for e in workers]
 
     def endpoints(self) -> dict[str, Any]:
         return {
-            "platforms": {"discord": {"shards": 8}},
+            "platforms": self.platforms,
             "workers": [
                 {"slot": i, "generation": 0, "endpoint": e, "conns": [str(c) for c in conns]}
                 for i, (e, conns) in enumerate(self.workers.items())
@@ -134,6 +135,20 @@ async def test_client_send_when_addressed_by_guild_goes_to_the_owner_in_the_newe
     assert [(c.conn, c.body) for c in cluster.commands(old_bus)] == [(OLD[3], {"op": 8, "d": {}})]
 
 
+async def test_client_send_when_the_endpoints_name_the_old_set_goes_to_its_owner(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    """A reshard before its switch: the new set runs, the old one delivers and takes the sends."""
+    guild = (123456 << 22) | 77
+    cluster.platforms = {"discord": {"generation": 0, "num_shards": 4}}
+    old_bus, new_bus = cluster.workers
+    async with Client(tmp_path) as client:
+        assert client.num_shards == 4
+        await client.send(3, {"status": "dnd"}, guild=guild, timeout=5)
+    assert [(c.conn, c.key) for c in cluster.commands(old_bus)] == [(OLD[shard_for_guild(guild, 4)], guild)]
+    assert cluster.commands(new_bus) == []
+
+
 async def test_client_command_when_the_worker_refuses_raises_its_reason(
     tmp_path: Path, cluster: FakeCluster
 ) -> None:
@@ -167,3 +182,109 @@ async def test_client_when_the_same_event_comes_from_two_sets_keeps_both_and_dro
         got = [await asyncio.wait_for(client.next_event(), 5) for _ in range(2)]
         assert [(e.conn, e.session, e.seq) for e in got] == [(OLD[1], "s", 5), (NEW[1], "s", 5)]
         await wait_for(lambda: client.duplicates == 1, 5, "the repeat dropped")
+
+
+G = (123456 << 22) | 77
+OLD_G, NEW_G = OLD[shard_for_guild(G, 4)], NEW[shard_for_guild(G, 8)]
+
+
+class Copies:
+    """One guild's Discord events as each set delivers them: its own session and seqs, and its own
+    serialisation of a message (a gateway node may write the same payload differently)."""
+
+    def __init__(self) -> None:
+        self.seqs = {OLD_G: 100, NEW_G: 10}
+        self.label: dict[tuple[ConnKey, int], str] = {}
+
+    def event(self, conn: ConnKey, label: str) -> Event:
+        self.seqs[conn] += 1
+        kind, _, n = label.partition(":")
+        if kind == "m":
+            body = b'{"id":"%b","content":"hi"}' if conn is OLD_G else b'{"content": "hi", "id": "%b"}'
+            name, data = "MESSAGE_CREATE", body % n.encode()
+        else:  # equal bytes on both sets, and for two genuinely equal events
+            name, data = "PRESENCE_UPDATE" if kind == "p" else "TYPING_START", b'{"user_id":"7"}'
+        self.label[conn, self.seqs[conn]] = label
+        return Event(conn, "old" if conn is OLD_G else "new", self.seqs[conn], name, G, data)
+
+    def batch(self, conn: ConnKey, number: int, labels: list[str], marked: slice = slice(None)) -> p.Batch:
+        events = [self.event(conn, label) for label in labels]
+        return p.Batch("default", number, events, dedupe=list(range(len(events)))[marked])
+
+
+async def test_client_when_two_sets_deliver_marked_copies_keeps_one_of_each_in_first_seen_order(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    """The switch of a reshard: the old set (generation 0) delivers, both deliver marked copies,
+    then the new set (generation 1). Two genuinely equal events (p, p) stay two; copies written
+    differently (messages) still pair; a replay is a seq duplicate, never another occurrence."""
+    old_bus, new_bus = cluster.workers
+    copies = Copies()
+    async with Client(tmp_path) as client:
+        await wait_for(lambda: all(e in cluster.members for e in cluster.workers), 5, "the joins")
+        got: list[str] = []
+
+        async def step(bus: str, batch: p.Batch, delivered: int, cross: int) -> None:
+            await cluster.send(bus, batch)
+            for _ in range(delivered):
+                event = await asyncio.wait_for(client.next_event(), 5)
+                got.append(copies.label[event.conn, event.seq])
+            await wait_for(lambda: client.cross_duplicates == cross, 5, f"{cross} cross-set duplicates")
+
+        first = copies.batch(OLD_G, 1, ["m:0", "m:1", "m:2", "p"], slice(1, None))
+        await step(old_bus, first, delivered=4, cross=0)
+        await step(new_bus, copies.batch(NEW_G, 1, ["m:2", "p", "m:3"]), delivered=1, cross=2)
+        replay = p.Batch("default", 2, [first.events[3]], dedupe=[0])  # p, same session and seq
+        await step(old_bus, replay, delivered=0, cross=2)
+        await wait_for(lambda: client.duplicates == 1, 5, "the replay dropped by its seq")
+        await step(old_bus, copies.batch(OLD_G, 3, ["m:3", "p", "t", "m:4", "m:8"]), delivered=4, cross=3)
+        await step(new_bus, copies.batch(NEW_G, 2, ["p", "t", "m:4", "m:5"]), delivered=1, cross=6)
+        await step(old_bus, copies.batch(OLD_G, 4, ["m:5"]), delivered=0, cross=7)  # only a duplicate
+        # A third p, whose old copy was muted: the replay above did not count as an occurrence.
+        await step(new_bus, copies.batch(NEW_G, 3, ["m:6", "p"]), delivered=2, cross=7)
+        # The old set's m:8 waits for its copy, but this one is not marked: it is not checked.
+        unmarked = copies.batch(NEW_G, 4, ["m:8", "m:7"], slice(1, None))
+        await step(new_bus, unmarked, delivered=2, cross=7)
+        first_copies = ["m:0", "m:1", "m:2", "p", "m:3", "p", "t", "m:4", "m:8", "m:5", "m:6", "p"]
+        assert got == [*first_copies, "m:8", "m:7"]
+        assert client.duplicates == 1
+    # Every batch was acknowledged, the one that held only a duplicate too.
+    for bus, last in ((old_bus, 4), (new_bus, 4)):
+
+        def acked(e: str = bus, n: int = last) -> bool:
+            acks = [m.batch for m in cluster.got[e] if isinstance(m, p.Ack)]
+            return bool(acks) and acks[-1] == n
+
+        await wait_for(acked, 5, f"the acks at {bus}")
+
+
+async def test_client_when_marked_copies_come_past_the_window_keeps_both(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    old_bus, new_bus = cluster.workers
+    copies = Copies()
+    now = 1000.0
+    async with Client(tmp_path) as client:
+        client._now = lambda: now
+        await wait_for(lambda: all(e in cluster.members for e in cluster.workers), 5, "the joins")
+        await cluster.send(old_bus, copies.batch(OLD_G, 1, ["m:1", "m:2"]))
+        assert [(await asyncio.wait_for(client.next_event(), 5)).conn for _ in range(2)] == [OLD_G] * 2
+        now += 29.0
+        await cluster.send(new_bus, copies.batch(NEW_G, 1, ["m:1"]))
+        await wait_for(lambda: client.cross_duplicates == 1, 5, "the copy inside the window")
+        now += 1.0
+        await cluster.send(new_bus, copies.batch(NEW_G, 2, ["m:2"]))
+        assert (await asyncio.wait_for(client.next_event(), 5)).conn == NEW_G, "past the window"
+        assert client.cross_duplicates == 1
+
+
+async def test_client_when_dedupe_is_off_keeps_marked_copies(tmp_path: Path, cluster: FakeCluster) -> None:
+    old_bus, new_bus = cluster.workers
+    copies = Copies()
+    async with Client(tmp_path, dedupe=False) as client:
+        await wait_for(lambda: all(e in cluster.members for e in cluster.workers), 5, "the joins")
+        await cluster.send(old_bus, copies.batch(OLD_G, 1, ["m:1"]))
+        assert (await asyncio.wait_for(client.next_event(), 5)).conn == OLD_G
+        await cluster.send(new_bus, copies.batch(NEW_G, 1, ["m:1"]))
+        assert (await asyncio.wait_for(client.next_event(), 5)).conn == NEW_G
+        assert client.cross_duplicates == 0

@@ -1,8 +1,8 @@
-"""Dropping duplicates by (conn, session, seq)."""
+"""Dropping duplicates: by (conn, session, seq), and across connection sets by content identity."""
 
 from __future__ import annotations
 
-from shardrunner.client.dedupe import Dedupe
+from shardrunner.client.dedupe import CrossDedupe, Dedupe, raw_identity
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 
@@ -35,3 +35,71 @@ def test_dedupe_when_past_its_window_forgets_the_oldest() -> None:
         assert not dedupe.duplicate(Event(C0, "s", seq, "X", None, b""))
     assert not dedupe.duplicate(Event(C0, "s", 1, "X", None, b"")), "forgotten"
     assert dedupe.duplicate(Event(C0, "s", 4, "X", None, b""))
+
+
+def test_cross_dedupe_when_the_other_generation_sends_the_same_identity_drops_it_once() -> None:
+    cross = CrossDedupe()
+    assert not cross.duplicate("discord", 0, "x", 0.0)
+    assert cross.duplicate("discord", 1, "x", 0.5), "the new set's copy"
+    assert not cross.duplicate("discord", 1, "x", 0.6), "consumed: a third is an event of its own"
+    assert cross.duplicate("discord", 0, "x", 0.7), "and pairs with the old set's copy"
+    assert len(cross) == 0
+
+
+def test_cross_dedupe_when_one_set_sends_an_identity_twice_pairs_each_with_one_copy() -> None:
+    cross = CrossDedupe()
+    assert [cross.duplicate("discord", 0, "x", 0.0) for _ in range(2)] == [False, False]
+    assert [cross.duplicate("discord", 1, "x", 1.0) for _ in range(3)] == [True, True, False]
+    assert len(cross) == 1
+
+
+def test_cross_dedupe_when_the_same_generation_repeats_never_calls_it_a_duplicate() -> None:
+    cross = CrossDedupe()
+    assert not any(cross.duplicate("discord", 1, "x", float(t)) for t in range(5))
+    assert len(cross) == 5
+    assert not cross.duplicate("twitch", 0, "x", 5.0), "another platform's generation is no set of discord's"
+
+
+def test_cross_dedupe_when_the_window_passes_forgets_the_occurrence() -> None:
+    cross = CrossDedupe(window_s=30.0)
+    assert not cross.duplicate("discord", 0, "x", 100.0)
+    assert not cross.duplicate("discord", 0, "y", 100.0)
+    assert cross.duplicate("discord", 1, "x", 129.9), "inside the window"
+    assert not cross.duplicate("discord", 1, "y", 130.0), "forgotten window_s after it was remembered"
+    assert len(cross) == 1, "only the new set's y"
+
+
+def test_cross_dedupe_when_a_matched_record_expires_keeps_a_later_occurrence_of_the_identity() -> None:
+    cross = CrossDedupe(window_s=30.0)
+    assert not cross.duplicate("discord", 0, "x", 0.0)
+    assert cross.duplicate("discord", 1, "x", 1.0)
+    assert not cross.duplicate("discord", 0, "x", 2.0), "a second event x"
+    # The record of the first x (matched) expires now; the second x must stay.
+    assert cross.duplicate("discord", 1, "x", 30.5)
+
+
+def test_cross_dedupe_when_over_its_bound_forgets_the_oldest() -> None:
+    cross = CrossDedupe(max_entries=3)
+    for identity in "abcd":
+        assert not cross.duplicate("discord", 0, identity, 0.0)
+    assert len(cross) == 3
+    assert not cross.duplicate("discord", 1, "a", 0.0), "a went first (and b now goes for this one)"
+    assert [cross.duplicate("discord", 1, i, 0.0) for i in "dcb"] == [True, True, False]
+
+
+def test_raw_identity_when_bodies_are_equal_is_equal() -> None:
+    body = b'{"a":1}'
+    assert raw_identity("X", body) == raw_identity("X", bytes(bytearray(body))), "another copy of the bytes"
+    assert raw_identity("X", b'{"a":1}') != raw_identity("X", b'{"a":2}')
+    assert raw_identity("X", b'{"a":1}') != raw_identity("Y", b'{"a":1}')
+
+
+def test_cross_dedupe_when_repeated_occurrences_expire_forgets_them_oldest_first() -> None:
+    cross = CrossDedupe(window_s=30.0)
+    for t in (0.0, 10.0, 20.0):
+        assert not cross.duplicate("discord", 0, "x", t)
+    assert cross.duplicate("discord", 1, "x", 35.0), "the one of 10.0 (0.0 is gone)"
+    assert len(cross) == 1
+    assert not cross.duplicate("discord", 0, "y", 50.0), "expires the one of 20.0"
+    assert not cross.duplicate("discord", 1, "x", 50.0)
+    assert len(cross) == 2
