@@ -67,11 +67,13 @@ async def test_guilds_when_added_and_removed_reach_the_owning_shard_of_each_layo
         assert delete[1] == {"id": str(gone)}  # no "unavailable": the bot left
         # Nothing reached a shard that does not own the guild.
         assert sum(len(e) for e in events.values()) == 4
+        idents = {(t, d["id"]): ident for e in events.values() for t, ident, d in e}
+        # Each join and leave is one world dispatch of its own, with one id on both layouts.
+        assert sorted(idents.values()) == list(range(1, 5)) == list(range(1, tracked["generated"] + 1))
         if n == 4:
-            first = {d["id"]: ident for e in events.values() for _, ident, d in e}
+            first = idents
         else:
-            # One dispatch, one id, on both layouts.
-            assert {d["id"]: ident for e in events.values() for _, ident, d in e} == first
+            assert idents == first
     # A session that identifies afterwards has the new guilds, not the one that left.
     gw, ready = await ready_connection(sim, [shard_for_guild(added[0], 2), 2])
     listed = {g["id"] for g in ready["d"]["guilds"]}
