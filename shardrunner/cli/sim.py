@@ -36,7 +36,9 @@ def sim_discord(**values: object) -> None:
 
     REST under /api/v10 (gateway, gateway/bot, users/@me, applications/@me), the gateway at / with
     zlib-stream, zstd-stream or no compression, and an admin API: GET /_sim/stats, POST /_sim/fault,
-    POST /_sim/config. docs/simulator.md describes every option and the admin API.
+    POST /_sim/config, GET /_sim/sends, GET and POST /_sim/guilds (guilds joining and leaving), GET
+    /_sim/dispatches (the dispatch id of every seq, with --track-dispatches). docs/simulator.md
+    describes every option and the admin API.
     """
     config_path = values.pop("config", None)
     try:

@@ -2,7 +2,7 @@
 
 Its environment variables are ``SHARDRUNNER_SIM_<NAME>`` (``SHARDRUNNER_SIM_TOKEN``, as before).
 Settings whose format the simulator owns (``rate``, ``mix``, ``faults``, ``privileged_intents``,
-``replay_compress``) are kept as text here and parsed by
+``replay_compress``, ``refuse_shard_counts``) are kept as text here and parsed by
 :func:`shardrunner.sim.discord.config.sim_config`, which validates the whole :class:`SimConfig`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from shardrunner.protocol.discord import IDENTIFY_WINDOW_S, PRIVILEGED_INTENT_BITS
+from shardrunner.protocol.discord import IDENTIFY_WINDOW_S, MAX_GUILDS_PER_SHARD, PRIVILEGED_INTENT_BITS
 from shardrunner.settings.registry import (
     Section,
     Setting,
@@ -239,6 +239,64 @@ SIM_DISCORD: Final = Section(
             "dispatches per independently compressed segment in replay mode",
             minimum=1,
             metavar="N",
+        ),
+        Setting(
+            "max_guilds_per_shard",
+            to_int,
+            MAX_GUILDS_PER_SHARD,
+            "an IDENTIFY whose shard would hold more guilds closes 4011, and a guild join that would "
+            "put a live session over it is refused",
+            minimum=1,
+            metavar="N",
+        ),
+        Setting(
+            "recommend_per",
+            to_int,
+            1000,
+            "/gateway/bot recommends max(--shards, ceil(guilds / N)) shards, rounded up to --shard-multiple",
+            minimum=1,
+            metavar="N",
+        ),
+        Setting(
+            "shard_multiple",
+            to_int,
+            1,
+            "shard counts must be a multiple of K (when above 1): another num_shards closes 4010",
+            minimum=1,
+            metavar="K",
+        ),
+        Setting(
+            "guild_growth",
+            to_float,
+            0.0,
+            "guilds that join per second at run time, each a GUILD_CREATE to its shard of every "
+            "live layout (0: none); settable at run time",
+            minimum=0,
+            metavar="PER_SECOND",
+        ),
+        Setting(
+            "track_dispatches",
+            to_bool,
+            False,
+            "record the dispatch id of every seq of every live session (GET /_sim/dispatches), to "
+            "count exactly-once delivery across sessions; settable at run time",
+        ),
+        Setting(
+            "refuse_shard_counts",
+            to_text,
+            "",
+            "refuse every IDENTIFY with one of these num_shards (comma-separated), as --refuse-code says",
+            metavar="COUNTS",
+            default_text="none",
+        ),
+        Setting(
+            "refuse_code",
+            to_int,
+            0,
+            "how --refuse-shard-counts refuses: 0 answers op 9 false, any other value closes with "
+            "that code (4011, for instance); settable at run time",
+            minimum=0,
+            metavar="CODE",
         ),
         Setting("log_level", str, "info", "log level", choices=LOG_LEVELS),
     ),

@@ -1,4 +1,5 @@
-"""The admin API for tests and benchmarks: ``/_sim/stats``, ``fault``, ``config`` and ``sends``.
+"""The admin API for tests and benchmarks: ``/_sim/stats``, ``fault``, ``config``, ``sends``, ``guilds``
+and ``dispatches``.
 
 See docs/simulator.md ("Admin API", "Fault injection") for each body and answer.
 """
@@ -23,10 +24,44 @@ if TYPE_CHECKING:
 _json_decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.encode
 #: What ``POST /_sim/config`` may change, by the kind of value each takes.
-_NUMBERS: Final = frozenset({"rate", "fault_rate", "heartbeat_request_interval", "tick"})
+_NUMBERS: Final = frozenset({"rate", "fault_rate", "heartbeat_request_interval", "tick", "guild_growth"})
+_INTS: Final = frozenset({"refuse_code"})
+_INT_LISTS: Final = frozenset({"refuse_shard_counts"})
 _URLS: Final = frozenset({"resume_gateway_url", "gateway_url"})
-_FLAGS: Final = frozenset({"record_sends"})
-_SETTABLE: Final = _NUMBERS | _URLS | _FLAGS
+_FLAGS: Final = frozenset({"record_sends", "track_dispatches"})
+_SETTABLE: Final = _NUMBERS | _INTS | _INT_LISTS | _URLS | _FLAGS
+#: At most this many guilds join or leave per ``POST /_sim/guilds``.
+_MAX_GUILD_CHANGE: Final = 100_000
+_GUILD_KEYS: Final = ("add", "remove", "remove_ids")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_value(key: str, value: object) -> str | None:
+    """What ``value`` must be for ``POST /_sim/config``'s ``key``, if it is not."""
+    if key in _NUMBERS:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        kind = "a number" + (" or 'max'" if key == "rate" else "")
+    elif key in _INTS:
+        ok, kind = _is_int(value), "a whole number"
+    elif key in _INT_LISTS:
+        ok = isinstance(value, list) and all(_is_int(v) for v in value)
+        kind = "a list of whole numbers"
+    elif key in _FLAGS:
+        ok, kind = isinstance(value, bool), "true or false"
+    else:
+        ok, kind = value is None or isinstance(value, str), "a URL or null"
+    return None if ok else f"{key} must be {kind}"
+
+
+def _guild_id(value: object) -> int | None:
+    if _is_int(value):
+        return value  # type: ignore[return-value]
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
 
 
 def stats(sim: Simulator) -> dict[str, Any]:
@@ -65,6 +100,12 @@ def stats(sim: Simulator) -> dict[str, Any]:
         identify_window=sim.config.identify_window,
         sessions=sessions,
         shards=sorted(shards.values(), key=lambda e: (e["num_shards"], e["shard"])),
+        guild_total=sim.world.guild_total,
+        guild_joins=sim.membership.joins,
+        guild_leaves=sim.membership.leaves,
+        guild_joins_refused=sim.membership.joins_refused,
+        identifies_refused=sim.identifies_refused,
+        dispatches_generated=sim.dispatches.generated,
     )
     return out
 
@@ -81,6 +122,9 @@ class Admin:
         app.router.add_post("/_sim/config", self.set_config)
         app.router.add_get("/_sim/sends", self.sends)
         app.router.add_delete("/_sim/sends", self.sends)
+        app.router.add_get("/_sim/guilds", self.guilds)
+        app.router.add_post("/_sim/guilds", self.change_guilds)
+        app.router.add_get("/_sim/dispatches", self.dispatches)
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.Response(body=_encode(stats(self.sim)), headers={"Content-Type": JSON})
@@ -145,15 +189,11 @@ class Admin:
         if body.get("rate") == "max":
             body["rate"] = math.inf
         for key, value in body.items():
-            if key in _NUMBERS:
-                ok = isinstance(value, int | float) and not isinstance(value, bool)
-                kind = "a number" + (" or 'max'" if key == "rate" else "")
-            elif key in _FLAGS:
-                ok, kind = isinstance(value, bool), "true or false"
-            else:
-                ok, kind = value is None or isinstance(value, str), "a URL or null"
-            if not ok:
-                return json_response({"message": f"{key} must be {kind}"}, 400)
+            problem = _check_value(key, value)
+            if problem is not None:
+                return json_response({"message": problem}, 400)
+        if "refuse_shard_counts" in body:
+            body["refuse_shard_counts"] = tuple(body["refuse_shard_counts"])
         try:
             changed = self.sim.config.replace(**body)
         except ValueError as exc:
@@ -162,4 +202,47 @@ class Admin:
         effective = {k: getattr(changed, k) for k in sorted(_SETTABLE)}
         if math.isinf(effective["rate"]):
             effective["rate"] = "max"
+        effective["refuse_shard_counts"] = list(effective["refuse_shard_counts"])
         return json_response(effective)
+
+    async def guilds(self, request: web.Request) -> web.Response:
+        return json_response(self.sim.membership.summary())
+
+    async def change_guilds(self, request: web.Request) -> web.Response:
+        """``{"add": N}``, ``{"remove": N}``, ``{"remove_ids": [...]}`` (any of them; removals first)."""
+        try:
+            body = _json_decode(await request.read())
+        except msgspec.DecodeError:
+            return json_response({"message": "body is not JSON"}, 400)
+        if not isinstance(body, dict) or not body or not set(body) <= set(_GUILD_KEYS):
+            return json_response({"message": f"give any of {', '.join(_GUILD_KEYS)}"}, 400)
+        for key in ("add", "remove"):
+            value = body.get(key, 0)
+            if not _is_int(value) or not 0 <= value <= _MAX_GUILD_CHANGE:
+                return json_response(
+                    {"message": f"{key} must be a whole number from 0 to {_MAX_GUILD_CHANGE}"}, 400
+                )
+        raw_ids = body.get("remove_ids", [])
+        ids = [_guild_id(v) for v in raw_ids] if isinstance(raw_ids, list) else [None]
+        if len(ids) > _MAX_GUILD_CHANGE or None in ids:
+            return json_response({"message": "remove_ids must be a list of guild ids"}, 400)
+        world = self.sim.world
+        unknown = [gid for gid in ids if gid is not None and not world.has_guild(gid)]
+        if unknown or len(set(ids)) < len(ids):
+            what = f"unknown guild {unknown[0]}" if unknown else "a guild id is listed twice"
+            return json_response({"message": f"remove_ids: {what}; nothing changed"}, 400)
+        membership = self.sim.membership
+        removed = membership.remove(gid for gid in ids if gid is not None)
+        removed += membership.remove_random(body.get("remove", 0))
+        added, refused = membership.add(body.get("add", 0))
+        return json_response(
+            {
+                "added": [str(g) for g in added],
+                "removed": [str(g) for g in removed],
+                "refused": refused,
+                "total": world.guild_total,
+            }
+        )
+
+    async def dispatches(self, request: web.Request) -> web.Response:
+        return web.Response(body=_encode(self.sim.dispatches.snapshot()), headers={"Content-Type": JSON})

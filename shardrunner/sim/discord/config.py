@@ -22,6 +22,7 @@ from shardrunner.protocol.discord import (
     PRIVILEGED_INTENTS,
 )
 from shardrunner.settings import SIM_DISCORD_SECTIONS, Resolved, resolve
+from shardrunner.sim.discord.wsframe import sendable_close_code
 
 #: Faults the simulator can inject (``POST /_sim/fault`` and ``--faults``).
 FAULT_KINDS: Final = ("reconnect", "invalid_session", "drop", "close", "zombie", "stall", "garbage")
@@ -97,6 +98,21 @@ class SimConfig:
     replay_segment: int = 256
     #: The privileged intents the application has enabled (requesting others closes 4014).
     privileged_intents: int = PRIVILEGED_INTENTS
+    #: An IDENTIFY whose shard would hold more guilds than this is closed with 4011.
+    max_guilds_per_shard: int = MAX_GUILDS_PER_SHARD
+    #: ``/gateway/bot`` recommends one shard per this many guilds (never fewer than ``shards``).
+    recommend_per: int = 1000
+    #: Shard counts must be a multiple of this (when above 1): another count closes 4010, and the
+    #: recommended count is rounded up to it.
+    shard_multiple: int = 1
+    #: Guilds that join per second while the simulator runs (0: none).
+    guild_growth: float = 0.0
+    #: Record the dispatch id of every seq of every live session (``GET /_sim/dispatches``).
+    track_dispatches: bool = False
+    #: IDENTIFYs with one of these ``num_shards`` are refused: op 9 false when ``refuse_code`` is
+    #: 0, otherwise a close with that code.
+    refuse_shard_counts: tuple[int, ...] = ()
+    refuse_code: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -134,6 +150,16 @@ class SimConfig:
             (self.fault_rate >= 0, "--fault-rate must not be negative"),
             (self.replay >= 0, "--replay must not be negative"),
             (self.replay_segment >= 1, "--replay-segment must be at least 1"),
+            (self.max_guilds_per_shard >= 1, "--max-guilds-per-shard must be at least 1"),
+            (self.recommend_per >= 1, "--recommend-per must be at least 1"),
+            (self.shard_multiple >= 1, "--shard-multiple must be at least 1"),
+            (self.guild_growth >= 0, "--guild-growth must not be negative"),
+            (all(n >= 1 for n in self.refuse_shard_counts), "--refuse-shard-counts must be at least 1 each"),
+            (
+                self.refuse_code == 0 or sendable_close_code(self.refuse_code),
+                "--refuse-code must be 0 (op 9) or a code a close frame can carry (1000-4999 but 1004, "
+                "1005, 1006 and 1015)",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -192,6 +218,16 @@ def parse_compressions(text: str) -> tuple[Compression, ...]:
         raise ConfigError(f"--replay-compress: {exc}") from None
 
 
+def parse_counts(text: str) -> tuple[int, ...]:
+    """``8,16`` as shard counts."""
+    counts = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if not part.isdigit():
+            raise ConfigError(f"--refuse-shard-counts: {part!r} is not a whole number")
+        counts.append(int(part))
+    return tuple(counts)
+
+
 def sim_config(resolved: Resolved) -> SimConfig:
     """The :class:`SimConfig` of what the ``sim.discord`` section resolved (everything but
     ``log_level``, which the command applies); ConfigError names the first bad setting."""
@@ -203,6 +239,7 @@ def sim_config(resolved: Resolved) -> SimConfig:
     values["faults"] = tuple(f for f in str(values["faults"]).split(",") if f)
     values["privileged_intents"] = parse_privileged(str(values["privileged_intents"]))
     values["replay_compress"] = parse_compressions(str(values["replay_compress"]))
+    values["refuse_shard_counts"] = parse_counts(str(values["refuse_shard_counts"]))
     return SimConfig(**values)
 
 

@@ -1,9 +1,11 @@
 """IDENTIFY and RESUME: how a connection gets a session, and every reason it is refused.
 
-Refusals follow Discord: a bad token closes 4004, bad intents 4013/4014, a bad shard 4010, too many
-guilds 4011, an identify too early in its bucket gets op 9 false (the client may identify again on
-the same connection), no session starts left closes 4004. A RESUME of a session that cannot be
-resumed gets op 9 false; one with a seq from the future closes 4007.
+Refusals follow Discord: a bad token closes 4004, bad intents 4013/4014, a bad shard 4010 (a
+``num_shards`` that is not a multiple of ``shard_multiple`` too), too many guilds 4011, an identify
+too early in its bucket gets op 9 false (the client may identify again on the same connection), no
+session starts left closes 4004. A shard count the tests told the simulator to refuse
+(``refuse_shard_counts``) gets op 9 false, or a close with ``refuse_code``. A RESUME of a session
+that cannot be resumed gets op 9 false; one with a seq from the future closes 4007.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from shardrunner.protocol.discord import ALL_INTENTS, MAX_GUILDS_PER_SHARD, PRIVILEGED_INTENTS, CloseCode
+from shardrunner.protocol.discord import ALL_INTENTS, PRIVILEGED_INTENTS, CloseCode
 from shardrunner.sim.discord.world import token_user_id
 
 if TYPE_CHECKING:
@@ -58,12 +60,26 @@ async def identify(conn: Connection, d: object) -> None:
         sim.recorder.add("identifies", accepted=False, reason="disallowed intents", bucket=None, **record)
         await conn.close(CloseCode.DISALLOWED_INTENTS)
         return
-    if not shard_ok or num_shards < 1 or not 0 <= shard_id < num_shards:
+    multiple = cfg.shard_multiple
+    if (
+        not shard_ok
+        or num_shards < 1
+        or not 0 <= shard_id < num_shards
+        or (multiple > 1 and num_shards % multiple)
+    ):
         sim.recorder.add("identifies", accepted=False, reason="invalid shard", bucket=None, **record)
         await conn.close(CloseCode.INVALID_SHARD)
         return
+    if num_shards in cfg.refuse_shard_counts:
+        sim.identifies_refused += 1
+        sim.recorder.add("identifies", accepted=False, reason="refused shard count", bucket=None, **record)
+        if cfg.refuse_code:
+            await conn.close(cfg.refuse_code)
+        else:
+            conn.invalid_session(resumable=False, why="shard count refused")
+        return
     guild_ids = sim.world.guilds_for(shard_id, num_shards)
-    if len(guild_ids) > MAX_GUILDS_PER_SHARD:
+    if len(guild_ids) > cfg.max_guilds_per_shard:
         sim.recorder.add("identifies", accepted=False, reason="sharding required", bucket=None, **record)
         await conn.close(CloseCode.SHARDING_REQUIRED)
         return

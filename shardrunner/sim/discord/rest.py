@@ -77,7 +77,7 @@ class Rest:
         return json_response(
             {
                 "url": sim.gateway_url,
-                "shards": sim.config.shards,
+                "shards": sim.world.recommended_shards(),
                 "session_start_limit": {
                     "total": sim.config.session_start_total,
                     "remaining": sim.limits.starts_remaining,

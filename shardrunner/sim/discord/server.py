@@ -28,11 +28,13 @@ from shardrunner.sim.discord.config import SimConfig
 from shardrunner.sim.discord.faults import Faults, FaultSpec
 from shardrunner.sim.discord.gateway import Connection
 from shardrunner.sim.discord.limits import IdentifyLimits
+from shardrunner.sim.discord.membership import Membership
 from shardrunner.sim.discord.recorder import Recorder
 from shardrunner.sim.discord.replay import PreparedScript
 from shardrunner.sim.discord.rest import Rest
 from shardrunner.sim.discord.session import Session
 from shardrunner.sim.discord.sessions import SessionTable
+from shardrunner.sim.discord.tracking import DispatchLog
 from shardrunner.sim.discord.world import World
 
 __all__ = ["Connection", "FaultSpec", "Recorder", "Simulator"]
@@ -52,6 +54,10 @@ class Simulator:
         self.connections: set[Connection] = set()
         self.limits = IdentifyLimits(config)
         self.faults = Faults(config)
+        self.dispatches = DispatchLog()
+        self.membership = Membership(self)
+        #: IDENTIFYs refused because of ``refuse_shard_counts``.
+        self.identifies_refused = 0
         self._credit = [0.0] * config.shards
         #: Per session id: (shard, [last seq of each write], [time.monotonic_ns() of that write]).
         self.sends: dict[str, tuple[int, array.array[int], array.array[int]]] = {}
@@ -67,9 +73,17 @@ class Simulator:
 
     @config.setter
     def config(self, config: SimConfig) -> None:
+        tracking = self._config.track_dispatches
         self._config = config
         self.limits.config = config
         self.faults.config = config
+        if config.track_dispatches and not tracking:
+            # Live sessions are tracked from their next seq on.
+            for s in self.sessions.values():
+                self.dispatches.start(s, s.last_seq + 1)
+        elif tracking and not config.track_dispatches:
+            for track in self.dispatches.tracks:
+                track.stop()
 
     @property
     def sessions(self) -> dict[str, Session]:
@@ -107,7 +121,11 @@ class Simulator:
         if self.config.port == 0 and server is not None:
             sockets = getattr(server, "sockets", None) or []
             self.port = sockets[0].getsockname()[1]
-        self._tasks = [asyncio.create_task(self._ticker()), asyncio.create_task(self._sweeper())]
+        self._tasks = [
+            asyncio.create_task(self._ticker()),
+            asyncio.create_task(self._sweeper()),
+            asyncio.create_task(self.membership.grow()),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -131,7 +149,10 @@ class Simulator:
         large_threshold: int,
         mode: Compression,
     ) -> Session:
-        return self.table.new(self.config, shard_id, num_shards, user_id, intents, large_threshold, mode)
+        session = self.table.new(self.config, shard_id, num_shards, user_id, intents, large_threshold, mode)
+        if self.config.track_dispatches:
+            self.dispatches.start(session, 1)
+        return session
 
     def end_session(self, session: Session, reason: str) -> None:
         self.table.end(session, reason)
@@ -168,12 +189,19 @@ class Simulator:
                 continue
             # Live dispatches carry wall-clock timestamps (the entity clock never goes backwards).
             self.world.entities.advance_clock(int(time.time() * 1000))
+            track = cfg.track_dispatches
             for shard in range(cfg.shards):
                 credit = self._credit[shard] + rate * dt
                 n = int(min(credit, 5000))
                 self._credit[shard] = credit - n if n < 5000 else 0.0
+                if track:
+                    for _ in range(n):
+                        self._route_tracked(*self.world.next_event(shard))
+                    continue
+                # The hot path: untracked dispatches only count, n at a time.
                 for _ in range(n):
                     self._route(*self.world.next_event(shard))
+                self.dispatches.generated += n
 
     def _advance_scripts(self, rate: float, dt: float) -> None:
         for by_shard in self.table.layouts.values():
@@ -200,6 +228,20 @@ class Simulator:
             for s in by_shard.get(shard, ()):
                 if s.script is None:
                     s.append(bname, d)
+                    if s.conn is not None:
+                        s.conn.wake.set()
+
+    def _route_tracked(self, name: str, guild_id: int | None, d: bytes) -> None:
+        """:meth:`_route` with the dispatch's id recorded in every tracked session it goes to."""
+        bname = name.encode()
+        ident = self.dispatches.next_id()
+        for num_shards, by_shard in self.table.layouts.items():
+            shard = 0 if guild_id is None else shard_for_guild(guild_id, num_shards)
+            for s in by_shard.get(shard, ()):
+                if s.script is None:
+                    seq = s.append(bname, d)
+                    if s.track is not None:
+                        s.track.record(seq, ident)
                     if s.conn is not None:
                         s.conn.wake.set()
 

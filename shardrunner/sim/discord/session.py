@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from shardrunner.sim.discord.gateway import Connection
     from shardrunner.sim.discord.replay import PreparedScript
+    from shardrunner.sim.discord.tracking import Track
 
 
 #: RESUMED's ``d``: Discord sends only its trace.
@@ -58,6 +59,7 @@ class Session:
         "script_credit",
         "script_produced",
         "shard_id",
+        "track",
         "user_id",
     )
 
@@ -85,6 +87,8 @@ class Session:
         #: Seqs of the RESUMEDs that took script slots, ascending (scripted sessions only: a live
         #: session logs RESUMED like any dispatch).
         self.resumed: list[int] = []
+        #: The record of which world dispatch each seq is, while ``track_dispatches`` is on.
+        self.track: Track | None = None
 
     @property
     def last_seq(self) -> int:
@@ -148,6 +152,8 @@ class Session:
         return self._log[seq - self._first_seq]
 
     def end(self, reason: str) -> None:
+        if self.track is not None:
+            self.track.stop()  # before the log goes: the record covers every seq the session had
         self.ended = reason
         self.ended_at = time.monotonic()
         self._log = []

@@ -1,6 +1,7 @@
 """The simulated bot's world: its token, its guilds, and the dispatches that happen in them.
 
-Guilds are one fixed set for the whole simulator. Which shard receives a guild depends on the shard
+Guilds are one set for the whole simulator; guilds join (:meth:`World.add_guild`) and leave
+(:meth:`World.remove_guild`) at run time. Which shard receives a guild depends on the shard
 count the client identifies with (``(guild_id >> 22) % num_shards``), so a client may connect with
 any shard count, or two at once while it reshards, and see each guild exactly where Discord would
 put it. Guild ids are chosen so that, with the configured ``--shards``, every shard gets exactly
@@ -31,6 +32,9 @@ from shardrunner.sim.discord.entities import (
 
 #: Guild ids start around 2021-01-01 so they look like real snowflakes.
 _GUILD_EPOCH_MS: Final = 1609459200000
+#: Guilds that join at run time have ids from 2025-01-01 on, one millisecond apart, so that joins go
+#: round-robin over the shards of any shard count.
+_JOIN_EPOCH_MS: Final = 1735689600000
 DEFAULT_BOT_ID: Final = 1100000000000000001
 
 _encode = msgspec.json.encode
@@ -98,6 +102,8 @@ class World:
         self._models: dict[int, GuildModel] = {}
         self._guild_create: dict[tuple[int, bool], bytes] = {}
         self._layout_cache: dict[tuple[int, int], list[int]] = {}
+        self._join_rng = random.Random(config.seed ^ 0x701)
+        self._joins_drawn = 0
 
     def _draw_members(self, rng: random.Random) -> int:
         lo, hi = self.config.min_members, self.config.max_members
@@ -115,6 +121,60 @@ class World:
                 cached = [g for g in self.guild_ids if shard_for_guild(g, num_shards) == shard_id]
             self._layout_cache[key] = cached
         return cached
+
+    @property
+    def guild_total(self) -> int:
+        return len(self.guild_ids)
+
+    def has_guild(self, guild_id: int) -> bool:
+        return guild_id in self.member_counts
+
+    def recommended_shards(self) -> int:
+        """``shards`` in ``/gateway/bot``: one shard per ``recommend_per`` guilds, never fewer than
+        ``--shards``, rounded up to ``shard_multiple``."""
+        cfg = self.config
+        n = max(cfg.shards, -(-len(self.guild_ids) // cfg.recommend_per))
+        return -(-n // cfg.shard_multiple) * cfg.shard_multiple
+
+    def draw_guild_id(self) -> int:
+        """The id of the next guild that would join (each call draws a new one)."""
+        self._joins_drawn += 1
+        return snowflake(_JOIN_EPOCH_MS + self._joins_drawn, self._join_rng.randrange(1 << 22))
+
+    def add_guild(self, guild_id: int | None = None) -> int:
+        """A guild joins (the bot was added to it): it gets traffic and is in every layout from now on."""
+        gid = self.draw_guild_id() if guild_id is None else guild_id
+        if gid in self.member_counts:
+            raise ValueError(f"guild {gid} is already there")
+        self.member_counts[gid] = self._draw_members(self._join_rng)
+        self.guild_ids.append(gid)
+        n = self.config.shards
+        self.guilds_by_shard[shard_for_guild(gid, n)].append(gid)  # the generator's, and layout n's
+        for (shard_id, num_shards), cached in self._layout_cache.items():
+            if num_shards != n and shard_for_guild(gid, num_shards) == shard_id:
+                cached.append(gid)
+        return gid
+
+    def remove_guild(self, guild_id: int) -> None:
+        """A guild leaves (the bot was removed): no more traffic, and no layout lists it. KeyError if
+        it is not there."""
+        del self.member_counts[guild_id]
+        self.guild_ids.remove(guild_id)
+        n = self.config.shards
+        self.guilds_by_shard[shard_for_guild(guild_id, n)].remove(guild_id)
+        for (shard_id, num_shards), cached in self._layout_cache.items():
+            if num_shards != n and shard_for_guild(guild_id, num_shards) == shard_id:
+                cached.remove(guild_id)
+        self._models.pop(guild_id, None)
+        for large in (False, True):
+            self._guild_create.pop((guild_id, large), None)
+
+    def guild_counts(self, num_shards: int) -> list[int]:
+        """How many guilds each shard of a ``num_shards`` layout holds."""
+        counts = [0] * num_shards
+        for gid in self.guild_ids:
+            counts[shard_for_guild(gid, num_shards)] += 1
+        return counts
 
     def model(self, guild_id: int) -> GuildModel:
         m = self._models.get(guild_id)

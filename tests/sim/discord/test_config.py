@@ -100,3 +100,43 @@ def test_sim_config_when_file_has_cluster_sections_skips_them(tmp_path: Path) ->
     path = tmp_path / "both.toml"
     path.write_text("[cluster]\nworkers = 2\n[sim.discord]\nshards = 3\n")
     assert load_sim_config({}, {}, str(path))[0].shards == 3
+
+
+def test_sim_config_when_resharding_options_given_parses_them() -> None:
+    config, _ = load_sim_config(
+        {
+            "refuse_shard_counts": "8, 16",
+            "refuse_code": "4011",
+            "max_guilds_per_shard": "100",
+            "recommend_per": "50",
+            "shard_multiple": "16",
+            "guild_growth": "2.5",
+            "track_dispatches": True,
+        },
+        {},
+        None,
+    )
+    assert config.refuse_shard_counts == (8, 16)
+    assert (config.refuse_code, config.max_guilds_per_shard, config.recommend_per) == (4011, 100, 50)
+    assert (config.shard_multiple, config.guild_growth, config.track_dispatches) == (16, 2.5, True)
+
+
+def test_sim_config_when_resharding_options_from_a_file_take_a_toml_list(tmp_path: Path) -> None:
+    path = tmp_path / "sim.toml"
+    path.write_text("[sim.discord]\nrefuse-shard-counts = [4, 8]\ntrack-dispatches = true\n")
+    config, _ = load_sim_config({}, {}, str(path))
+    assert (config.refuse_shard_counts, config.track_dispatches) == ((4, 8), True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"refuse_shard_counts": "8,x"}, "--refuse-shard-counts: 'x' is not a whole number"),
+        ({"refuse_shard_counts": "0"}, "--refuse-shard-counts must be at least 1 each"),
+        ({"refuse_code": "1005"}, "--refuse-code must be 0 (op 9) or a code a close frame can carry"),
+    ],
+)
+def test_sim_config_when_refusal_options_invalid_names_them(options: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_sim_config(options, {}, None)
+    assert str(info.value).startswith(message)

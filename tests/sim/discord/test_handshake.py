@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import RawGateway, SimFactory, wait_for
+from tests.conftest import RawGateway, SimFactory, http_json, wait_for
 from tests.sim.discord.helpers import ready_connection
 
 
@@ -75,3 +75,62 @@ async def test_identify_when_privileged_intent_not_enabled_closes_4014(sim_facto
     await gw.identify([1, 2], intents=1 << 8)
     assert await gw.expect_close() == 4014
     await gw.close()
+
+
+async def test_identify_when_num_shards_is_not_the_multiple_closes_4010(sim_factory: SimFactory) -> None:
+    sim = await sim_factory(shards=4, shard_multiple=4)
+    gw = await RawGateway.connect(sim.gateway_url)
+    await gw.recv()
+    await gw.identify([0, 6])
+    assert await gw.expect_close() == 4010
+    await gw.close()
+    assert sim.stats()["identifies"][-1]["reason"] == "invalid shard"
+    gw, ready = await ready_connection(sim, [0, 8])
+    assert ready["d"]["shard"] == [0, 8]
+    await gw.close()
+
+
+async def test_identify_when_shard_would_exceed_the_configured_max_closes_4011(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await sim_factory(shards=1, guilds_per_shard=3, max_guilds_per_shard=2)
+    gw = await RawGateway.connect(sim.gateway_url)
+    await gw.recv()
+    await gw.identify([0, 1])
+    assert await gw.expect_close() == 4011
+    await gw.close()
+    assert sim.stats()["identifies"][-1]["reason"] == "sharding required"
+    gw, ready = await ready_connection(sim, [0, 2])
+    assert len(ready["d"]["guilds"]) <= 2
+    await gw.close()
+
+
+async def test_identify_when_shard_count_is_refused_gets_op9_or_the_code_and_uses_no_start(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await sim_factory(shards=2, refuse_shard_counts=(8,), identify_window=0)
+    gw = await RawGateway.connect(sim.gateway_url)
+    await gw.recv()
+    await gw.identify([0, 8])
+    assert (await gw.recv_until(lambda m: m["op"] == 9))["d"] is False
+    await gw.close()
+    status, body, _ = await http_json(sim, "POST", "/_sim/config", {"refuse_code": 4011})
+    assert (status, body["refuse_code"], body["refuse_shard_counts"]) == (200, 4011, [8])
+    gw = await RawGateway.connect(sim.gateway_url)
+    await gw.recv()
+    await gw.identify([3, 8])
+    assert await gw.expect_close() == 4011
+    await gw.close()
+    stats = sim.stats()
+    assert stats["identifies_refused"] == 2
+    assert [i["reason"] for i in stats["identifies"]] == ["refused shard count"] * 2
+    assert stats["session_start_limit"]["remaining"] == 1000
+    assert stats["sessions"] == []
+    # Another count is not refused; and the refusal list is settable at run time.
+    gw, _ = await ready_connection(sim, [0, 4])
+    await gw.close()
+    status, body, _ = await http_json(sim, "POST", "/_sim/config", {"refuse_shard_counts": []})
+    assert (status, body["refuse_shard_counts"]) == (200, [])
+    gw, _ = await ready_connection(sim, [1, 8])
+    await gw.close()
+    assert sim.stats()["identifies_refused"] == 2

@@ -43,3 +43,21 @@ async def test_rest_when_token_malformed_returns_401(sim_factory: SimFactory) ->
         assert body["message"] == "401: Unauthorized"
     status, _, _ = await http_json(sim, "GET", "/api/v10/nothing-here")
     assert status == 404
+
+
+async def test_gateway_bot_when_guilds_grow_recommends_one_shard_per_recommend_per_rounded_up(
+    sim_factory: SimFactory,
+) -> None:
+    sim = await sim_factory(shards=2, guilds_per_shard=5, recommend_per=4, shard_multiple=1)
+    _, body, _ = await http_json(sim, "GET", "/api/v10/gateway/bot")
+    assert body["shards"] == 3  # ceil(10 / 4), above --shards
+    status, _, _ = await http_json(sim, "POST", "/_sim/guilds", {"add": 3})
+    assert status == 200
+    _, body, _ = await http_json(sim, "GET", "/api/v10/gateway/bot")
+    assert body["shards"] == 4  # ceil(13 / 4)
+    sim = await sim_factory(shards=2, guilds_per_shard=5, recommend_per=4, shard_multiple=8)
+    _, body, _ = await http_json(sim, "GET", "/api/v10/gateway/bot")
+    assert body["shards"] == 8
+    sim = await sim_factory(shards=3, guilds_per_shard=1)
+    _, body, _ = await http_json(sim, "GET", "/api/v10/gateway/bot")
+    assert body["shards"] == 3  # never fewer than --shards
