@@ -19,6 +19,9 @@ REDELIVERED = 1
 #: Published while its connection was in ``dedupe`` mode: the client checks it against the events
 #: of the platform's other connection sets (generations).
 DEDUPE = 2
+#: The flags of a marked item also carry when the worker received it (wall clock, milliseconds),
+#: shifted past the two flag bits: ``flags >> STAMP_SHIFT``.
+STAMP_SHIFT = 2
 
 
 @dataclass(slots=True)

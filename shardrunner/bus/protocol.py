@@ -82,6 +82,11 @@ class Batch(msgspec.Struct, tag="batch"):
     events: list[Event]
     redelivered: list[int] = []
     dedupe: list[int] = []
+    #: For each of ``dedupe``: when its worker received it (wall clock, milliseconds).
+    stamps: list[int] = []
+    #: Two marked copies of one event were received by their workers within this many
+    #: milliseconds of each other (the client matches no pair further apart; 0: any).
+    window: int = 0
 
 
 class Gap(msgspec.Struct, tag="gap"):

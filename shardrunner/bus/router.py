@@ -25,11 +25,12 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from shardrunner.bus import protocol as p
-from shardrunner.bus.groups import DEDUPE, REDELIVERED, Group, Item, Limits, Member, key_of
+from shardrunner.bus.groups import DEDUPE, REDELIVERED, STAMP_SHIFT, Group, Item, Limits, Member, key_of
 from shardrunner.bus.holds import Holds
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
@@ -60,6 +61,10 @@ class Router:
         #: Connections not delivered normally (see :meth:`set_delivery`); empty in the usual case.
         self._modes: dict[ConnKey, p.Delivery] = {}
         #: Per connection, the events a ``hold`` or ``mute`` mode kept from every group.
+        #: Milliseconds of wall clock now: the stamp of a marked event (a seam for the tests).
+        self.stamp: Callable[[], int] = _now_ms
+        #: The window marked batches carry (set with the modes).
+        self.dedupe_window_ms = 0
         self.withheld: dict[ConnKey, int] = {}
 
     # -- membership -------------------------------------------------------------------------
@@ -186,7 +191,7 @@ class Router:
                 if mode is not _DEDUPE_MODE:  # hold, mute: no group gets it, nothing is held
                     self.withheld[event.conn] = self.withheld.get(event.conn, 0) + 1
                     return
-                item = (event, DEDUPE)
+                item = (event, DEDUPE | (self.stamp() << STAMP_SHIFT))
         holds = self._last_holds
         if event.conn is not self._last_conn or event.session != self._last_session or holds is None:
             self._last_conn, self._last_session = event.conn, event.session
@@ -207,9 +212,13 @@ class Router:
                 self._hold(group, group.backlog, item, front=False)
 
     # -- delivery modes (a reshard) ---------------------------------------------------------------
-    def set_delivery(self, modes: Mapping[ConnKey, p.Delivery]) -> None:
+    def set_delivery(self, modes: Mapping[ConnKey, p.Delivery], window: float | None = None) -> None:
         """Change the delivery mode of these connections (others keep theirs; ``live`` is the
-        default and removes the entry). Events already held are not affected."""
+        default and removes the entry). Events already held are not affected. ``window``: the
+        seconds within which two marked copies of one event were received by their workers (the
+        client matches only those; see docs/resharding.md)."""
+        if window is not None:
+            self.dedupe_window_ms = max(0, round(window * 1000))
         for conn, mode in modes.items():
             if mode is _LIVE:
                 self._modes.pop(conn, None)
@@ -320,7 +329,9 @@ class Router:
                             batch_no,
                             events,
                             [i for i in flagged if items[i][1] & REDELIVERED],
-                            [i for i in flagged if items[i][1] & DEDUPE],
+                            marked := [i for i in flagged if items[i][1] & DEDUPE],
+                            [items[i][1] >> STAMP_SHIFT for i in marked],
+                            self.dedupe_window_ms if marked else 0,
                         )
                     else:
                         batch = p.Batch(group.name, batch_no, events)
@@ -368,3 +379,7 @@ class Router:
             for g in self.groups.values()
             if g.durable
         ]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

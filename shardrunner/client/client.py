@@ -206,13 +206,14 @@ class Client(DiscordCommands):
         """A batch with events to check across connection sets: during a reshard's switch only, so
         the usual batch does not pay for it."""
         again = set(message.redelivered)
-        marked = set(message.dedupe)
+        marked = dict(zip(message.dedupe, message.stamps or [0] * len(message.dedupe), strict=True))
+        window = message.window
         last = len(message.events) - 1
         now = self._now()
         for i, event in enumerate(message.events):
             if self._dedupe.duplicate(event):
                 self.duplicates += 1
-            elif i in marked and self._cross_duplicate(event, now):
+            elif i in marked and self._cross_duplicate(event, now, marked[i], window):
                 self.cross_duplicates += 1
             else:
                 self._queue.append((ClientEvent(event, i in again), link, message.batch, i == last))
@@ -221,10 +222,12 @@ class Client(DiscordCommands):
                 self._queue.append((_SKIP, link, message.batch, True))
         self._ready.set()
 
-    def _cross_duplicate(self, event: Event, now: float) -> bool:
+    def _cross_duplicate(self, event: Event, now: float, stamp: int, window: int) -> bool:
         conn = event.conn
         identity = IDENTITIES.get(conn.platform, raw_identity)(event.name, event.data)
-        return identity is not None and self._cross.duplicate(conn.platform, conn.generation, identity, now)
+        return identity is not None and self._cross.duplicate(
+            conn.platform, conn.generation, identity, now, stamp, window
+        )
 
     # -- consuming ------------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[ClientEvent]:

@@ -64,8 +64,9 @@ def raw_identity(name: str, data: bytes) -> Hashable:
 
 
 _Key = tuple[str, Hashable]
-#: (remembered at, generation, key): one occurrence.
-_Record = tuple[float, int, _Key]
+#: (remembered at, generation, key, stamp): one occurrence; the stamp is when its worker received it
+#: (wall clock, milliseconds).
+_Record = tuple[float, int, _Key, int]
 
 
 class CrossDedupe:
@@ -73,16 +74,19 @@ class CrossDedupe:
 
     During a reshard's switch (and for a bot that returns after being down through it) the same
     platform event can arrive twice: once from the old set and once from the new one, with
-    different connections, sessions and seqs. The worker marks those events; for each of them the
-    client asks :meth:`duplicate` with the event's content identity (docs/resharding.md).
+    different connections, sessions and seqs. The worker marks those events, with when it received
+    each; for each of them the client asks :meth:`duplicate` with the event's content identity
+    (docs/resharding.md).
 
     The matching is a multiset across generations: an occurrence of identity ``x`` from
-    generation ``g`` is a duplicate iff an unmatched occurrence of ``x`` from another generation of
-    the platform is remembered, which is then consumed (the oldest first); otherwise it is
-    remembered. So two equal identities from one generation are two events, and each pairs with one
-    copy from the other set. Occurrences are forgotten ``window_s`` after they were remembered
-    (the caller's clock, ``now``), and the oldest go first when more than ``max_entries`` records
-    are kept (a record stays until it expires or is pushed out, even once it is matched).
+    generation ``g``, received by its worker at ``stamp``, is a duplicate iff an unmatched
+    occurrence of ``x`` from another generation of the platform is remembered whose stamp is within
+    ``window`` ms of it; that one is consumed (the oldest first). Otherwise it is remembered. So
+    two equal identities from one generation are two events, each pairing with one copy from the
+    other set; and two equal bodies received far apart (the old set's before the new set delivered,
+    the new set's after the old set stopped) are two events too, however close they arrive here.
+    Occurrences are forgotten ``window_s`` after they were remembered (the caller's clock, ``now``),
+    and the oldest go first when more than ``max_entries`` are kept.
     """
 
     __slots__ = ("_order", "_unmatched", "max_entries", "window_s")
@@ -90,44 +94,38 @@ class CrossDedupe:
     def __init__(self, window_s: float = 30.0, max_entries: int = 500_000) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
-        # One record per occurrence remembered, (remembered at, generation, key), oldest first:
-        # what expiry and the bound walk.
+        #: Every occurrence remembered, oldest first: what expiry and the bound walk. A matched one
+        #: stays here until the walk finds it is no longer in its key's list (compared by identity:
+        #: records are never equal by accident).
         self._order: deque[_Record] = deque()
-        # key -> the unmatched occurrences of one identity: its record, or a list of them (oldest
-        # first) when one set sent it more than once. They are always of one generation: an
-        # occurrence from another generation would have matched one of them instead of joining
-        # them. A matched occurrence's record stays in the order until the walk reaches it and
-        # finds it is no longer here (compared by identity: records are never equal by accident).
-        self._unmatched: dict[_Key, _Record | list[_Record]] = {}
+        #: key -> the unmatched occurrences of one identity, oldest first (mostly one).
+        self._unmatched: dict[_Key, list[_Record]] = {}
 
     def __len__(self) -> int:
         """Unmatched occurrences remembered."""
-        return sum(len(entry) if isinstance(entry, list) else 1 for entry in self._unmatched.values())
+        return sum(len(entry) for entry in self._unmatched.values())
 
-    def duplicate(self, platform: str, generation: int, identity: Hashable, now: float) -> bool:
+    def duplicate(
+        self, platform: str, generation: int, identity: Hashable, now: float, stamp: int = 0, window: int = 0
+    ) -> bool:
         """Whether this occurrence is the other set's copy of one remembered (and consume that),
-        else remember it."""
+        else remember it. ``window`` 0: any two stamps match."""
         order = self._order
         if order and order[0][0] <= now - self.window_s:
             self._expire(now - self.window_s)
         key = (platform, identity)
-        unmatched = self._unmatched
-        entry = unmatched.get(key)
-        record = (now, generation, key)
+        entry = self._unmatched.get(key)
+        if entry is not None:
+            for i, other in enumerate(entry):
+                if other[1] != generation and (not window or abs(other[3] - stamp) <= window):
+                    del entry[i]
+                    if not entry:
+                        del self._unmatched[key]
+                    return True
+        record = (now, generation, key, stamp)
         if entry is None:
-            unmatched[key] = record
-        elif type(entry) is tuple:
-            if entry[1] != generation:
-                del unmatched[key]
-                return True
-            unmatched[key] = [entry, record]
+            self._unmatched[key] = [record]
         else:
-            assert isinstance(entry, list)
-            if entry[0][1] != generation:
-                del entry[0]
-                if not entry:
-                    del unmatched[key]
-                return True
             entry.append(record)
         order.append(record)
         if len(order) > self.max_entries:
@@ -140,13 +138,13 @@ class CrossDedupe:
             self._forget(order.popleft())
 
     def _forget(self, record: _Record) -> None:
-        # Matching consumes the oldest and records leave oldest first: an occurrence is still
-        # remembered iff it is its key's record, or heads its key's list.
         key = record[2]
         entry = self._unmatched.get(key)
-        if entry is record:
-            del self._unmatched[key]
-        elif isinstance(entry, list) and entry[0] is record:
-            del entry[0]
-            if not entry:
-                del self._unmatched[key]
+        if entry is None:
+            return
+        for i, other in enumerate(entry):
+            if other is record:
+                del entry[i]
+                if not entry:
+                    del self._unmatched[key]
+                return

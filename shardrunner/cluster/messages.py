@@ -56,6 +56,8 @@ class Assign(msgspec.Struct, tag="assign"):
     delivery: list[tuple[ConnKey, Delivery]] = []
     #: The version of the supervisor's delivery modes this assignment carries (see SetDelivery).
     delivery_version: int = 0
+    #: Seconds within which the two sets receive one event (the client's match window; 0: unset).
+    dedupe_window: float = 0.0
 
     def __repr__(self) -> str:  # never show a platform's config (it holds the token)
         conns = sum(len(p.conns) for p in self.parts)
@@ -165,6 +167,8 @@ class SetDelivery(msgspec.Struct, tag="set_delivery"):
 
     version: int
     delivery: list[tuple[ConnKey, Delivery]]
+    #: Seconds within which the two sets receive one event (the client's match window; 0: unset).
+    dedupe_window: float = 0.0
 
 
 class DeliverySet(msgspec.Struct, tag="delivery_set"):

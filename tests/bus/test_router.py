@@ -355,8 +355,10 @@ def test_router_when_a_connection_is_held_or_muted_withholds_its_events_and_hold
 def test_router_when_a_connection_is_in_dedupe_marks_its_events_and_a_redelivery_keeps_both_marks() -> None:
     old, new = ConnKey("discord", 0, 0, 4), ConnKey("discord", 1, 0, 8)
     r = Router()
+    clock = iter(range(1_000, 2_000, 10))
+    r.stamp = lambda: next(clock)
     r.join(b"a", p.Join("g", "a"), 0)
-    r.set_delivery({old: p.Delivery.DEDUPE})
+    r.set_delivery({old: p.Delivery.DEDUPE}, window=0.25)
     for seq in range(1, 4):
         r.publish(ev(seq, conn=old))
         r.publish(ev(seq, conn=new))
@@ -367,12 +369,14 @@ def test_router_when_a_connection_is_in_dedupe_marks_its_events_and_a_redelivery
         (old, 1), (new, 1), (old, 2), (new, 2), (old, 3), (new, 3), (old, 4)
     ]  # fmt: skip
     assert (first.dedupe, first.redelivered) == ([0, 2, 4], [])
+    assert (first.stamps, first.window) == ([1_000, 1_010, 1_020], 250), "when each was received"
     assert r.withheld == {}
     r.leave("g", "a")  # unacknowledged: to the backlog, then to the next member, marked again
     r.join(b"b", p.Join("g", "b"), 1)
     (again,) = batches(r.flush(), b"b")
     assert [(e.conn, e.seq) for e in again.events] == [(e.conn, e.seq) for e in first.events]
     assert (again.dedupe, again.redelivered) == ([0, 2, 4], list(range(7)))
+    assert again.stamps == first.stamps
     assert p.decode(p.encode(again)) == again
 
 

@@ -103,3 +103,21 @@ def test_cross_dedupe_when_repeated_occurrences_expire_forgets_them_oldest_first
     assert not cross.duplicate("discord", 0, "y", 50.0), "expires the one of 20.0"
     assert not cross.duplicate("discord", 1, "x", 50.0)
     assert len(cross) == 2
+
+
+def test_cross_dedupe_when_two_equal_bodies_were_received_far_apart_keeps_both() -> None:
+    # The old set's copy of A (A's new copy was held), then the new set's B (B's old copy muted):
+    # equal bodies, received 900 ms apart by their workers, arriving here together.
+    cross = CrossDedupe()
+    assert not cross.duplicate("discord", 0, "x", 0.0, stamp=10_000, window=500)
+    assert not cross.duplicate("discord", 1, "x", 0.01, stamp=10_900, window=500), "another event"
+    # A copy received within the window of one of them is that one's copy.
+    assert cross.duplicate("discord", 1, "x", 0.02, stamp=10_100, window=500)
+    assert cross.duplicate("discord", 0, "x", 0.03, stamp=10_850, window=500)
+    assert len(cross) == 0
+
+
+def test_cross_dedupe_when_the_window_is_zero_matches_any_stamps() -> None:
+    cross = CrossDedupe()
+    assert not cross.duplicate("discord", 0, "x", 0.0, stamp=1, window=0)
+    assert cross.duplicate("discord", 1, "x", 0.0, stamp=99_999, window=0)

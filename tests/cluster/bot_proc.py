@@ -42,6 +42,7 @@ async def main() -> None:
                     "t": event.name,
                     "guild": event.guild_id,
                     "redelivered": event.redelivered,
+                    "at": round(time.monotonic(), 4),
                 }
             )
             if args.block:

@@ -288,6 +288,7 @@ class Supervisor:
             queue_bytes=s.queue_bytes,
             delivery=delivery,
             delivery_version=worker.delivery_version,
+            dedupe_window=self.delivery.window,
         )
 
     def _on_release(self, worker: Worker) -> None:

@@ -24,6 +24,9 @@ class DeliveryTable:
     def __init__(self) -> None:
         self.modes: dict[ConnKey, Delivery] = {}
         self.version = 0
+        #: Seconds within which the two sets of a reshard receive one event (half the overlap):
+        #: the client matches only copies received that close together.
+        self.window = 0.0
 
     def of(self, conn: ConnKey) -> Delivery:
         return self.modes.get(conn, Delivery.LIVE)
@@ -48,7 +51,7 @@ class DeliveryTable:
             for w in (slot.current, slot.previous):
                 # The running worker, and a reload's old worker that may take the sessions back.
                 if w is not None and not w.gone and w.hello and w.state is not WorkerState.BOOTING:
-                    link.send(w.identity, m.SetDelivery(self.version, mine))
+                    link.send(w.identity, m.SetDelivery(self.version, mine, self.window))
         return self.version
 
     def forget(self, conns: Iterable[ConnKey]) -> None:

@@ -170,6 +170,9 @@ class Resharder:
         ]
         old_slots = [s.index for s in self.reconciler.slots if set(s.desired.conns) & set(old.conns)]
         self.run = Run(resize, old, new, old_slots, [s.index for s in slots], now, now + timeout)
+        # Two copies of one event are received by the two sets within the lag between them: within
+        # half a step, or the switch's guarantees do not hold anyway (see the module).
+        self.delivery.window = old.policy.overlap / 2
         # Held from their first event: set before their workers are assigned.
         self.delivery.change({c: Delivery.HOLD for c in new.conns}, (), self.link)
         self.reconciler.add_slots(slots)

@@ -43,7 +43,7 @@ class RouterView(Protocol):
 
     def group_stats(self) -> list[bp.GroupStats]: ...
 
-    def set_delivery(self, modes: Mapping[ConnKey, bp.Delivery]) -> None: ...
+    def set_delivery(self, modes: Mapping[ConnKey, bp.Delivery], window: float | None = None) -> None: ...
 
     def undelivered(self) -> int: ...
 
@@ -117,6 +117,7 @@ class Worker:
         #: version of the last change applied.
         self.delivery: dict[ConnKey, bp.Delivery] = {}
         self.delivery_version = 0
+        self.dedupe_window = 0.0
         self._finishing: asyncio.Task[None] | None = None
         #: What to say once the finish is done: a Finished per Finish, a HandedOff per handoff.
         self._after_finish: list[type[m.Finished] | type[m.HandedOff]] = []
@@ -156,9 +157,9 @@ class Worker:
             # The assignment's modes, for its connections (the unlisted ones live), before any of
             # them can publish. A SetDelivery newer than the assignment (it came before) stands.
             modes = {c: bp.Delivery.LIVE for c in assign.conns} | dict(assign.delivery)
-            self._apply_delivery(modes, assign.delivery_version)
+            self._apply_delivery(modes, assign.delivery_version, assign.dedupe_window)
         elif self.bus is not None:
-            self.bus.router.set_delivery(self.delivery)  # kept from before the bus existed
+            self.bus.router.set_delivery(self.delivery, self.dedupe_window or None)  # kept from before
         sink = self.bus.publish if self.bus is not None else _drop
         resuming = self.conns.start(assign.parts, assign.snapshots, sink)
         log.info("worker %d: running %s (%d to resume)", self.slot, describe(assign.conns), resuming)
@@ -166,10 +167,10 @@ class Worker:
     # -- delivery modes (a reshard) -----------------------------------------------------------
     def set_delivery(self, message: m.SetDelivery) -> None:
         """Apply a change of delivery modes (the connections not named keep theirs) and say so."""
-        self._apply_delivery(dict(message.delivery), message.version)
+        self._apply_delivery(dict(message.delivery), message.version, message.dedupe_window)
         self.outbox.put_nowait(m.DeliverySet(message.version))
 
-    def _apply_delivery(self, modes: dict[ConnKey, bp.Delivery], version: int) -> None:
+    def _apply_delivery(self, modes: dict[ConnKey, bp.Delivery], version: int, window: float = 0.0) -> None:
         had_modes = bool(self.delivery)
         for conn, mode in modes.items():
             if mode is bp.Delivery.LIVE:
@@ -177,8 +178,10 @@ class Worker:
             else:
                 self.delivery[conn] = mode
         self.delivery_version = version
+        if window:
+            self.dedupe_window = window
         if self.bus is not None:
-            self.bus.router.set_delivery(modes)
+            self.bus.router.set_delivery(modes, self.dedupe_window or None)
         if had_modes or self.delivery:
             log.info("worker %d: delivery %s (version %d)", self.slot, describe_modes(modes), version)
 

@@ -34,7 +34,9 @@ class FakeRouter:
     def group_stats(self) -> list[bp.GroupStats]:
         return list(self.stats)
 
-    def set_delivery(self, modes: Mapping[ConnKey, bp.Delivery]) -> None:
+    def set_delivery(self, modes: Mapping[ConnKey, bp.Delivery], window: float | None = None) -> None:
+        if window is not None:
+            self.window = window
         for conn, mode in modes.items():
             if mode is bp.Delivery.LIVE:
                 self.modes.pop(conn, None)
