@@ -202,21 +202,27 @@ class Worker:
         return self._finishing
 
     async def _finish(self, drain_timeout: float) -> None:
-        if self._handing_off is not None:
-            await asyncio.shield(self._handing_off)  # its connections are gone with it
-        await self.conns.close_all(handoff=False)
-        self.conns.clear()
-        undelivered = 0
-        if self.bus is not None:
-            if not await self.bus.drain(drain_timeout, absent=True):
-                log.warning("worker %d: finishing, the bots did not take everything", self.slot)
-            undelivered = self.bus.router.undelivered()
-        self._undelivered = undelivered
-        answers, self._after_finish = self._after_finish, []
-        for answer in answers:
-            self.outbox.put_nowait(m.Finished(undelivered) if answer is m.Finished else m.HandedOff([]))
-        log.info("worker %d: finished (%d events undelivered)", self.slot, undelivered)
-        self.stopped.set()
+        try:
+            if self._handing_off is not None:
+                await asyncio.shield(self._handing_off)  # its connections are gone with it
+            await self.conns.close_all(handoff=False)
+            self.conns.clear()
+            if self.bus is not None:
+                if not await self.bus.drain(drain_timeout, absent=True):
+                    log.warning("worker %d: finishing, the bots did not take everything", self.slot)
+                self._undelivered = self.bus.router.undelivered()
+        except Exception:
+            log.exception("worker %d: the finish failed; answering and exiting anyway", self.slot)
+            self.exit_code = 1
+        finally:
+            # Answered and stopped whatever happened: the supervisor waits for it.
+            answers, self._after_finish = self._after_finish, []
+            for answer in answers:
+                self.outbox.put_nowait(
+                    m.Finished(self._undelivered) if answer is m.Finished else m.HandedOff([])
+                )
+            log.info("worker %d: finished (%d events undelivered)", self.slot, self._undelivered)
+            self.stopped.set()
 
     async def _after_finishing(self, finishing: asyncio.Task[None]) -> None:
         await asyncio.shield(finishing)

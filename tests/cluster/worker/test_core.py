@@ -10,7 +10,7 @@ import pytest
 
 from shardrunner.bus import protocol as bp
 from shardrunner.cluster import messages as m
-from shardrunner.cluster.worker.core import Worker, describe
+from shardrunner.cluster.worker.core import Worker, describe, describe_modes
 from shardrunner.gateway.connection import NotReady
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -54,6 +54,7 @@ class FakeBus:
         self.drained: list[tuple[float, bool]] = []
         #: Holds a drain until set (the bots take their time).
         self.drain_gate: asyncio.Event | None = None
+        self.drain_error: Exception | None = None
         self.closed = False
 
     def publish(self, event: Event) -> None:
@@ -63,6 +64,8 @@ class FakeBus:
         self.drained.append((timeout, absent))
         if self.drain_gate is not None:
             await self.drain_gate.wait()
+        if self.drain_error is not None:
+            raise self.drain_error
         return True
 
     async def run(self) -> None:
@@ -252,6 +255,8 @@ async def test_worker_when_assigned_during_a_handoff_starts_after_answering_it(r
 def test_describe_when_two_sets_names_each_span() -> None:
     assert describe(OLD + NEW[2:5]) == "discord:0-3/4, discord:2-4/8@1"
     assert describe([]) == "nothing"
+    modes = {**{c: bp.Delivery.HOLD for c in NEW}, OLD[0]: bp.Delivery.LIVE, OLD[1]: bp.Delivery.LIVE}
+    assert describe_modes(modes) == "hold discord:0-7/8@1; live discord:0-1/4"
 
 
 HOLD, DEDUPE, MUTE, LIVE = bp.Delivery.HOLD, bp.Delivery.DEDUPE, bp.Delivery.MUTE, bp.Delivery.LIVE
@@ -376,3 +381,15 @@ async def test_worker_when_a_handoff_comes_during_a_finish_waits_for_it_and_hand
     assert all(platform.latest(c).closed_with == [False] for c in OLD), "closed once, not resumably"
     assert bus.drained == [(5.0, True)]
     assert sorted(platform.built) == OLD
+
+
+async def test_worker_when_its_finish_fails_still_answers_and_stops(rig: Any) -> None:
+    worker, _, bus, clock = rig
+    worker.start(assign(OLD))
+    await clock.settle()
+    bus.drain_error = RuntimeError("the socket is gone")
+    said(worker)
+    worker.handle(m.Finish(drain_timeout=1.0))
+    await asyncio.wait_for(worker.stopped.wait(), 1)
+    assert said(worker) == [m.Finished(undelivered=0)], "the supervisor is not left waiting"
+    assert worker.exit_code == 1
