@@ -215,7 +215,7 @@ class Supervisor:
             link=self.link,
             clock=self.clock,
             workers=s.workers,
-            busy=lambda: self._reloading is not None and not self._reloading.done(),
+            busy=lambda: self.state == "reloading",  # not while a reload waits for a switch to end
             on_switch=self._on_switch,
             on_done=self._on_resharded,
         )

@@ -233,3 +233,18 @@ async def test_the_automatic_check_reshards_when_the_plan_says_one_is_due(rig: M
     plan.due = 8
     await r.until(lambda: phase(r) == "done", 60, "the automatic reshard")
     assert r.sup.conns == NEW
+
+
+async def test_a_reload_asked_during_the_switch_waits_for_it_then_replaces_every_worker(rig: Make) -> None:
+    r = await running(rig, policy=ResizePolicy(overlap=3.0, timeout=60.0, drain=5.0))
+    await r.sup.reshard(8, dry_run=False, abort=False)
+    await r.until(lambda: len(steps(r)) == 1, 30, "the switch began")
+    reload = r.sup.request_reload()
+    await r.advance(1)
+    assert not reload.done()
+    assert r.sup.state == "running", "the reload has not begun: it follows the switch"
+    await r.until(lambda: phase(r) in ("draining", "done"), 30, "the switch ends")
+    await r.until(reload.done, 120, "the reload")
+    assert reload.result().startswith("reload done"), reload.result()
+    await r.until(lambda: phase(r) == "done", 30, "done")
+    assert sorted(c for s in r.sup.slots for c in s.desired.conns) == NEW
