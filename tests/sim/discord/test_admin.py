@@ -107,6 +107,10 @@ async def test_sends_when_recorded_give_each_write_its_last_seq_and_time(sim_fac
     status, body, _ = await http_json(sim, "POST", "/_sim/config", {"tick": 5})
     assert status == 400
     assert "--tick" in body["message"]
+    # Recording off first: a write between the DELETE and the check would record again.
+    status, _, _ = await http_json(sim, "POST", "/_sim/config", {"record_sends": False})
+    assert status == 200
+    assert sim.sends
     status, _, _ = await http_json(sim, "DELETE", "/_sim/sends")
     assert status == 200
     assert sim.sends == {}
