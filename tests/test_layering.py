@@ -258,3 +258,16 @@ def _platform_words(tree: ast.Module) -> Iterator[tuple[int, str]]:
 def test_layering_when_a_module_is_platform_neutral_it_says_no_guild_op_or_d(name: str) -> None:
     words = [f"line {line}: {word}" for line, word in _platform_words(MODULES[name].tree)]
     assert not words, "\n".join(words)
+
+
+#: docs/architecture.md: "Modules stay within 400 lines".
+MAX_MODULE_LINES = 400
+
+
+def test_layering_when_modules_are_counted_none_is_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"split these modules: {long}"

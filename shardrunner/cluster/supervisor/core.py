@@ -40,13 +40,15 @@ from shardrunner.cluster.supervisor.resizing import (
     AutoReshard,
     prefer_saved_sets,
     reshard_command,
+    resharded,
     save_state,
     settle_on_stop,
     sleep_while_switching,
+    switched,
 )
 from shardrunner.cluster.supervisor.signals import unless_stopped
 from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
-from shardrunner.gateway.platform import PlatformError, PlatformPlan, ResizablePlan
+from shardrunner.gateway.platform import PlatformError, PlatformPlan
 from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -216,8 +218,8 @@ class Supervisor:
             clock=self.clock,
             workers=s.workers,
             busy=lambda: self.state == "reloading",  # not while a reload waits for a switch to end
-            on_switch=self._on_switch,
-            on_done=self._on_resharded,
+            on_switch=lambda old, new: switched(self, new),
+            on_done=lambda old, new: resharded(self, old, new),
         )
         try:
             self.link.bind()
@@ -350,18 +352,6 @@ class Supervisor:
     # -- resharding ------------------------------------------------------------------------------
     async def reshard(self, shards: int | None, *, dry_run: bool, abort: bool) -> dict[str, Any]:
         return await reshard_command(self, shards=shards, dry_run=dry_run, abort=abort)
-
-    def _on_switch(self, old: ResizablePlan, new: ResizablePlan) -> None:
-        """The new set delivers: bots' commands go to it (the endpoints answer names its generation)."""
-        self.plans[new.name] = new
-
-    def _on_resharded(self, old: ResizablePlan, new: ResizablePlan) -> None:
-        """The old set closes: the tables and the state file hold the new set only."""
-        gone = set(old.conns)
-        self.conns = [c for c in self.conns if c not in gone] + list(new.conns)
-        self.plans[new.name] = new
-        if not self.settings.sim and self.run_dir.state_file.exists():
-            save_state(self)
 
     def fail(self, message: str) -> None:
         if self.error is None:

@@ -58,6 +58,20 @@ def save_state(sup: Supervisor) -> Path | None:
     )
 
 
+def switched(sup: Supervisor, new: ResizablePlan) -> None:
+    """The new set delivers: bots' commands go to it (the endpoints answer names its generation)."""
+    sup.plans[new.name] = new
+
+
+def resharded(sup: Supervisor, old: ResizablePlan, new: ResizablePlan) -> None:
+    """The old set closes: the tables and the state file hold the new set only."""
+    gone = set(old.conns)
+    sup.conns = [c for c in sup.conns if c not in gone] + list(new.conns)
+    sup.plans[new.name] = new
+    if not sup.settings.sim and sup.run_dir.state_file.exists():
+        save_state(sup)
+
+
 def resizable(sup: Supervisor, platform: str | None = None) -> ResizablePlan:
     """The plan a reshard applies to (the one platform that can, or the one named)."""
     for name, p in sup.plans.items():
