@@ -15,6 +15,11 @@ from shardrunner.clock import Clock, RealClock
 from shardrunner.identify.protocol import BucketOf, StartLimit
 from shardrunner.protocol.keys import ConnKey
 
+#: The least margin added to a bucket's window: the gateway measures the window between the
+#: IDENTIFYs it *reads*, and a busy gateway (or network) reads one late and the next on time, by
+#: more than 10 ms under load (seen in the reshard benchmark against the simulator's short windows).
+MIN_MARGIN_S = 0.025
+
 
 class _Bucket:
     __slots__ = ("held_by", "held_until", "hold", "margin", "next_at", "waiters", "window")
@@ -62,7 +67,7 @@ class LocalIdentifyQueue:
                 raise ValueError(f"{limit.name}: a limit needs at least one bucket")
             # A little slack for jitter between us and the gateway: 1 % of the window, at least 10 ms.
             slack = (
-                margin if margin is not None else max(limit.window * 0.01, 0.01) if limit.window > 0 else 0.0
+                margin if margin is not None else max(limit.window * 0.01, MIN_MARGIN_S) if limit.window > 0 else 0.0
             )
             for index in range(limit.buckets):
                 self._buckets[(limit.name, index)] = _Bucket(

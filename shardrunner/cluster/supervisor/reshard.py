@@ -106,6 +106,8 @@ class Run:
     version: int = 0
     applied_at: float | None = None
     outcome: str | None = None
+    #: When it ended (done or aborted): the elapsed time stops there.
+    ended: float | None = None
     withheld: dict[ConnKey, int] = field(default_factory=dict)
 
     def conns(self, which: str) -> list[ConnKey]:
@@ -206,6 +208,7 @@ class Resharder:
         elif run.phase is Phase.DRAINING and all(self.reconciler.finished(i) for i in run.old_slots):
             self._drop_slots(run.old_slots, run.old.conns)
             run.phase = Phase.DONE
+            run.ended = now
             run.outcome = (
                 f"resharded {run.old.name} from {run.resize.current} to {run.resize.count} shards "
                 f"in {now - run.started:.0f} s"
@@ -281,6 +284,7 @@ class Resharder:
         for index in run.new_slots:
             self.reconciler.finish(index, 0.0)
         run.phase = Phase.ABORTED
+        run.ended = self.clock.monotonic()
         self.calm.set()
         run.outcome = f"reshard aborted: {why}; the {run.resize.current} old shards go on"
         log.error("%s", run.outcome)
@@ -337,7 +341,7 @@ class Resharder:
             withheld=sum(run.withheld.values()),
             step=run.step + 1,
             step_text=step_text,
-            elapsed_s=self.clock.monotonic() - run.started,
+            elapsed_s=(run.ended if run.ended is not None else self.clock.monotonic()) - run.started,
             ideal_s=run.resize.seconds,
             reason=run.resize.reason,
             outcome=run.outcome,
