@@ -9,7 +9,8 @@ from the record. Session ids are appended to ``OUT.sessions`` ("index id" lines)
 record. Event bodies are not decoded. The client's own count of duplicates it dropped is kept in the
 file's header. On stdout, one JSON line each: ``{"ready": ...}`` once joined, ``{"gap": ...}`` per
 gap report, and ``{"done": ...}`` after SIGTERM (the client closes, acknowledging what it
-processed). Not a benchmark itself.
+processed; with the duplicates it dropped, and the copies its cross-set dedupe dropped during a
+reshard). Not a benchmark itself.
 
 Run: python -m benchmarks.botproc --run-dir DIR --out FILE --capacity N [--group bench] [--member bench-bot]
 """
@@ -84,7 +85,14 @@ async def bot(args: argparse.Namespace) -> None:
     await client.close()
     HEADER.pack_into(mm, 0, MAGIC, client.duplicates, args.capacity)
     mm.flush()
-    emit({"done": True, "duplicates": client.duplicates, "gaps": len(client.gaps)})
+    emit(
+        {
+            "done": True,
+            "duplicates": client.duplicates,
+            "cross_duplicates": client.cross_duplicates,
+            "gaps": len(client.gaps),
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

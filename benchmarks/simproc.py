@@ -99,21 +99,23 @@ def live_simulator(
     *,
     max_concurrency: int,
     identify_window: float,
+    guilds_per_shard: int = 1,
     extra: Sequence[str] = (),
 ) -> Iterator[Sim]:
     """A live-mode simulator process (rate 0: nothing is dispatched after the GUILD_CREATEs).
 
-    One small guild per shard of a ``shards``-shard layout, heartbeats every 41.25 s (Discord's
-    interval), no op 1 requests, enough session starts for any benchmark. Its stderr goes to a
-    log file (at thousands of connections it can log a traceback per abandoned handshake).
-    Killed on exit.
+    ``guilds_per_shard`` small guilds (one by default) per shard of a ``shards``-shard layout,
+    heartbeats every 41.25 s (Discord's interval), no op 1 requests, enough session starts for any
+    benchmark. Its stderr goes to a log file (at thousands of connections it can log a traceback per
+    abandoned handshake). Killed on exit.
     """
     port = free_port()
     cmd = [
         sys.executable, "-m", "shardrunner", "sim", "discord", "--port", str(port),
-        "--shards", str(shards), "--guilds-per-shard", "1", "--min-members", "2", "--max-members", "5",
-        "--rate", "0", "--identify-window", str(identify_window), "--max-concurrency", str(max_concurrency),
-        "--heartbeat-interval", "41250", "--heartbeat-request-interval", "0",
+        "--shards", str(shards), "--guilds-per-shard", str(guilds_per_shard), "--min-members", "2",
+        "--max-members", "5", "--rate", "0", "--identify-window", str(identify_window),
+        "--max-concurrency", str(max_concurrency), "--heartbeat-interval", "41250",
+        "--heartbeat-request-interval", "0",
         "--session-start-total", "1000000", "--log-level", "warning", *extra,
     ]  # fmt: skip
     log = Path(tempfile.mkdtemp(prefix="sr-bench-sim-")) / "sim.log"
