@@ -67,7 +67,11 @@ class LocalIdentifyQueue:
                 raise ValueError(f"{limit.name}: a limit needs at least one bucket")
             # A little slack for jitter between us and the gateway: 1 % of the window, at least 10 ms.
             slack = (
-                margin if margin is not None else max(limit.window * 0.01, MIN_MARGIN_S) if limit.window > 0 else 0.0
+                margin
+                if margin is not None
+                else max(limit.window * 0.01, MIN_MARGIN_S)
+                if limit.window > 0
+                else 0.0
             )
             for index in range(limit.buckets):
                 self._buckets[(limit.name, index)] = _Bucket(

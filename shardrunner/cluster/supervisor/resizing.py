@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shardrunner.cluster import statefile
-from shardrunner.cluster.supervisor.reshard import Phase, Resharder
+from shardrunner.cluster.supervisor.reshard import Phase, Resharder, Run
 from shardrunner.control import CommandError
 from shardrunner.gateway.platform import PlatformError, PlatformPlan, ResizablePlan, Resize
 
@@ -149,12 +149,22 @@ async def reshard_command(
     return out
 
 
+#: After an automatic reshard was aborted, the next automatic one waits this long (doubling with
+#: each abort in a row, at most a day): every try costs a session start per new shard.
+AUTO_RETRY_AFTER_S = 3600.0
+AUTO_RETRY_MAX_S = 86400.0
+
+
 class AutoReshard:
-    """The automatic check: every ``check_every`` seconds, ask the platform and reshard when due."""
+    """The automatic check: every ``check_every`` seconds, ask the platform and reshard when due;
+    after an automatic reshard was aborted, not again for an hour (then two, four... at most a day)."""
 
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self._said: str | None = None
+        self._mine: Run | None = None
+        self._aborted = 0
+        self._not_before = 0.0
 
     async def run(self) -> None:
         sup = self.sup
@@ -172,6 +182,19 @@ class AutoReshard:
         resharder = _resharder(sup)
         if resharder.active:
             return
+        now = sup.clock.monotonic()
+        mine, self._mine = self._mine, None
+        if mine is not None and mine.phase is Phase.ABORTED:
+            self._aborted += 1
+            wait = min(AUTO_RETRY_MAX_S, AUTO_RETRY_AFTER_S * 2 ** (self._aborted - 1))
+            self._not_before = now + wait
+            log.warning(
+                "the automatic reshard was aborted; the next automatic one in %.0f s at the earliest", wait
+            )
+        elif mine is not None:
+            self._aborted = 0
+        if now < self._not_before:
+            return
         p = resizable(sup)
         if not p.policy.auto:
             return
@@ -188,6 +211,7 @@ class AutoReshard:
         if sup.stopping or resharder.active:
             return
         resharder.start(p, resize)
+        self._mine = resharder.run
         sup.wake()
 
     def _say(self, message: str) -> None:

@@ -248,3 +248,18 @@ async def test_a_reload_asked_during_the_switch_waits_for_it_then_replaces_every
     assert reload.result().startswith("reload done"), reload.result()
     await r.until(lambda: phase(r) == "done", 30, "done")
     assert sorted(c for s in r.sup.slots for c in s.desired.conns) == NEW
+
+
+async def test_an_aborted_automatic_reshard_is_not_tried_again_for_an_hour(rig: Make) -> None:
+    policy = ResizePolicy(auto=True, check_every=10.0, overlap=1.0, timeout=20.0, drain=5.0)
+    r = await running(rig, policy=policy, due=8)
+    r.spawner.default = Behaviour(fatal=frozenset({NEW[3]}))
+    await r.until(lambda: phase(r) == "aborted", 60, "the automatic reshard aborted")
+    tries = len([c for c in r.plans[0].proposed if c[2]])  # type: ignore[attr-defined]
+    for _ in range(60):  # ten minutes, check by check
+        await r.clock.advance(10)
+    assert phase(r) == "aborted", "not tried again within the hour"
+    assert len([c for c in r.plans[0].proposed if c[2]]) == tries  # type: ignore[attr-defined]
+    r.spawner.default = Behaviour()
+    await r.clock.advance(3000)  # past the hour, in one jump
+    await r.until(lambda: phase(r) == "done", 120, "tried again after the hour")
