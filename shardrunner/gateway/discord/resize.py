@@ -66,6 +66,8 @@ def propose(
             reason = "Discord's count"
         reason += (
             f": /gateway/bot recommends {recommended}, {needed} shards bring the fill to {rules.target:.0%}"
+            if needed != 1
+            else f": /gateway/bot recommends {recommended}, 1 shard holds them at {rules.target:.0%} or less"
         )
         if multiple > 1:
             reason += f", in multiples of {multiple}"
