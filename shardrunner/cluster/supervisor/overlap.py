@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.supervisor.book import SessionBook
@@ -32,17 +33,17 @@ class ReloadSteps:
     book: SessionBook
     on_release: Callable[[Worker], None]
 
-    def _assign(self, slot: Slot, worker: Worker, snapshots: list[SessionSnapshot] | None = None) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the Reconciler's, which these steps use
 
-    def _retire(self, worker: Worker, now: float) -> None:
-        raise NotImplementedError
+        def _assign(
+            self, slot: Slot, worker: Worker, snapshots: list[SessionSnapshot] | None = None
+        ) -> None: ...
 
-    def _kill(self, worker: Worker, now: float) -> None:
-        raise NotImplementedError
+        def _retire(self, worker: Worker, now: float) -> None: ...
 
-    def _settle_change(self, slot: Slot, outcome: str | None) -> None:
-        raise NotImplementedError
+        def _kill(self, worker: Worker, now: float) -> None: ...
+
+        def _settle_change(self, slot: Slot, outcome: str | None) -> None: ...
 
     def _step_reload(self, slot: Slot, now: float) -> None:
         if slot.candidate is not None:

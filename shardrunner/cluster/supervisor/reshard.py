@@ -29,7 +29,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -346,7 +346,3 @@ class Resharder:
             reason=run.resize.reason,
             outcome=run.outcome,
         )
-
-    def describe(self) -> dict[str, Any]:
-        status = self.status()
-        return {} if status is None else msgspec.structs.asdict(status)
