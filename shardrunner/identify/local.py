@@ -65,7 +65,7 @@ class LocalIdentifyQueue:
         for limit in limits:
             if limit.buckets < 1:
                 raise ValueError(f"{limit.name}: a limit needs at least one bucket")
-            # A little slack for jitter between us and the gateway: 1 % of the window, at least 10 ms.
+            # A little slack for jitter between us and the gateway: 1 % of the window, at least 25 ms.
             slack = (
                 margin
                 if margin is not None

@@ -198,7 +198,12 @@ class Resharder:
                     f"the new shards were not ready within {run.deadline - run.started:.0f} s "
                     f"({self._ready_count(run)}/{len(run.new.conns)} ready)"
                 )
-            elif self._ready(run.new.conns, keys=True) and self._ready(run.old.conns) and not self._busy():
+            elif (
+                self._ready(run.new.conns, keys=True)
+                and self._ready(run.old.conns)
+                and self._members_joined(run)
+                and not self._busy()
+            ):
                 run.phase = Phase.SWITCHING
                 self.calm.clear()
                 log.info("reshard: every new shard is ready with all its guilds; switching")
@@ -306,6 +311,21 @@ class Resharder:
         for conn in conns:
             r = reports.get(conn)
             if r is None or r.state != "ready" or (keys and r.keys_pending):
+                return False
+        return True
+
+    def _members_joined(self, run: Run) -> bool:
+        """Every consumer group's members on the old workers are members on the new ones too: the
+        two copies of an event must reach the same member (one process dedupes them), and a
+        member's keys are chosen among the members each worker knows."""
+        stats = self.book.group_stats
+        old: dict[str, int] = {}
+        for index in run.old_slots:
+            for g in stats.get(index, ()):
+                old[g.name] = max(old.get(g.name, 0), g.members)
+        for index in run.new_slots:
+            new = {g.name: g.members for g in stats.get(index, ())}
+            if any(new.get(name, 0) < members for name, members in old.items()):
                 return False
         return True
 

@@ -13,7 +13,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from shardrunner.bus.protocol import Delivery
+from shardrunner.bus.protocol import Delivery, GroupStats
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.exitcodes import BOOT_FAILED
 from shardrunner.gateway.platform import Resize, ResizePolicy
@@ -138,6 +138,8 @@ class Behaviour:
     fatal: frozenset[ConnKey] = frozenset()
     #: It acknowledges delivery changes (DeliverySet).
     acks: bool = True
+    #: Members of consumer group "bot" its bus reports (None: it reports no group).
+    members: int | None = None
 
 
 class FakeLink:
@@ -255,7 +257,9 @@ class FakeProc:
             )  # fmt: skip
             if self.pending.get(c):
                 self.pending[c] -= 1
-        self.say(m.Report(rows))
+        members = self.behaviour.members
+        groups = [] if members is None else [GroupStats("bot", None, members, 0, 0, 0, 0)]
+        self.say(m.Report(rows, [], groups))
 
     def deliver(self, message: m.Message) -> None:
         self.received.append(message)

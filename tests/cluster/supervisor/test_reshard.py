@@ -263,3 +263,19 @@ async def test_an_aborted_automatic_reshard_is_not_tried_again_for_an_hour(rig: 
     r.spawner.default = Behaviour()
     await r.clock.advance(3000)  # past the hour, in one jump
     await r.until(lambda: phase(r) == "done", 120, "tried again after the hour")
+
+
+async def test_the_switch_waits_until_the_bots_have_joined_the_new_workers(rig: Make) -> None:
+    r = await rig(plans=[FakeResizablePlan(conns(4))], workers=2, start=False)
+    r.spawner.default = Behaviour(members=2)
+    r.start()
+    await r.ready()
+    r.spawner.default = Behaviour(members=1)  # one of the two members has not found them yet
+    await r.sup.reshard(8, dry_run=False, abort=False)
+    reports = r.sup.book.reports
+    await r.until(lambda: all(c in reports and reports[c].state == "ready" for c in NEW), 30, "ready")
+    await r.advance(5)
+    assert phase(r) == "warming", "not while a member is missing on the new workers"
+    for proc in r.spawner.living():
+        proc.behaviour.members = 2
+    await r.until(lambda: phase(r) == "done", 30, "both members joined")
