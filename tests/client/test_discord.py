@@ -94,3 +94,13 @@ def test_discord_identity_when_an_event_has_no_fresh_id_is_its_name_and_raw_body
 def test_discord_identity_when_an_event_belongs_to_one_session_is_none() -> None:
     for name in ("READY", "RESUMED", "GUILD_MEMBERS_CHUNK", "SOUNDBOARD_SOUNDS"):
         assert discord_identity(name, b"null") is None, name
+
+
+def test_discord_identity_when_a_body_is_written_in_another_key_order_is_the_same() -> None:
+    a = b'{"guild_id":"1","user":{"id":"2","username":"x"},"status":"online"}'
+    b = b'{"status": "online", "user": {"username": "x", "id": "2"}, "guild_id": "1"}'
+    assert discord_identity("PRESENCE_UPDATE", a) == discord_identity("PRESENCE_UPDATE", b)
+    assert discord_identity("PRESENCE_UPDATE", a) != discord_identity(
+        "PRESENCE_UPDATE", a.replace(b"online", b"idle")
+    )
+    assert discord_identity("PRESENCE_UPDATE", b"not json") == ("PRESENCE_UPDATE", hash(b"not json"))
