@@ -208,9 +208,11 @@ def format(
     *,
     tags: dict[str, str] | None = None,
     prefix: str | None = None,
+    trailing: bool = False,
 ) -> bytes:
     """One line with its CRLF. ``format(msg)`` formats a :class:`Message`. The last parameter goes
-    after `` :`` when it is empty, has a space or starts with ``:``; others must not. Raises
+    after `` :`` when ``trailing`` says so or it is empty, has a space or starts with ``:``; others
+    must not. Raises
     :class:`IrcError` for what cannot be sent (a line break in a parameter, a space in a middle one)."""
     if isinstance(command, Message):
         msg = command
@@ -225,7 +227,7 @@ def format(
     for i, p in enumerate(params):
         if "\r" in p or "\n" in p or "\0" in p:
             raise IrcError("a line break or NUL in a parameter")
-        if i == last and (not p or " " in p or p.startswith(":")):
+        if i == last and (trailing or not p or " " in p or p.startswith(":")):
             parts.append(f" :{p}")
         elif not p or " " in p or p.startswith(":"):
             raise IrcError(f"middle parameter {i} cannot hold {p!r}")

@@ -140,6 +140,10 @@ def test_format_writes_a_line_and_escapes_tags() -> None:
     assert irc.format("PRIVMSG", ["#a", ""]) == b"PRIVMSG #a :\r\n"
     assert irc.format("PRIVMSG", ["#a", ":)"]) == b"PRIVMSG #a ::)\r\n"
     assert irc.format("RECONNECT") == b"RECONNECT\r\n"
+    assert (
+        irc.format("004", ["bar", "-"], prefix="tmi.twitch.tv", trailing=True)
+        == b":tmi.twitch.tv 004 bar :-\r\n"
+    )
     assert irc.format(Message({"a": "b"}, None, "PONG", ["x"])) == b"@a=b PONG x\r\n"
 
 
