@@ -13,6 +13,7 @@ from shardrunner.settings.load import ALL_SECTIONS, CONFIG_ENV, Resolved, resolv
 from shardrunner.settings.registry import ENV_PREFIX, MASK, Section, Setting, SettingsError
 from shardrunner.settings.sections import BUS, CLUSTER, DISCORD, START_SECTIONS
 from shardrunner.settings.sim import SIM_DISCORD, SIM_DISCORD_SECTIONS
+from shardrunner.settings.sim_twitch import SIM_TWITCH, SIM_TWITCH_SECTIONS
 from shardrunner.settings.values import SETTINGS, LogLevel, Progress, Settings, load_settings
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "SETTINGS",
     "SIM_DISCORD",
     "SIM_DISCORD_SECTIONS",
+    "SIM_TWITCH",
+    "SIM_TWITCH_SECTIONS",
     "START_SECTIONS",
     "LogLevel",
     "Progress",

@@ -13,12 +13,13 @@ from typing import Final
 from shardrunner.settings.registry import Section, SettingsError, settings_of
 from shardrunner.settings.sections import START_SECTIONS
 from shardrunner.settings.sim import SIM_DISCORD_SECTIONS
+from shardrunner.settings.sim_twitch import SIM_TWITCH_SECTIONS
 from shardrunner.settings.toml import read_config
 
 #: Environment variable that names the config file when ``--config`` is not given.
 CONFIG_ENV: Final = "SHARDRUNNER_CONFIG"
 #: Every section there is, for the config file loader (it skips the tables of other commands).
-ALL_SECTIONS: Final[tuple[Section, ...]] = (*START_SECTIONS, *SIM_DISCORD_SECTIONS)
+ALL_SECTIONS: Final[tuple[Section, ...]] = (*START_SECTIONS, *SIM_DISCORD_SECTIONS, *SIM_TWITCH_SECTIONS)
 
 
 @dataclass(frozen=True, slots=True)

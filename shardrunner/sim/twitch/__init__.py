@@ -1,0 +1,2 @@
+"""``shardrunner sim twitch``: Twitch's chat server (IRC over WebSocket and TCP), for tests and
+benchmarks. See docs/simulator-twitch.md."""
