@@ -10,13 +10,17 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from shardrunner.cli.common import LOG_FORMAT, run
-from shardrunner.settings import SIM_DISCORD_SECTIONS, SettingsError
+from shardrunner.settings import SIM_DISCORD_SECTIONS, SIM_TWITCH_SECTIONS, SettingsError
 from shardrunner.settings.click import options
 from shardrunner.sim.discord.config import CONFIG_ENV, ConfigError, SimConfig, load_sim_config
+
+if TYPE_CHECKING:
+    from shardrunner.sim.twitch.config import TwitchSimConfig
 
 
 @click.group("sim")
@@ -87,6 +91,59 @@ async def _serve(config: SimConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     click.echo(f"Discord gateway simulator listening on {simulator.url} (gateway {simulator.gateway_url})")
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        await simulator.stop()
+
+
+@sim.command("twitch")
+@options(
+    SIM_TWITCH_SECTIONS,
+    config_help="TOML file of settings (keys are the option names, at the top level or in "
+    "[sim.twitch]; see configs/sim-twitch.toml); the environment and the command line override it",
+    config_env="SHARDRUNNER_SIM_TWITCH_CONFIG",
+)
+def sim_twitch(**values: object) -> None:
+    """Serve a simulated Twitch chat server: IRC over WebSocket at / on --port and plain IRC over TCP
+    on --irc-port.
+
+    CAP/PASS/NICK, the welcome, anonymous justinfan readers, JOIN replies, PING/PONG, generated chat
+    with realistic tags, the per-account limits, and an admin API on --port: GET /_sim/stats, POST
+    /_sim/fault, POST /_sim/config, POST /_sim/channels. docs/simulator-twitch.md describes every
+    option and the admin API.
+    """
+    from shardrunner.sim.twitch.config import ConfigError as TwitchConfigError
+    from shardrunner.sim.twitch.config import load_twitch_config
+
+    config_path = values.pop("config", None)
+    try:
+        config, resolved = load_twitch_config(
+            values, os.environ, config_path if isinstance(config_path, str) else None
+        )
+    except (SettingsError, TwitchConfigError) as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(level=str(resolved.values["log_level"]).upper(), format=LOG_FORMAT)
+    try:
+        run(_serve_twitch(config))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {config.host}: {exc.strerror}") from None
+
+
+async def _serve_twitch(config: TwitchSimConfig) -> None:
+    from shardrunner.sim.twitch.server import TwitchSimulator
+
+    simulator = TwitchSimulator(config)
+    await simulator.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    click.echo(
+        f"Twitch chat simulator listening on {simulator.ws_url} (WebSocket, admin {simulator.url}/_sim/) "
+        f"and {config.host}:{simulator.irc_port} (IRC over TCP)"
+    )
     sys.stdout.flush()
     try:
         await stop.wait()

@@ -219,7 +219,7 @@ def format(
         command, params, tags, prefix = msg.command, msg.params, msg.tags, msg.prefix
     parts: list[str] = []
     if tags:
-        parts.append("@" + ";".join(f"{k}={escape_tag(v)}" if v else k for k, v in tags.items()) + " ")
+        parts.append("@" + ";".join(f"{k}={escape_tag(v)}" for k, v in tags.items()) + " ")
     if prefix is not None:
         parts.append(f":{prefix} ")
     parts.append(command)

@@ -135,7 +135,7 @@ def test_format_writes_a_line_and_escapes_tags() -> None:
     line = irc.format(
         "PRIVMSG", ["#a", "hi there"], tags={"id": "1", "k": "a; b\\c", "e": ""}, prefix="u!u@u.tmi.twitch.tv"
     )
-    assert line == b"@id=1;k=a\\:\\sb\\\\c;e :u!u@u.tmi.twitch.tv PRIVMSG #a :hi there\r\n"
+    assert line == b"@id=1;k=a\\:\\sb\\\\c;e= :u!u@u.tmi.twitch.tv PRIVMSG #a :hi there\r\n"
     assert irc.format("PING", ["tmi.twitch.tv"]) == b"PING tmi.twitch.tv\r\n"
     assert irc.format("PRIVMSG", ["#a", ""]) == b"PRIVMSG #a :\r\n"
     assert irc.format("PRIVMSG", ["#a", ":)"]) == b"PRIVMSG #a ::)\r\n"

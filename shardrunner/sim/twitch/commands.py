@@ -38,7 +38,7 @@ def handle_line(sim: TwitchSimulator, conn: Connection, raw: bytes) -> None:
     try:
         if raw.startswith(b"@") and raw.find(b" ") > MAX_CLIENT_TAGS + 1:
             raise irc.IrcError(f"client tags over {MAX_CLIENT_TAGS} bytes")
-        msg = irc.parse(raw, strict=True)
+        msg = irc.parse(raw)  # Twitch takes lines over 512 bytes (500 characters of text fit)
     except irc.IrcError as exc:
         sim.stats.bad_lines.append({"time": time.time(), **conn.describe(), "reason": str(exc)})
         return
