@@ -118,6 +118,13 @@ def test_start_when_sim_and_a_cluster_runs_refuses_touching_nothing(
     assert ran == []
 
 
+def _runs_the_simulator(proc: psutil.Process) -> bool:
+    try:
+        return proc.cmdline()[1:5] == ["-m", "shardrunner", "sim", "discord"]
+    except psutil.Error:
+        return False
+
+
 def test_start_when_sim_runs_the_supervisor_against_the_child_and_stops_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -132,8 +139,10 @@ def test_start_when_sim_runs_the_supervisor_against_the_child_and_stops_it(
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 200
-        children = psutil.Process().children()
-        seen.append((settings, children[0].pid))
+        # This test process may have other children (processes of earlier tests still ending):
+        # the simulator child is the one running `shardrunner sim discord`.
+        (sim_child,) = [p for p in psutil.Process().children() if _runs_the_simulator(p)]
+        seen.append((settings, sim_child.pid))
         return 0, None
 
     monkeypatch.setattr(start, "_run_supervisor", fake)
