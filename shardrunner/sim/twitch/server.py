@@ -227,6 +227,10 @@ class TwitchSimulator:
                 if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
                 data = frame.data.encode() if isinstance(frame.data, str) else frame.data
+                if not data.endswith(b"\n"):
+                    # A frame holds whole lines: its end ends the last one, CRLF or not (tmi.js
+                    # sends every line as a frame of its own, without CRLF).
+                    data += b"\r\n"
                 if not self._feed(conn, buf, data):
                     break
         finally:

@@ -140,11 +140,18 @@ async def test_client_ping_gets_pong_and_server_pings_with_a_deadline() -> None:
         assert [v["kind"] for v in stats["violations"]] == ["pong_timeout"]
 
 
-async def test_several_lines_in_one_websocket_frame_and_a_split_line() -> None:
+async def test_several_lines_in_one_websocket_frame_and_the_frame_end_ends_a_line() -> None:
+    # A WebSocket frame holds whole lines: tmi.js sends each line as a frame without CRLF (and works
+    # against Twitch), so a line cut across two frames is two lines.
     async with running() as sim:
         c = await RawIrc.ws(sim)
         assert c._ws is not None
-        await c._ws.send_str("CAP REQ :twitch.tv/tags\r\nPASS oauth:x\r\nNI")
-        await c._ws.send_str("CK bar\r\n")
+        await c._ws.send_str("CAP REQ :twitch.tv/tags\r\nPASS oauth:x\r\nNICK bar")
         await c.wait(lambda m: m.command == "376")
+        await c._ws.send_str("PI")
+        await c._ws.send_str("NG :half\r\n")
+        await c.wait(lambda m: m.command == "421" and m.params[1] == "PI")
+        await c.wait(lambda m: m.command == "421" and m.params[1] == "NG")
+        await c._ws.send_str("PING :whole")
+        await c.wait(lambda m: m.command == "PONG" and m.params[-1] == "whole")
         await c.aclose()
