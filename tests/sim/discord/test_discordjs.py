@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import pytest
 from shardrunner.protocol.compression import Compression
 from shardrunner.sim.discord.server import Simulator
 from tests.conftest import TOKEN, SimFactory, http_json, wait_for
+from tests.node import ensure_installed, node_tools
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,48 +39,9 @@ GUILDS_PER_SHARD: Final = 3
 #: Dispatches per second per shard: messages on both shards and frames in flight when a fault hits.
 RATE: Final = 50.0
 STEP: Final = 15.0  # deadline of each wait
-NPM_TIMEOUT: Final = 180.0
 
 
 # -- installing and running the Node client -------------------------------------------------------
-def node_tools() -> tuple[str, str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail(
-            f"node and npm are required for the discord.js test (node: {node}, npm: {npm}); "
-            "install Node.js >= 20 (CI has it)",
-            pytrace=False,
-        )
-    return node, npm
-
-
-async def ensure_installed(npm: str) -> None:
-    """``npm ci`` the pinned packages unless a completed install is there already."""
-    # npm writes node_modules/.package-lock.json last: without it the install is missing or partial.
-    if (NODE_DIR / "node_modules" / ".package-lock.json").is_file():
-        return
-    proc = await asyncio.create_subprocess_exec(
-        npm,
-        "ci",
-        "--no-audit",
-        "--no-fund",
-        cwd=NODE_DIR,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), NPM_TIMEOUT)
-    except TimeoutError:
-        out = None
-    if out is None:
-        proc.kill()
-        await proc.wait()
-        pytest.fail(f"npm ci in {NODE_DIR} did not finish within {NPM_TIMEOUT:.0f} s", pytrace=False)
-    if proc.returncode != 0:
-        text = out.decode(errors="replace")
-        pytest.fail(f"npm ci in {NODE_DIR} failed with {proc.returncode}:\n{text}", pytrace=False)
-
-
 class NodeClient:
     """The running client.mjs: every JSON line it printed, per shard, and the tail of its stderr."""
 
@@ -273,8 +234,8 @@ async def expect_resume(sim: Simulator, client: NodeClient, shard: int, fault: s
 # -- the test -------------------------------------------------------------------------------------
 @pytest.mark.timeout(240)  # the first run installs the packages (npm ci)
 async def test_discordjs_ws_when_shard_gets_op7_or_drop_resumes_gap_free(sim_factory: SimFactory) -> None:
-    node, npm = node_tools()
-    await ensure_installed(npm)
+    node, npm = node_tools("the discord.js test")
+    await ensure_installed(npm, NODE_DIR)
     # max_concurrency=SHARDS: discord.js's SimpleIdentifyThrottler waits 5-6.5 s between two
     # identifies of one bucket (Discord's window); the simulator's window is 0.2 s.
     sim = await sim_factory(
@@ -353,8 +314,8 @@ async def test_discordjs_ws_when_shard_gets_op9_true_resumes_on_the_same_connect
 ) -> None:
     # discord.js answers op 9 true with op 6 on the socket that got it: the simulator must accept it
     # there (it used to close 4005, and the shard lost its session).
-    node, npm = node_tools()
-    await ensure_installed(npm)
+    node, npm = node_tools("the discord.js test")
+    await ensure_installed(npm, NODE_DIR)
     sim = await sim_factory(
         shards=SHARDS,
         guilds_per_shard=GUILDS_PER_SHARD,

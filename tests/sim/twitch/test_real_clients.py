@@ -23,7 +23,6 @@ import ipaddress
 import json
 import os
 import random
-import shutil
 import socket
 import sys
 import time
@@ -36,6 +35,7 @@ import pytest
 from aiohttp import web
 
 from shardrunner.sim.twitch.server import TwitchSimulator
+from tests.node import ensure_installed, node_tools
 from tests.sim.twitch.helpers import admin, running
 
 pytestmark = pytest.mark.asyncio
@@ -48,48 +48,11 @@ TOKEN: Final = "simtoken123"
 #: Generated lines per second over both channels: a few messages per channel per second.
 RATE: Final = 30.0
 STEP: Final = 10.0  # deadline of each wait
-NPM_TIMEOUT: Final = 180.0
 #: twurple's ChatClient has no port option: plain TCP goes to Twitch's port 6667.
 TWITCH_IRC_PORT: Final = 6667
 
 
 # -- installing the Node clients ------------------------------------------------------------------
-def node_tools() -> tuple[str, str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail(
-            f"node and npm are required for the Twitch client tests (node: {node}, npm: {npm}); "
-            "install Node.js >= 20 (CI has it)",
-            pytrace=False,
-        )
-    return node, npm
-
-
-async def ensure_installed(npm: str) -> None:
-    """``npm ci`` the pinned packages unless a completed install is there already."""
-    # npm writes node_modules/.package-lock.json last: without it the install is missing or partial.
-    if (NODE_DIR / "node_modules" / ".package-lock.json").is_file():
-        return
-    proc = await asyncio.create_subprocess_exec(
-        npm,
-        "ci",
-        "--no-audit",
-        "--no-fund",
-        cwd=NODE_DIR,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), NPM_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail(f"npm ci in {NODE_DIR} did not finish within {NPM_TIMEOUT:.0f} s", pytrace=False)
-    if proc.returncode != 0:
-        text = out.decode(errors="replace")
-        pytest.fail(f"npm ci in {NODE_DIR} failed with {proc.returncode}:\n{text}", pytrace=False)
-
-
 # -- the client process ---------------------------------------------------------------------------
 class ClientProcess:
     """A running client: every JSON line it printed and the tail of its stderr."""
@@ -283,8 +246,8 @@ async def started(client: ClientProcess) -> AsyncIterator[ClientProcess]:
 @pytest.mark.timeout(240)  # the first run installs the packages (npm ci)
 @pytest.mark.parametrize("anonymous", [False, True], ids=["account", "anonymous"])
 async def test_tmijs_over_websocket_joins_receives_sends_and_survives_reconnect(anonymous: bool) -> None:
-    node, npm = node_tools()
-    await ensure_installed(npm)
+    node, npm = node_tools("the Twitch client tests")
+    await ensure_installed(npm, NODE_DIR)
     async with running(channels=CHANNELS, accounts={LOGIN: TOKEN}, rate=RATE, reconnect_grace=1.0) as sim:
         creds = [] if anonymous else [LOGIN, TOKEN]
         argv = [node, str(NODE_DIR / "client.mjs"), "tmi", "127.0.0.1", str(sim.port), ",".join(CHANNELS)]
@@ -348,8 +311,8 @@ async def token_validator(login: str, token: str) -> AsyncIterator[tuple[int, li
 
 @pytest.mark.timeout(240)  # the first run installs the packages (npm ci)
 async def test_twurple_over_tcp_joins_receives_sends_and_survives_reconnect() -> None:
-    node, npm = node_tools()
-    await ensure_installed(npm)
+    node, npm = node_tools("the Twitch client tests")
+    await ensure_installed(npm, NODE_DIR)
     host = free_loopback(TWITCH_IRC_PORT)
     async with (
         token_validator(LOGIN, TOKEN) as (api_port, asked),
