@@ -90,6 +90,34 @@ class IdentifyDone(msgspec.Struct, tag="identified"):
     ready: bool
 
 
+class BudgetRequest(msgspec.Struct, tag="budget"):
+    """Worker -> supervisor: ``n`` uses of budget ``name`` for ``key`` (an account's JOINs...)."""
+
+    request: int
+    name: str
+    key: str
+    n: int = 1
+
+
+class BudgetGrant(msgspec.Struct, tag="budget_grant"):
+    """Supervisor -> worker: the uses of ``request`` are the worker's (or, with ``refused``, never)."""
+
+    request: int
+    refused: str | None = None
+
+
+class BudgetUsed(msgspec.Struct, tag="budget_used"):
+    """Worker -> supervisor: the granted uses were written now (the window counts from here)."""
+
+    request: int
+
+
+class BudgetCancel(msgspec.Struct, tag="budget_cancel"):
+    """Worker -> supervisor: the request is not wanted any more (its uses, if granted, come back)."""
+
+    request: int
+
+
 class ConnReport(msgspec.Struct, array_like=True):
     """One connection's state as its worker sees it; carries what a resume needs."""
 
@@ -203,6 +231,10 @@ Message = (
     | IdentifyGrant
     | IdentifySent
     | IdentifyDone
+    | BudgetRequest
+    | BudgetGrant
+    | BudgetUsed
+    | BudgetCancel
     | Report
     | Ping
     | Pong

@@ -71,3 +71,79 @@ class RelayIdentifyQueue:
 
     def release(self, conn: ConnKey, *, ready: bool) -> None:
         self._link.done(conn, ready=ready)
+
+
+class BudgetLink(Protocol):
+    """Where the budget relay posts: a request, then whether its uses were written or given back."""
+
+    def request(self, request: int, name: str, key: str, n: int) -> None: ...
+
+    def used(self, request: int) -> None: ...
+
+    def cancel(self, request: int) -> None: ...
+
+
+class RelayTicket:
+    """Granted uses of a budget held by the supervisor: :meth:`used` or :meth:`cancel` tell it."""
+
+    __slots__ = ("_done", "_link", "request")
+
+    def __init__(self, link: BudgetLink, request: int) -> None:
+        self._link = link
+        self.request = request
+        self._done = False
+
+    def used(self) -> None:
+        if not self._done:
+            self._done = True
+            self._link.used(self.request)
+
+    def cancel(self) -> None:
+        if not self._done:
+            self._done = True
+            self._link.cancel(self.request)
+
+
+class RelayBudgets:
+    """Budgets (:mod:`shardrunner.identify.budget`) whose queue is the supervisor's: every
+    account's budget is one for the whole cluster, whichever worker its connections run in.
+
+    :meth:`acquire` posts a request and waits for :meth:`granted`; a waiter that gives up cancels
+    its request (and a grant that then arrives is handed back).
+    """
+
+    def __init__(self, link: BudgetLink) -> None:
+        self._link = link
+        self._next = 0
+        self._waiting: dict[int, asyncio.Future[RelayTicket]] = {}
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def acquire(self, name: str, key: str, n: int = 1) -> RelayTicket:
+        self._next += 1
+        request = self._next
+        fut: asyncio.Future[RelayTicket] = asyncio.get_running_loop().create_future()
+        self._waiting[request] = fut
+        self._link.request(request, name, key, n)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self._waiting.pop(request, None)
+            if fut.done() and not fut.cancelled():
+                fut.result().cancel()
+            else:
+                self._link.cancel(request)
+            raise
+
+    def granted(self, request: int, refused: str | None = None) -> None:
+        """The grant of ``request`` arrived (or its refusal: the waiter gets a ValueError)."""
+        fut = self._waiting.pop(request, None)
+        if refused is not None:
+            if fut is not None and not fut.done():
+                fut.set_exception(ValueError(refused))
+        elif fut is None or fut.done():
+            self._link.cancel(request)  # nobody waits for it any more: hand it back
+        else:
+            fut.set_result(RelayTicket(self._link, request))

@@ -20,6 +20,11 @@ NEW = ConnKey("discord", 1, 5, 8)
         m.DeliverySet(7),
         m.Finish(drain_timeout=12.5),
         m.Finished(undelivered=3),
+        m.BudgetRequest(4, "twitch.join", "bot", 10),
+        m.BudgetGrant(4),
+        m.BudgetGrant(5, refused="21 uses at once cannot fit a limit of 20"),
+        m.BudgetUsed(4),
+        m.BudgetCancel(6),
         m.Assign(
             parts=[m.PlatformPart("discord", [NEW], b"token inside")],
             delivery=[(NEW, Delivery.HOLD)],

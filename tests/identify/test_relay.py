@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
-from shardrunner.identify.relay import RelayIdentifyQueue
+import pytest
+
+from shardrunner.identify.relay import RelayBudgets, RelayIdentifyQueue
 from shardrunner.protocol.keys import ConnKey
 
 OLD = ConnKey("discord", 0, 1, 4)
@@ -77,3 +80,58 @@ async def test_relay_when_the_waiter_gave_up_keeps_the_request_and_hands_a_late_
     await settle()
     queue.granted(NEW)
     assert link.said[-1] == ("done", NEW, False), "nobody waits: the grant goes back at once"
+
+
+# -- budgets relayed ---------------------------------------------------------------------------------
+
+
+class BudgetPosts:
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, int]] = []
+        self.asked: list[tuple[int, str, str, int]] = []
+
+    def request(self, request: int, name: str, key: str, n: int) -> None:
+        self.asked.append((request, name, key, n))
+        self.posts.append(("request", request))
+
+    def used(self, request: int) -> None:
+        self.posts.append(("used", request))
+
+    def cancel(self, request: int) -> None:
+        self.posts.append(("cancel", request))
+
+
+async def test_relay_budgets_when_granted_hands_a_ticket_that_reports_its_use_once() -> None:
+    link = BudgetPosts()
+    relay = RelayBudgets(link)
+    waiter = asyncio.ensure_future(relay.acquire("twitch.join", "bot", 10))
+    await asyncio.sleep(0)
+    assert link.asked == [(1, "twitch.join", "bot", 10)]
+    relay.granted(1)
+    ticket = await waiter
+    ticket.used()
+    ticket.used()
+    ticket.cancel()
+    assert link.posts == [("request", 1), ("used", 1)], "one report per ticket"
+
+
+async def test_relay_budgets_when_the_waiter_gives_up_cancels_and_a_late_grant_goes_back() -> None:
+    link = BudgetPosts()
+    relay = RelayBudgets(link)
+    waiter = asyncio.ensure_future(relay.acquire("twitch.join", "bot"))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    relay.granted(1)
+    assert link.posts == [("request", 1), ("cancel", 1), ("cancel", 1)]
+    assert relay.waiting == 0
+
+
+async def test_relay_budgets_when_refused_raises_the_reason() -> None:
+    relay = RelayBudgets(BudgetPosts())
+    waiter = asyncio.ensure_future(relay.acquire("twitch.join", "bot", 30))
+    await asyncio.sleep(0)
+    relay.granted(1, refused="30 uses at once cannot fit a limit of 20")
+    with pytest.raises(ValueError, match="cannot fit a limit of 20"):
+        await waiter

@@ -24,6 +24,7 @@ from shardrunner.cluster import statefile
 from shardrunner.cluster.plan import plan
 from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.book import SessionBook
+from shardrunner.cluster.supervisor.budgets import BudgetGrants
 from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
 from shardrunner.cluster.supervisor.delivery import DeliveryTable
@@ -101,6 +102,7 @@ class Supervisor:
         self.resharder: Resharder | None = None
         self.delivery = DeliveryTable()
         self.grants: IdentifyGrants | None = None
+        self.budgets: BudgetGrants | None = None
         self.control: ControlServer | None = None
         self.signals: asyncio.Queue[int] = asyncio.Queue()
         self.started = time.time()
@@ -197,6 +199,7 @@ class Supervisor:
             first_identifies=len(self.conns) - len(resumable),
             opened_at=self.clock.monotonic(),
         )
+        self.budgets = BudgetGrants.of_plans(self.plans.values(), self.link.send, clock=self.clock)
         self.slots = [Slot(i, DesiredSlot(conns)) for i, conns in enumerate(plan(self.conns, s.workers))]
         self.reconciler = Reconciler(
             self.slots,
@@ -294,14 +297,16 @@ class Supervisor:
         )
 
     def _on_release(self, worker: Worker) -> None:
-        """A worker is giving its connections up: identifies it still waits for go to nobody."""
+        """A worker is giving its connections up: identifies and budget uses it still waits for go
+        to nobody (and what it was granted counts as written)."""
         assert self.grants is not None
+        assert self.budgets is not None
         self.grants.forget(worker.identity)
+        self.budgets.forget(worker.identity)
 
     def _on_gone(self, worker: Worker) -> None:
         """A worker process is gone: forget its grants, remove its bus socket."""
-        assert self.grants is not None
-        self.grants.forget(worker.identity)
+        self._on_release(worker)
         with contextlib.suppress(OSError):
             self.run_dir.bus_sock(worker.slot, worker.generation).unlink()
 
@@ -375,6 +380,8 @@ class Supervisor:
     def _cleanup(self) -> None:
         if self.grants is not None:
             self.grants.close()
+        if self.budgets is not None:
+            self.budgets.close()
         self.link.close()
         if self.control is not None:
             self.control.close()

@@ -36,6 +36,15 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
         sup.grants.sent(message.conn)
     elif isinstance(message, m.IdentifyDone):
         sup.grants.done(message.conn, ready=message.ready)
+    elif isinstance(message, m.BudgetRequest | m.BudgetUsed | m.BudgetCancel):
+        budgets = sup.budgets
+        assert budgets is not None
+        if isinstance(message, m.BudgetRequest):
+            budgets.request(identity, message)
+        elif isinstance(message, m.BudgetUsed):
+            budgets.used(identity, message.request)
+        else:
+            budgets.cancel(identity, message.request)
     elif isinstance(message, m.Hello):
         worker.hello = True
         worker.last_pong = now

@@ -20,7 +20,7 @@ from shardrunner.clock import Clock, RealClock
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.worker.conns import ConnTable
 from shardrunner.gateway.platform import Platform, load_platform
-from shardrunner.identify.relay import RelayIdentifyQueue
+from shardrunner.identify.relay import RelayBudgets, RelayIdentifyQueue
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
@@ -81,6 +81,24 @@ class _Link:
         self._post(m.IdentifyDone(conn, ready))
 
 
+class _BudgetLink:
+    """The budget relay's view of the supervisor link: budget messages into the outbox."""
+
+    __slots__ = ("_post",)
+
+    def __init__(self, post: Callable[[m.Message], None]) -> None:
+        self._post = post
+
+    def request(self, request: int, name: str, key: str, n: int) -> None:
+        self._post(m.BudgetRequest(request, name, key, n))
+
+    def used(self, request: int) -> None:
+        self._post(m.BudgetUsed(request))
+
+    def cancel(self, request: int) -> None:
+        self._post(m.BudgetCancel(request))
+
+
 class Worker:
     """One worker process's life: run the assigned connections, report them, hand them off."""
 
@@ -100,6 +118,8 @@ class Worker:
         self.stopped = asyncio.Event()
         self.exit_code = 0
         self.queue = RelayIdentifyQueue(_Link(self.outbox.put_nowait))
+        #: The cluster's budgets (Twitch's JOINs and logins per account), held by the supervisor.
+        self.budgets = RelayBudgets(_BudgetLink(self.outbox.put_nowait))
         self.conns = ConnTable(
             load=load,
             identify=self.queue,
@@ -133,6 +153,8 @@ class Worker:
             self.outbox.put_nowait(m.Pong(message.nonce, ready))
         elif isinstance(message, m.IdentifyGrant):
             self.queue.granted(message.conn)
+        elif isinstance(message, m.BudgetGrant):
+            self.budgets.granted(message.request, message.refused)
         elif isinstance(message, m.SetDelivery):
             self.set_delivery(message)
         elif isinstance(message, m.Handoff):

@@ -393,3 +393,19 @@ async def test_worker_when_its_finish_fails_still_answers_and_stops(rig: Any) ->
     await asyncio.wait_for(worker.stopped.wait(), 1)
     assert said(worker) == [m.Finished(undelivered=0)], "the supervisor is not left waiting"
     assert worker.exit_code == 1
+
+
+async def test_worker_when_a_budget_is_asked_relays_it_and_its_use_to_the_supervisor(rig: Any) -> None:
+    worker, _, _, clock = rig
+    waiting = asyncio.ensure_future(worker.budgets.acquire("twitch.join", "bot", 10))
+    await clock.settle()
+    assert said(worker) == [m.BudgetRequest(1, "twitch.join", "bot", 10)]
+    worker.handle(m.BudgetGrant(1))
+    ticket = await asyncio.wait_for(waiting, 1)
+    ticket.used()
+    assert said(worker) == [m.BudgetUsed(1)]
+    refused = asyncio.ensure_future(worker.budgets.acquire("twitch.join", "bot", 30))
+    await clock.settle()
+    worker.handle(m.BudgetGrant(2, refused="30 uses at once cannot fit a limit of 20"))
+    with pytest.raises(ValueError, match="cannot fit"):
+        await asyncio.wait_for(refused, 1)
