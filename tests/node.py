@@ -1,12 +1,16 @@
-"""Node.js for the tests that run real JavaScript clients: finding node and npm, and installing a
-project's pinned packages (``npm ci``) once."""
+"""Client processes for the tests that run real clients (JavaScript, and a Python one): finding node
+and npm, installing a project's pinned packages (``npm ci``) once, and a process read by JSON lines."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import shutil
+from collections import deque
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
@@ -48,3 +52,68 @@ async def ensure_installed(npm: str, project: Path) -> None:
     if proc.returncode != 0:
         text = out.decode(errors="replace")
         pytest.fail(f"npm ci in {project} failed with {proc.returncode}:\n{text}", pytrace=False)
+
+
+class JsonLinesProcess:
+    """A client process the test talks to over pipes: every JSON line it prints (``events``,
+    each also passed to :meth:`on_event`), the tail of its stderr, and a stop or kill that leaves
+    no reader behind. stderr is drained all along: Node writes pipes synchronously and would block
+    on a full one."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.events: list[dict[str, Any]] = []
+        self.stderr: deque[str] = deque(maxlen=60)
+        self._readers = [
+            asyncio.create_task(self._read_stdout()),
+            asyncio.create_task(self._read_stderr()),
+        ]
+
+    @staticmethod
+    async def spawn(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "NODE_NO_WARNINGS": "1", **(env or {})},
+        )
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Called for every JSON line, after it is added to ``events``."""
+
+    async def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            try:
+                event = json.loads(line)
+            except ValueError:
+                self.stderr.append(f"(stdout, not JSON) {line}")
+                continue
+            self.events.append(event)
+            self.on_event(event)
+
+    async def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.stderr.append(raw.decode(errors="replace").rstrip())
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Close stdin (the client then quits); return its exit code. The readers end at EOF: after
+        this, every line the client printed is in ``events``."""
+        assert self.proc.stdin is not None
+        with contextlib.suppress(ConnectionError):
+            self.proc.stdin.close()
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        await asyncio.wait_for(asyncio.gather(*self._readers), timeout)
+        return code
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)

@@ -15,11 +15,8 @@ their absence fails the test instead of skipping it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -29,7 +26,7 @@ import pytest
 from shardrunner.protocol.compression import Compression
 from shardrunner.sim.discord.server import Simulator
 from tests.conftest import TOKEN, SimFactory, http_json, wait_for
-from tests.node import ensure_installed, node_tools
+from tests.node import JsonLinesProcess, ensure_installed, node_tools
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,55 +39,23 @@ STEP: Final = 15.0  # deadline of each wait
 
 
 # -- installing and running the Node client -------------------------------------------------------
-class NodeClient:
+class NodeClient(JsonLinesProcess):
     """The running client.mjs: every JSON line it printed, per shard, and the tail of its stderr."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.events: list[dict[str, Any]] = []
         #: (t, s, guild id for GUILD_CREATE) of every dispatch, per shard, in the order received.
         self.dispatches: dict[int, list[tuple[str, int, int | None]]] = defaultdict(list)
-        self.stderr: deque[str] = deque(maxlen=60)
-        self._readers = [
-            asyncio.create_task(self._read_stdout()),
-            asyncio.create_task(self._read_stderr()),
-        ]
+        super().__init__(proc)
 
     @classmethod
     async def start(cls, node: str, sim: Simulator) -> NodeClient:
-        proc = await asyncio.create_subprocess_exec(
-            node,
-            str(NODE_DIR / "client.mjs"),
-            sim.url,
-            TOKEN,
-            str(SHARDS),
-            cwd=NODE_DIR,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "NODE_NO_WARNINGS": "1"},
-        )
-        return cls(proc)
+        argv = (node, str(NODE_DIR / "client.mjs"), sim.url, TOKEN, str(SHARDS))
+        return cls(await cls.spawn(*argv, cwd=NODE_DIR))
 
-    async def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").strip()
-            try:
-                event = json.loads(line)
-            except ValueError:
-                self.stderr.append(f"(stdout, not JSON) {line}")
-                continue
-            self.events.append(event)
-            if event.get("event") == "dispatch":
-                guild = int(event["guild"]) if "guild" in event else None
-                self.dispatches[event["shard"]].append((event["t"], event["s"], guild))
-
-    async def _read_stderr(self) -> None:
-        # Drained all along: Node writes pipes synchronously and would block on a full one.
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.stderr.append(raw.decode(errors="replace").rstrip())
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "dispatch":
+            guild = int(event["guild"]) if "guild" in event else None
+            self.dispatches[event["shard"]].append((event["t"], event["s"], guild))
 
     def context(self) -> str:
         errors = [e for e in self.events if e.get("event") in ("error", "socketError", "closed")]
@@ -161,25 +126,6 @@ class NodeClient:
             f"shard {shard}: sequence not gap-free: {len(seqs)} dispatches, last {max(seqs, default=0)}, "
             f"missing {missing[:20]}, duplicated {dupes[:20]}"
         )
-
-    # -- stopping -----------------------------------------------------------------------------
-    async def stop(self, timeout: float = 10.0) -> int:
-        """Close stdin (the client then destroys its manager and exits); return the exit code."""
-        assert self.proc.stdin is not None
-        with contextlib.suppress(ConnectionError):
-            self.proc.stdin.close()
-        code = await asyncio.wait_for(self.proc.wait(), timeout)
-        # The readers end at EOF: after this, every line the client printed is in `events`.
-        await asyncio.wait_for(asyncio.gather(*self._readers), timeout)
-        return code
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        for task in self._readers:
-            task.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
 
 
 # -- simulator helpers ----------------------------------------------------------------------------

@@ -20,13 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
-import os
 import random
 import socket
 import sys
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final
@@ -35,7 +32,7 @@ import pytest
 from aiohttp import web
 
 from shardrunner.sim.twitch.server import TwitchSimulator
-from tests.node import ensure_installed, node_tools
+from tests.node import JsonLinesProcess, ensure_installed, node_tools
 from tests.sim.twitch.helpers import admin, running
 
 pytestmark = pytest.mark.asyncio
@@ -54,45 +51,16 @@ TWITCH_IRC_PORT: Final = 6667
 
 # -- installing the Node clients ------------------------------------------------------------------
 # -- the client process ---------------------------------------------------------------------------
-class ClientProcess:
+class ClientProcess(JsonLinesProcess):
     """A running client: every JSON line it printed and the tail of its stderr."""
 
     def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
         self.name = name
-        self.proc = proc
-        self.events: list[dict[str, Any]] = []
-        self.stderr: deque[str] = deque(maxlen=60)
-        self._readers = [
-            asyncio.create_task(self._read_stdout()),
-            asyncio.create_task(self._read_stderr()),
-        ]
+        super().__init__(proc)
 
     @classmethod
     async def start(cls, name: str, *argv: str, env: dict[str, str] | None = None) -> ClientProcess:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=HERE,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "NODE_NO_WARNINGS": "1", **(env or {})},
-        )
-        return cls(name, proc)
-
-    async def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").strip()
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                self.stderr.append(f"(stdout, not JSON) {line}")
-
-    async def _read_stderr(self) -> None:
-        # Drained all along: a client blocked on a full pipe would look like a simulator bug.
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.stderr.append(raw.decode(errors="replace").rstrip())
+        return cls(name, await cls.spawn(*argv, cwd=HERE, env=env))
 
     def context(self) -> str:
         shown = [e for e in self.events if e["event"] != "message"][-15:]
@@ -127,23 +95,6 @@ class ClientProcess:
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"say {channel} {text}\n".encode())
         await self.proc.stdin.drain()
-
-    async def stop(self, timeout: float = 10.0) -> int:
-        """Close stdin (the client then quits); return its exit code."""
-        assert self.proc.stdin is not None
-        with contextlib.suppress(ConnectionError):
-            self.proc.stdin.close()
-        code = await asyncio.wait_for(self.proc.wait(), timeout)
-        await asyncio.wait_for(asyncio.gather(*self._readers), timeout)
-        return code
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        for task in self._readers:
-            task.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
 
 
 # -- the simulator's side -------------------------------------------------------------------------
