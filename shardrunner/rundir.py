@@ -71,6 +71,11 @@ class RunDir:
         return self.path / "sessions.json"
 
     @property
+    def channels_file(self) -> Path:
+        """Twitch channels added and removed at run time (``shardrunner channels``), kept across restarts."""
+        return self.path / "channels.json"
+
+    @property
     def sim_log(self) -> Path:
         return self.path / "sim.log"
 

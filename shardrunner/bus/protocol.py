@@ -120,6 +120,8 @@ class CommandResult(msgspec.Struct, tag="command_result"):
     request: int
     ok: bool
     error: str | None = None
+    #: What the connection answered (Twitch: the sent message's id); None for most commands.
+    result: Any = None
 
 
 class GroupStats(msgspec.Struct, array_like=True):

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import zmq
 import zmq.asyncio
@@ -27,7 +27,8 @@ log = logging.getLogger("shardrunner.bus")
 
 #: Executes a command on the connection it is addressed to (by ``conn`` or by routing key); returns
 #: None when sent, or the reason it was not (one sentence for the bot).
-CommandRunner = Callable[[p.Command], Awaitable[str | None]]
+#: Runs a bot's command: (None, the connection's answer) when sent, else (the reason, None).
+CommandRunner = Callable[[p.Command], Awaitable[tuple[str | None, Any]]]
 EXPIRE_EVERY_S: Final = 1.0
 
 
@@ -126,11 +127,12 @@ class BusServer:
             task.add_done_callback(self._tasks.discard)
 
     async def _command(self, identity: bytes, command: p.Command) -> None:
+        result: Any = None
         try:
-            error = await self._commands(command)
+            error, result = await self._commands(command)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-        self.router.send_to(identity, p.CommandResult(command.request, error is None, error))
+        self.router.send_to(identity, p.CommandResult(command.request, error is None, error, result))
         self.flush()
 
     async def _expire_loop(self) -> None:

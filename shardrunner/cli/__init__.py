@@ -1,8 +1,8 @@
 """The ``shardrunner`` command line: a thin layer over settings, cluster, simulator and client.
 
 Each command lives in its own module (``start``, ``control``: status/reload/stop, ``reshard``,
-``tail``, ``sim``); heavy imports (the supervisor, the client, the simulator's server) happen inside the
-commands, so that ``--help`` stays fast.
+``channels``, ``tail``, ``sim``); heavy imports (the supervisor, the client, the simulator's
+server) happen inside the commands, so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import click
 from shardrunner import __version__
 
 # Imported under other names, so that ``shardrunner.cli.start`` (and the others) stay the modules.
+from shardrunner.cli.channels import channels as channels_group
 from shardrunner.cli.control import reload as reload_command
 from shardrunner.cli.control import status as status_command
 from shardrunner.cli.control import stop as stop_command
@@ -24,9 +25,9 @@ from shardrunner.cli.tail import tail as tail_command
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="shardrunner")
 def main() -> None:
-    """shardrunner keeps a chat bot's gateway connections (Discord shards) alive in their own
-    processes and routes every event to the bot over ZeroMQ, so the bot can restart and deploy
-    without reconnecting or losing events.
+    """shardrunner keeps a chat bot's gateway connections (Discord shards, Twitch chat connections)
+    alive in their own processes and routes every event to the bot over ZeroMQ, so the bot can
+    restart and deploy without reconnecting or losing events.
 
     Run `shardrunner COMMAND --help` for the options of each command.
     """
@@ -38,6 +39,7 @@ for _command in (
     status_command,
     reload_command,
     reshard_command,
+    channels_group,
     stop_command,
     tail_command,
 ):

@@ -104,6 +104,7 @@ def status_text(status: Mapping[str, Any]) -> str:
             f"{name:<{width}} {c.get('worker', '-'):>6} {c.get('state', '?'):<13} {latency:>8} "
             f"{float(c.get('events_per_s') or 0):>9.1f} {_count(keys):>7} {c.get('resumes', 0):>8}  {last}"
         )
+    lines += _details_text(names, conns)
     groups = status.get("groups") or []
     if groups:
         lines.append("")
@@ -117,6 +118,34 @@ def status_text(status: Mapping[str, Any]) -> str:
                 f"{g['inflight']:>9} {g['dropped']:>8}"
             )
     return "\n".join(lines)
+
+
+def _details_text(names: list[str], conns: list[Mapping[str, Any]]) -> list[str]:
+    """What platforms show beyond the table (Twitch: each connection's role, login, channels,
+    joins pending and failed channels; a sender's queue and refusals)."""
+    rows = [(n, c["detail"]) for n, c in zip(names, conns, strict=True) if c.get("detail")]
+    if not rows:
+        return []
+    width = max(len(n) for n, _ in rows)
+    out = ["", f"{'conn':<{width}} {'role':<5} {'login':<20} detail"]
+    for name, d in rows:
+        if d.get("role") == "send":
+            refused = ", ".join(f"{k} {v}" for k, v in sorted((d.get("refused") or {}).items())) or "none"
+            text = (
+                f"{d.get('sent', 0)} sent, {d.get('queued', 0)} queued, {d.get('unanswered', 0)} unanswered, "
+                f"window {d.get('window', '-')}, refused: {refused}"
+            )
+        else:
+            failed = d.get("failed") or {}
+            text = (
+                f"{d.get('joined', 0)}/{d.get('channels', 0)} channels joined, {d.get('joining', 0)} joining"
+            )
+            if d.get("backup"):
+                text += ", backup"
+            if failed:
+                text += "; failed: " + ", ".join(f"#{c} ({why})" for c, why in sorted(failed.items()))
+        out.append(f"{name:<{width}} {d.get('role', '-')!s:<5} {d.get('login', '-')!s:<20} {text}")
+    return out
 
 
 def _conn_name(row: Mapping[str, Any], count: int) -> str:

@@ -24,7 +24,7 @@ from shardrunner.rundir import RunDir
 from shardrunner.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
-_LISTENING = re.compile(r"listening on (http://\S+)")
+_LISTENING = re.compile(r"listening on ((?:http|ws)://\S+)")
 
 
 class SimulatorError(RuntimeError):
@@ -41,6 +41,16 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
             os._exit(1)
 
     return preexec
+
+
+def twitch_simulator_command(settings: Settings, channels_file: Path | None) -> list[str]:
+    """The Twitch simulator's command line for a ``--sim`` run: the configured channels (or its
+    default 20), free ports, 20 chat lines per second over all channels."""
+    return [
+        sys.executable, "-m", "shardrunner", "sim", "twitch", "--port", "0", "--irc-port", "0",
+        *(["--channels", str(channels_file)] if channels_file is not None else []),
+        "--rate", "20", "--log-level", "warning",
+    ]  # fmt: skip
 
 
 def simulator_command(settings: Settings) -> list[str]:
@@ -79,10 +89,12 @@ class SimulatorProcess:
             self.proc.stdout.close()
 
 
-def start_simulator(cmd: list[str], run_dir: Path, *, timeout: float = 60.0) -> SimulatorProcess:
+def start_simulator(
+    cmd: list[str], run_dir: Path, *, timeout: float = 60.0, log_name: str | None = None
+) -> SimulatorProcess:
     """Start the simulator child with ``cmd``, its log in the run dir's ``sim.log``, and wait until it
     listens; SimulatorError when it exits or stays silent for ``timeout`` seconds."""
-    log = RunDir(run_dir).sim_log
+    log = RunDir(run_dir).sim_log if log_name is None else Path(run_dir) / log_name
     with open(log, "ab") as log_file:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
             cmd,

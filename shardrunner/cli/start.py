@@ -20,13 +20,15 @@ log = logging.getLogger("shardrunner.cli")
 @cli_options
 def start(**values: object) -> None:
     """Start the cluster: a supervisor that spawns worker processes, gives each a consecutive range
-    of shards, starts them under one identify queue and keeps them alive.
+    of connections (Discord shards, Twitch chat connections), starts them under one identify queue
+    and the platforms' budgets, and keeps them alive.
 
     Settings come from the command line, SHARDRUNNER_* environment variables and a TOML file
-    (--config), in that order of precedence. `--sim` runs everything against the built-in Discord
-    simulator, with no token. Stop with Ctrl-C, SIGTERM or `shardrunner stop`: the sessions are saved
-    and a start within the resume window resumes them instead of identifying. SIGHUP or
-    `shardrunner reload` replaces every worker without re-identifying.
+    (--config), in that order of precedence. `--sim` runs everything against the built-in simulators
+    (Discord's, and Twitch's when Twitch runs: see --platforms), with no token. Stop with Ctrl-C,
+    SIGTERM or `shardrunner stop`: the sessions are saved and a start within the resume window
+    resumes them instead of identifying. SIGHUP or `shardrunner reload` replaces every worker
+    without re-identifying.
     """
     config = values.pop("config", None)
     try:
@@ -52,25 +54,66 @@ def _run_supervisor(settings: Settings) -> tuple[int, str | None]:
 
 
 def _run_with_simulator(settings: Settings) -> tuple[int, str | None]:
-    """Start the simulator child, run the supervisor against it, stop the child when it returns."""
-    from shardrunner.cli.simchild import SimulatorError, simulator_command, start_simulator
+    """Start the simulator children (Discord's; Twitch's when Twitch runs), run the supervisor
+    against them, stop the children when it returns."""
+    from shardrunner.cli.simchild import (
+        SimulatorError,
+        SimulatorProcess,
+        simulator_command,
+        start_simulator,
+        twitch_simulator_command,
+    )
+    from shardrunner.settings.values import enabled_platforms
     from shardrunner.sim.discord.world import DEFAULT_BOT_ID, make_token
 
-    _refuse_if_running(Path(settings.run_dir))
+    run_dir = Path(settings.run_dir)
+    _refuse_if_running(run_dir)
+    platforms = enabled_platforms(settings)
+    sims: list[SimulatorProcess] = []
+    changes: dict[str, object] = {}
     try:
-        sim = start_simulator(simulator_command(settings), Path(settings.run_dir))
+        if "discord" in platforms:
+            sim = start_simulator(simulator_command(settings), run_dir)
+            sims.append(sim)
+            log.info("running against the built-in Discord simulator at %s", sim.url)
+            changes.update(api_url=sim.api_url, token=settings.token or make_token(DEFAULT_BOT_ID))
+        if "twitch" in platforms:
+            names = _twitch_channels(settings)
+            channels_file = None
+            if names:
+                channels_file = run_dir / "sim-twitch-channels.txt"
+                channels_file.write_text("".join(f"{n}\n" for n in names))
+            else:  # the simulator's own channels, chan0..chan19, are the ones read
+                changes["twitch_channels"] = ",".join(f"chan{i}" for i in range(20))
+            sim = start_simulator(
+                twitch_simulator_command(settings, channels_file), run_dir, log_name="sim-twitch.log"
+            )
+            sims.append(sim)
+            log.info("running against the built-in Twitch chat simulator at %s", sim.url)
+            changes["twitch_url"] = sim.url
     except SimulatorError as exc:
+        for sim in sims:
+            sim.stop()
         raise click.ClickException(str(exc)) from None
     try:
-        log.info("running against the built-in simulator at %s", sim.url)
-        changed = settings.replace(
-            source="the built-in simulator",
-            api_url=sim.api_url,
-            token=settings.token or make_token(DEFAULT_BOT_ID),
-        )
-        return _run_supervisor(changed)
+        return _run_supervisor(settings.replace(source="the built-in simulator", **changes))
     finally:
-        sim.stop()
+        for sim in sims:
+            sim.stop()
+
+
+def _twitch_channels(settings: Settings) -> list[str]:
+    """The channels configured (list and file), for the simulator to have them."""
+    names = [c for c in settings.twitch_channels.split(",") if c]
+    if settings.twitch_channels_file:
+        try:
+            text = Path(settings.twitch_channels_file).expanduser().read_text()
+        except OSError as exc:
+            raise click.ClickException(
+                f"--twitch-channels-file: cannot read {settings.twitch_channels_file} ({exc.strerror})"
+            ) from None
+        names += [ln.split("#", 1)[0].strip().lstrip("#").lower() for ln in text.splitlines()]
+    return sorted({n for n in names if n})
 
 
 def _refuse_if_running(run_dir: Path) -> None:

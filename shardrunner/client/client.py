@@ -22,6 +22,7 @@ from shardrunner.client.discord import DiscordCommands, discord_identity
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
 from shardrunner.client.link import Link
+from shardrunner.client.twitch import TwitchCommands, twitch_identity
 from shardrunner.control import CommandError, call
 from shardrunner.protocol.envelope import Event, RoutingKey
 from shardrunner.protocol.keys import ConnKey
@@ -42,10 +43,16 @@ Handler = Callable[[ClientEvent], Awaitable[None]]
 
 #: Each platform's identity of an event across connection sets (None: the event has no copy on
 #: another set); a platform not named here uses the hash of the raw body.
-IDENTITIES: Final[dict[str, Callable[[str, bytes], Hashable]]] = {"discord": discord_identity}
+IDENTITIES: Final[dict[str, Callable[[str, bytes], Hashable]]] = {
+    "discord": discord_identity,
+    "twitch": twitch_identity,
+}
+#: Platforms whose identity is unique for ever (Twitch's message ids): two copies match whenever
+#: their workers received them, not only within the reshard window.
+UNIQUE_IDENTITY: Final = frozenset({"twitch"})
 
 
-class Client(DiscordCommands):
+class Client(DiscordCommands, TwitchCommands):
     """A member of a consumer group of a running cluster."""
 
     def __init__(
@@ -224,10 +231,14 @@ class Client(DiscordCommands):
 
     def _cross_duplicate(self, event: Event, now: float, stamp: int, window: int) -> bool:
         conn = event.conn
-        identity = IDENTITIES.get(conn.platform, raw_identity)(event.name, event.data)
-        return identity is not None and self._cross.duplicate(
-            conn.platform, conn.generation, identity, now, stamp, window
-        )
+        platform = conn.platform
+        identity = IDENTITIES.get(platform, raw_identity)(event.name, event.data)
+        if identity is None:
+            return False
+        if platform in UNIQUE_IDENTITY:
+            # A backup reader's copy comes from another connection of the same set.
+            return self._cross.duplicate(platform, (conn.generation, conn.shard), identity, now, stamp, 0)
+        return self._cross.duplicate(platform, conn.generation, identity, now, stamp, window)
 
     # -- consuming ------------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[ClientEvent]:
@@ -311,11 +322,12 @@ class Client(DiscordCommands):
         conn: ConnKey | None = None,
         key: RoutingKey = None,
         timeout: float = 30.0,
-    ) -> None:
+    ) -> Any:
         """Send a platform command (``body`` as the platform defines it) on connection ``conn``,
         or on the connection that owns routing key ``key`` (the platform's formula decides).
 
-        Returns once the connection has sent it; raises :class:`ClientError` saying why it was not.
+        Returns once the connection has sent it, with what the connection answered (None for most;
+        Twitch: the sent message); raises :class:`ClientError` saying why it was not sent.
         """
         if conn is None and key is None:
             raise ValueError("give conn= or key=")
@@ -341,6 +353,7 @@ class Client(DiscordCommands):
             raise ClientError(f"{target} did not answer within {timeout:g} s") from None
         if not result.ok:
             raise ClientError(result.error or "the command was not sent")
+        return result.result
 
 
 _SKIP: Any = object()

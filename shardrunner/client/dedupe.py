@@ -66,7 +66,7 @@ def raw_identity(name: str, data: bytes) -> Hashable:
 _Key = tuple[str, Hashable]
 #: (remembered at, generation, key, stamp): one occurrence; the stamp is when its worker received it
 #: (wall clock, milliseconds).
-_Record = tuple[float, int, _Key, int]
+_Record = tuple[float, Hashable, _Key, int]
 
 
 class CrossDedupe:
@@ -106,10 +106,18 @@ class CrossDedupe:
         return sum(len(entry) for entry in self._unmatched.values())
 
     def duplicate(
-        self, platform: str, generation: int, identity: Hashable, now: float, stamp: int = 0, window: int = 0
+        self,
+        platform: str,
+        generation: Hashable,
+        identity: Hashable,
+        now: float,
+        stamp: int = 0,
+        window: int = 0,
     ) -> bool:
         """Whether this occurrence is the other set's copy of one remembered (and consume that),
-        else remember it. ``window`` 0: any two stamps match."""
+        else remember it. ``window`` 0: any two stamps match. ``generation`` names the source the
+        copies must differ in: the set's generation on Discord, the reading connection on Twitch
+        (a backup reader is another connection of the same set)."""
         order = self._order
         if order and order[0][0] <= now - self.window_s:
             self._expire(now - self.window_s)

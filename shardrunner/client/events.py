@@ -7,13 +7,14 @@ from typing import Any
 import msgspec
 
 from shardrunner.client.discord import DiscordEvent
+from shardrunner.client.twitch import TwitchEvent
 from shardrunner.protocol.envelope import Event, RoutingKey
 from shardrunner.protocol.keys import ConnKey
 
 _decode_json = msgspec.json.decode
 
 
-class ClientEvent(DiscordEvent):
+class ClientEvent(DiscordEvent, TwitchEvent):
     """One event: where it came from, what it is, and its body (``data``: decoded on first access).
 
     ``(conn, session, seq)`` identifies it; ``conn`` says which connection of which set of which

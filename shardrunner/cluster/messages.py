@@ -9,6 +9,8 @@ command line or in the environment of a worker.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from shardrunner.bus.protocol import Delivery, GroupStats
@@ -143,6 +145,9 @@ class ConnReport(msgspec.Struct, array_like=True):
     keys_pending: int = 0
     #: Events of this connection the bus kept from every group (``hold`` and ``mute`` modes).
     withheld: int = 0
+    #: What the platform shows of the connection beyond these (Twitch: role, login, channels,
+    #: failed channels); None for a platform that shows nothing more.
+    detail: dict[str, Any] | None = None
 
     def snapshot(self, keys: list[int | str]) -> SessionSnapshot | None:
         if self.session_id is None or self.resume_url is None:
@@ -224,6 +229,14 @@ class ConnFailed(msgspec.Struct, tag="conn_failed"):
     message: str
 
 
+class Reconfigure(msgspec.Struct, tag="reconfigure"):
+    """Supervisor -> worker: the part config of a platform changed while running (Twitch: channels
+    added or removed); the worker's connections of it take the change."""
+
+    platform: str
+    config: bytes
+
+
 Message = (
     Hello
     | Assign
@@ -245,6 +258,7 @@ Message = (
     | DeliverySet
     | Finish
     | Finished
+    | Reconfigure
 )
 
 _encoder = msgspec.msgpack.Encoder()

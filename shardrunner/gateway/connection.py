@@ -137,8 +137,10 @@ class GatewayConnection(Protocol):
     async def close(self, *, handoff: bool = False, timeout: float = 10.0) -> SessionSnapshot | None:
         """Stop; with ``handoff`` close resumably and return the session for another process."""
 
-    async def send_command(self, body: Any, *, timeout: float = 30.0) -> None:
-        """Send the platform command ``body``; raise :class:`CommandRejected` or :class:`NotReady`."""
+    async def send_command(self, body: Any, *, timeout: float = 30.0) -> Any:
+        """Send the platform command ``body``; raise :class:`CommandRejected` or :class:`NotReady`.
+
+        Returns what the platform answered, for the caller (Twitch: the sent message's id), or None."""
 
     def snapshot(self) -> SessionSnapshot | None:
         """The resumable session as it stands (None if there is none)."""

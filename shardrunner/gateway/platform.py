@@ -10,11 +10,12 @@ the connection that owns it. Platforms are found by name in :data:`PLATFORMS`, i
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from shardrunner.gateway.connection import GatewayConnection, Sink
+from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
 from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -123,20 +124,57 @@ class Platform(Protocol):
         snapshots: Mapping[ConnKey, SessionSnapshot],
         sink: Sink,
         identify: IdentifyQueue,
+        budgets: Budgets | None = None,
     ) -> list[GatewayConnection]:
-        """The connections of one part, resuming the given sessions where they fit."""
+        """The connections of one part, resuming the given sessions where they fit. ``identify`` is
+        the cluster's identify queue, ``budgets`` its budgets per key (Twitch's JOINs and logins)."""
 
     def owner(self, key: RoutingKey, conns: list[ConnKey]) -> ConnKey | None:
         """The connection among ``conns`` that owns routing key ``key``."""
 
 
+@runtime_checkable
+class Reconfigurable(Platform, Protocol):
+    """A platform whose part config can change while its connections run (Twitch: channels added
+    or removed)."""
+
+    def reconfigure(self, config: bytes, running: Mapping[ConnKey, GatewayConnection]) -> None:
+        """Apply the part's new ``config`` to its running connections."""
+
+
+@runtime_checkable
+class KeyedPlan(PlatformPlan, Protocol):
+    """A plan whose routing keys are configured, and can be added or removed while it runs (Twitch:
+    its channels), without a new connection set."""
+
+    version: int
+
+    def channels(self) -> list[str]:
+        """The routing keys served now."""
+
+    def restore(self, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Apply the changes kept from an earlier run, before any connection starts."""
+
+    def add_channels(self, names: Iterable[str]) -> dict[str, Any]:
+        """Serve these keys too (PlatformError, changing nothing, when they cannot be placed)."""
+
+    def remove_channels(self, names: Iterable[str]) -> dict[str, Any]:
+        """Stop serving these keys."""
+
+
 #: Platform name -> ``module:attribute`` of its :class:`Platform` factory (called with no arguments).
-PLATFORMS: Mapping[str, str] = {"discord": "shardrunner.gateway.discord.platform:DiscordPlatform"}
+PLATFORMS: Mapping[str, str] = {
+    "discord": "shardrunner.gateway.discord.platform:DiscordPlatform",
+    "twitch": "shardrunner.gateway.twitch.platform:TwitchPlatform",
+}
 
 
 #: Platform name -> ``module:attribute`` of its discovery: ``async (settings) -> PlatformPlan``,
 #: reading its own section of the settings (the supervisor's side).
-DISCOVERIES: Mapping[str, str] = {"discord": "shardrunner.gateway.discord.platform:discover_from"}
+DISCOVERIES: Mapping[str, str] = {
+    "discord": "shardrunner.gateway.discord.platform:discover_from",
+    "twitch": "shardrunner.gateway.twitch.plan:discover_from",
+}
 
 
 def import_platforms() -> None:

@@ -19,6 +19,7 @@ import contextlib
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 
@@ -61,6 +62,20 @@ class Ticket:
         """Nothing was written: the uses are given back."""
         self.ends = -math.inf
         self._ledger.changed()
+
+
+class UseTicket(Protocol):
+    """What a caller does with granted uses (a :class:`Ticket`, or the relay's)."""
+
+    def used(self) -> None: ...
+    def cancel(self) -> None: ...
+
+
+class Budgets(Protocol):
+    """Where connections take their uses: a :class:`BudgetQueue`, or a worker's relay to the
+    supervisor's (:class:`~shardrunner.identify.relay.RelayBudgets`)."""
+
+    async def acquire(self, name: str, key: str, n: int = 1) -> UseTicket: ...
 
 
 class _Ledger:

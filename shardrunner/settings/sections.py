@@ -1,4 +1,4 @@
-"""The sections of ``shardrunner start``: the cluster, the bus and Discord.
+"""The sections of ``shardrunner start``: the cluster, the bus and Discord (Twitch: :mod:`.twitch`).
 
 Their environment variables are ``SHARDRUNNER_<NAME>`` and their names are unique across the three,
 so that :class:`shardrunner.settings.Settings` reads them as flat attributes (``settings.token``,
@@ -29,6 +29,23 @@ from shardrunner.settings.registry import (
     to_shards,
     to_url,
 )
+from shardrunner.settings.twitch import TWITCH
+
+#: The platforms ``--platforms`` may name.
+PLATFORM_NAMES: Final = ("discord", "twitch")
+
+
+def to_platforms(value: object) -> str:
+    """``auto``, or platform names separated by commas."""
+    text = to_names(value).lower()
+    if text in ("", "auto"):
+        return "auto"
+    names = text.split(",")
+    unknown = [n for n in names if n not in PLATFORM_NAMES]
+    if unknown:
+        raise ValueError(f"must be auto or names among {', '.join(PLATFORM_NAMES)}")
+    return ",".join(dict.fromkeys(names))
+
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 _PROGRESS: Final = ("auto", "always", "never")
@@ -84,7 +101,16 @@ CLUSTER: Final = Section(
             "sim",
             to_bool,
             False,
-            "start the built-in Discord simulator as a child process and run against it",
+            "start the built-in simulators (Discord's; Twitch's too when Twitch runs) as child "
+            "processes and run against them",
+        ),
+        Setting(
+            "platforms",
+            to_platforms,
+            "auto",
+            "the platforms to run, separated by commas: discord, twitch (auto: discord when a token is "
+            "set or --sim, twitch when accounts or channels are configured)",
+            metavar="auto|NAME,...",
         ),
         Setting(
             "run_dir",
@@ -332,4 +358,4 @@ DISCORD: Final = Section(
 )
 
 #: The sections of ``shardrunner start``, in the order of ``--help`` and the example config.
-START_SECTIONS: Final = (CLUSTER, DISCORD, BUS)
+START_SECTIONS: Final = (CLUSTER, DISCORD, TWITCH, BUS)

@@ -4,11 +4,13 @@ sections, with flat attributes (``settings.token``, ``settings.workers``) and wh
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal
 
 from shardrunner.protocol.compression import Compression
+from shardrunner.rundir import RunDir
 from shardrunner.settings.load import resolve
 from shardrunner.settings.registry import MASK, Setting, SettingsError, settings_of
 from shardrunner.settings.sections import START_SECTIONS
@@ -38,6 +40,7 @@ class Settings:
     # [cluster]
     workers: int
     sim: bool
+    platforms: str
     run_dir: str
     resume_window: float
     ready_timeout: float
@@ -63,6 +66,29 @@ class Settings:
     reshard_timeout: float
     reshard_drain: float
     max_guilds_per_shard: int
+    # [twitch]
+    twitch_accounts: str
+    twitch_accounts_file: str | None
+    twitch_channels: str
+    twitch_channels_file: str | None
+    twitch_anonymous: bool
+    twitch_channels_per_conn: int
+    twitch_max_rate: float
+    twitch_backup_readers: bool
+    twitch_backup_url: str | None
+    twitch_spare_readers: int | None
+    twitch_verified: str
+    twitch_moderates: str
+    twitch_senders: str
+    twitch_send_queue: int
+    twitch_bypass_duplicates: bool
+    twitch_url: str
+    twitch_join_limit: int
+    twitch_login_limit: int
+    twitch_message_limit: int
+    twitch_mod_message_limit: int
+    twitch_channel_interval: float
+    twitch_channel_limit: int
     # [bus]
     groups: str
     queue_events: int
@@ -129,6 +155,36 @@ class Settings:
         return f"Settings({', '.join(parts)})"
 
 
+def enabled_platforms(values: Mapping[str, Any] | Settings) -> tuple[str, ...]:
+    """The platforms a start runs: ``--platforms``, or with ``auto`` Discord when a token is set or
+    ``--sim``, and Twitch when accounts or channels are configured (in the settings, or added at run
+    time and kept in the run dir's ``channels.json``)."""
+    get = values.value if isinstance(values, Settings) else values.__getitem__
+    chosen = str(get("platforms"))
+    if chosen != "auto":
+        return tuple(chosen.split(","))
+    out = []
+    if get("token") is not None or get("sim"):
+        out.append("discord")
+    twitch = (
+        get("twitch_channels"),
+        get("twitch_channels_file"),
+        get("twitch_accounts"),
+        get("twitch_accounts_file"),
+    )
+    if any(twitch) or _channels_added(str(get("run_dir"))):
+        out.append("twitch")
+    return tuple(out)
+
+
+def _channels_added(run_dir: str) -> bool:
+    try:
+        data = json.loads(RunDir(run_dir).channels_file.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and bool(data.get("added"))
+
+
 def _check_registry() -> None:
     # A typed attribute that names no setting would never be loaded: fail at import.
     stray = [name for name in _TYPED if name not in _BY_NAME]
@@ -151,10 +207,11 @@ def load_settings(cli: Mapping[str, object], env: Mapping[str, str], config_path
     """
     resolved = resolve(START_SECTIONS, cli, env, config_path)
     values: dict[str, Any] = resolved.values
-    if values["token"] is None and not values["sim"]:
+    platforms = enabled_platforms(values)
+    if (not platforms or "discord" in platforms) and values["token"] is None and not values["sim"]:
         raise SettingsError(
             "setting token is required: pass --token, set SHARDRUNNER_TOKEN or put token in the config "
-            "file (or use --sim)",
+            "file (or use --sim; a Twitch bot gives --twitch-accounts or --twitch-channels instead)",
             "token",
         )
     typed = {k: v for k, v in values.items() if k in _TYPED}

@@ -39,9 +39,9 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     ctx = zmq.asyncio.Context()
     commands: list[p.Command] = []
 
-    async def run_command(command: p.Command) -> str | None:
+    async def run_command(command: p.Command) -> tuple[str | None, object]:
         commands.append(command)
-        return None if command.conn == CONN else f"no connection {command.conn}"
+        return (None, None) if command.conn == CONN else (f"no connection {command.conn}", None)
 
     server = BusServer(ctx, f"ipc://{tmp_path}/bus.sock", Router(), run_command)
     server.bind()

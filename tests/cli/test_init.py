@@ -12,7 +12,16 @@ from shardrunner.cli import main
 
 
 def test_main_when_listed_has_every_command() -> None:
-    assert sorted(main.commands) == ["reload", "reshard", "sim", "start", "status", "stop", "tail"]
+    assert sorted(main.commands) == [
+        "channels",
+        "reload",
+        "reshard",
+        "sim",
+        "start",
+        "status",
+        "stop",
+        "tail",
+    ]
 
 
 def test_main_when_asked_for_the_version_prints_it() -> None:

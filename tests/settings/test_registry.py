@@ -61,7 +61,7 @@ def test_settings_of_when_two_sections_share_a_name_raises() -> None:
 
 
 def test_start_sections_when_listed_are_cluster_discord_bus_with_unique_names() -> None:
-    assert [s.name for s in START_SECTIONS] == ["cluster", "discord", "bus"]
+    assert [s.name for s in START_SECTIONS] == ["cluster", "discord", "twitch", "bus"]
     assert list(settings_of(START_SECTIONS)) == [s.name for s in SETTINGS]
     assert DISCORD.get("token").secret
 

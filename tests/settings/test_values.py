@@ -12,6 +12,7 @@ from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.discord import ALL_INTENTS, PRIVILEGED_INTENTS
 from shardrunner.settings import SETTINGS, SettingsError, load_settings
 from shardrunner.settings.sections import available_cpus
+from shardrunner.settings.values import enabled_platforms
 from tests.settings.helpers import SIM, TOKEN, load_error, write_config
 
 # -- precedence and sources ---------------------------------------------------------------------
@@ -284,8 +285,43 @@ def test_load_settings_when_value_has_spaces_quotes_it() -> None:
 def test_load_settings_when_no_token_and_no_sim_raises_what_to_do() -> None:
     assert load_error({}, {}) == (
         "setting token is required: pass --token, set SHARDRUNNER_TOKEN or put token in the config file "
-        "(or use --sim)"
+        "(or use --sim; a Twitch bot gives --twitch-accounts or --twitch-channels instead)"
     )
+
+
+def test_load_settings_when_only_twitch_is_configured_needs_no_token_and_runs_twitch_alone() -> None:
+    settings = load_settings({"twitch_channels": "#Foo, bar"}, {}, None)
+    assert settings.token is None
+    assert settings.twitch_channels == "foo,bar"
+    assert enabled_platforms(settings) == ("twitch",)
+
+
+def test_load_settings_when_platforms_name_discord_without_token_raises() -> None:
+    assert load_error({"platforms": "discord,twitch", "twitch_channels": "a"}, {}).startswith(
+        "setting token is required"
+    )
+
+
+def test_enabled_platforms_when_sim_and_twitch_channels_runs_both() -> None:
+    settings = load_settings({"sim": True, "twitch_channels": "a"}, {}, None)
+    assert enabled_platforms(settings) == ("discord", "twitch")
+    assert enabled_platforms(load_settings({"sim": True}, {}, None)) == ("discord",)
+    chosen = load_settings({"sim": True, "platforms": "twitch"}, {}, None)
+    assert enabled_platforms(chosen) == ("twitch",)
+
+
+def test_enabled_platforms_when_channels_were_added_at_run_time_runs_twitch(tmp_path: Path) -> None:
+    (tmp_path / "channels.json").write_text('{"added": ["x"], "removed": []}')
+    settings = load_settings({"sim": True, "run_dir": str(tmp_path)}, {}, None)
+    assert enabled_platforms(settings) == ("discord", "twitch")
+
+
+def test_load_settings_when_twitch_values_are_malformed_names_the_setting() -> None:
+    assert "twitch_accounts" in load_error({"twitch_accounts": "nocolon"}, {})
+    assert "twitch_platforms" not in load_error({"platforms": "irc"}, {})
+    assert "platforms" in load_error({"platforms": "irc"}, {})
+    assert "twitch_url" in load_error({"sim": True, "twitch_url": "http://x"}, {})
+    assert "oauth" not in load_error({"twitch_accounts": "bad login!:oauth:secret"}, {}).split("got")[0]
 
 
 def test_load_settings_when_sim_is_on_needs_no_token() -> None:

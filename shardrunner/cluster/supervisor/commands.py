@@ -1,5 +1,5 @@
 """The control socket: small command objects the supervisor executes for ``shardrunner status``,
-``reload``, ``stop``, ``reshard`` and the client's ``endpoints``.
+``reload``, ``stop``, ``reshard``, ``channels`` and the client's ``endpoints``.
 
 The socket is a ZeroMQ ROUTER bound at ``ipc://RUN_DIR/control.sock``; a request is the JSON
 ``{"command": NAME, ...}`` and the answer ``{"ok": true, "result": ...}`` or ``{"ok": false, "error":
@@ -44,6 +44,9 @@ class ControlTarget(Protocol):
 
     async def reshard(self, shards: int | None, *, dry_run: bool, abort: bool) -> dict[str, Any]:
         """Plan, start or abort a reshard (``shards`` None: the platform's count)."""
+
+    def channels(self, action: str, names: list[str]) -> dict[str, Any]:
+        """Add, remove or list the channels of the platform that has them (CommandError if none)."""
 
 
 class Command(abc.ABC):
@@ -111,6 +114,20 @@ class Reshard(Command):
         )
 
 
+class Channels(Command):
+    """``{"command": "channels", "action": "add"|"remove"|"list", "names": [...]}``: change the
+    channels a platform with channels (Twitch) reads while it runs, or list them. The changes are
+    kept in the run dir and apply at the next start too."""
+
+    name = "channels"
+
+    async def execute(self, target: ControlTarget, request: dict[str, Any]) -> Any:
+        names = request.get("names") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CommandError("names must be a list of channel names")
+        return target.channels(str(request.get("action", "list")), names)
+
+
 class Endpoints(Command):
     """``{"command": "endpoints"}``: the platforms and, per running worker, its bus endpoint and
     connections (how ``shardrunner.client`` finds the workers)."""
@@ -121,7 +138,9 @@ class Endpoints(Command):
         return target.endpoints()
 
 
-COMMANDS: dict[str, Command] = {c.name: c for c in (Status(), Reload(), Stop(), Reshard(), Endpoints())}
+COMMANDS: dict[str, Command] = {
+    c.name: c for c in (Status(), Reload(), Stop(), Reshard(), Channels(), Endpoints())
+}
 
 
 class ControlServer:

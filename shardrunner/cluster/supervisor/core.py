@@ -23,8 +23,10 @@ from shardrunner.cluster import messages as m
 from shardrunner.cluster import statefile
 from shardrunner.cluster.plan import plan
 from shardrunner.cluster.supervisor import status as st
+from shardrunner.cluster.supervisor.assign import make_assign
 from shardrunner.cluster.supervisor.book import SessionBook
 from shardrunner.cluster.supervisor.budgets import BudgetGrants
+from shardrunner.cluster.supervisor.channels import change_channels, restore_channels
 from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
 from shardrunner.cluster.supervisor.delivery import DeliveryTable
@@ -172,6 +174,10 @@ class Supervisor:
             raise ClusterError(str(exc)) from None
         if not s.sim:
             self.plans = prefer_saved_sets(self.plans, self.run_dir.path, self.token, s.resume_window)
+        try:
+            restore_channels(self.plans, self.run_dir.channels_file, self.delivery)
+        except PlatformError as exc:
+            raise ClusterError(str(exc)) from None
         self.conns = [c for p in self.plans.values() for c in p.conns]
         saved: list[SessionSnapshot]
         if s.sim:
@@ -196,7 +202,10 @@ class Supervisor:
         self.grants = IdentifyGrants(
             queue,
             self.link.send,
-            first_identifies=len(self.conns) - len(resumable),
+            # Only connections that identify (Twitch's take budgets instead).
+            first_identifies=sum(
+                1 for p in self.plans.values() if p.limits for c in p.conns if c not in resumable
+            ),
             opened_at=self.clock.monotonic(),
         )
         self.budgets = BudgetGrants.of_plans(self.plans.values(), self.link.send, clock=self.clock)
@@ -232,7 +241,7 @@ class Supervisor:
             raise ClusterError(f"cannot open the sockets in {self.run_dir.path}: {exc}") from None
         described = "; ".join(f"{n}: {p.describe()}" for n, p in self.plans.items())
         counts = (len(self.conns), len(self.slots), len(resumable))
-        log.info("starting %d shards on %d workers (%d to resume): %s", *counts, described)
+        log.info("starting %d connections on %d workers (%d to resume): %s", *counts, described)
 
     def _bucket_of(self, conn: ConnKey) -> tuple[str, int]:
         return self.plans[conn.platform].bucket_of(conn)
@@ -277,24 +286,7 @@ class Supervisor:
     def _make_assign(
         self, worker: Worker, conns: list[ConnKey], snapshots: list[SessionSnapshot]
     ) -> m.Assign:
-        s = self.settings
-        delivery, worker.delivery_version = self.delivery.for_assign(conns)
-        parts = [
-            m.PlatformPart(name, [c for c in conns if c.platform == name], p.part_config())
-            for name, p in self.plans.items()
-            if any(c.platform == name for c in conns)
-        ]
-        return m.Assign(
-            parts=parts,
-            snapshots=snapshots,
-            bus_endpoint=self.run_dir.bus_endpoint(worker.slot, worker.generation),
-            groups=sorted(self.book.groups.items()),
-            queue_events=s.queue_events,
-            queue_bytes=s.queue_bytes,
-            delivery=delivery,
-            delivery_version=worker.delivery_version,
-            dedupe_window=self.delivery.window,
-        )
+        return make_assign(self, worker, conns, snapshots)
 
     def _on_release(self, worker: Worker) -> None:
         """A worker is giving its connections up: identifies and budget uses it still waits for go
@@ -357,6 +349,9 @@ class Supervisor:
     # -- resharding ------------------------------------------------------------------------------
     async def reshard(self, shards: int | None, *, dry_run: bool, abort: bool) -> dict[str, Any]:
         return await reshard_command(self, shards=shards, dry_run=dry_run, abort=abort)
+
+    def channels(self, action: str, names: list[str]) -> dict[str, Any]:
+        return change_channels(self, action, names)
 
     def fail(self, message: str) -> None:
         if self.error is None:

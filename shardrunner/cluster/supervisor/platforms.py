@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from shardrunner.gateway.platform import DISCOVERIES, PlatformPlan
+from shardrunner.settings.values import Settings, enabled_platforms
 
 if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.model import SupervisorSettings
@@ -22,10 +23,13 @@ Discover = Callable[["SupervisorSettings"], Awaitable[list[PlatformPlan]]]
 
 
 async def discover_platforms(settings: SupervisorSettings) -> list[PlatformPlan]:
-    """The plan of every platform the cluster runs (Discord, for now), each made by the platform's
-    own discovery from its section of the settings."""
+    """The plan of every platform the cluster runs (``--platforms``; see
+    :func:`shardrunner.settings.values.enabled_platforms`), each made by the platform's own discovery
+    from its section of the settings."""
     plans = []
-    for target in DISCOVERIES.values():
+    names = enabled_platforms(settings) if isinstance(settings, Settings) else ("discord",)
+    for name in names:
+        target = DISCOVERIES[name]
         module, _, attr = target.partition(":")
         discover = getattr(importlib.import_module(module), attr)
         plan: PlatformPlan = await discover(settings)

@@ -78,6 +78,8 @@ class ConnStatus(msgspec.Struct):
     withheld: int = 0
     #: How its events reach the bots: live, hold, dedupe or mute (see docs/resharding.md).
     delivery: str = "live"
+    #: What its platform shows beyond these (Twitch: role, login, channels, joining, failed).
+    detail: dict[str, Any] | None = None
 
 
 class GroupStatus(msgspec.Struct):
@@ -170,6 +172,7 @@ def conn_statuses(
                     keys_pending=r.keys_pending if r else 0,
                     withheld=r.withheld if r else 0,
                     delivery=str(getattr((delivery or {}).get(conn), "value", "live")),
+                    detail=r.detail if r else None,
                 )
             )
     return out

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from shardrunner.bus import protocol as bp
 from shardrunner.clock import Clock, wait_with_timeout
@@ -28,7 +28,8 @@ from shardrunner.gateway.connection import (
     NotReady,
     Sink,
 )
-from shardrunner.gateway.platform import Platform
+from shardrunner.gateway.platform import Platform, Reconfigurable
+from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -71,9 +72,11 @@ class ConnTable:
         on_failed: Callable[[m.ConnFailed], None],
         clock: Clock,
         name: str = "worker",
+        budgets: Budgets | None = None,
     ) -> None:
         self._load = load
         self._identify = identify
+        self._budgets = budgets
         self._on_failed = on_failed
         self._clock = clock
         self._name = name
@@ -106,7 +109,7 @@ class ConnTable:
                 platform = self.platforms[part.platform] = self._load(part.platform)
             mine = {c: by_conn[c] for c in part.conns if c in by_conn}
             resuming += len(mine)
-            built = platform.build(part.conns, part.config, mine, sink, self._identify)
+            built = platform.build(part.conns, part.config, mine, sink, self._identify, self._budgets)
             for conn in built:
                 backoff = Backoff(self._clock.random, RESTART_BACKOFF_BASE_S, RESTART_BACKOFF_CAP_S)
                 entry = Entry(conn, platform, part.config, backoff)
@@ -149,7 +152,12 @@ class ConnTable:
             if self._closing.is_set() or self.entries.get(key) is not entry:
                 return
             fresh = entry.platform.build(
-                [key], entry.config, {key: snapshot} if snapshot else {}, self._sink, self._identify
+                [key],
+                entry.config,
+                {key: snapshot} if snapshot else {},
+                self._sink,
+                self._identify,
+                self._budgets,
             )[0]
             fresh.counters = conn.counters  # one connection, one history: its counts go on
             entry.conn = fresh
@@ -193,6 +201,21 @@ class ConnTable:
     def clear(self) -> None:
         self.entries.clear()
 
+    def reconfigure(self, platform: str, config: bytes) -> bool:
+        """The part of ``platform`` changed while running (Twitch: channels added or removed): its
+        connections take the change, and a connection rebuilt later starts from it. False if the
+        platform cannot change while running."""
+        loaded = self.platforms.get(platform)
+        if loaded is None:
+            return True  # no connection of it here: nothing to change
+        if not isinstance(loaded, Reconfigurable):
+            return False
+        running = {k: e.conn for k, e in self.entries.items() if k.platform == platform}
+        for key in running:
+            self.entries[key].config = config
+        loaded.reconfigure(config, running)
+        return True
+
     # -- reports and commands -------------------------------------------------------------------
     def reports(self, withheld: Mapping[ConnKey, int] | None = None) -> list[m.ConnReport]:
         """Every connection's report; its routing keys only when they changed since the last one.
@@ -223,6 +246,7 @@ class ConnTable:
                     keys=sorted(c.keys) if changed else None,
                     keys_pending=c.keys_pending,
                     withheld=withheld.get(key, 0),
+                    detail=_detail(conn),
                 )
             )
         return out
@@ -236,33 +260,47 @@ class ConnTable:
                 out.append((key, seq))
         return out
 
-    async def command(self, command: bp.Command) -> str | None:
+    async def command(self, command: bp.Command) -> tuple[str | None, Any]:
         """Send a bot's command on the connection it names or whose routing key it names.
 
-        None when sent, else the reason in one sentence."""
+        (None, what the connection answered) when sent, else (the reason in one sentence, None)."""
         platform = self.platforms.get(command.platform)
         if platform is None:
-            return f"this worker runs no {command.platform} connections"
+            return f"this worker runs no {command.platform} connections", None
         key = command.conn
         if key is None:
             mine = [k for k in self.entries if k.platform == command.platform]
             try:
                 key = platform.owner(command.key, mine)
             except ValueError:
-                return f"{command.key!r} is not a {command.platform} routing key"
+                return f"{command.key!r} is not a {command.platform} routing key", None
             if key is None:
                 return (
                     f"no {command.platform} connection on this worker serves {command.key!r} "
                     "(it may be moving: retry)"
-                )
+                ), None
         entry = self.entries.get(key)
         if entry is None:
-            return f"{key} is not on this worker (it may be moving: retry)"
+            return f"{key} is not on this worker (it may be moving: retry)", None
         try:
-            await entry.conn.send_command(command.body, timeout=command.timeout)
+            result = await entry.conn.send_command(command.body, timeout=command.timeout)
         except (CommandRejected, NotReady, ValueError) as exc:
-            return str(exc)
+            return str(exc), None
+        return None, result
+
+
+def _detail(conn: GatewayConnection) -> dict[str, Any] | None:
+    """What the platform shows of a connection beyond the neutral counters (Twitch: its role,
+    login, channels and failed channels), for ``status``."""
+    describe = getattr(conn, "describe", None)
+    if not callable(describe):
         return None
+    try:
+        detail: dict[str, Any] = describe()
+    except Exception:
+        log.exception("%s: describe() raised", conn.conn)
+        return None
+    return detail
 
 
 def _drop(event: object) -> None:

@@ -126,6 +126,7 @@ class Worker:
             on_failed=self.outbox.put_nowait,
             clock=self.clock,
             name=f"worker {slot}",
+            budgets=self.budgets,
         )
         self.bus: Bus | None = None
         self._make_bus = make_bus
@@ -157,6 +158,9 @@ class Worker:
             self.budgets.granted(message.request, message.refused)
         elif isinstance(message, m.SetDelivery):
             self.set_delivery(message)
+        elif isinstance(message, m.Reconfigure):
+            if not self.conns.reconfigure(message.platform, message.config):
+                log.warning("worker %d: %s cannot change while running", self.slot, message.platform)
         elif isinstance(message, m.Handoff):
             self.handoff(exit=message.exit)
         elif isinstance(message, m.Finish):

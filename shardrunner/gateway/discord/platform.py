@@ -19,6 +19,7 @@ from shardrunner.gateway.discord.resize import DiscordRules, propose
 from shardrunner.gateway.discord.rest import SessionStartLimit, fetch_gateway_bot
 from shardrunner.gateway.discord.shard import DiscordShard
 from shardrunner.gateway.platform import PlatformError, Resize, ResizePolicy
+from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
 from shardrunner.protocol import routing
 from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
@@ -278,6 +279,7 @@ class DiscordPlatform:
         snapshots: Mapping[ConnKey, SessionSnapshot],
         sink: Sink,
         identify: IdentifyQueue,
+        budgets: Budgets | None = None,
     ) -> list[GatewayConnection]:
         part = PartConfig.decode(config)
         options = part.options()

@@ -1,0 +1,125 @@
+"""Twitch's conveniences on the client: an event's channel, tags and text, sending a chat message,
+and an event's identity across two reading connections (backup readers).
+
+A Twitch event's ``data`` is ``{"tags": {...}, "prefix": ..., "params": [...], "raw": "..."}``
+(the parsed IRC line, tags unescaped); its ``name`` is the IRC command (PRIVMSG, USERNOTICE,
+CLEARCHAT, CLEARMSG, ROOMSTATE, USERSTATE, NOTICE, JOIN, PART, WHISPER) and its ``key`` the channel
+without ``#``. Sends go to the sending connection of an account (``endpoints`` names them), which
+paces them under the account's message limits and answers with the id Twitch gave the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, Protocol
+
+import msgspec
+
+from shardrunner.client.errors import ClientError
+from shardrunner.protocol.envelope import RoutingKey
+from shardrunner.protocol.keys import ConnKey
+
+PLATFORM = "twitch"
+
+
+class _Keyed(Protocol):
+    @property
+    def conn(self) -> ConnKey: ...
+    @property
+    def key(self) -> RoutingKey: ...
+    @property
+    def data(self) -> Any: ...
+
+
+class TwitchEvent:
+    """The Twitch side of :class:`~shardrunner.client.ClientEvent`."""
+
+    __slots__ = ()
+
+    @property
+    def channel(self: _Keyed) -> str | None:
+        """The channel (without ``#``) of a Twitch event; None for another platform or none."""
+        key = self.key
+        return key if isinstance(key, str) and self.conn.platform == PLATFORM else None
+
+    @property
+    def tags(self: _Keyed) -> dict[str, str]:
+        """The IRC tags of a Twitch event (unescaped); empty for another platform."""
+        if self.conn.platform != PLATFORM:
+            return {}
+        tags: dict[str, str] = self.data.get("tags") or {}
+        return tags
+
+    @property
+    def text(self: _Keyed) -> str | None:
+        """The trailing parameter (a PRIVMSG's message text); None when there is none."""
+        if self.conn.platform != PLATFORM:
+            return None
+        params = self.data.get("params") or []
+        return params[-1] if len(params) > 1 else None
+
+
+class _IdView(msgspec.Struct):
+    tags: dict[str, str] = {}
+
+
+_decode_ids = msgspec.json.Decoder(_IdView).decode
+
+
+def twitch_identity(name: str, data: bytes) -> Hashable:
+    """A message's identity across readers: its ``id`` tag (Twitch's, unique per message and per
+    channel copy of a shared-chat message). None for a line without one (JOIN, PART, ROOMSTATE...):
+    such lines are per connection and are not deduplicated across readers."""
+    try:
+        ident = _decode_ids(data).tags.get("id")
+    except msgspec.DecodeError:
+        return None
+    return (name, ident) if ident else None
+
+
+class _Commands(Protocol):
+    @property
+    def platforms(self) -> dict[str, Any]: ...
+    async def command(
+        self,
+        platform: str,
+        body: Any,
+        *,
+        conn: ConnKey | None = None,
+        key: RoutingKey = None,
+        timeout: float = 30.0,
+    ) -> Any: ...
+
+
+class TwitchCommands:
+    """``client.send_chat(...)``, mixed into :class:`~shardrunner.client.Client`."""
+
+    __slots__ = ()
+
+    async def send_chat(
+        self: _Commands,
+        channel: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        account: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        """Send ``text`` to ``channel`` as ``account`` (None: the cluster's default sender).
+
+        The account's sending connection queues it and writes it under Twitch's message limits;
+        this returns once Twitch confirmed it: ``{"id": ..., "channel": ..., "sent_at": ms}``.
+        Raises :class:`ClientError` saying why it was not sent (``msg_ratelimit: ...``,
+        ``msg_duplicate: ...``, ``msg_banned: ...``, ``queue_full: ...``, ``too_long: ...``).
+        """
+        described = self.platforms.get(PLATFORM) or {}
+        senders: dict[str, str] = described.get("senders") or {}
+        login = account or described.get("send_default")
+        if login is None or login not in senders:
+            which = f"account {account!r}" if account else "any account"
+            raise ClientError(f"the cluster has no Twitch sending connection for {which}")
+        body = {"channel": channel, "text": text, "reply_to": reply_to}
+        result: dict[str, Any] = await self.command(
+            PLATFORM, body, conn=ConnKey.parse(senders[login]), timeout=timeout
+        )
+        return result

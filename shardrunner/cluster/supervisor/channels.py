@@ -1,0 +1,101 @@
+"""Channels added and removed while the cluster runs (``shardrunner channels add|remove|list``).
+
+A platform whose routing keys are configured (a :class:`~shardrunner.gateway.platform.KeyedPlan`:
+Twitch's channels) changes its connection table in place; the new part config goes to every
+running worker of the platform (``Reconfigure``), and every later ``Assign`` carries it, so a
+replaced worker starts from it. The changes are kept in the run dir's ``channels.json``, relative to
+the configured channels, and applied again at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shardrunner.bus.protocol import Delivery
+from shardrunner.cluster import messages as m
+from shardrunner.cluster.supervisor.delivery import DeliveryTable
+from shardrunner.control import CommandError
+from shardrunner.gateway.platform import KeyedPlan, PlatformError, PlatformPlan
+
+if TYPE_CHECKING:
+    from shardrunner.cluster.supervisor.core import Supervisor
+
+log = logging.getLogger("shardrunner.supervisor")
+
+
+def load_changes(path: Path) -> tuple[list[str], list[str]]:
+    """(added, removed) as kept in ``path`` (nothing if it is missing or unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return [], []
+    except (OSError, ValueError) as exc:
+        log.warning("%s cannot be read (%s): starting from the configured channels", path, exc)
+        return [], []
+    if not isinstance(data, dict):
+        return [], []
+    return [str(c) for c in data.get("added", [])], [str(c) for c in data.get("removed", [])]
+
+
+def save_changes(path: Path, plan: KeyedPlan) -> None:
+    added, removed = getattr(plan, "added", []), getattr(plan, "removed", [])
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"added": added, "removed": removed}, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def restore_channels(plans: dict[str, PlatformPlan], path: Path, delivery: DeliveryTable) -> None:
+    """Apply the kept changes to every keyed plan (before any worker starts), and mark the
+    connections that read a channel twice (Twitch's backup readers): the client keeps one copy."""
+    added, removed = load_changes(path)
+    for plan in plans.values():
+        if isinstance(plan, KeyedPlan) and (added or removed):
+            plan.restore(added, removed)
+            log.info(
+                "%s: %d channels added and %d removed at run time are kept",
+                plan.name,
+                len(added),
+                len(removed),
+            )
+        delivery.modes.update(dict.fromkeys(getattr(plan, "marked", ()), Delivery.DEDUPE))
+
+
+def keyed_plan(sup: Supervisor) -> KeyedPlan:
+    for plan in sup.plans.values():
+        if isinstance(plan, KeyedPlan):
+            return plan
+    raise CommandError("no platform of this cluster has channels (Twitch is not running)")
+
+
+def change_channels(sup: Supervisor, action: str, names: Iterable[str]) -> dict[str, Any]:
+    """``add``, ``remove`` or ``list`` channels; what changed, and the channels now."""
+    plan = keyed_plan(sup)
+    names = list(names)
+    if action == "list":
+        return {"platform": plan.name, "channels": plan.channels(), "version": plan.version}
+    if action not in ("add", "remove"):
+        raise CommandError(f"unknown action {action!r}: add, remove or list")
+    if not names:
+        raise CommandError(f"name the channels to {action}")
+    if sup.stopping:
+        raise CommandError("the cluster is stopping")
+    try:
+        result = plan.add_channels(names) if action == "add" else plan.remove_channels(names)
+    except (PlatformError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    save_changes(sup.run_dir.channels_file, plan)
+    if result.get("added") or result.get("removed"):
+        config = plan.part_config()
+        for slot in sup.slots:
+            if not any(c.platform == plan.name for c in slot.desired.conns):
+                continue
+            for w in (slot.current, slot.previous):
+                if w is not None and not w.gone and w.hello:
+                    sup.link.send(w.identity, m.Reconfigure(plan.name, config))
+        log.info("%s channels: %s", action, ", ".join(result.get("added") or result.get("removed") or []))
+    return {"platform": plan.name, **result, "channels": len(plan.channels())}

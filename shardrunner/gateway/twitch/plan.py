@@ -1,0 +1,362 @@
+"""Twitch chat as the supervisor runs it: the connection table, its budgets, and channel changes.
+
+:func:`discover_from` reads the ``twitch`` section of the settings into accounts and channels and
+makes a :class:`TwitchPlan`: the reading connections (:func:`~.placement.place`), a few spare
+readers started idle, then one sending connection per account that sends. Every connection is a
+``ConnKey("twitch", 0, index, count)``. Twitch has no identify: its starts count against budgets
+per account (JOINs and logins), granted by the supervisor for every worker (:attr:`budgets`).
+
+Channels added or removed while the cluster runs (``shardrunner channels``) change the table in
+place, without a new set: a channel goes to a connection of a reader with room (an account within
+its channel limit, or an anonymous reader), or to a spare reader; the table's new version goes to
+the workers, which join and part.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from shardrunner.gateway.platform import PlatformError
+from shardrunner.gateway.twitch.config import (
+    JOIN,
+    JOIN_VERIFIED,
+    LOGIN,
+    LOGIN_VERIFIED,
+    READ,
+    SEND,
+    ConnSpec,
+    PartConfig,
+)
+from shardrunner.gateway.twitch.placement import ANONYMOUS, Account, PlacementError, normalize, place
+from shardrunner.identify.budget import Budget
+from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.twitch import TwitchLimits
+
+NAME = "twitch"
+JOIN_WINDOW_S = 10.0
+LOGIN_WINDOW_S = 10.0
+
+
+class TwitchPlan:
+    """The Twitch connection set of a cluster (a :class:`~shardrunner.gateway.platform.PlatformPlan`)."""
+
+    name = NAME
+    generation = 0
+
+    def __init__(
+        self,
+        *,
+        accounts: dict[str, str],
+        channels: Iterable[str],
+        url: str,
+        backup_url: str | None = None,
+        anonymous: bool = True,
+        per_conn: int = 50,
+        max_rate: float = 200.0,
+        backup: bool = False,
+        spare: int | None = None,
+        verified: Iterable[str] = (),
+        moderates: dict[str, list[str]] | None = None,
+        senders: list[str] | None = None,
+        limits: TwitchLimits | None = None,
+        send_queue: int = 1000,
+        bypass_duplicates: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.limits_ = limits or TwitchLimits()
+        self.per_conn = per_conn
+        self.max_rate = max_rate
+        self.backup = backup
+        self.anonymous = anonymous
+        self._tokens = dict(accounts)
+        self._moderates = {k: sorted(set(v)) for k, v in (moderates or {}).items()}
+        self._verified = sorted(set(verified))
+        self._random = random.Random(seed)
+        self.configured = sorted({normalize(c) for c in channels})
+        self.added: list[str] = []
+        self.removed: list[str] = []
+        unknown = [s for s in (senders or []) if s not in accounts]
+        if unknown:
+            raise PlatformError(
+                f"--twitch-senders names {', '.join(unknown)}, which --twitch-accounts does not hold"
+            )
+        self.senders = list(senders) if senders else list(accounts)
+        self._spare_setting = spare
+        self._url, self._backup_url = url, backup_url
+        self._send_queue, self._bypass = send_queue, bypass_duplicates
+        self.version = 0
+        self._build(self.configured)
+
+    # -- the table ---------------------------------------------------------------------------------
+    def _accounts(self) -> list[Account]:
+        return [Account(login, frozenset(self._moderates.get(login, ()))) for login in self._tokens]
+
+    def _build(self, channels: list[str]) -> None:
+        try:
+            placed = place(
+                channels,
+                self._accounts(),
+                anonymous=self.anonymous,
+                per_conn=self.per_conn,
+                max_rate=self.max_rate,
+                backup=self.backup,
+                channel_limit=self.limits_.max_channels,
+            )
+        except PlacementError as exc:
+            raise PlatformError(str(exc)) from None
+        specs = [
+            ConnSpec(READ, self._login(c.reader), list(c.channels), backup=c.backup) for c in placed.conns
+        ]
+        readers = len(specs)
+        spare = self._spare_setting if self._spare_setting is not None else max(2, math.ceil(readers / 4))
+        pool = [ANONYMOUS] if self.anonymous else list(self._tokens)
+        for i in range(spare if pool else 0):
+            specs.append(ConnSpec(READ, self._login(pool[i % len(pool)]), spare=True))
+        specs += [ConnSpec(SEND, login) for login in self.senders]
+        if not specs:
+            raise PlatformError("Twitch has nothing to run: no channels to read and no account to send with")
+        self.specs = specs
+        self.conns = [ConnKey(NAME, self.generation, i, len(specs)) for i in range(len(specs))]
+        self.limits: list[Any] = []  # no identify: budgets
+
+    def _login(self, reader: str) -> str:
+        if reader != ANONYMOUS:
+            return reader
+        return f"{ANONYMOUS}{self._random.randrange(10_000, 100_000_000)}"
+
+    @property
+    def budgets(self) -> list[Budget]:
+        n, v = self.limits_, TwitchLimits.verified()
+        return [
+            Budget(JOIN, n.join_count, JOIN_WINDOW_S),
+            Budget(JOIN_VERIFIED, v.join_count, JOIN_WINDOW_S),
+            Budget(LOGIN, n.login_count, LOGIN_WINDOW_S),
+            Budget(LOGIN_VERIFIED, v.login_count, LOGIN_WINDOW_S),
+        ]
+
+    @property
+    def marked(self) -> list[ConnKey]:
+        """Connections whose events the bus marks for the client's dedupe: every reader when there
+        are backup readers (a channel's two readers deliver each message; the client keeps one)."""
+        if not self.backup:
+            return []
+        return [c for c, s in zip(self.conns, self.specs, strict=True) if s.role == READ]
+
+    def channels(self) -> list[str]:
+        return sorted({ch for s in self.specs if s.role == READ for ch in s.channels})
+
+    def sender_of(self, login: str | None = None) -> ConnKey | None:
+        """The sending connection of ``login`` (None: the default account)."""
+        for conn, spec in zip(self.conns, self.specs, strict=True):
+            if spec.role == SEND and (login is None or spec.login == login):
+                return conn
+        return None
+
+    # -- PlatformPlan ------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"TwitchPlan({len(self.conns)} connections, {len(self.channels())} channels)"
+
+    def bucket_of(self, conn: ConnKey) -> tuple[str, int]:
+        raise PlatformError("Twitch connections do not identify: their starts count against budgets")
+
+    def part_config(self) -> bytes:
+        return PartConfig(
+            conns=self.specs,
+            tokens=self._tokens,
+            url=self._url,
+            backup_url=self._backup_url,
+            verified=self._verified,
+            moderates=self._moderates,
+            limits=self.limits_,
+            send_queue=self._send_queue,
+            bypass_duplicates=self._bypass,
+            version=self.version,
+        ).encode()
+
+    def check_starts(self, to_identify: int) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        readers = [s for s in self.specs if s.role == READ]
+        return {
+            "channels": len(self.channels()),
+            "readers": sum(1 for s in readers if not s.spare),
+            "spare_readers": sum(1 for s in readers if s.spare),
+            "backup_readers": self.backup,
+            "channels_per_conn": self.per_conn,
+            "accounts": sorted(self._tokens),
+            "anonymous": self.anonymous,
+            "senders": {
+                s.login: str(c) for c, s in zip(self.conns, self.specs, strict=True) if s.role == SEND
+            },
+            "send_default": self.senders[0] if self.senders else None,
+            "version": self.version,
+        }
+
+    # -- channels changed at run time -------------------------------------------------------------
+    def restore(self, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Apply the changes kept from earlier runs, before any worker starts (a fresh placement)."""
+        self.added = sorted({normalize(c) for c in added} - set(self.configured))
+        self.removed = sorted({normalize(c) for c in removed})
+        self._build(sorted((set(self.configured) | set(self.added)) - set(self.removed)))
+
+    def add_channels(self, names: Iterable[str]) -> dict[str, Any]:
+        """Place these channels on connections with room (PlatformError, changing nothing, if one
+        cannot be placed); returns what changed."""
+        wanted = sorted({normalize(n) for n in names})
+        have = set(self.channels())
+        new = [n for n in wanted if n not in have]
+        specs = [ConnSpec(s.role, s.login, list(s.channels), s.backup, s.spare) for s in self.specs]
+        placed: dict[str, list[str]] = {}
+        for name in new:
+            first = self._put(specs, name, avoid=None, backup=False)
+            placed[name] = [str(self.conns[first])]
+            if self.backup:
+                placed[name].append(str(self.conns[self._put(specs, name, avoid=first, backup=True)]))
+        if new:
+            self.specs = specs
+            self.version += 1
+        self.added = sorted((set(self.added) | set(new)) - set(self.configured))
+        self.removed = sorted(set(self.removed) - set(wanted))
+        return {
+            "added": new,
+            "already": [n for n in wanted if n in have],
+            "placed": placed,
+            "version": self.version,
+        }
+
+    def remove_channels(self, names: Iterable[str]) -> dict[str, Any]:
+        wanted = sorted({normalize(n) for n in names})
+        have = set(self.channels())
+        gone = [n for n in wanted if n in have]
+        for spec in self.specs:
+            if spec.role == READ:
+                spec.channels = [c for c in spec.channels if c not in gone]
+        if gone:
+            self.version += 1
+        self.added = sorted(set(self.added) - set(wanted))
+        self.removed = sorted(set(self.removed) | (set(gone) & set(self.configured)))
+        return {"removed": gone, "unknown": [n for n in wanted if n not in have], "version": self.version}
+
+    def _put(self, specs: list[ConnSpec], name: str, *, avoid: int | None, backup: bool) -> int:
+        """The index of the connection that now reads ``name`` (added to its channels)."""
+        taken = set() if avoid is None else {specs[avoid].login}
+        if avoid is not None and specs[avoid].login.startswith(ANONYMOUS):
+            taken = set()  # anonymous connections are logins of their own: only avoid that connection
+        candidates = []
+        for i, spec in enumerate(specs):
+            if spec.role != READ or i == avoid or spec.login in taken or name in spec.channels:
+                continue
+            if len(spec.channels) >= self.per_conn or not self._room(specs, spec.login, name):
+                continue
+            # Prefer a connection of the same kind (backup or not) already running, then a spare.
+            candidates.append((spec.spare, spec.backup != backup, len(spec.channels), i))
+        if not candidates:
+            raise PlatformError(
+                f"no reading connection has room for #{name}: every connection holds {self.per_conn} "
+                "channels or its account is at its channel limit, and no spare reader is left; restart "
+                "the cluster to place the channels afresh (or set --twitch-spare-readers higher)"
+            )
+        index = min(candidates)[3]
+        specs[index].channels.append(name)
+        specs[index].spare = False
+        specs[index].backup = specs[index].backup or backup
+        return index
+
+    def _room(self, specs: list[ConnSpec], login: str, name: str) -> bool:
+        if login.startswith(ANONYMOUS) or name in self._moderates.get(login, ()):
+            return True
+        moderated = set(self._moderates.get(login, ()))
+        held = {
+            c for s in specs if s.role == READ and s.login == login for c in s.channels if c not in moderated
+        }
+        return len(held) < self.limits_.max_channels
+
+
+class TwitchSettings(Protocol):
+    """The settings Twitch's discovery reads (the ``twitch`` section)."""
+
+    twitch_accounts: str
+    twitch_accounts_file: str | None
+    twitch_channels: str
+    twitch_channels_file: str | None
+    twitch_anonymous: bool
+    twitch_channels_per_conn: int
+    twitch_max_rate: float
+    twitch_backup_readers: bool
+    twitch_backup_url: str | None
+    twitch_spare_readers: int | None
+    twitch_verified: str
+    twitch_moderates: str
+    twitch_senders: str
+    twitch_send_queue: int
+    twitch_bypass_duplicates: bool
+    twitch_url: str
+    twitch_join_limit: int
+    twitch_login_limit: int
+    twitch_message_limit: int
+    twitch_mod_message_limit: int
+    twitch_channel_interval: float
+    twitch_channel_limit: int
+
+
+async def discover_from(settings: TwitchSettings) -> TwitchPlan:
+    """The plan of the ``twitch`` settings (PlatformError in one sentence for what cannot run)."""
+    s = settings
+    accounts = _pairs(s.twitch_accounts)
+    if s.twitch_accounts_file:
+        accounts.update(_pairs(",".join(_lines(s.twitch_accounts_file, "--twitch-accounts-file"))))
+    channels = [c for c in s.twitch_channels.split(",") if c]
+    if s.twitch_channels_file:
+        channels += _lines(s.twitch_channels_file, "--twitch-channels-file")
+    moderates: dict[str, list[str]] = {}
+    for login, channel in (p.split(":", 1) for p in s.twitch_moderates.split(",") if p):
+        moderates.setdefault(login, []).append(channel)
+    limits = TwitchLimits(
+        login_count=s.twitch_login_limit,
+        join_count=s.twitch_join_limit,
+        privmsg_count=s.twitch_message_limit,
+        privmsg_mod_count=s.twitch_mod_message_limit,
+        channel_interval=s.twitch_channel_interval,
+        max_channels=s.twitch_channel_limit,
+    )
+    try:
+        return TwitchPlan(
+            accounts=accounts,
+            channels=channels,
+            url=s.twitch_url,
+            backup_url=s.twitch_backup_url,
+            anonymous=s.twitch_anonymous,
+            per_conn=s.twitch_channels_per_conn,
+            max_rate=s.twitch_max_rate,
+            backup=s.twitch_backup_readers,
+            spare=s.twitch_spare_readers,
+            verified=[v for v in s.twitch_verified.split(",") if v],
+            moderates=moderates,
+            senders=[v for v in s.twitch_senders.split(",") if v] or None,
+            limits=limits,
+            send_queue=s.twitch_send_queue,
+            bypass_duplicates=s.twitch_bypass_duplicates,
+        )
+    except PlacementError as exc:
+        raise PlatformError(str(exc)) from None
+
+
+def _pairs(text: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        login, _, token = item.partition(":")
+        out[login.strip().lower()] = token.strip().removeprefix("oauth:")
+    return out
+
+
+def _lines(path: str, option: str) -> list[str]:
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise PlatformError(f"{option}: cannot read {path} ({exc.strerror})") from None
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]

@@ -1,0 +1,102 @@
+"""Twitch chat as a worker runs it: the connections of its part, and changes of their channels.
+
+:class:`TwitchPlatform` builds a :class:`~.reader.TwitchReader` for each reading connection of the
+part and a :class:`~.sender.TwitchSender` for each sending one, from the table of the part config
+(:mod:`.config`). A routing key (a channel) owns no connection by formula: a command addressed by
+key goes to the default account's sending connection. :meth:`reconfigure` hands a changed table's
+channels to the running readers, which join and part under the budgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shardrunner.gateway.connection import GatewayConnection, Sink
+from shardrunner.gateway.twitch.config import READ, SEND, PartConfig, budget_names
+from shardrunner.gateway.twitch.plan import NAME
+from shardrunner.gateway.twitch.reader import Budgets, TwitchReader
+from shardrunner.identify.protocol import IdentifyQueue
+from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+
+
+class TwitchPlatform:
+    """Twitch as a worker runs it (a :class:`~shardrunner.gateway.platform.Platform`)."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self._part: PartConfig | None = None
+
+    def build(
+        self,
+        conns: list[ConnKey],
+        config: bytes,
+        snapshots: Mapping[ConnKey, SessionSnapshot],
+        sink: Sink,
+        identify: IdentifyQueue,
+        budgets: Budgets | None = None,
+    ) -> list[GatewayConnection]:
+        if budgets is None:
+            raise ValueError("Twitch connections need the cluster's budgets")
+        part = self._part = PartConfig.decode(config)
+        out: list[GatewayConnection] = []
+        for conn in conns:
+            spec = part.conns[conn.shard]
+            join, login = budget_names(spec.login, part.verified)
+            url = part.backup_url if spec.backup and part.backup_url else part.url
+            token = part.tokens.get(spec.login)
+            if spec.role == READ:
+                out.append(
+                    TwitchReader(
+                        conn,
+                        login=spec.login,
+                        token=token,
+                        channels=list(spec.channels),
+                        url=url,
+                        sink=sink,
+                        budgets=budgets,
+                        join_budget=join,
+                        login_budget=login,
+                        backup=spec.backup,
+                    )
+                )
+            elif spec.role == SEND:
+                from shardrunner.gateway.twitch.sender import TwitchSender
+
+                out.append(
+                    TwitchSender(
+                        conn,
+                        login=spec.login,
+                        token=token or "",
+                        url=part.url,
+                        sink=sink,
+                        budgets=budgets,
+                        limits=part.limits_of(spec.login),
+                        moderates=frozenset(part.moderates.get(spec.login, ())),
+                        queue_size=part.send_queue,
+                        bypass_duplicates=part.bypass_duplicates,
+                        login_budget=login,
+                    )
+                )
+            else:
+                raise ValueError(f"{conn}: unknown Twitch connection role {spec.role!r}")
+        return out
+
+    def reconfigure(self, config: bytes, running: Mapping[ConnKey, GatewayConnection]) -> None:
+        """A changed table: each running reader gets its channels (it joins and parts)."""
+        part = self._part = PartConfig.decode(config)
+        for conn, connection in running.items():
+            spec = part.conns[conn.shard] if conn.shard < len(part.conns) else None
+            if spec is not None and spec.role == READ and isinstance(connection, TwitchReader):
+                connection.set_channels(list(spec.channels))
+
+    def owner(self, key: RoutingKey, conns: list[ConnKey]) -> ConnKey | None:
+        """The default account's sending connection, if it is among ``conns``."""
+        part = self._part
+        if part is None:
+            return None
+        for conn in conns:
+            if conn.shard < len(part.conns) and part.conns[conn.shard].role == SEND:
+                return conn
+        return None
