@@ -240,6 +240,7 @@ class FakePlatform:
         snapshots: Mapping[ConnKey, SessionSnapshot],
         sink: Sink,
         identify: IdentifyQueue,
+        budgets: object = None,
     ) -> list[GatewayConnection]:
         self.configs.append(config)
         out: list[GatewayConnection] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from shardrunner.cli.common import control, run_dir_of, run_dir_option
+from shardrunner.protocol.twitch import read_names
 
 
 @click.group("channels")
@@ -17,7 +18,7 @@ def _names(names: tuple[str, ...], from_file: str | None) -> list[str]:
     out = [n for arg in names for n in arg.split(",") if n.strip()]
     if from_file:
         with open(from_file) as f:
-            out += [ln.split("#", 1)[0].strip() for ln in f if ln.split("#", 1)[0].strip()]
+            out += read_names(f.read())
     if not out:
         raise click.UsageError("name at least one channel (or --file)")
     return out

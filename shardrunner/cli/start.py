@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from shardrunner.cli.common import LOG_FORMAT, check_run_dir, run
+from shardrunner.protocol.twitch import read_names
 from shardrunner.rundir import RunDir
 from shardrunner.settings import Settings, SettingsError, load_settings
 from shardrunner.settings.click import cli_options
@@ -112,7 +113,7 @@ def _twitch_channels(settings: Settings) -> list[str]:
             raise click.ClickException(
                 f"--twitch-channels-file: cannot read {settings.twitch_channels_file} ({exc.strerror})"
             ) from None
-        names += [ln.split("#", 1)[0].strip().lstrip("#").lower() for ln in text.splitlines()]
+        names += [n.lstrip("#").lower() for n in read_names(text)]
     return sorted({n for n in names if n})
 
 

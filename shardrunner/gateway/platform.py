@@ -112,6 +112,7 @@ class ResizablePlan(PlatformPlan, Protocol):
         serving ``keys`` routing keys. With ``auto``, None when no resize is due."""
 
 
+@runtime_checkable
 class Platform(Protocol):
     """One platform as a worker runs it."""
 

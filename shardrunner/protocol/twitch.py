@@ -111,3 +111,15 @@ def is_anonymous(login: str) -> bool:
     """``justinfan<digits>`` logins read without a token and cannot send."""
     rest = login.removeprefix(ANONYMOUS_PREFIX)
     return rest != login and rest.isdigit()
+
+
+def read_names(text: str) -> list[str]:
+    """The names of a file of names, one a line: blank lines and comments (``#`` then a space, or
+    ``#`` alone) skipped, so that ``#channel`` is a channel; an account line may be ``login:token``."""
+    out = []
+    for line in text.splitlines():
+        item = line.strip()
+        if not item or item == "#" or item.startswith("# ") or item.startswith("#\t"):
+            continue
+        out.append(item.split(" #", 1)[0].strip())
+    return out

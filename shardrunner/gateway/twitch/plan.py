@@ -34,7 +34,7 @@ from shardrunner.gateway.twitch.config import (
 from shardrunner.gateway.twitch.placement import ANONYMOUS, Account, PlacementError, normalize, place
 from shardrunner.identify.budget import Budget
 from shardrunner.protocol.keys import ConnKey
-from shardrunner.protocol.twitch import TwitchLimits
+from shardrunner.protocol.twitch import TwitchLimits, read_names
 
 NAME = "twitch"
 JOIN_WINDOW_S = 10.0
@@ -359,4 +359,4 @@ def _lines(path: str, option: str) -> list[str]:
         text = Path(path).expanduser().read_text()
     except OSError as exc:
         raise PlatformError(f"{option}: cannot read {path} ({exc.strerror})") from None
-    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+    return read_names(text)

@@ -123,12 +123,15 @@ async def test_worker_when_two_discord_sets_of_4_and_8_run_side_by_side_keeps_th
     worker.handle(m.Ping(1))
     assert said(worker)[-1] == m.Pong(1, ready=True)
     # A command addressed to a connection reaches that one, not the same shard of the other set.
-    assert await worker.conns.command(bp.Command(1, "discord", {"op": 3, "d": {}}, conn=OLD[0])) is None
+    assert await worker.conns.command(bp.Command(1, "discord", {"op": 3, "d": {}}, conn=OLD[0])) == (
+        None,
+        None,
+    )
     assert platform.latest(OLD[0]).commands == [{"op": 3, "d": {}}]
     assert platform.latest(NEW[0]).commands == []
     # Addressed by routing key, the newest set that holds the key gets it.
     guild = 5 << 22
-    assert await worker.conns.command(bp.Command(2, "discord", {"op": 8, "d": {}}, key=guild)) is None
+    assert await worker.conns.command(bp.Command(2, "discord", {"op": 8, "d": {}}, key=guild)) == (None, None)
     assert platform.latest(NEW[5]).commands == [{"op": 8, "d": {}}]
     # Identify grants go to the connection they name.
     waiting = asyncio.ensure_future(worker.queue.acquire(NEW[2]))
@@ -153,7 +156,7 @@ async def test_worker_when_a_command_cannot_go_out_answers_with_a_sentence(rig: 
         (bp.Command(4, "discord", {}, conn=OLD[2]), "discord:2/4 is not ready (resuming); op 3 not sent"),
     ]
     for command, error in cases:
-        assert await worker.conns.command(command) == error
+        assert await worker.conns.command(command) == (error, None)
 
 
 async def test_worker_when_handing_off_answers_pings_while_it_drains(rig: Any) -> None:
