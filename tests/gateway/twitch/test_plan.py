@@ -37,18 +37,22 @@ def test_plan_when_anonymous_places_channels_per_connection_then_spares_then_sen
     assert [r for r in roles if r[2]] == [(READ, 0, True)] * 2  # at least 2 spares
     assert roles[-1] == (SEND, 0, False)
     assert p.conns == [ConnKey("twitch", 0, i, len(p.specs)) for i in range(len(p.specs))]
-    assert p.sender_of() == p.conns[-1] and p.sender_of("bot") == p.conns[-1]
+    assert p.sender_of() == p.conns[-1]
+    assert p.sender_of("bot") == p.conns[-1]
     anonymous = [s.login for s in p.specs if s.login.startswith("justinfan")]
     assert len(set(anonymous)) == len(anonymous), "every anonymous connection is a login of its own"
     assert isinstance(p, KeyedPlan)
-    assert p.limits == [] and {b.name for b in p.budgets} >= {"twitch.join", "twitch.login"}
+    assert p.limits == []
+    assert {b.name for b in p.budgets} >= {"twitch.join", "twitch.login"}
 
 
 def test_plan_when_shown_never_holds_the_token_but_its_part_config_does() -> None:
     p = plan(accounts={"bot": SECRET})
-    assert SECRET not in repr(p) and SECRET not in str(p.describe())
+    assert SECRET not in repr(p)
+    assert SECRET not in str(p.describe())
     part = PartConfig.decode(p.part_config())
-    assert part.tokens == {"bot": SECRET} and SECRET not in repr(part)
+    assert part.tokens == {"bot": SECRET}
+    assert SECRET not in repr(part)
     assert p.describe()["senders"] == {"bot": str(p.conns[-1])}
 
 
@@ -65,9 +69,12 @@ def test_plan_when_channels_are_added_puts_them_where_there_is_room_then_on_spar
     p = plan(channels=["a", "b"], per_conn=2, spare=1)
     assert [len(s.channels) for s in p.specs] == [2, 0]
     result = p.add_channels(["#C", "b"])
-    assert result["added"] == ["c"] and result["already"] == ["b"]
-    assert p.specs[1].channels == ["c"] and not p.specs[1].spare
-    assert p.version == 1 and p.added == ["c"]
+    assert result["added"] == ["c"]
+    assert result["already"] == ["b"]
+    assert p.specs[1].channels == ["c"]
+    assert not p.specs[1].spare
+    assert p.version == 1
+    assert p.added == ["c"]
     with pytest.raises(PlatformError, match="no reading connection has room for #e"):
         p.add_channels(["d", "e"])
     assert p.channels() == ["a", "b", "c"] and p.version == 1, "a refused add changes nothing"
@@ -98,13 +105,16 @@ def test_plan_when_backup_readers_reads_every_channel_twice_on_two_logins() -> N
     assert all(len(r) == 2 and p.specs[r[0]].login != p.specs[r[1]].login for r in readers.values())
     assert p.marked == [c for c, s in zip(p.conns, p.specs, strict=True) if s.role == READ]
     placed = p.add_channels(["new"])["placed"]["new"]
-    assert len(placed) == 2 and placed[0] != placed[1]
+    assert len(placed) == 2
+    assert placed[0] != placed[1]
 
 
 def test_plan_when_restored_places_afresh_with_the_kept_changes() -> None:
     p = plan(channels=["a", "b"], spare=0)
     p.restore(added=["c", "a"], removed=["b"])
-    assert p.channels() == ["a", "c"] and p.added == ["c"] and p.removed == ["b"]
+    assert p.channels() == ["a", "c"]
+    assert p.added == ["c"]
+    assert p.removed == ["b"]
 
 
 def test_budget_names_when_verified_uses_the_verified_budgets() -> None:
@@ -131,8 +141,10 @@ async def test_discover_from_when_settings_name_files_reads_them(tmp_path: Any) 
     assert p.channels() == ["bar", "baz", "foo"]
     part = PartConfig.decode(p.part_config())
     assert part.tokens == {"bot": SECRET, "other": SECRET}
-    assert part.moderates == {"bot": ["baz"]} and part.verified == ["other"]
-    assert part.limits_of("other").join_count == 2000 and part.limits_of("bot").join_count == 20
+    assert part.moderates == {"bot": ["baz"]}
+    assert part.verified == ["other"]
+    assert part.limits_of("other").join_count == 2000
+    assert part.limits_of("bot").join_count == 20
     missing = SimpleNamespace(
         **{**{k: getattr(settings, k) for k in dir(settings) if k.startswith("twitch_")}}
     )
