@@ -77,7 +77,7 @@ def test_plan_when_channels_are_added_puts_them_where_there_is_room_then_on_spar
     assert p.added == ["c"]
     with pytest.raises(PlatformError, match="no reading connection has room for #e"):
         p.add_channels(["d", "e"])
-    assert p.channels() == ["a", "b", "c"] and p.version == 1, "a refused add changes nothing"
+    assert (p.channels(), p.version) == (["a", "b", "c"], 1), "a refused add changes nothing"
     assert p.remove_channels(["a", "zzz"]) == {"removed": ["a"], "unknown": ["zzz"], "version": 2}
     assert p.removed == ["a"]
     p.add_channels(["d"])  # the room "a" left
