@@ -178,6 +178,15 @@ DISCOVERIES: Mapping[str, str] = {
 }
 
 
+def range_sizes(count: int, workers: int) -> list[int]:
+    """How the cluster spreads a platform's ``count`` connections on ``workers``: consecutive ranges
+    of these sizes, in order (10 on 3 -> 4, 3, 3; never more ranges than connections, at least one).
+    A plan may order its connections for where they land (:func:`shardrunner.cluster.plan.plan`)."""
+    workers = max(1, min(workers, count))
+    base, extra = divmod(count, workers)
+    return [base + (1 if i < extra else 0) for i in range(workers)]
+
+
 def import_platforms() -> None:
     """Import every platform's module now (a worker does before it freezes its start-up objects out
     of the garbage collector: imported later, at the first assignment, they would be walked by every

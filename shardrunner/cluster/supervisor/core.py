@@ -21,7 +21,7 @@ import zmq.asyncio
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.cluster import messages as m
 from shardrunner.cluster import statefile
-from shardrunner.cluster.plan import plan
+from shardrunner.cluster.plan import plan_platforms
 from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.assign import make_assign
 from shardrunner.cluster.supervisor.book import SessionBook
@@ -209,7 +209,9 @@ class Supervisor:
             opened_at=self.clock.monotonic(),
         )
         self.budgets = BudgetGrants.of_plans(self.plans.values(), self.link.send, clock=self.clock)
-        self.slots = [Slot(i, DesiredSlot(conns)) for i, conns in enumerate(plan(self.conns, s.workers))]
+        self.slots = [
+            Slot(i, DesiredSlot(conns)) for i, conns in enumerate(plan_platforms(self.conns, s.workers))
+        ]
         self.reconciler = Reconciler(
             self.slots,
             settings=s,

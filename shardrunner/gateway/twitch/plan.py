@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from shardrunner.gateway.platform import PlatformError
+from shardrunner.gateway.platform import PlatformError, range_sizes
 from shardrunner.gateway.twitch.config import (
     JOIN,
     JOIN_VERIFIED,
@@ -66,7 +66,10 @@ class TwitchPlan:
         send_queue: int = 1000,
         bypass_duplicates: bool = False,
         seed: int | None = None,
+        workers: int = 1,
     ) -> None:
+        #: Workers the cluster spreads the connections on: a channel's two readers go to two.
+        self.workers = workers
         self.limits_ = limits or TwitchLimits()
         self.per_conn = per_conn
         self.max_rate = max_rate
@@ -119,7 +122,7 @@ class TwitchPlan:
         specs += [ConnSpec(SEND, login) for login in self.senders]
         if not specs:
             raise PlatformError("Twitch has nothing to run: no channels to read and no account to send with")
-        self.specs = specs
+        self.specs = spread(specs, self.workers)
         self.conns = [ConnKey(NAME, self.generation, i, len(specs)) for i in range(len(specs))]
         self.limits: list[Any] = []  # no identify: budgets
 
@@ -247,21 +250,24 @@ class TwitchPlan:
         taken = set() if avoid is None else {specs[avoid].login}
         if avoid is not None and specs[avoid].login.startswith(ANONYMOUS):
             taken = set()  # anonymous connections are logins of their own: only avoid that connection
+        where = _ranges(len(specs), self.workers)
         candidates = []
         for i, spec in enumerate(specs):
             if spec.role != READ or i == avoid or spec.login in taken or name in spec.channels:
                 continue
             if len(spec.channels) >= self.per_conn or not self._room(specs, spec.login, name):
                 continue
-            # Prefer a connection of the same kind (backup or not) already running, then a spare.
-            candidates.append((spec.spare, spec.backup != backup, len(spec.channels), i))
+            # Prefer another worker than the first reader's, a connection of the same kind (backup or
+            # not) already running, then a spare.
+            same_worker = avoid is not None and where[i] == where[avoid]
+            candidates.append((same_worker, spec.spare, spec.backup != backup, len(spec.channels), i))
         if not candidates:
             raise PlatformError(
                 f"no reading connection has room for #{name}: every connection holds {self.per_conn} "
                 "channels or its account is at its channel limit, and no spare reader is left; restart "
                 "the cluster to place the channels afresh (or set --twitch-spare-readers higher)"
             )
-        index = min(candidates)[3]
+        index = min(candidates)[-1]
         specs[index].channels.append(name)
         specs[index].spare = False
         specs[index].backup = specs[index].backup or backup
@@ -275,6 +281,41 @@ class TwitchPlan:
             c for s in specs if s.role == READ and s.login == login for c in s.channels if c not in moderated
         }
         return len(held) < self.limits_.max_channels
+
+
+def _ranges(count: int, workers: int) -> list[int]:
+    """The worker range of each position of a set of ``count`` connections."""
+    return [w for w, size in enumerate(range_sizes(count, workers)) for _ in range(size)]
+
+
+def spread(specs: list[ConnSpec], workers: int) -> list[ConnSpec]:
+    """``specs`` in the order that puts a channel's backup reader in another worker's range than its
+    first reader (the cluster gives each worker a consecutive range: :func:`range_sizes`), and
+    shares readers, spares and senders out evenly."""
+    sizes = range_sizes(len(specs), workers)
+    if len(sizes) < 2:
+        return specs
+    buckets: list[list[ConnSpec]] = [[] for _ in sizes]
+    of_channel: dict[str, int] = {}
+
+    def put(spec: ConnSpec, forbidden: set[int]) -> None:
+        room = [w for w in range(len(sizes)) if len(buckets[w]) < sizes[w]]
+        allowed = [w for w in room if w not in forbidden] or room
+        w = max(allowed, key=lambda b: (sizes[b] - len(buckets[b]), -b))
+        buckets[w].append(spec)
+        for ch in spec.channels:
+            of_channel.setdefault(ch, w)
+
+    for spec in specs:
+        if spec.role == READ and not spec.backup and not spec.spare:
+            put(spec, set())
+    for spec in specs:
+        if spec.role == READ and spec.backup:
+            put(spec, {of_channel[ch] for ch in spec.channels if ch in of_channel})
+    for spec in specs:
+        if spec.spare or spec.role != READ:
+            put(spec, set())
+    return [spec for bucket in buckets for spec in bucket]
 
 
 class TwitchSettings(Protocol):
@@ -302,6 +343,7 @@ class TwitchSettings(Protocol):
     twitch_mod_message_limit: int
     twitch_channel_interval: float
     twitch_channel_limit: int
+    workers: int
 
 
 async def discover_from(settings: TwitchSettings) -> TwitchPlan:
@@ -341,6 +383,7 @@ async def discover_from(settings: TwitchSettings) -> TwitchPlan:
             limits=limits,
             send_queue=s.twitch_send_queue,
             bypass_duplicates=s.twitch_bypass_duplicates,
+            workers=s.workers,
         )
     except PlacementError as exc:
         raise PlatformError(str(exc)) from None

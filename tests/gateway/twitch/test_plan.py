@@ -151,3 +151,19 @@ async def test_discover_from_when_settings_name_files_reads_them(tmp_path: Any) 
     missing.twitch_channels_file = str(tmp_path / "nope.txt")
     with pytest.raises(PlatformError, match="--twitch-channels-file: cannot read"):
         await discover_from(missing)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 5])
+def test_plan_when_backups_and_workers_puts_each_channels_two_readers_on_two_workers(workers: int) -> None:
+    from shardrunner.cluster.plan import plan as ranges
+
+    p = plan(backup=True, workers=workers, per_conn=30)
+    worker_of = {c: w for w, part in enumerate(ranges(p.conns, workers)) for c in part}
+    readers: dict[str, set[int]] = {}
+    for conn, spec in zip(p.conns, p.specs, strict=True):
+        for ch in spec.channels:
+            readers.setdefault(ch, set()).add(worker_of[conn])
+    assert len(readers) == 120
+    assert all(len(w) == 2 for w in readers.values()), "a channel's readers share a worker"
+    new = p.add_channels(["late"])["placed"]["late"]
+    assert len({worker_of[ConnKey.parse(c)] for c in new}) == 2
