@@ -5,36 +5,26 @@ drop; a refused login is fatal in one sentence."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 import msgspec
 import pytest
 
 from shardrunner.gateway.connection import ConnFatalError, ConnState
 from shardrunner.gateway.twitch.reader import TwitchReader
-from shardrunner.identify.budget import Budget, BudgetQueue
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.sim.twitch.server import TwitchSimulator
+from tests.gateway.twitch.helpers import CountingBudgets, until
 from tests.sim.twitch.helpers import admin, running
 
 CONN = ConnKey("twitch", 0, 0, 1)
 CHANNELS = ["chan0", "chan1", "chan2"]
 
 
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.01)
-
-
 class Rig:
     def __init__(self, sim: TwitchSimulator, url: str, login: str = "bot", token: str | None = "abc") -> None:
         self.events: list[Event] = []
-        self.budgets = BudgetQueue([Budget("twitch.join", 20, 10.0)])
+        self.budgets = CountingBudgets()
         self.reader = TwitchReader(
             CONN, login=login, token=token, channels=CHANNELS, url=url, sink=self.events.append,
             budgets=self.budgets,
