@@ -252,6 +252,7 @@ class TwitchReader(TwitchLink):
             self.failed[channel] = why
             self._failed_at[channel] = now
             log.warning("%s: #%s cannot be read (%s)", self.conn, channel, why)
+            sock.wake.set()  # the joiner times its retry
         for channel in outcome.joined:
             self.failed.pop(channel, None)
             self._failed_at.pop(channel, None)

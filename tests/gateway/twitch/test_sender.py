@@ -208,3 +208,16 @@ async def test_sender_when_the_login_is_refused_stops_with_one_sentence_and_answ
             await send
         with pytest.raises(NotReady, match="fatal"):
             await rig.send("chan0", "again")
+
+
+async def test_sender_when_a_channel_waits_on_its_interval_the_next_channel_goes_first() -> None:
+    async with running(channels=CHANNELS) as sim:
+        rig = Rig(sim, limit_account(sim, "bot", **{**FAST, "channel_interval": 0.5}))
+        first = [asyncio.ensure_future(rig.send("chan0", f"a{i}")) for i in range(3)]
+        asked = ("queued", "unanswered", "sent")
+        await until(lambda: sum(rig.sender.describe()[k] for k in asked) == 3, 5, "chan0's three asked")
+        other = await rig.send("chan1", "b0")  # queued behind chan0's three
+        results = await asyncio.gather(*first)
+        await rig.stop()
+        assert results[0]["sent_at"] <= other["sent_at"] < results[1]["sent_at"], "no head-of-line wait"
+        assert [m["text"] for m in accepted(sim, "bot")] == ["a0", "b0", "a1", "a2"]
