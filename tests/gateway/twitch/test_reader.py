@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from shardrunner.gateway.connection import ConnFatalError, ConnState
+from shardrunner.gateway.twitch import link as link_module
 from shardrunner.gateway.twitch import reader as reader_module
 from shardrunner.gateway.twitch.reader import TwitchReader
 from shardrunner.protocol.envelope import Event
@@ -205,3 +206,22 @@ async def test_reader_when_one_channel_moves_carries_it_on_a_side_socket_before_
         assert closes[0]["by"] == "client"
         assert float(str(closes[0]["time"])) >= float(str(third["time"])), "made before the break"
         assert rig.budgets.asked["twitch.login"] == 2
+
+
+async def test_reader_when_its_ping_gets_no_pong_counts_the_socket_dead_and_reconnects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(link_module, "SILENCE_S", 0.3)
+    monkeypatch.setattr(link_module, "PONG_DEADLINE_S", 0.3)
+    async with running(channels=tuple(CHANNELS)) as sim:  # no traffic: silence
+        rig = Rig(sim, sim.ws_url)
+        await until(lambda: rig.reader.counters.key_count == 3, 10, "joined")
+        fault = {"kind": "no_pong", "account": "bot", "seconds": 30}
+        status, _ = await admin(sim, "POST", "/_sim/fault", fault)
+        assert status == 200
+        await until(lambda: len(sim.stats.logins) == 2, 10, "a new socket after the missing PONG")
+        await until(lambda: rig.reader.counters.key_count == 3, 10, "rejoined")
+        first = sim.stats.logins[0]["connection"]
+        assert [c["by"] for c in sim.stats.closes if c["connection"] == first] == ["client"]
+        assert rig.reader.counters.reconnects == 1
+        await rig.stop()

@@ -221,3 +221,24 @@ async def test_sender_when_a_channel_waits_on_its_interval_the_next_channel_goes
         await rig.stop()
         assert results[0]["sent_at"] <= other["sent_at"] < results[1]["sent_at"], "no head-of-line wait"
         assert [m["text"] for m in accepted(sim, "bot")] == ["a0", "b0", "a1", "a2"]
+
+
+async def test_sender_when_the_socket_dies_before_the_answer_says_so_and_never_sends_it_again() -> None:
+    async with running(channels=CHANNELS) as sim:
+        rig = Rig(sim, limit_account(sim, "bot", **FAST))
+        await rig.send("chan0", "before")
+        fault = {"kind": "stall", "account": "bot", "seconds": 30}
+        status, _ = await admin(sim, "POST", "/_sim/fault", fault)
+        assert status == 200
+        lost = asyncio.ensure_future(rig.send("chan0", "unanswered"))
+        await until(lambda: rig.sender.describe()["unanswered"] == 1, 5, "written, its answer held back")
+        await until(lambda: len(sim.stats.messages) == 2, 5, "the server has it")
+        status, _ = await admin(sim, "POST", "/_sim/fault", {"kind": "drop", "account": "bot"})
+        assert status == 200
+        with pytest.raises(NotReady, match="may or may not have been delivered"):
+            await lost
+        after = await rig.send("chan1", "after")  # sent on the next socket
+        await rig.stop()
+        assert after["id"] == accepted(sim, "bot")[-1]["id"]
+        texts = [m["text"] for m in sim.stats.messages]
+        assert texts == ["before", "unanswered", "after"], "the unanswered one is not written again"
