@@ -1,21 +1,25 @@
 """One reading connection of Twitch chat: logged in, its channels joined under the JOIN budget,
 alive, and replaced make-before-break when Twitch asks it to reconnect.
 
-The connection runs an :class:`~.session.IrcSession` per socket. It joins its channels in lines
-of up to :data:`JOIN_BATCH`, each batch taken from the account's JOIN budget (shared by every
-connection of the account, in every worker), and the same for a rejoin after any reconnect. It
-answers PING at once; after :data:`SILENCE_S` without a line it sends its own PING, and with no
-PONG within :data:`PONG_DEADLINE_S` the socket counts as dead.
+The socket, its login under the login budget, liveness, backoff and the events are
+:mod:`.link`'s. This module adds the channels. A joiner task per socket joins every wanted
+channel it is not in, in lines of up to :data:`JOIN_BATCH`. Each batch is taken from the account's
+JOIN budget (shared by every connection of the account, in every worker), so the first joins, a
+rejoin after any reconnect, and channels added at run time (:meth:`TwitchReader.set_channels`)
+never come as a burst. A reader with no channels opens no socket until it gets some.
 
-On RECONNECT it opens the replacement, logs in, joins every channel (under the budget), and only
-then closes the old socket. Both sockets deliver meanwhile; a message is handed on once, by its
-``id`` tag (Twitch may also send one twice on its own: the same rule). A dead socket has nothing
-to overlap with: the replacement comes after a jittered backoff, reset after a stable minute.
+A channel Twitch will not let us read (``msg_channel_suspended``, a ban) is kept in ``failed``
+with the reason. It is not rejoined in a loop: it is retried under the budget once per
+:data:`FAILED_RETRY_S`. A channel Twitch parts twice within :data:`PART_REPEAT_S` is failed the
+same way. Any other PART we did not ask for is answered with a rejoin.
 
-Every chat line becomes an :class:`~shardrunner.protocol.envelope.Event`: the routing key is the
-channel, the name the IRC command, the body JSON (``tags``, ``prefix``, ``params``, ``raw``).
-Twitch has no session to resume: ``session_id`` names the socket the event came from, ``seq``
-counts that socket's events, and a handoff simply ends the connection (its successor rejoins).
+On RECONNECT the reader opens the replacement, logs in, and joins every channel (under the
+budgets). Only once those joins are confirmed (or :data:`JOIN_CONFIRM_S` passed) does it close the
+old socket. ``RECONNECT #chan`` (the simulator's server change: that channel alone moves, and the
+server parts it from us after a grace) moves that channel alone, the same way. A side socket logs
+in and joins the channel. Once the main socket has the channel again after the server's PART, or
+after :data:`MOVE_HOLD_S`, the side socket goes. Both sockets deliver meanwhile, and a message is
+handed on once, by its ``id`` tag.
 """
 
 from __future__ import annotations
@@ -23,66 +27,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections import deque
-from typing import Any, Final, Protocol
+import math
+from typing import Any, Final
 
-import msgspec
-
-from shardrunner.clock import Clock, RealClock, wait_with_timeout
-from shardrunner.gateway.backoff import Backoff
-from shardrunner.gateway.connection import CommandRejected, ConnCounters, ConnFatalError, ConnState, Sink
-from shardrunner.gateway.transport import Connection, PicowsTransport, Transport, TransportError
-from shardrunner.gateway.twitch.session import IrcSession, LoginFailed
-from shardrunner.gateway.twitch.tcp import TcpTransport
+from shardrunner.clock import Clock, wait_with_timeout
+from shardrunner.gateway.connection import CommandRejected, ConnState, Sink
+from shardrunner.gateway.transport import Transport, TransportError
+from shardrunner.gateway.twitch.link import LOGIN_BUDGET, Budgets, Socket, Ticket, TwitchLink
+from shardrunner.gateway.twitch.session import LoginFailed, Outcome
 from shardrunner.protocol import irc
-from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.twitch import normalize_channel
+
+__all__ = ["JOIN_BUDGET", "Budgets", "Ticket", "TwitchReader"]
 
 log = logging.getLogger("shardrunner.twitch")
 
 JOIN_BUDGET: Final = "twitch.join"
 JOIN_BATCH: Final = 10
-SILENCE_S: Final = 30.0
-PONG_DEADLINE_S: Final = 5.0
-LOGIN_TIMEOUT_S: Final = 10.0
-#: How long a replacement's joins may take to be confirmed before it is given up.
+#: How long a replacement's joins may take to be confirmed before the old socket goes anyway.
 JOIN_CONFIRM_S: Final = 30.0
-STABLE_AFTER_S: Final = 60.0
-#: Message ids remembered to hand each on once.
-RECENT_IDS: Final = 8192
-
-_encode = msgspec.json.encode
-
-
-class Ticket(Protocol):
-    def used(self) -> None: ...
-    def cancel(self) -> None: ...
+#: A failed channel is tried again after this long (read at run time: tests shorten it).
+FAILED_RETRY_S = 3600.0
+#: Two PARTs of one channel by Twitch within this long fail the channel (no rejoin loop).
+PART_REPEAT_S: Final = 60.0
+#: The longest a side socket carries a moving channel.
+MOVE_HOLD_S: Final = 30.0
 
 
-class Budgets(Protocol):
-    """The account budgets (:class:`~shardrunner.identify.budget.BudgetQueue`, or its relay)."""
-
-    async def acquire(self, name: str, key: str, n: int = 1) -> Ticket: ...
-
-
-class _Socket:
-    """One socket of the connection, with its login and what it has read."""
-
-    def __init__(self, reader: TwitchReader) -> None:
-        self.id = uuid.uuid4().hex[:16]
-        self.session = IrcSession(reader.login, reader.token)
-        self.lines = irc.LineBuffer()
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.conn: Connection | None = None
-        self.seq = 0
-        self.last_read = 0.0
-        self.pong: asyncio.Event = asyncio.Event()
-        #: Set whenever no JOIN of this socket waits for its confirmation.
-        self.settled: asyncio.Event = asyncio.Event()
+async def _either(*events: asyncio.Event, timeout: float, clock: Clock) -> None:
+    """Return when one of ``events`` is set, or after ``timeout`` (inf: no timeout)."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        if math.isinf(timeout):
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await wait_with_timeout(clock, asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED),
+                                        timeout)  # fmt: skip
+    finally:
+        for w in waits:
+            w.cancel()
 
 
-class TwitchReader:
+class TwitchReader(TwitchLink):
     """One reading connection (a :class:`~shardrunner.gateway.connection.GatewayConnection`)."""
 
     def __init__(
@@ -95,221 +83,211 @@ class TwitchReader:
         url: str,
         sink: Sink,
         budgets: Budgets,
+        login_budget: str = LOGIN_BUDGET,
+        join_budget: str = JOIN_BUDGET,
+        backup: bool = False,
         transport: Transport | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.conn = conn
-        self.login = login
-        self.token = token
-        self.url = url
-        self.sink = sink
-        self.budgets = budgets
-        self.clock = clock or RealClock()
-        self.transport = transport or (TcpTransport() if url.startswith("irc") else PicowsTransport())
-        self.wanted: list[str] = list(channels)
-        self.state = ConnState.IDLE
-        self.counters = ConnCounters()
-        self.session_id: str | None = None
-        self.seq = 0
-        self.resume_url: str | None = None
+        super().__init__(
+            conn, login=login, token=token, url=url, sink=sink, budgets=budgets,
+            login_budget=login_budget, transport=transport, clock=clock,
+        )  # fmt: skip
+        self.join_budget = join_budget
+        self.backup = backup
+        self.wanted: list[str] = []
+        self._wanted: set[str] = set()
         self.failed: dict[str, str] = {}
-        self._socket: _Socket | None = None
-        self._seen: set[str] = set()
-        self._seen_order: deque[str] = deque()
-        self._stop = asyncio.Event()
-        self._reconnect = asyncio.Event()
-        self._backoff = Backoff(self.clock.random, 1.0, 60.0)
+        self._failed_at: dict[str, float] = {}
+        self._parted_at: dict[str, float] = {}
+        #: channel -> set once the main socket has it again (a move in progress).
+        self._moves: dict[str, asyncio.Event] = {}
+        self._has_channels = asyncio.Event()
+        self._set_wanted(channels)
 
     def __repr__(self) -> str:  # never the token
         return f"TwitchReader({self.conn}, {self.login}, {len(self.wanted)} channels)"
 
-    # -- the life of the connection -----------------------------------------------------------------
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            started = self.clock.monotonic()
-            try:
-                sock = await self._open()
-                await self._join(sock, self.wanted)
-                self.state = ConnState.READY
-                await self._serve(sock)
-            except LoginFailed as exc:
-                self.state = ConnState.FATAL
-                raise ConnFatalError(self.conn, 4004, str(exc)) from None
-            except (TransportError, TimeoutError) as exc:
-                log.warning("%s: %s", self.conn, exc)
-            if self._stop.is_set():
-                break
-            self.state = ConnState.RECONNECTING
-            self.counters.reconnects += 1
-            if self.clock.monotonic() - started >= STABLE_AFTER_S:
-                self._backoff.reset()
-            with contextlib.suppress(TimeoutError):
-                await wait_with_timeout(self.clock, self._stop.wait(), self._backoff.next())
-        self.state = ConnState.STOPPED
+    def _set_wanted(self, channels: list[str]) -> None:
+        names = [normalize_channel(c) for c in channels]
+        self.wanted = list(dict.fromkeys(n for n in names if n))
+        self._wanted = set(self.wanted)
+        if self.wanted:
+            self._has_channels.set()
 
-    async def _open(self) -> _Socket:
-        sock = _Socket(self)
-        self.state = ConnState.CONNECTING
-        sock.conn = await self.transport.connect(
-            self.url, lambda data: self._on_data(sock, data), timeout=LOGIN_TIMEOUT_S
-        )
-        sock.last_read = self.clock.monotonic()
-        for line in sock.session.hello():
-            sock.conn.send_text(line)
-        self.state = ConnState.IDENTIFYING
-        await wait_with_timeout(self.clock, asyncio.shield(sock.ready), LOGIN_TIMEOUT_S)
-        return sock
+    # -- channels ---------------------------------------------------------------------------------
+    def set_channels(self, channels: list[str]) -> None:
+        """Read these channels from now on: join the new ones (under the JOIN budget), part the
+        removed ones. Synchronous: the joiners do the joining."""
+        before = self._wanted
+        self._set_wanted(channels)
+        removed = [c for c in before if c not in self._wanted]
+        for c in removed:
+            self.failed.pop(c, None)
+            self._failed_at.pop(c, None)
+        for sock in list(self._sockets):
+            s = sock.session
+            gone = [c for c in removed if c in s.channels or c in s.joining]
+            if sock.alive:
+                for i in range(0, len(gone), JOIN_BATCH):
+                    sock.write(s.part(gone[i : i + JOIN_BATCH]))
+            sock.wake.set()
+        self._count()
 
-    async def _join(self, sock: _Socket, channels: list[str]) -> None:
-        """Join ``channels`` on ``sock`` in batches, each under the account's JOIN budget."""
-        assert sock.conn is not None
-        todo = [c for c in channels if c not in self.failed]
-        for i in range(0, len(todo), JOIN_BATCH):
-            batch = todo[i : i + JOIN_BATCH]
-            ticket = await self.budgets.acquire(JOIN_BUDGET, self.login, len(batch))
-            if sock.conn.closed.done():
-                ticket.cancel()
-                return
-            sock.conn.send_text(sock.session.join(batch))
-            ticket.used()  # the window counts from the write
-        self.counters.keys_pending = len(sock.session.joining)
-
-    async def _serve(self, sock: _Socket) -> None:
-        """Read ``sock`` until it dies, a stop, or a RECONNECT (then make before break)."""
-        self._socket = sock
-        self.session_id = sock.id
-        while True:
-            assert sock.conn is not None
-            closed: asyncio.Future[Any] = asyncio.ensure_future(asyncio.shield(sock.conn.closed))
-            waits: set[asyncio.Future[Any]] = {
-                asyncio.ensure_future(self._stop.wait()),
-                asyncio.ensure_future(self._reconnect.wait()),
-                asyncio.ensure_future(self._liveness(sock)),
-                closed,
-            }
-            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            if closed in done or self._stop.is_set():
-                return
-            if self._reconnect.is_set():
-                self._reconnect.clear()
-                sock = await self._replace(sock)
-                self._socket, self.session_id = sock, sock.id
+    def _to_join(self, sock: Socket, now: float) -> tuple[list[str], float]:
+        """The channels ``sock`` should join now, and how long until a failed one is due again."""
+        s = sock.session
+        chans = [sock.scope] if sock.scope is not None else self.wanted
+        todo, retry = [], math.inf
+        for c in chans:
+            if c in s.channels or c in s.joining or c not in self._wanted:
                 continue
-            return  # the liveness check found it dead
+            if c in self.failed:
+                due = self._failed_at.get(c, now) + FAILED_RETRY_S
+                if now < due:
+                    retry = min(retry, due - now)
+                    continue
+            todo.append(c)
+        return todo, retry
 
-    async def _replace(self, old: _Socket) -> _Socket:
+    async def _joiner(self, sock: Socket) -> None:
+        """Keep ``sock`` in its channels: join what is missing, each batch under the JOIN budget."""
+        while sock.alive:
+            todo, retry = self._to_join(sock, self.clock.monotonic())
+            if not todo:
+                sock.wake.clear()
+                await _either(sock.wake, timeout=retry, clock=self.clock)
+                continue
+            ticket = await self.budgets.acquire(self.join_budget, self.login, min(len(todo), JOIN_BATCH))
+            now = self.clock.monotonic()
+            still = set(self._to_join(sock, now)[0])
+            batch = [c for c in todo[:JOIN_BATCH] if c in still]
+            if not sock.alive or not batch:
+                ticket.cancel()
+                continue
+            sock.write(sock.session.join(batch))
+            ticket.used()  # the window counts from the write
+            for c in batch:
+                if c in self.failed:
+                    self._failed_at[c] = now  # retried: the next try is FAILED_RETRY_S on
+            self._count()
+
+    def _count(self) -> None:
+        joined: set[str] = set()
+        for sock in self._sockets:
+            joined |= sock.session.channels
+        if joined != self.counters.keys:
+            self.counters.set_keys(joined)
+        self.counters.keys_pending = sum(1 for c in self.wanted if c not in joined and c not in self.failed)
+
+    def _check_settled(self, sock: Socket) -> None:
+        chans = [sock.scope] if sock.scope is not None else self.wanted
+        if all(c in sock.session.channels or c in self.failed for c in chans):
+            sock.settled.set()
+
+    # -- the life of the connection ---------------------------------------------------------------
+    async def _needed(self) -> bool:
+        while not self._stop.is_set() and not self.wanted:
+            self._has_channels.clear()
+            await _either(self._stop, self._has_channels, timeout=math.inf, clock=self.clock)
+        return not self._stop.is_set()
+
+    async def _connected(self) -> None:
+        sock = await self._open()
+        sock.spawn(self._joiner(sock))
+        self.state = ConnState.READY
+        await self._serve(sock)
+
+    async def _replace(self, old: Socket) -> Socket:
         """Make the replacement, join its channels, then break the old socket."""
-        log.info("%s: Twitch asked to reconnect; opening the replacement first", self.conn)
         try:
-            new = await self._open()
-            await self._join(new, self.wanted)
-            # Joined means confirmed (ROOMSTATE), not asked: only then may the old socket go.
-            await wait_with_timeout(self.clock, new.settled.wait(), JOIN_CONFIRM_S)
+            new = await self._open(replacing=True)
         except (TransportError, TimeoutError) as exc:
             log.warning("%s: the replacement failed (%s); keeping the old socket", self.conn, exc)
             return old
-        if old.conn is not None:
-            old.conn.close(1000)
+        new.spawn(self._joiner(new))
+        self._check_settled(new)
+        try:
+            # Joined means confirmed (ROOMSTATE), not asked: only then may the old socket go.
+            await wait_with_timeout(self.clock, new.settled.wait(), JOIN_CONFIRM_S)
+        except TimeoutError:
+            log.warning("%s: not every join of the replacement was confirmed; switching anyway", self.conn)
+        self._discard(old)
         self.counters.reconnects += 1
+        self._count()
         return new
 
-    async def _liveness(self, sock: _Socket) -> None:
-        """Return when ``sock`` is dead: silent for SILENCE_S, and no PONG to our PING in time."""
-        assert sock.conn is not None
-        while True:
-            idle = self.clock.monotonic() - sock.last_read
-            if idle < SILENCE_S:
-                await self.clock.sleep(SILENCE_S - idle)
-                continue
-            sock.pong.clear()
-            sock.conn.send_text(irc.format("PING", ["shardrunner"], trailing=True))
-            try:
-                await wait_with_timeout(self.clock, sock.pong.wait(), PONG_DEADLINE_S)
-            except TimeoutError:
-                log.warning("%s: no PONG within %.0f s: the connection is dead", self.conn, PONG_DEADLINE_S)
-                sock.conn.abort()
-                return
+    def _on_reconnect(self, sock: Socket, channel: str | None) -> None:
+        if channel is None:
+            self._reconnect.set()
+        elif channel in self._wanted and channel not in self._moves:
+            self._moves[channel] = asyncio.Event()
+            sock.spawn(self._move(channel))
+
+    async def _move(self, channel: str) -> None:
+        """Carry ``channel`` on a side socket while the server moves it (see the module)."""
+        log.info("%s: Twitch moves #%s; joining it on a side socket first", self.conn, channel)
+        regained = self._moves[channel]
+        side: Socket | None = None
+        try:
+            side = await self._open(replacing=True)
+            side.scope = channel
+            side.spawn(self._joiner(side))
+            await wait_with_timeout(self.clock, side.settled.wait(), JOIN_CONFIRM_S)
+            await wait_with_timeout(self.clock, regained.wait(), MOVE_HOLD_S)
+        except (TransportError, TimeoutError, LoginFailed) as exc:
+            log.warning("%s: the move of #%s ended early (%s)", self.conn, channel, exc or "timeout")
+        finally:
+            self._moves.pop(channel, None)
+            if side is not None:
+                self._discard(side)
+            self._count()
 
     # -- reading ----------------------------------------------------------------------------------
-    def _on_data(self, sock: _Socket, data: bytes) -> None:
-        self.counters.bytes_in += len(data)
-        sock.last_read = self.clock.monotonic()
-        for line in sock.lines.feed(data):
-            try:
-                message = irc.parse(line)
-            except irc.IrcError as exc:
-                log.warning("%s: an unreadable line (%s)", self.conn, exc)
+    def _outcome(self, sock: Socket, message: irc.Message, outcome: Outcome) -> None:
+        if not (outcome.joined or outcome.failed or outcome.parted):
+            return
+        now = self.clock.monotonic()
+        for channel, why in outcome.failed:
+            self.failed[channel] = why
+            self._failed_at[channel] = now
+            log.warning("%s: #%s cannot be read (%s)", self.conn, channel, why)
+            sock.wake.set()  # the joiner times its retry
+        for channel in outcome.joined:
+            self.failed.pop(channel, None)
+            self._failed_at.pop(channel, None)
+            if sock is self._socket and channel in self._moves:
+                self._moves[channel].set()
+        for channel in outcome.parted:
+            if channel not in self._wanted:
+                continue  # we asked
+            if channel in self._moves:
+                sock.wake.set()  # the server moved it: rejoin, the side socket covers the gap
                 continue
-            try:
-                outcome = sock.session.feed(message)
-            except LoginFailed as exc:
-                if not sock.ready.done():
-                    sock.ready.set_exception(exc)
-                return
-            assert sock.conn is not None
-            for reply in outcome.send:
-                sock.conn.send_text(reply)
-            if outcome.ready and not sock.ready.done():
-                sock.ready.set_result(None)
-            if outcome.pong:
-                sock.pong.set()
-            if outcome.reconnect and sock is self._socket:
-                self._reconnect.set()
-            for channel, why in outcome.failed:
-                self.failed[channel] = why
-                log.warning("%s: #%s cannot be read (%s)", self.conn, channel, why)
-            if outcome.joined or outcome.failed or outcome.parted:
-                self.counters.set_keys(sock.session.channels)
-                self.counters.keys_pending = len(sock.session.joining)
-                if not sock.session.joining:
-                    sock.settled.set()
-            for event in outcome.events:
-                self._publish(sock, event, line)
+            last, self._parted_at[channel] = self._parted_at.get(channel), now
+            if last is not None and now - last < PART_REPEAT_S:
+                self.failed[channel] = "parted by Twitch twice within a minute"
+                self._failed_at[channel] = now
+                log.warning("%s: Twitch keeps parting #%s; retrying it later", self.conn, channel)
+            sock.wake.set()
+        self._count()
+        self._check_settled(sock)
 
-    def _publish(self, sock: _Socket, message: irc.Message, raw: bytes) -> None:
-        msg_id = message.tags.get("id")
-        if msg_id is not None:
-            if msg_id in self._seen:
-                self.counters.duplicates += 1
-                return
-            self._seen.add(msg_id)
-            self._seen_order.append(msg_id)
-            if len(self._seen_order) > RECENT_IDS:
-                self._seen.discard(self._seen_order.popleft())
-        channel = message.channel
-        body: dict[str, Any] = {
-            "tags": message.tags,
-            "prefix": message.prefix,
-            "params": message.params,
-            "raw": raw.decode("utf-8", "replace"),
+    # -- status and the GatewayConnection protocol --------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What ``status`` shows of this connection (no token)."""
+        joined = self.counters.keys
+        return {
+            "role": "read",
+            "login": self.login,
+            "channels": len(self.wanted),
+            "joined": len(joined),
+            "joining": self.counters.keys_pending,
+            "failed": dict(self.failed),
+            "backup": self.backup,
         }
-        sock.seq += 1
-        self.seq = sock.seq
-        self.counters.events_in += 1
-        try:
-            self.sink(Event(self.conn, sock.id, sock.seq, message.command, channel[1:] if channel else None,
-                            _encode(body)))  # fmt: skip
-        except Exception:
-            self.counters.sink_errors += 1
-            log.exception("%s: the event sink raised on %s", self.conn, message.command)
-
-    # -- the GatewayConnection protocol -------------------------------------------------------------
-    async def close(self, *, handoff: bool = False, timeout: float = 10.0) -> SessionSnapshot | None:
-        """Leave: Twitch has nothing to resume, so a handoff's successor rejoins."""
-        self._stop.set()
-        sock = self._socket
-        if sock is not None and sock.conn is not None and not sock.conn.closed.done():
-            sock.conn.close(1000)
-            with contextlib.suppress(TimeoutError):
-                await wait_with_timeout(self.clock, asyncio.shield(sock.conn.closed), timeout)
-        return None
 
     async def send_command(self, body: Any, *, timeout: float = 30.0) -> None:
         raise CommandRejected(
             "a reading connection does not send: sends go to the account's sending connection"
         )
-
-    def snapshot(self) -> SessionSnapshot | None:
-        return None

@@ -5,36 +5,29 @@ drop; a refused login is fatal in one sentence."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+import itertools
 
 import msgspec
 import pytest
 
 from shardrunner.gateway.connection import ConnFatalError, ConnState
+from shardrunner.gateway.twitch import link as link_module
+from shardrunner.gateway.twitch import reader as reader_module
 from shardrunner.gateway.twitch.reader import TwitchReader
-from shardrunner.identify.budget import Budget, BudgetQueue
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.sim.twitch.server import TwitchSimulator
+from tests.gateway.twitch.helpers import CountingBudgets, limit_account, until
 from tests.sim.twitch.helpers import admin, running
 
 CONN = ConnKey("twitch", 0, 0, 1)
 CHANNELS = ["chan0", "chan1", "chan2"]
 
 
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.01)
-
-
 class Rig:
     def __init__(self, sim: TwitchSimulator, url: str, login: str = "bot", token: str | None = "abc") -> None:
         self.events: list[Event] = []
-        self.budgets = BudgetQueue([Budget("twitch.join", 20, 10.0)])
+        self.budgets = CountingBudgets()
         self.reader = TwitchReader(
             CONN, login=login, token=token, channels=CHANNELS, url=url, sink=self.events.append,
             budgets=self.budgets,
@@ -104,6 +97,7 @@ async def test_reader_when_twitch_asks_to_reconnect_makes_the_replacement_before
             [x for x in sim.stats.logins if x.get("login") == "bot"] if hasattr(sim.stats, "logins") else []
         )
         assert len(logins) in (0, 2)
+        assert rig.budgets.asked["twitch.login"] == 2, "the login budget once per connect"
 
 
 async def test_reader_when_the_login_is_refused_stops_with_one_sentence() -> None:
@@ -120,3 +114,114 @@ async def test_reader_when_anonymous_reads_without_a_token() -> None:
         await until(lambda: len(rig.ids()) >= 20, 10, "messages")
         await rig.stop()
         assert rig.reader.state is ConnState.STOPPED
+
+
+def joins_of(sim: TwitchSimulator, channel: str) -> list[dict[str, object]]:
+    return [j for j in sim.stats.joins if j["channel"] == channel]
+
+
+async def test_reader_when_channels_change_joins_the_new_under_the_budget_and_parts_the_removed() -> None:
+    many = tuple(f"chan{i}" for i in range(16))
+    async with running(channels=many) as sim:
+        # The server's JOIN limit as short as the budget the reader is given: 12 per 2 s.
+        limit_account(sim, "bot", join_count=12, join_window=2.0)
+        events: list[Event] = []
+        budgets = CountingBudgets(join=(12, 2.0))
+        reader = TwitchReader(CONN, login="bot", token="abc", channels=["chan0"], url=sim.ws_url,
+                              sink=events.append, budgets=budgets)  # fmt: skip
+        task = asyncio.ensure_future(reader.run())
+        await until(lambda: reader.counters.keys == {"chan0"}, 10, "chan0 joined")
+        reader.set_channels(list(many))
+        assert reader.counters.keys_pending == 15
+        await until(lambda: reader.counters.key_count == 16, 10, "sixteen joined")
+        assert sim.stats.violations == [], "never over the server's JOIN limit"
+        times = sorted(float(str(j["time"])) for j in sim.stats.joins)
+        assert len(times) == 16
+        assert times[-1] - times[0] >= 2.0, "the last batch waited for the window"
+        assert budgets.asked["twitch.join"] == 16
+        reader.set_channels(["chan0", "chan1"])
+        await until(lambda: reader.counters.keys == {"chan0", "chan1"}, 10, "the others parted")
+        assert sorted(str(p["channel"]) for p in sim.stats.parts) == sorted(many[2:])
+        assert reader.describe() == {"role": "read", "login": "bot", "channels": 2, "joined": 2,
+                                     "joining": 0, "failed": {}, "backup": False}  # fmt: skip
+        assert budgets.asked["twitch.login"] == 1, "one login for one connect"
+        await reader.close()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_reader_when_it_has_no_channels_opens_no_socket_until_it_gets_some() -> None:
+    async with running(channels=tuple(CHANNELS)) as sim:
+        idle_budgets = CountingBudgets()
+        idle = TwitchReader(CONN, login="spare", token="abc", channels=[], url=sim.ws_url,
+                            sink=lambda e: None, budgets=idle_budgets, backup=True)  # fmt: skip
+        idle_task = asyncio.ensure_future(idle.run())
+        busy = Rig(sim, sim.ws_url)
+        await until(lambda: busy.reader.counters.key_count == 3, 10, "the busy reader joined")
+        assert [x["account"] for x in sim.stats.logins] == ["bot"], "the idle reader opened nothing"
+        assert len(sim.stats.opens) == 1
+        assert idle_budgets.asked == {}
+        assert idle.state is ConnState.IDLE
+        idle.set_channels(["#Chan2"])
+        await until(lambda: idle.counters.keys == {"chan2"}, 10, "the spare joined its channel")
+        assert idle.describe()["backup"] is True
+        await busy.stop()
+        await idle.close()
+        await asyncio.wait_for(idle_task, 10)
+
+
+async def test_reader_when_a_channel_is_suspended_marks_it_failed_and_retries_it_slowly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reader_module, "FAILED_RETRY_S", 0.5)
+    async with running(channels=tuple(CHANNELS), suspended=frozenset({"chan1"})) as sim:
+        rig = Rig(sim, sim.ws_url)
+        await until(lambda: rig.reader.failed == {"chan1": "msg_channel_suspended"}, 10, "chan1 failed")
+        await until(lambda: len(joins_of(sim, "chan1")) >= 3, 10, "two retries")
+        await rig.stop()
+        tries = sorted(float(str(j["time"])) for j in joins_of(sim, "chan1"))
+        assert all(b - a >= 0.5 for a, b in itertools.pairwise(tries)), "retried once per FAILED_RETRY_S"
+        assert rig.reader.counters.keys == {"chan0", "chan2"}
+        assert rig.reader.describe()["failed"] == {"chan1": "msg_channel_suspended"}
+        assert [len(joins_of(sim, c)) for c in ("chan0", "chan2")] == [1, 1], "the others joined once"
+
+
+async def test_reader_when_one_channel_moves_carries_it_on_a_side_socket_before_the_break() -> None:
+    async with running(channels=tuple(CHANNELS), rate=300.0, reconnect_grace=1.0) as sim:
+        rig = Rig(sim, sim.ws_url)
+        await until(lambda: rig.reader.counters.key_count == 3, 10, "joined")
+        await until(lambda: len(rig.ids()) >= 50, 10, "messages")
+        status, body = await admin(sim, "POST", "/_sim/fault", {"kind": "server_change", "channel": "chan1"})
+        assert (status, body["applied"]) == (200, 1)
+        await until(lambda: len(joins_of(sim, "chan1")) == 3, 10, "chan1 on the side socket, then back")
+        await until(lambda: len(sim.connections) == 1, 10, "the side socket closed")
+        await quiesce(sim, rig)
+        await rig.stop()
+        got = rig.ids()
+        assert len(got) == len(set(got)), "each message once"
+        main, side = (x["connection"] for x in sim.stats.logins)
+        first, second, third = joins_of(sim, "chan1")
+        assert (first["connection"], second["connection"], third["connection"]) == (main, side, main)
+        assert [len(joins_of(sim, c)) for c in ("chan0", "chan2")] == [1, 1], "the other channels stay"
+        closes = [c for c in sim.stats.closes if c["connection"] == side]
+        assert closes[0]["by"] == "client"
+        assert float(str(closes[0]["time"])) >= float(str(third["time"])), "made before the break"
+        assert rig.budgets.asked["twitch.login"] == 2
+
+
+async def test_reader_when_its_ping_gets_no_pong_counts_the_socket_dead_and_reconnects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(link_module, "SILENCE_S", 0.3)
+    monkeypatch.setattr(link_module, "PONG_DEADLINE_S", 0.3)
+    async with running(channels=tuple(CHANNELS)) as sim:  # no traffic: silence
+        rig = Rig(sim, sim.ws_url)
+        await until(lambda: rig.reader.counters.key_count == 3, 10, "joined")
+        fault = {"kind": "no_pong", "account": "bot", "seconds": 30}
+        status, _ = await admin(sim, "POST", "/_sim/fault", fault)
+        assert status == 200
+        await until(lambda: len(sim.stats.logins) == 2, 10, "a new socket after the missing PONG")
+        await until(lambda: rig.reader.counters.key_count == 3, 10, "rejoined")
+        first = sim.stats.logins[0]["connection"]
+        assert [c["by"] for c in sim.stats.closes if c["connection"] == first] == ["client"]
+        assert rig.reader.counters.reconnects == 1
+        await rig.stop()
