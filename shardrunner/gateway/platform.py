@@ -174,7 +174,7 @@ PLATFORMS: Mapping[str, str] = {
 #: reading its own section of the settings (the supervisor's side).
 DISCOVERIES: Mapping[str, str] = {
     "discord": "shardrunner.gateway.discord.platform:discover_from",
-    "twitch": "shardrunner.gateway.twitch.plan:discover_from",
+    "twitch": "shardrunner.gateway.twitch.discovery:discover_from",
 }
 
 

@@ -188,6 +188,7 @@ class TwitchReader(TwitchLink):
     # -- the life of the connection ---------------------------------------------------------------
     async def _needed(self) -> bool:
         while not self._stop.is_set() and not self.wanted:
+            self.state = ConnState.READY  # a spare: nothing to read, so nothing to wait for
             self._has_channels.clear()
             await _either(self._stop, self._has_channels, timeout=math.inf, clock=self.clock)
         return not self._stop.is_set()

@@ -10,7 +10,8 @@ import pytest
 
 from shardrunner.gateway.platform import KeyedPlan, PlatformError
 from shardrunner.gateway.twitch.config import READ, SEND, PartConfig, budget_names
-from shardrunner.gateway.twitch.plan import TwitchPlan, discover_from
+from shardrunner.gateway.twitch.discovery import discover_from
+from shardrunner.gateway.twitch.plan import TwitchPlan
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.settings import load_settings
 

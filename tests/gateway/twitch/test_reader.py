@@ -160,7 +160,7 @@ async def test_reader_when_it_has_no_channels_opens_no_socket_until_it_gets_some
         assert [x["account"] for x in sim.stats.logins] == ["bot"], "the idle reader opened nothing"
         assert len(sim.stats.opens) == 1
         assert idle_budgets.asked == {}
-        assert idle.state is ConnState.IDLE
+        assert idle.state is ConnState.READY, "a spare has nothing to wait for"
         idle.set_channels(["#Chan2"])
         await until(lambda: idle.counters.keys == {"chan2"}, 10, "the spare joined its channel")
         assert idle.describe()["backup"] is True
