@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from shardrunner.cli.common import run, run_dir_of, run_dir_option
+from shardrunner.protocol import twitch
 from shardrunner.protocol.discord import DISPATCH_EVENTS
 
 if TYPE_CHECKING:
@@ -22,10 +23,12 @@ def event_names(text: str | None) -> list[str] | None:
     if not text:
         return None
     names = [n.strip().upper() for n in text.split(",") if n.strip()]
-    unknown = sorted(set(names) - DISPATCH_EVENTS)
+    known = DISPATCH_EVENTS | twitch.EVENTS
+    unknown = sorted(set(names) - known)
     if unknown:
         raise click.BadParameter(
-            f"unknown event {', '.join(map(repr, unknown))}; known: {', '.join(sorted(DISPATCH_EVENTS))}",
+            f"unknown event {', '.join(map(repr, unknown))}; known: Discord's "
+            f"{', '.join(sorted(DISPATCH_EVENTS))}; Twitch's {', '.join(sorted(twitch.EVENTS))}",
             param_hint="--events",
         )
     return names or None
@@ -41,7 +44,10 @@ def event_names(text: str | None) -> list[str] | None:
 )
 @click.option("--events", default=None, help="Comma-separated event names (default: every event).")
 @click.option(
-    "--json", "as_json", is_flag=True, help="One JSON object per line: conn, session, seq, t, guild_id, d."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line: conn, session, seq, t, guild_id, key, d (Twitch: the parsed line).",
 )
 @click.option("--count", default=0, type=click.IntRange(0), help="Stop after this many events (0: never).")
 def tail(run_dir: str | None, group: str | None, events: str | None, as_json: bool, count: int) -> None:
@@ -100,11 +106,18 @@ def format_event(event: ClientEvent, as_json: bool) -> str:
                 "seq": event.seq,
                 "t": event.name,
                 "guild_id": event.guild_id,
+                "key": event.key,
                 # A dispatch without a body (RESUMED may carry none) is JSON null, not nothing.
                 "d": msgspec.Raw(event.raw or b"null"),
             }
         ).decode()
     key = "-" if event.key is None else str(event.key)
+    if event.conn.platform == "twitch":
+        data = event.data
+        user = (data.get("prefix") or "").partition("!")[0]
+        text = event.text
+        said = f" {user}: {text}" if text is not None and user else ""
+        return f"{event.conn!s:<14} seq {event.seq:>8} {event.name:<12} #{key}{said}"
     return f"{event.conn!s:<14} seq {event.seq:>8} {event.name:<24} guild {key} {len(event.raw)} B"
 
 

@@ -61,20 +61,38 @@ class TwitchEvent:
 
 class _IdView(msgspec.Struct):
     tags: dict[str, str] = {}
+    params: list[str] = []
 
 
 _decode_ids = msgspec.json.Decoder(_IdView).decode
+#: Lines without an ``id`` that both readers of a channel get for one act of a moderator: the
+#: server's timestamp with the target tells one from the next.
+_MODERATION = frozenset({"CLEARCHAT", "CLEARMSG"})
 
 
 def twitch_identity(name: str, data: bytes) -> Hashable:
-    """A message's identity across readers: its ``id`` tag (Twitch's, unique per message and per
-    channel copy of a shared-chat message). None for a line without one (JOIN, PART, ROOMSTATE...):
-    such lines are per connection and are not deduplicated across readers."""
+    """A line's identity across readers: its ``id`` tag (Twitch's, unique per message and per
+    channel copy of a shared-chat message); for CLEARCHAT and CLEARMSG, the channel, the server's
+    timestamp and the target. None for the lines that describe a reader's own connection (JOIN,
+    PART, ROOMSTATE, USERSTATE, NOTICE, the numerics): each reader's are its own, delivered as they
+    are."""
     try:
-        ident = _decode_ids(data).tags.get("id")
+        view = _decode_ids(data)
     except msgspec.DecodeError:
         return None
-    return (name, ident) if ident else None
+    tags = view.tags
+    ident = tags.get("id")
+    if ident:
+        return (name, ident)
+    if name in _MODERATION and "tmi-sent-ts" in tags:
+        target = tags.get("target-msg-id") or tags.get("target-user-id") or ""
+        return (
+            name,
+            tags.get("room-id") or (view.params[0] if view.params else ""),
+            tags["tmi-sent-ts"],
+            target,
+        )
+    return None
 
 
 class _Commands(Protocol):

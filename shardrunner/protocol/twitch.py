@@ -63,6 +63,15 @@ NOTICE_TEXTS: Final = {
     "join at once.",
 }
 
+#: The IRC commands a reading or sending connection hands on as events (the bot subscribes by these
+#: names, like Discord's dispatch names).
+EVENTS: Final = frozenset(
+    {
+        "PRIVMSG", "USERNOTICE", "CLEARCHAT", "CLEARMSG", "ROOMSTATE", "USERSTATE", "NOTICE", "JOIN",
+        "PART", "WHISPER", "HOSTTARGET", "GLOBALUSERSTATE", RPL_NAMREPLY, RPL_ENDOFNAMES,
+    }
+)  # fmt: skip
+
 #: Characters of a chat message kept; longer text is cut.
 MAX_MESSAGE_CHARS: Final = 500
 #: The window of the duplicate rule, in seconds.

@@ -54,8 +54,21 @@ def test_format_event_when_json_prints_conn_session_and_the_body() -> None:
         "seq": 42,
         "t": "MESSAGE_CREATE",
         "guild_id": 99,
+        "key": 99,
         "d": {"id": "1"},
     }
+
+
+def test_format_event_when_twitch_prints_the_channel_the_user_and_the_text() -> None:
+    from shardrunner.client import ClientEvent
+    from shardrunner.protocol.envelope import Event
+    from shardrunner.protocol.keys import ConnKey
+
+    body = b'{"tags":{"id":"x"},"prefix":"ann!ann@ann.tmi.twitch.tv","params":["#chan","hi all"],"raw":""}'
+    event = ClientEvent(Event(ConnKey("twitch", 0, 1, 4), "s", 7, "PRIVMSG", "chan", body), False)
+    assert format_event(event, False).endswith("PRIVMSG      #chan ann: hi all")
+    assert json.loads(format_event(event, True))["key"] == "chan"
+    assert event_names("privmsg,USERNOTICE") == ["PRIVMSG", "USERNOTICE"]
 
 
 @pytest.mark.parametrize("raw", [b"", b"null", b"{}"])

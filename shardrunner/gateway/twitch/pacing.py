@@ -10,9 +10,9 @@ enforces (``sim/twitch/limits.py`` ``Account.check_message``):
 - where it is not moderator, a message that equals the last delivered one of the channel within
   30 s (after :func:`duplicate_key`) is dropped by Twitch.
 
-Every window counts from our write and adds :data:`MARGIN_S`: the server counts when it reads, a
-little later, and a later read of an earlier write must not make two writes look closer than they
-were.
+Every window counts from our write and adds a margin
+(:func:`~shardrunner.identify.budget.margin_for`): the server counts when it reads, a little later,
+and a later read of an earlier write must not make two writes look closer than they were.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import re
 from collections import deque
 from typing import Final
 
+from shardrunner.identify.budget import margin_for
 from shardrunner.protocol.twitch import MAX_MESSAGE_CHARS, TwitchLimits
 
-#: Added to every window (seconds); identify/budget.py's margin, doubled for chat's longer path.
-MARGIN_S: Final = 0.05
+#: The margin of the duplicate rule's 30 s (seconds).
+MARGIN_S: Final = margin_for(30.0)
 
 _SPACES = re.compile(r"\s+")
 
@@ -40,11 +41,11 @@ class Window:
 
     __slots__ = ("_times", "count", "margin", "window")
 
-    def __init__(self, count: int, window: float, margin: float = MARGIN_S) -> None:
+    def __init__(self, count: int, window: float, margin: float | None = None) -> None:
         self._times: deque[float] = deque()
         self.count = count
         self.window = window
-        self.margin = margin
+        self.margin = margin_for(window) if margin is None else margin
 
     def used(self, now: float) -> int:
         t, span = self._times, self.window + self.margin
@@ -66,9 +67,9 @@ class Window:
 class Pacer:
     """The account's windows and the per-channel interval (see the module)."""
 
-    def __init__(self, limits: TwitchLimits, margin: float = MARGIN_S) -> None:
+    def __init__(self, limits: TwitchLimits, margin: float | None = None) -> None:
         self.limits = limits
-        self.margin = margin
+        self.margin = margin_for(limits.channel_interval) if margin is None else margin
         self.plain = Window(limits.privmsg_count, limits.privmsg_window, margin)
         self.mod = Window(limits.privmsg_mod_count, limits.privmsg_mod_window, margin)
         #: channel -> when we last wrote there.

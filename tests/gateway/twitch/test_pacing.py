@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shardrunner.gateway.twitch.pacing import MARGIN_S, Pacer, Window, duplicate_key
+from shardrunner.identify.budget import margin_for
 from shardrunner.protocol.twitch import TwitchLimits
 
 
@@ -22,7 +23,7 @@ def test_pacing_when_a_window_is_full_waits_for_its_oldest_write_plus_the_margin
 def test_pacing_when_not_moderator_keeps_the_channel_interval_and_the_account_window() -> None:
     p = Pacer(TwitchLimits(privmsg_count=3, privmsg_window=30.0, channel_interval=1.0))
     p.record("a", False, 0.0)
-    assert p.wait("a", False, 0.5) == pytest.approx(0.5 + MARGIN_S)
+    assert p.wait("a", False, 0.5) == pytest.approx(0.5 + margin_for(1.0))
     assert p.wait("b", False, 0.5) == 0.0, "another channel does not wait"
     assert p.wait("a", True, 0.5) == 0.0, "no interval where moderator"
     p.record("b", False, 0.5)
