@@ -42,7 +42,7 @@ class TwitchCluster(ClusterProcess):
         super().__init__(
             "http://127.0.0.1:9/api/v10",
             "--platforms", "twitch", "--twitch-url", sim.ws_url, "--twitch-channels-file", str(names),
-            "--hung-after", "5", "--groups", "test", *args,
+            "--hung-after", "5", "--groups", "test", "--log-level", "warning", *args,
             token=TOKEN, run_dir=run_dir, output=True,
         )  # fmt: skip
 
@@ -284,7 +284,7 @@ async def test_twitch_cluster_when_the_login_is_refused_stops_in_one_sentence(tw
         c = twitch(
             sim, ["chan0"], "--twitch-accounts", "bot:wrong", "--no-twitch-anonymous", "--workers", "1"
         )
-        code = await c.wait(60)
+        code = await c.exit_code(60)
         assert code == 1
         out = c.output()
         assert "bot" in out
