@@ -153,8 +153,11 @@ class KeyedPlan(PlatformPlan, Protocol):
     def channels(self) -> list[str]:
         """The routing keys served now."""
 
-    def restore(self, added: Iterable[str], removed: Iterable[str]) -> None:
-        """Apply the changes kept from an earlier run, before any connection starts."""
+    def restore(
+        self, added: Iterable[str], removed: Iterable[str], rates: dict[str, float] | None = None
+    ) -> None:
+        """Apply the changes kept from an earlier run, before any connection starts, and the keys'
+        traffic measured then (lines per second)."""
 
     def add_channels(self, names: Iterable[str]) -> dict[str, Any]:
         """Serve these keys too (PlatformError, changing nothing, when they cannot be placed)."""

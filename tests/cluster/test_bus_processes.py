@@ -237,7 +237,9 @@ async def test_tail_when_run_prints_events_as_json_and_leaves_no_group_behind(ru
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 5
-    assert all(set(line) == {"conn", "shard", "session", "seq", "t", "guild_id", "d"} for line in lines)
+    assert all(
+        set(line) == {"conn", "shard", "session", "seq", "t", "guild_id", "key", "d"} for line in lines
+    )
     assert all(isinstance(line["d"], dict) for line in lines)
     status = await c.status()
     assert [g for g in status["groups"] if g["group"].startswith("tail-")] == []

@@ -28,34 +28,62 @@ if TYPE_CHECKING:
 log = logging.getLogger("shardrunner.supervisor")
 
 
-def load_changes(path: Path) -> tuple[list[str], list[str]]:
-    """(added, removed) as kept in ``path`` (nothing if it is missing or unreadable)."""
+def load_changes(path: Path) -> tuple[list[str], list[str], dict[str, float]]:
+    """(added, removed, rates) as kept in ``path`` (nothing if it is missing or unreadable)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        return [], []
+        return [], [], {}
     except (OSError, ValueError) as exc:
         log.warning("%s cannot be read (%s): starting from the configured channels", path, exc)
-        return [], []
+        return [], [], {}
     if not isinstance(data, dict):
-        return [], []
-    return [str(c) for c in data.get("added", [])], [str(c) for c in data.get("removed", [])]
+        return [], [], {}
+    rates = data.get("rates")
+    rates = {str(k): float(v) for k, v in rates.items()} if isinstance(rates, dict) else {}
+    return [str(c) for c in data.get("added", [])], [str(c) for c in data.get("removed", [])], rates
 
 
-def save_changes(path: Path, plan: KeyedPlan) -> None:
+def save_changes(path: Path, plan: KeyedPlan, rates: dict[str, float] | None = None) -> None:
+    """Keep the plan's changes, and the channels' traffic (the last measured, else the kept)."""
     added, removed = getattr(plan, "added", []), getattr(plan, "removed", [])
+    kept = rates if rates else getattr(plan, "rates", {})
+    if not (added or removed or kept):
+        if path.exists():
+            path.unlink()
+        return
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"added": added, "removed": removed}, indent=1) + "\n")
+    tmp.write_text(json.dumps({"added": added, "removed": removed, "rates": kept}, indent=1) + "\n")
     os.replace(tmp, path)
 
 
+def measured_rates(sup: Supervisor, platform: str) -> dict[str, float]:
+    """The busy channels' lines per second as the platform's connections last reported them."""
+    out: dict[str, float] = {}
+    for conn, report in sup.book.reports.items():
+        if conn.platform == platform and report.detail:
+            for key, rate in (report.detail.get("rates") or {}).items():
+                out[key] = max(out.get(key, 0.0), float(rate))
+    return out
+
+
+def save_channel_state(sup: Supervisor) -> None:
+    """At a stop: the changes and the measured traffic, for the next start's placement."""
+    for plan in sup.plans.values():
+        if isinstance(plan, KeyedPlan):
+            try:
+                save_changes(sup.run_dir.channels_file, plan, measured_rates(sup, plan.name))
+            except OSError as exc:
+                log.warning("cannot write %s: %s", sup.run_dir.channels_file, exc)
+
+
 def restore_channels(plans: dict[str, PlatformPlan], path: Path, delivery: DeliveryTable) -> None:
-    """Apply the kept changes to every keyed plan (before any worker starts), and mark the
-    connections that read a channel twice (Twitch's backup readers): the client keeps one copy."""
-    added, removed = load_changes(path)
+    """Apply the kept changes and traffic to every keyed plan (before any worker starts), and mark
+    the connections that read a channel twice (Twitch's backup readers): the client keeps one copy."""
+    added, removed, rates = load_changes(path)
     for plan in plans.values():
-        if isinstance(plan, KeyedPlan) and (added or removed):
-            plan.restore(added, removed)
+        if isinstance(plan, KeyedPlan) and (added or removed or rates):
+            plan.restore(added, removed, rates)
             log.info(
                 "%s: %d channels added and %d removed at run time are kept",
                 plan.name,
@@ -88,7 +116,7 @@ def change_channels(sup: Supervisor, action: str, names: Iterable[str]) -> dict[
         result = plan.add_channels(names) if action == "add" else plan.remove_channels(names)
     except (PlatformError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    save_changes(sup.run_dir.channels_file, plan)
+    save_changes(sup.run_dir.channels_file, plan, measured_rates(sup, plan.name))
     if result.get("added") or result.get("removed"):
         config = plan.part_config()
         for slot in sup.slots:

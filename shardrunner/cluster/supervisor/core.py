@@ -26,7 +26,7 @@ from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.assign import make_assign
 from shardrunner.cluster.supervisor.book import SessionBook
 from shardrunner.cluster.supervisor.budgets import BudgetGrants
-from shardrunner.cluster.supervisor.channels import change_channels, restore_channels
+from shardrunner.cluster.supervisor.channels import change_channels, restore_channels, save_channel_state
 from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
 from shardrunner.cluster.supervisor.delivery import DeliveryTable
@@ -363,6 +363,7 @@ class Supervisor:
         self.request_stop()
 
     async def _save(self) -> None:
+        save_channel_state(self)
         path = save_state(self)
         if path is None:
             return

@@ -142,6 +142,8 @@ class TwitchLink:
         self._sockets: set[Socket] = set()
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
+        #: Chat lines (those with an id) per channel since the last rate was taken.
+        self.lines: dict[str, int] = {}
         self._stop = asyncio.Event()
         self._reconnect = asyncio.Event()
         self._backoff = Backoff(self.clock.random, 1.0, 60.0)
@@ -324,6 +326,9 @@ class TwitchLink:
             self._seen_order.append(msg_id)
             if len(self._seen_order) > RECENT_IDS:
                 self._seen.discard(self._seen_order.popleft())
+            if channel is not None:
+                lines = self.lines
+                lines[channel] = lines.get(channel, 0) + 1
         body: dict[str, Any] = {
             "tags": message.tags,
             "prefix": message.prefix,

@@ -81,6 +81,9 @@ class TwitchPlan:
         self.configured = sorted({normalize(c) for c in channels})
         self.added: list[str] = []
         self.removed: list[str] = []
+        #: Chat lines per second of busy channels, as measured in an earlier run (placement gives
+        #: them fewer neighbours).
+        self.rates: dict[str, float] = {}
         unknown = [s for s in (senders or []) if s not in accounts]
         if unknown:
             raise PlatformError(
@@ -105,6 +108,7 @@ class TwitchPlan:
                 anonymous=self.anonymous,
                 per_conn=self.per_conn,
                 max_rate=self.max_rate,
+                rates=self.rates,
                 backup=self.backup,
                 channel_limit=self.limits_.max_channels,
             )
@@ -200,10 +204,14 @@ class TwitchPlan:
         }
 
     # -- channels changed at run time -------------------------------------------------------------
-    def restore(self, added: Iterable[str], removed: Iterable[str]) -> None:
-        """Apply the changes kept from earlier runs, before any worker starts (a fresh placement)."""
+    def restore(
+        self, added: Iterable[str], removed: Iterable[str], rates: dict[str, float] | None = None
+    ) -> None:
+        """Apply the changes kept from earlier runs, before any worker starts (a fresh placement),
+        and the channels' measured traffic."""
         self.added = sorted({normalize(c) for c in added} - set(self.configured))
         self.removed = sorted({normalize(c) for c in removed})
+        self.rates = dict(rates or {})
         self._build(sorted((set(self.configured) | set(self.added)) - set(self.removed)))
 
     def add_channels(self, names: Iterable[str]) -> dict[str, Any]:
@@ -255,6 +263,9 @@ class TwitchPlan:
             if spec.role != READ or i == avoid or spec.login in taken or name in spec.channels:
                 continue
             if len(spec.channels) >= self.per_conn or not self._room(specs, spec.login, name):
+                continue
+            load = sum(self.rates.get(c, 0.0) for c in spec.channels)
+            if spec.channels and load + self.rates.get(name, 0.0) > self.max_rate:
                 continue
             # Prefer another worker than the first reader's, a connection of the same kind (backup or
             # not) already running, then a spare.

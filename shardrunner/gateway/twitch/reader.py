@@ -41,6 +41,9 @@ from shardrunner.protocol.twitch import normalize_channel
 
 __all__ = ["JOIN_BUDGET", "Budgets", "Ticket", "TwitchReader"]
 
+#: Seconds between two measures of the channels' traffic.
+RATE_EVERY_S: Final = 10.0
+
 log = logging.getLogger("shardrunner.twitch")
 
 JOIN_BUDGET: Final = "twitch.join"
@@ -103,6 +106,9 @@ class TwitchReader(TwitchLink):
         #: channel -> set once the main socket has it again (a move in progress).
         self._moves: dict[str, asyncio.Event] = {}
         self._has_channels = asyncio.Event()
+        #: When the traffic was last measured, and each channel's smoothed lines per second.
+        self._rated_at: float | None = None
+        self._rates: dict[str, float] = {}
         self._set_wanted(channels)
 
     def __repr__(self) -> str:  # never the token
@@ -275,10 +281,29 @@ class TwitchReader(TwitchLink):
         self._check_settled(sock)
 
     # -- status and the GatewayConnection protocol --------------------------------------------------
+    def rates(self) -> dict[str, float]:
+        """Chat lines per second of its busy channels (0.5 or more), smoothed over the last
+        minutes: what placement uses at the next start to give busy channels fewer neighbours."""
+        now = self.clock.monotonic()
+        since = self._rated_at
+        if since is None:
+            self._rated_at = now
+            return {}
+        elapsed = now - since
+        if elapsed >= RATE_EVERY_S:
+            old = self._rates
+            new = {ch[1:] if ch.startswith("#") else ch: n / elapsed for ch, n in self.lines.items()}
+            merged = {ch: 0.5 * old.get(ch, 0.0) + 0.5 * new.get(ch, 0.0) for ch in old.keys() | new.keys()}
+            self._rates = {ch: r for ch, r in merged.items() if r >= 0.05}
+            self.lines.clear()
+            self._rated_at = now
+        return {ch: round(r, 1) for ch, r in self._rates.items() if r >= 0.5}
+
     def describe(self) -> dict[str, Any]:
         """What ``status`` shows of this connection (no token)."""
         joined = self.counters.keys
         return {
+            "rates": self.rates(),
             "role": "read",
             "login": self.login,
             "channels": len(self.wanted),

@@ -168,3 +168,12 @@ def test_plan_when_backups_and_workers_puts_each_channels_two_readers_on_two_wor
     assert all(len(w) == 2 for w in readers.values()), "a channel's readers share a worker"
     new = p.add_channels(["late"])["placed"]["late"]
     assert len({worker_of[ConnKey.parse(c)] for c in new}) == 2
+
+
+def test_plan_when_restored_with_measured_rates_gives_busy_channels_fewer_neighbours() -> None:
+    p = plan(channels=[f"c{i}" for i in range(10)], per_conn=10, max_rate=100.0, spare=1)
+    assert [len(s.channels) for s in p.specs if s.role == READ] == [10, 0]
+    p.restore([], [], {"c0": 90.0, "c1": 30.0})
+    sizes = sorted(len(s.channels) for s in p.specs if s.role == READ and not s.spare)
+    assert sizes == [1, 9], "the busiest channel gets a connection of its own"
+    assert p.rates == {"c0": 90.0, "c1": 30.0}

@@ -225,3 +225,25 @@ async def test_reader_when_its_ping_gets_no_pong_counts_the_socket_dead_and_reco
         assert [c["by"] for c in sim.stats.closes if c["connection"] == first] == ["client"]
         assert rig.reader.counters.reconnects == 1
         await rig.stop()
+
+
+def test_reader_rates_when_measured_report_busy_channels_smoothed() -> None:
+    from shardrunner.gateway.twitch import reader as r
+
+    class Clock:
+        now = 100.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    reader = TwitchReader.__new__(TwitchReader)
+    reader.clock = clock  # type: ignore[assignment]
+    reader.lines, reader._rated_at, reader._rates = {}, None, {}
+    assert reader.rates() == {}
+    reader.lines.update({"#busy": 200, "#quiet": 2})
+    clock.now += r.RATE_EVERY_S
+    assert reader.rates() == {"busy": 10.0}, "half of 20/s: smoothed from nothing; quiet is not busy"
+    reader.lines.update({"#busy": 200})
+    clock.now += r.RATE_EVERY_S
+    assert reader.rates() == {"busy": 15.0}
