@@ -128,6 +128,16 @@ async def test_concurrent_channel_limit_spares_moderated_channels() -> None:
         assert sorted(sim.account("bar").channels) == ["a", "c"]
 
 
+async def test_concurrent_channel_limit_when_anonymous_does_not_apply() -> None:
+    async with running(channels=("a", "b", "c"), channel_limit=1) as sim:
+        reader = await RawIrc.tcp(sim)
+        await reader.login(nick="justinfan123", token="SCHMOOPIIE")
+        for chan in ("a", "b", "c"):
+            await reader.join(chan)
+        assert sorted(sim.account("justinfan123").channels) == ["a", "b", "c"]
+        assert sim.stats.violations == []
+
+
 async def test_traffic_has_realistic_tags_and_every_id_is_listed() -> None:
     async with running(channels=tuple(f"chan{i}" for i in range(5)), rate=2000.0, shared_chat=1) as sim:
         c = await RawIrc.ws(sim)
