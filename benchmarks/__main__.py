@@ -17,12 +17,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import idle_memory, latency, peers, recovery, reshard, startup, throughput
+from benchmarks import idle_memory, latency, peers, recovery, reshard, startup, throughput, twitch
 from benchmarks.harness import Result, Scale, machine
 from benchmarks.report import markdown, plots, write_json
 
 #: In running order. Latency uses the highest rate the throughput benchmark found, if it ran.
-NAMES = ("throughput", "latency", "peers", "memory", "startup", "recovery", "reshard")
+NAMES = ("throughput", "latency", "peers", "memory", "startup", "recovery", "reshard", "twitch")
 DEFAULT_OUT = Path("benchmark-results")
 
 
@@ -38,6 +38,7 @@ def versions() -> dict[str, str]:
         "aiohttp",
         "discord.py",
         "hikari",
+        "twitchio",
     ):
         try:
             out[dist] = importlib.metadata.version(dist)
@@ -70,6 +71,7 @@ async def suite(scale: Scale, names: list[str], out: Path, command: str) -> list
         "startup": startup.run,
         "recovery": recovery.run,
         "reshard": reshard.run,
+        "twitch": twitch.run,
     }
     started = time.monotonic()
     for i, name in enumerate(names, 1):

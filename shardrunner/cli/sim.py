@@ -133,9 +133,14 @@ def sim_twitch(**values: object) -> None:
 
 async def _serve_twitch(config: TwitchSimConfig) -> None:
     from shardrunner.sim.twitch.server import TwitchSimulator
+    from shardrunner.sim.twitch.tls import TlsUnavailable
 
     simulator = TwitchSimulator(config)
-    await simulator.start()
+    try:
+        await simulator.start()
+    except TlsUnavailable as exc:
+        await simulator.stop()
+        raise click.ClickException(str(exc)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -143,6 +148,11 @@ async def _serve_twitch(config: TwitchSimConfig) -> None:
     click.echo(
         f"Twitch chat simulator listening on {simulator.ws_url} (WebSocket, admin {simulator.url}/_sim/) "
         f"and {config.host}:{simulator.irc_port} (IRC over TCP)"
+        + (
+            f" and {config.host}:{simulator.irc_tls_port} (IRC over TLS, certificate {simulator.tls_cert})"
+            if simulator.irc_tls_port is not None
+            else ""
+        )
     )
     sys.stdout.flush()
     try:

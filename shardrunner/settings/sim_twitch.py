@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Final
 
 from shardrunner.protocol.twitch import NORMAL_LIMITS, PING_INTERVAL_S, VERIFIED_LIMITS
-from shardrunner.settings.registry import Section, Setting, to_bool, to_float, to_int, to_str, to_text
+from shardrunner.settings.registry import (
+    Section,
+    Setting,
+    to_bool,
+    to_float,
+    to_int,
+    to_optional_int,
+    to_str,
+    to_text,
+)
 from shardrunner.settings.sections import LOG_LEVELS
 
 _N = NORMAL_LIMITS
@@ -37,6 +46,17 @@ SIM_TWITCH: Final = Section(
             minimum=0,
             maximum=65535,
             metavar="PORT",
+        ),
+        Setting(
+            "irc_tls_port",
+            to_optional_int,
+            None,
+            "port of IRC over TLS, like irc.chat.twitch.tv:6697, with a self-signed certificate made at "
+            "start (0: any free port, printed at start with the certificate's file)",
+            minimum=0,
+            maximum=65535,
+            metavar="PORT",
+            default_text="off",
         ),
         Setting(
             "accounts",
@@ -209,7 +229,7 @@ SIM_TWITCH: Final = Section(
             "faults",
             to_text,
             "reconnect,drop,stall",
-            "kinds of random fault to draw from (reconnect, drop, stall, no_pong)",
+            "kinds of random fault to draw from (reconnect, drop, stall, no_pong, server_change)",
             metavar="KINDS",
         ),
         Setting("log_level", str, "info", "log level", choices=LOG_LEVELS),

@@ -3,7 +3,8 @@
 - ``GET /_sim/stats``: logins, joins, parts, client messages (accepted or why not), violations,
   closes, faults, connections, and per channel the ids of generated messages;
 - ``POST /_sim/fault``: ``{"kind": ..., "connection": id | "account": login | "channel": name,
-  "seconds": s, "lines": n, "count": n}``;
+  "seconds": s, "lines": n, "count": n}`` (``server_change``: ``"how": "reconnect" | "notice"``,
+  ``"server"``);
 - ``POST /_sim/config``: run-time settings (``rate``, ``ping_interval``, ``pong_timeout``,
   ``reconnect_grace``, ``duplicate_rate``, ``swap_rate``, ``fault_rate``, ``slow_kill``);
 - ``POST /_sim/channels``: ``{"add": [names], "suspend": [names], "unsuspend": [names]}``.
@@ -57,12 +58,16 @@ def stats(sim: TwitchSimulator) -> dict[str, Any]:
             "ids": ch.ids,
             "copies": [{"id": i, "source_id": src} for i, src in ch.copies],
             "unheard": ch.unheard,
+            "chatters": len(ch.chatters),
+            "membership_lines": ch.membership_lines,
         }
         for name, ch in sim.channels.items()
     }
     return {
         "ws_url": sim.ws_url,
         "irc_port": sim.irc_port,
+        "irc_tls_port": sim.irc_tls_port,
+        "tls_cert": str(sim.tls_cert) if sim.tls_cert else None,
         "generated": sum(len(ch.ids) + len(ch.copies) for ch in sim.channels.values()),
         "connections": [c.info() for c in sorted(sim.connections, key=lambda c: c.id)],
         "accounts": {
@@ -106,7 +111,12 @@ def add_routes(app: web.Application, sim: TwitchSimulator) -> None:
             name = normalize_channel(str(body.get("channel", "")))
             if name not in sim.channels:
                 return _json({"error": f"no channel {name!r}"}, 400)
-            return _json({"applied": sim.faults.server_change(name)})
+            how = str(body.get("how", "reconnect"))
+            if how not in ("reconnect", "notice"):
+                return _json({"error": "how must be reconnect or notice"}, 400)
+            server = body.get("server")
+            applied = sim.faults.server_change(name, how, str(server) if server else None)
+            return _json({"applied": applied})
         targets = [
             c
             for c in sim.connections

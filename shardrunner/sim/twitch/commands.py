@@ -170,7 +170,8 @@ def _join(sim: TwitchSimulator, conn: Connection, name: str) -> None:
         return  # an unknown channel: no reply at all
     moderated = sim.moderated(conn.user)
     if (
-        name not in account.channels
+        not conn.anonymous  # the concurrent-channel limit is an account's; justinfan readers have none
+        and name not in account.channels
         and name not in moderated
         and account.counted_channels(moderated) >= account.limits.max_channels
     ):

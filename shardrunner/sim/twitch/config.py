@@ -15,9 +15,9 @@ from typing import Any, Final
 from shardrunner.protocol.twitch import PING_INTERVAL_S, TwitchLimits, normalize_channel
 from shardrunner.settings import SIM_TWITCH_SECTIONS, Resolved, resolve
 
-#: Faults the simulator can inject (``POST /_sim/fault``; the first four also from ``--faults``).
+#: Faults the simulator can inject (``POST /_sim/fault``; the first five also from ``--faults``).
 FAULT_KINDS: Final = ("reconnect", "drop", "stall", "no_pong", "server_change", "login_failure", "slow_kill")
-RANDOM_FAULTS: Final = ("reconnect", "drop", "stall", "no_pong")
+RANDOM_FAULTS: Final = ("reconnect", "drop", "stall", "no_pong", "server_change")
 CONFIG_ENV: Final = "SHARDRUNNER_SIM_TWITCH_CONFIG"
 
 
@@ -32,6 +32,8 @@ class TwitchSimConfig:
     host: str = "127.0.0.1"
     port: int = 8910
     irc_port: int = 8911
+    #: IRC over TLS (a self-signed certificate made at start); None: off.
+    irc_tls_port: int | None = None
     #: login -> token (without ``oauth:``); empty: any token for any login.
     accounts: dict[str, str] = field(default_factory=dict)
     channels: tuple[str, ...] = tuple(f"chan{i}" for i in range(20))

@@ -4,9 +4,12 @@
 - ``drop``: the TCP connection is aborted (no close frame, no RECONNECT);
 - ``stall``: nothing is sent for ``seconds`` (lines queue up; then they all go);
 - ``no_pong``: the client's PINGs get no PONG for ``seconds``;
-- ``server_change`` (a channel): every connection in it gets ``:tmi.twitch.tv RECONNECT #chan`` and,
-  after the grace, a PART of that channel (the channel moved to another server; joining it again
-  works at once);
+- ``server_change`` (a channel): every connection in it gets ``:tmi.twitch.tv RECONNECT #chan``, or
+  with ``how="notice"`` a ``@msg-id=server_change NOTICE #chan :This channel is moving to SERVER``
+  naming another server (the seed's SERVERCHANGE idea; SERVER is the URL given, by default this
+  simulator's own WebSocket URL, and always the last word of the text), and, after the grace, a
+  PART of that channel (the channel moved; joining it again works at once). As a random fault it
+  picks one channel of the connection;
 - ``login_failure``: the next ``count`` logins (of ``account``, or of anyone) fail;
 - ``slow_kill``: the connection is killed (no close) once more than ``lines`` lines are queued
   unread (``lines`` 0: at once).
@@ -21,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from shardrunner.protocol.twitch import SERVER
 from shardrunner.sim.twitch.wire import line
+
+#: The msg-id of the NOTICE that names the server a channel moves to.
+SERVER_CHANGE = "server_change"
 
 if TYPE_CHECKING:
     from shardrunner.sim.twitch.connection import Connection
@@ -65,13 +71,24 @@ class Faults:
             if lines == 0:
                 conn.drop("slow consumer")
 
-    def server_change(self, channel: str) -> int:
-        """RECONNECT #chan to every connection in ``channel``, then a PART of it after the grace."""
+    def server_change(self, channel: str, how: str = "reconnect", server: str | None = None) -> int:
+        """RECONNECT #chan (or a NOTICE naming another server) to every connection in ``channel``,
+        then a PART of it after the grace."""
         ch = self.sim.channels[channel]
         conns = list(ch.members)
+        if how == "notice":
+            target = server or self.sim.ws_url
+            told = line(
+                "NOTICE",
+                [ch.irc_name, f"This channel is moving to {target}"],
+                tags={"msg-id": SERVER_CHANGE},
+                prefix=SERVER,
+            )
+        else:
+            told = line("RECONNECT", [ch.irc_name], prefix=SERVER)
         for conn in conns:
-            self.sim.record("faults", conn, kind="server_change", channel=channel)
-            conn.send(line("RECONNECT", [ch.irc_name], prefix=SERVER))
+            self.sim.record("faults", conn, kind="server_change", channel=channel, how=how)
+            conn.send(told)
         self._later(self._move(channel, conns))
         return len(conns)
 
@@ -91,4 +108,9 @@ class Faults:
         p = cfg.fault_rate * dt / 60.0
         for conn in list(self.sim.connections):
             if conn.login is not None and self.rng.random() < p:
-                self.apply(self.rng.choice(cfg.faults), conn)
+                kind = self.rng.choice(cfg.faults)
+                if kind == "server_change":
+                    if conn.channels:
+                        self.server_change(self.rng.choice(sorted(conn.channels)))
+                else:
+                    self.apply(kind, conn)

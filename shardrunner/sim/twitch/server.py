@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -48,10 +51,9 @@ class _WsTransport:
 
 
 class _TcpTransport:
-    kind = "tcp"
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, kind: str = "tcp") -> None:
         self.writer = writer
+        self.kind = kind
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
@@ -67,7 +69,8 @@ class _TcpTransport:
 
 
 class TwitchSimulator:
-    """``await start()``, then ``await stop()``; ``port`` and ``irc_port`` are the bound ports."""
+    """``await start()``, then ``await stop()``; ``port``, ``irc_port`` and ``irc_tls_port`` are the
+    bound ports, ``tls_cert`` the PEM file of the TLS listener's certificate (None without one)."""
 
     def __init__(self, config: TwitchSimConfig) -> None:
         self.config = config
@@ -81,6 +84,10 @@ class TwitchSimulator:
         self.faults = Faults(self)
         self.port = config.port
         self.irc_port = config.irc_port
+        self.irc_tls_port: int | None = None
+        self.tls_cert: Path | None = None
+        self._tls_dir: Path | None = None
+        self._tls: asyncio.Server | None = None
         self.started = time.time()
         self._runner: web.AppRunner | None = None
         self._tcp: asyncio.Server | None = None
@@ -187,17 +194,35 @@ class TwitchSimulator:
             self.port = next(iter(getattr(server, "sockets", []))).getsockname()[1]
         self._tcp = await asyncio.start_server(self._tcp_client, self.config.host, self.config.irc_port)
         self.irc_port = self._tcp.sockets[0].getsockname()[1]
+        if self.config.irc_tls_port is not None:
+            await self._start_tls(self.config.irc_tls_port)
         self._tasks = [asyncio.create_task(self._ticker())]
+
+    async def _start_tls(self, port: int) -> None:
+        from shardrunner.sim.twitch.tls import make_certificate, server_context
+
+        self._tls_dir = Path(tempfile.mkdtemp(prefix="sr-sim-twitch-tls-"))
+        cert, key = await asyncio.to_thread(make_certificate, self._tls_dir, self.config.host)
+        self.tls_cert = cert
+
+        async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._tcp_client(reader, writer, "tls")
+
+        self._tls = await asyncio.start_server(client, self.config.host, port, ssl=server_context(cert, key))
+        self.irc_tls_port = self._tls.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         for conn in list(self.connections):
             conn.drop("simulator stopped")
-        if self._tcp is not None:
-            self._tcp.close()
+        for server in (self._tcp, self._tls):
+            if server is not None:
+                server.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
 
     @property
     def ws_url(self) -> str:
@@ -237,8 +262,10 @@ class TwitchSimulator:
             conn.gone()
         return ws
 
-    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = self._open(_TcpTransport(writer))
+    async def _tcp_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kind: str = "tcp"
+    ) -> None:
+        conn = self._open(_TcpTransport(writer, kind))
         buf = irc.LineBuffer()
         try:
             while not conn.closed:
@@ -304,6 +331,12 @@ class TwitchSimulator:
                 self._deliver(target, data, ident, source, now, rng.random() < cfg.swap_rate)
                 if rng.random() < cfg.duplicate_rate:
                     self._deliver(target, data, None, None, now, False)
+            if cfg.membership and ch.members:
+                joined_or_left = traffic.membership(ch)
+                if joined_or_left is not None:
+                    for conn in list(ch.members):
+                        if conn.membership():
+                            conn.send(joined_or_left)
         for ch in self.traffic.channels:
             if ch.held is not None and now - ch.held_at > 1.0:
                 self._send_all(ch, ch.held)

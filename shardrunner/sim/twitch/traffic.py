@@ -24,6 +24,19 @@ _WORDS_TEXT = (
 )
 WORDS = tuple(_WORDS_TEXT.split(" "))
 COLORS = ("#FF4500", "#1E90FF", "#9ACD32", "#DAA520", "#8A2BE2", "")
+#: Bodies of replied-to messages: between them every escape of a tag value (``\:`` ``\s`` ``\\``
+#: ``\r`` ``\n``).
+REPLY_BODIES = ("what do you think; really?", "saved to C:\\clips\\best one", "first line\r\nsecond line")
+#: Users in all the simulated channels together, split like the traffic: channel i has AUDIENCE
+#: times its share of the rate, 1/(i+1)^zipf over the sum (of 200 channels only chan0 has more
+#: than 1,000).
+AUDIENCE = 10_000
+#: Rooms with more users than this get no JOIN/PART of others (TWITCH.md, "Joining").
+MEMBERSHIP_MAX_VIEWERS = 1000
+#: With --membership: the chance that a generated line of a small room comes with a JOIN or PART.
+MEMBERSHIP_SHARE = 0.2
+#: Made-up chatters present in a room at most (then one leaves before another joins).
+MAX_CHATTERS = 100
 
 
 @dataclass(eq=False)
@@ -47,6 +60,11 @@ class Channel:
     #: A line held back to be sent after the next one (the swap of two lines), and since when.
     held: bytes | None = None
     held_at: float = 0.0
+    #: Made-up chatters in the room (membership traffic), and the JOIN/PART lines generated.
+    chatters: list[str] = field(default_factory=list)
+    membership_lines: int = 0
+    #: Users in the room (its share of AUDIENCE), set with the weights.
+    viewers: int = 0
 
     @property
     def irc_name(self) -> str:
@@ -71,6 +89,8 @@ class Traffic:
             ch.weight = 1.0 / (i + 1) ** self.zipf
             total += ch.weight
             self._cum.append(total)
+        for ch in self.channels:
+            ch.viewers = int(AUDIENCE * ch.weight / total)
 
     def pick(self) -> Channel:
         x = self.rng.random() * self._cum[-1]
@@ -156,7 +176,7 @@ class Traffic:
                         "reply-parent-user-id": "100000001",
                         "reply-parent-user-login": "viewer1",
                         "reply-parent-display-name": "Viewer1",
-                        "reply-parent-msg-body": "what do you think; really?",
+                        "reply-parent-msg-body": self.rng.choice(REPLY_BODIES),
                         "reply-thread-parent-msg-id": self.uuid(),
                         "reply-thread-parent-user-login": "viewer1",
                     }
@@ -232,6 +252,22 @@ class Traffic:
                 }
             )
         return "tmi.twitch.tv", tags, "USERNOTICE", params
+
+    def membership(self, ch: Channel) -> bytes | None:
+        """Now and then, in a room of at most 1,000 users, a chatter's JOIN or PART (for the
+        connections with the membership cap); None otherwise."""
+        if ch.viewers > MEMBERSHIP_MAX_VIEWERS or self.rng.random() >= MEMBERSHIP_SHARE:
+            return None
+        rng = self.rng
+        if ch.chatters and (len(ch.chatters) >= MAX_CHATTERS or rng.random() < 0.4):
+            login = ch.chatters.pop(rng.randrange(len(ch.chatters)))
+            command = "PART"
+        else:
+            login = f"viewer{rng.randint(1, 50_000)}"
+            ch.chatters.append(login)
+            command = "JOIN"
+        ch.membership_lines += 1
+        return line(command, [ch.irc_name], prefix=f"{login}!{login}@{login}.tmi.twitch.tv")
 
     def lines(self, ch: Channel) -> list[tuple[Channel, bytes, str | None, str | None]]:
         """The next event of ``ch`` formatted for every channel it goes to: (channel, line, id,

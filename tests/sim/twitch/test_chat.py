@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shardrunner.protocol import irc
+from shardrunner.sim.twitch.traffic import REPLY_BODIES
 from tests.sim.twitch.helpers import RawIrc, admin, running
 
 
@@ -128,6 +129,16 @@ async def test_concurrent_channel_limit_spares_moderated_channels() -> None:
         assert sorted(sim.account("bar").channels) == ["a", "c"]
 
 
+async def test_concurrent_channel_limit_when_anonymous_does_not_apply() -> None:
+    async with running(channels=("a", "b", "c"), channel_limit=1) as sim:
+        reader = await RawIrc.tcp(sim)
+        await reader.login(nick="justinfan123", token="SCHMOOPIIE")
+        for chan in ("a", "b", "c"):
+            await reader.join(chan)
+        assert sorted(sim.account("justinfan123").channels) == ["a", "b", "c"]
+        assert sim.stats.violations == []
+
+
 async def test_traffic_has_realistic_tags_and_every_id_is_listed() -> None:
     async with running(channels=tuple(f"chan{i}" for i in range(5)), rate=2000.0, shared_chat=1) as sim:
         c = await RawIrc.ws(sim)
@@ -166,3 +177,63 @@ async def test_traffic_has_realistic_tags_and_every_id_is_listed() -> None:
         counts = sorted((len(ch["ids"]) for ch in stats["channels"].values()), reverse=True)
         assert counts[0] > counts[-1]  # a busy channel and a tail
         assert irc.parse(irc.format(p)) == p
+
+
+async def test_membership_joins_and_parts_of_chatters_only_in_small_rooms_and_with_the_cap() -> None:
+    names = tuple(f"chan{i}" for i in range(20))
+    async with running(channels=names, rate=3000.0, membership=True) as sim:
+        assert sim.channels["chan0"].viewers > 1000 >= sim.channels["chan19"].viewers
+        member = await RawIrc.tcp(sim)
+        await member.login()
+        plain = await RawIrc.tcp(sim)
+        await plain.send("CAP REQ :twitch.tv/tags twitch.tv/commands", "PASS oauth:x", "NICK other")
+        await plain.wait(lambda m: m.command == "376")
+        for c in (member, plain):
+            await c.join("chan0")
+            await c.join("chan19")
+
+        def others(c: RawIrc, command: str) -> list[irc.Message]:
+            return [m for m in c.lines if m.command == command and m.prefix and m.prefix.startswith("viewer")]
+
+        await member.wait(lambda m: m.command == "PART" and bool(m.prefix and m.prefix.startswith("viewer")))
+        await admin(sim, "POST", "/_sim/config", {"rate": 0})
+        for c in (member, plain):
+            await c.send("PING :end")
+            await c.wait(lambda m: m.command == "PONG")
+        assert {m.params[0] for m in others(member, "JOIN") + others(member, "PART")} == {"#chan19"}
+        assert others(plain, "JOIN") == others(plain, "PART") == []
+        present: set[str] = set()
+        for m in member.lines:  # a chatter parts only after it joined
+            if m.prefix and m.prefix.startswith("viewer") and m.command in ("JOIN", "PART"):
+                login = m.prefix.split("!")[0]
+                if m.command == "JOIN":
+                    present.add(login)
+                else:
+                    assert login in present
+                    present.remove(login)
+        room = sim.channels["chan19"]
+        assert sorted(present) == sorted(room.chatters)
+        _, stats = await admin(sim, "GET", "/_sim/stats")
+        assert stats["channels"]["chan19"]["membership_lines"] == len(others(member, "JOIN")) + len(
+            others(member, "PART")
+        )
+        assert stats["channels"]["chan0"]["membership_lines"] == 0
+
+
+async def test_traffic_tags_carry_every_escape() -> None:
+    async with running(channels=("chan",), rate=3000.0) as sim:
+        c = await RawIrc.tcp(sim)
+        await c.login()
+        await c.join("chan")
+        bodies: set[str] = set()
+
+        def every_body(m: irc.Message) -> bool:
+            if "reply-parent-msg-body" in m.tags:
+                bodies.add(m.tags["reply-parent-msg-body"])
+            return len(bodies) == len(REPLY_BODIES)
+
+        await c.wait(every_body, timeout=10)
+        raw = b"\n".join(c.raw)
+        for escaped in (rb"\:", rb"\s", rb"\\", rb"\r", rb"\n"):
+            assert escaped in raw, escaped
+        assert bodies == set(REPLY_BODIES)

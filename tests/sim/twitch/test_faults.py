@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import time
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from shardrunner.cli import main
-from shardrunner.settings import SIM_TWITCH_SECTIONS, resolve
-from shardrunner.sim.twitch.config import twitch_config
+from shardrunner.settings import SIM_TWITCH, SIM_TWITCH_SECTIONS, resolve
+from shardrunner.sim.twitch.config import TwitchSimConfig, load_twitch_config, twitch_config
 from tests.sim.twitch.helpers import RawIrc, admin, running
 
 
@@ -66,6 +69,47 @@ async def test_server_change_reconnects_the_channel_and_parts_it() -> None:
         await c.join("chan")
 
 
+async def test_server_change_by_notice_names_the_other_server_and_parts_it() -> None:
+    async with running(channels=("chan", "other"), reconnect_grace=0.1) as sim:
+        c = await RawIrc.tcp(sim)
+        await c.login()
+        await c.join("chan")
+        await c.join("other")
+        body = {"kind": "server_change", "channel": "chan", "how": "notice", "server": "ws://127.0.0.2:9/"}
+        assert await admin(sim, "POST", "/_sim/fault", body) == (200, {"applied": 1})
+        n = await c.wait(lambda m: m.command == "NOTICE")
+        assert (n.tags["msg-id"], n.params[0], n.params[-1].split()[-1]) == (
+            "server_change",
+            "#chan",
+            "ws://127.0.0.2:9/",
+        )
+        await c.wait(lambda m: m.command == "PART" and m.params == ["#chan"])
+        assert "RECONNECT" not in c.commands()
+        assert sorted(sim.account("bar").channels) == ["other"]
+        # Without a server given, the simulator names its own WebSocket URL.
+        await c.join("chan")
+        start = len(c.lines)
+        del body["server"]
+        await admin(sim, "POST", "/_sim/fault", body)
+        n = await c.wait(lambda m: m.command == "NOTICE", start=start)
+        assert n.params[-1].split()[-1] == sim.ws_url
+        assert [f["how"] for f in sim.stats.faults] == ["notice", "notice"]
+        assert (await admin(sim, "POST", "/_sim/fault", {**body, "how": "shout"}))[0] == 400
+
+
+async def test_random_server_change_picks_a_channel_of_the_connection() -> None:
+    async with running(channels=("chan", "other"), reconnect_grace=0.05) as sim:
+        c = await RawIrc.tcp(sim)
+        await c.login()
+        await c.join("chan")
+        sim.config = dataclasses.replace(sim.config, fault_rate=60_000.0, faults=("server_change",))
+        m = await c.wait(lambda m: m.command == "RECONNECT")
+        sim.config = dataclasses.replace(sim.config, fault_rate=0.0)
+        assert m.params == ["#chan"]
+        assert sim.stats.faults[0]["kind"] == "server_change"
+        assert sim.stats.faults[0]["channel"] == "chan"
+
+
 async def test_slow_consumer_is_killed_without_close() -> None:
     async with running(channels=("chan",), rate=20000.0, slow_kill=200) as sim:
         c = await RawIrc.tcp(sim, rcvbuf=4096)
@@ -120,3 +164,16 @@ def test_cli_help_names_every_option_and_hides_no_secret() -> None:
     bad = CliRunner().invoke(main, ["sim", "twitch", "--faults", "explode"])
     assert bad.exit_code == 2
     assert "unknown kind 'explode'" in bad.output
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "configs" / "sim-twitch.toml"
+
+
+def test_example_config_when_read_names_every_setting_and_gives_the_defaults() -> None:
+    text = EXAMPLE.read_text()
+    keys = set(re.findall(r"^#? ?([a-z-]+) = ", text, flags=re.MULTILINE))
+    assert keys == {s.name.replace("_", "-") for s in SIM_TWITCH.settings}
+    config, resolved = load_twitch_config({}, {}, str(EXAMPLE))
+    assert config == TwitchSimConfig()
+    assert resolved.sources["rate"] == f"config file {EXAMPLE}"
+    assert resolved.values["log_level"] == "info"
