@@ -143,7 +143,7 @@ async def test_reader_when_channels_change_joins_the_new_under_the_budget_and_pa
         await until(lambda: reader.counters.keys == {"chan0", "chan1"}, 10, "the others parted")
         assert sorted(str(p["channel"]) for p in sim.stats.parts) == sorted(many[2:])
         assert reader.describe() == {"role": "read", "login": "bot", "channels": 2, "joined": 2,
-                                     "joining": 0, "failed": {}, "backup": False}  # fmt: skip
+                                     "joining": 0, "failed": {}, "backup": False, "rates": {}}  # fmt: skip
         assert budgets.asked["twitch.login"] == 1, "one login for one connect"
         await reader.close()
         await asyncio.wait_for(task, 10)
