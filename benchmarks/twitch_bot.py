@@ -1,9 +1,9 @@
 """The bot process of benchmarks/twitch.py: a `shardrunner.client.Client` counting Twitch chat ids.
 
 What: joins consumer group ``bench`` of the cluster in RUN_DIR and, for every PRIVMSG and USERNOTICE
-event (``event.name`` is the IRC command), takes the ``id`` tag from ``event.data`` (the JSON body
-``{"tags": {...}, "prefix", "params", "raw"}``) and counts it once; a second copy of an id counts as
-a duplicate delivered. Prints one JSON object per line on stdout, like the peer programs of
+event (``event.name`` is the IRC command), takes the ``id`` tag from ``event.data`` (the line, parsed
+by the client: ``{"tags": {...}, "prefix", "params", "raw"}``) and counts it once; a second copy of
+an id counts as a duplicate delivered. Prints one JSON object per line on stdout, like the peer programs of
 benchmarks/twitch_peers/ (times are ``time.monotonic()``): ``ready`` once joined, ``progress``
 (``count`` ids, ``dups``, ``first`` and ``last`` arrival) every 0.25 s while ids arrive; at the end
 of stdin (or SIGTERM) it writes the ids to OUT (one a line), prints ``done`` and exits 0. Not a

@@ -107,8 +107,9 @@ def format_event(event: ClientEvent, as_json: bool) -> str:
                 "t": event.name,
                 "guild_id": event.guild_id,
                 "key": event.key,
-                # A dispatch without a body (RESUMED may carry none) is JSON null, not nothing.
-                "d": msgspec.Raw(event.raw or b"null"),
+                # A dispatch without a body (RESUMED may carry none) is JSON null, not nothing; a
+                # Twitch line is given parsed.
+                "d": event.data if event.conn.platform == "twitch" else msgspec.Raw(event.raw or b"null"),
             }
         ).decode()
     key = "-" if event.key is None else str(event.key)

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from shardrunner.client.discord import DiscordEvent
-from shardrunner.client.twitch import TwitchEvent
+from shardrunner.client.twitch import TwitchEvent, twitch_body
 from shardrunner.protocol.envelope import Event, RoutingKey
 from shardrunner.protocol.keys import ConnKey
 
@@ -42,9 +42,9 @@ class ClientEvent(DiscordEvent, TwitchEvent):
 
     @property
     def data(self) -> Any:
-        """The event's body (Discord: its ``d``), decoded (msgspec) on first access."""
+        """The event's body (Discord: its ``d``; Twitch: the parsed line), decoded on first access."""
         if self._data is None:
-            self._data = _decode_json(self.raw)
+            self._data = twitch_body(self.raw) if self.conn.platform == "twitch" else _decode_json(self.raw)
         return self._data
 
     def __repr__(self) -> str:

@@ -1,8 +1,9 @@
 """Twitch's conveniences on the client: an event's channel, tags and text, sending a chat message,
 and an event's identity across two reading connections (backup readers).
 
-A Twitch event's ``data`` is ``{"tags": {...}, "prefix": ..., "params": [...], "raw": "..."}``
-(the parsed IRC line, tags unescaped); its ``name`` is the IRC command (PRIVMSG, USERNOTICE,
+A Twitch event's ``raw`` is its IRC line as Twitch sent it (the worker only peeks at it), and its
+``data`` that line parsed here on first access: ``{"tags": {...}, "prefix": ..., "params": [...],
+"raw": "..."}`` (tags unescaped); its ``name`` is the IRC command (PRIVMSG, USERNOTICE,
 CLEARCHAT, CLEARMSG, ROOMSTATE, USERSTATE, NOTICE, JOIN, PART, WHISPER) and its ``key`` the channel
 without ``#``. Sends go to the sending connection of an account (``endpoints`` names them), which
 paces them under the account's message limits and answers with the id Twitch gave the message.
@@ -13,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, Protocol
 
-import msgspec
-
 from shardrunner.client.errors import ClientError
+from shardrunner.protocol import irc
 from shardrunner.protocol.envelope import RoutingKey
 from shardrunner.protocol.keys import ConnKey
 
@@ -59,15 +59,30 @@ class TwitchEvent:
         return params[-1] if len(params) > 1 else None
 
 
-class _IdView(msgspec.Struct):
-    tags: dict[str, str] = {}
-    params: list[str] = []
-
-
-_decode_ids = msgspec.json.Decoder(_IdView).decode
 #: Lines without an ``id`` that both readers of a channel get for one act of a moderator: the
 #: server's timestamp with the target tells one from the next.
 _MODERATION = frozenset({"CLEARCHAT", "CLEARMSG"})
+
+
+def twitch_body(raw: bytes) -> dict[str, Any]:
+    """A Twitch event's ``data``: its line parsed (the worker hands lines on unparsed), as
+    ``{"tags": {...}, "prefix", "params": [...], "raw"}`` with the tags unescaped."""
+    try:
+        message = irc.parse(raw)
+    except irc.IrcError as exc:
+        return {
+            "tags": {},
+            "prefix": None,
+            "params": [],
+            "raw": raw.decode("utf-8", "replace"),
+            "error": str(exc),
+        }
+    return {
+        "tags": message.tags,
+        "prefix": message.prefix,
+        "params": message.params,
+        "raw": raw.decode("utf-8", "replace"),
+    }
 
 
 def twitch_identity(name: str, data: bytes) -> Hashable:
@@ -76,22 +91,20 @@ def twitch_identity(name: str, data: bytes) -> Hashable:
     timestamp and the target. None for the lines that describe a reader's own connection (JOIN,
     PART, ROOMSTATE, USERSTATE, NOTICE, the numerics): each reader's are its own, delivered as they
     are."""
+    chat = irc.peek_chat(data)
+    if chat is not None:
+        return (name, chat[2]) if chat[2] else None
     try:
-        view = _decode_ids(data)
-    except msgspec.DecodeError:
+        message = irc.parse(data)
+    except irc.IrcError:
         return None
-    tags = view.tags
+    tags = message.tags
     ident = tags.get("id")
     if ident:
         return (name, ident)
     if name in _MODERATION and "tmi-sent-ts" in tags:
         target = tags.get("target-msg-id") or tags.get("target-user-id") or ""
-        return (
-            name,
-            tags.get("room-id") or (view.params[0] if view.params else ""),
-            tags["tmi-sent-ts"],
-            target,
-        )
+        return (name, tags.get("room-id") or message.channel or "", tags["tmi-sent-ts"], target)
     return None
 
 

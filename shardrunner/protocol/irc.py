@@ -281,3 +281,39 @@ def split_lines(data: bytes | str) -> list[bytes]:
     if buf.pending:
         lines.append(buf._tail.removesuffix(b"\r"))
     return lines
+
+
+#: The commands :func:`peek_chat` recognises: chat lines, nearly every line a reader gets.
+_CHAT: Final = (b"PRIVMSG", b"USERNOTICE")
+
+
+def peek_chat(line: bytes) -> tuple[str, str, str | None] | None:
+    """``(command, channel without '#', id tag or None)`` of a tagged chat line (PRIVMSG,
+    USERNOTICE with tags and a prefix), found without parsing it; None for every other line, which
+    :func:`parse` reads. The ``id`` value never holds an escape (Twitch's are UUIDs), so it is the
+    raw bytes; the line itself goes on as it came, for whoever reads it to :func:`parse`."""
+    if line[:1] != b"@":
+        return None
+    end_tags = line.find(b" :")
+    if end_tags < 0:
+        return None
+    end_prefix = line.find(b" ", end_tags + 2)
+    end_command = line.find(b" ", end_prefix + 1)
+    if end_prefix < 0 or end_command < 0 or line[end_command + 1 : end_command + 2] != b"#":
+        return None
+    command = line[end_prefix + 1 : end_command]
+    if command not in _CHAT:
+        return None
+    end_channel = line.find(b" ", end_command + 1)
+    channel = line[end_command + 2 : end_channel if end_channel >= 0 else len(line)].rstrip(b"\r\n")
+    tags = line[1:end_tags]
+    if tags.startswith(b"id="):
+        at = 3
+    else:
+        found = tags.find(b";id=")
+        at = found + 4 if found >= 0 else -1
+    ident: str | None = None
+    if at >= 0:
+        stop = tags.find(b";", at)
+        ident = tags[at : stop if stop >= 0 else len(tags)].decode("ascii", "replace") or None
+    return command.decode(), channel.decode("utf-8", "replace"), ident

@@ -64,10 +64,12 @@ def test_format_event_when_twitch_prints_the_channel_the_user_and_the_text() -> 
     from shardrunner.protocol.envelope import Event
     from shardrunner.protocol.keys import ConnKey
 
-    body = b'{"tags":{"id":"x"},"prefix":"ann!ann@ann.tmi.twitch.tv","params":["#chan","hi all"],"raw":""}'
+    body = b"@id=x;room-id=1 :ann!ann@ann.tmi.twitch.tv PRIVMSG #chan :hi all"
     event = ClientEvent(Event(ConnKey("twitch", 0, 1, 4), "s", 7, "PRIVMSG", "chan", body), False)
     assert format_event(event, False).endswith("PRIVMSG      #chan ann: hi all")
-    assert json.loads(format_event(event, True))["key"] == "chan"
+    shown = json.loads(format_event(event, True))
+    assert shown["key"] == "chan"
+    assert shown["d"]["tags"] == {"id": "x", "room-id": "1"}
     assert event_names("privmsg,USERNOTICE") == ["PRIVMSG", "USERNOTICE"]
 
 

@@ -205,3 +205,32 @@ def test_split_lines_of_a_frame() -> None:
     assert irc.split_lines(b"A\r\nB\r\n") == [b"A", b"B"]
     assert irc.split_lines("A\r\nB") == [b"A", b"B"]
     assert irc.split_lines(b"") == []
+
+
+@pytest.mark.parametrize(
+    ("line", "peeked"),
+    [
+        (
+            b"@badges=;id=abc-1;room-id=7 :u!u@u.tmi.twitch.tv PRIVMSG #chan :hello :) there",
+            ("PRIVMSG", "chan", "abc-1"),
+        ),
+        (b"@id=x2;msg-id=sub :tmi.twitch.tv USERNOTICE #c2 :yay", ("USERNOTICE", "c2", "x2")),
+        (b"@msg-id=raid;room-id=1 :tmi.twitch.tv USERNOTICE #c3", ("USERNOTICE", "c3", None)),
+        (b"@room-id=1;target-msg-id=9 :tmi.twitch.tv CLEARMSG #c :x", None),
+        (b":u!u@u.tmi.twitch.tv PRIVMSG #chan :no tags", None),
+        (b"@id=1 :tmi.twitch.tv NOTICE #chan :hi", None),
+        (b"PING :tmi.twitch.tv", None),
+        (b"@id=1 :u PRIVMSG notachannel :x", None),
+    ],
+)
+def test_peek_chat_when_a_chat_line_finds_its_command_channel_and_id_without_parsing(
+    line: bytes, peeked: tuple[str, str, str | None] | None
+) -> None:
+    assert irc.peek_chat(line) == peeked
+    if peeked is not None:
+        message = irc.parse(line)
+        assert (message.command, message.channel, message.tags.get("id")) == (
+            peeked[0],
+            "#" + peeked[1],
+            peeked[2],
+        )

@@ -31,16 +31,16 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any, Final, Protocol
 
-import msgspec
-
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.gateway.backoff import Backoff
 from shardrunner.gateway.connection import ConnCounters, ConnFatalError, ConnState, Sink
 from shardrunner.gateway.transport import Connection, PicowsTransport, Transport, TransportError
 from shardrunner.gateway.twitch.session import IrcSession, LoginFailed, Outcome
+from shardrunner.gateway.twitch.session import State as SessionState
 from shardrunner.gateway.twitch.tcp import TcpTransport
 from shardrunner.protocol import irc
 from shardrunner.protocol.envelope import Event, SessionSnapshot
+from shardrunner.protocol.irc import peek_chat
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.twitch")
@@ -52,8 +52,6 @@ LOGIN_TIMEOUT_S: Final = 10.0
 STABLE_AFTER_S: Final = 60.0
 #: Message ids remembered to hand each on once.
 RECENT_IDS: Final = 8192
-
-_encode = msgspec.json.encode
 
 
 class Ticket(Protocol):
@@ -289,7 +287,12 @@ class TwitchLink:
         except irc.IrcError as exc:
             log.warning("%s: an unreadable line (%s)", self.conn, exc)
             return
+        ready = sock.session.state is SessionState.READY
         for line in lines:
+            chat = peek_chat(line) if ready else None
+            if chat is not None:  # the hot path: a chat line, handed on unparsed
+                self._publish_line(sock, chat[0], chat[1], chat[2], line)
+                continue
             try:
                 message = irc.parse(line)
             except irc.IrcError as exc:
@@ -317,7 +320,15 @@ class TwitchLink:
         channel = message.channel
         if channel is None and self.channel_events_only:
             return
-        msg_id = message.tags.get("id")
+        self._publish_line(
+            sock, message.command, channel[1:] if channel else None, message.tags.get("id"), raw
+        )
+
+    def _publish_line(
+        self, sock: Socket, command: str, channel: str | None, msg_id: str | None, raw: bytes
+    ) -> None:
+        """Hand one line on as an Event: its body is the line as Twitch sent it (the client parses
+        it when the bot reads ``event.data``); once per ``id``."""
         if msg_id is not None:
             if msg_id in self._seen:
                 self.counters.duplicates += 1
@@ -329,21 +340,14 @@ class TwitchLink:
             if channel is not None:
                 lines = self.lines
                 lines[channel] = lines.get(channel, 0) + 1
-        body: dict[str, Any] = {
-            "tags": message.tags,
-            "prefix": message.prefix,
-            "params": message.params,
-            "raw": raw.decode("utf-8", "replace"),
-        }
         sock.seq += 1
         self.seq = sock.seq
         self.counters.events_in += 1
         try:
-            self.sink(Event(self.conn, sock.id, sock.seq, message.command, channel[1:] if channel else None,
-                            _encode(body)))  # fmt: skip
+            self.sink(Event(self.conn, sock.id, sock.seq, command, channel, bytes(raw)))
         except Exception:
             self.counters.sink_errors += 1
-            log.exception("%s: the event sink raised on %s", self.conn, message.command)
+            log.exception("%s: the event sink raised on %s", self.conn, command)
 
     # -- the GatewayConnection protocol -----------------------------------------------------------
     async def close(self, *, handoff: bool = False, timeout: float = 10.0) -> SessionSnapshot | None:

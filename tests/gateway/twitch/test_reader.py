@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-import msgspec
 import pytest
 
 from shardrunner.gateway.connection import ConnFatalError, ConnState
 from shardrunner.gateway.twitch import link as link_module
 from shardrunner.gateway.twitch import reader as reader_module
 from shardrunner.gateway.twitch.reader import TwitchReader
+from shardrunner.protocol import irc
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.sim.twitch.server import TwitchSimulator
@@ -36,7 +36,7 @@ class Rig:
 
     def ids(self) -> list[str]:
         """The ids of the messages handed on (PRIVMSG, USERNOTICE...: every line with an id tag)."""
-        tags = (msgspec.json.decode(e.data)["tags"] for e in list(self.events))
+        tags = (irc.parse(e.data).tags for e in list(self.events))
         return [t["id"] for t in tags if "id" in t]
 
     async def stop(self) -> None:

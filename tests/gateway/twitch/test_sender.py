@@ -10,11 +10,11 @@ import itertools
 import time
 from typing import Any
 
-import msgspec
 import pytest
 
 from shardrunner.gateway.connection import CommandRejected, ConnFatalError, NotReady
 from shardrunner.gateway.twitch.sender import TwitchSender
+from shardrunner.protocol import irc
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.twitch import DUPLICATE_BYPASS, TwitchLimits
@@ -75,7 +75,7 @@ async def test_sender_when_sending_three_times_the_limit_paces_and_confirms_each
             assert all(b - a >= 0.2 for a, b in itertools.pairwise(sent)), "the per-channel interval"
         # The bot sees Twitch's answer (the USERSTATE with the id) as an event of the channel.
         userstates = [e for e in rig.events if e.name == "USERSTATE"]
-        assert {msgspec.json.decode(e.data)["tags"]["id"] for e in userstates} == {r["id"] for r in results}
+        assert {irc.parse(e.data).tags["id"] for e in userstates} == {r["id"] for r in results}
         assert {e.key for e in userstates} <= set(CHANNELS)
         described = rig.sender.describe()
         assert described["sent"] == 15
