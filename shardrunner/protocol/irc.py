@@ -250,6 +250,11 @@ class LineBuffer:
     def feed(self, data: bytes) -> builtins.list[bytes]:
         """The complete lines in the tail plus ``data``, without their line ends (empty lines
         skipped)."""
+        if not self._tail and data.endswith(b"\r\n"):
+            # The usual case (Twitch ends every line with CRLF, a frame ends with a line): split in C.
+            parts = data[:-2].split(b"\r\n")
+            if data.count(b"\n") == len(parts) and max(map(len, parts)) <= self.limit:
+                return [p for p in parts if p] if b"" in parts else parts
         if self._tail:
             data = self._tail + data
         parts = data.split(b"\n")

@@ -234,3 +234,12 @@ def test_peek_chat_when_a_chat_line_finds_its_command_channel_and_id_without_par
             "#" + peeked[1],
             peeked[2],
         )
+
+
+def test_line_buffer_when_a_frame_ends_with_crlf_splits_it_as_the_slow_path_would() -> None:
+    for data in (b"a\r\nb\r\n", b"a\nb\r\n", b"a\r\n\r\nb\r\n", b"\r\n"):
+        fast = LineBuffer().feed(data)
+        slow = LineBuffer()
+        assert fast == slow.feed(data[:1]) + slow.feed(data[1:]), data
+    with pytest.raises(IrcError):
+        LineBuffer(limit=3).feed(b"abcd\r\n")
