@@ -105,6 +105,16 @@ def status_text(status: Mapping[str, Any]) -> str:
             f"{float(c.get('events_per_s') or 0):>9.1f} {_count(keys):>7} {c.get('resumes', 0):>8}  {last}"
         )
     lines += _details_text(names, conns)
+    budgets = status.get("budgets") or []
+    if budgets:
+        lines.append("")
+        lines.append(
+            "budgets in use (per 10 s window): "
+            + ", ".join(
+                f"{name} {key} {used}/{limit}" + (f" ({waiting} waiting)" if waiting else "")
+                for name, key, used, limit, waiting in budgets
+            )
+        )
     groups = status.get("groups") or []
     if groups:
         lines.append("")

@@ -191,6 +191,16 @@ class BudgetQueue:
                 else:
                     await wait_with_timeout(self._clock, ledger.wake.wait(), timeout)
 
+    def usage(self) -> list[tuple[str, str, int, int, int]]:
+        """``(budget, key, in use, limit, waiting)`` of every key that has uses or waiters now."""
+        now = self._clock.monotonic()
+        out = []
+        for (name, key), ledger in sorted(self._ledgers.items()):
+            used, waiting = ledger.in_use(now), sum(n for n, _ in ledger.waiters)
+            if used or waiting:
+                out.append((name, key, used, ledger.limit, waiting))
+        return out
+
     def close(self) -> None:
         for task in self._tasks.values():
             task.cancel()

@@ -131,8 +131,21 @@ def delivered(*bots: TwitchBot) -> Counter[str]:
     return Counter({i: max(1, n - again[i]) for i, n in got.items()})
 
 
-async def exactly_once(sim: TwitchSimulator, *bots: TwitchBot, timeout: float = 30) -> int:
+def unheard(sim: TwitchSimulator) -> dict[str, int]:
+    """Per channel, the messages generated so far while no reader was in it."""
+    return {name: ch.unheard for name, ch in sim.channels.items()}
+
+
+async def exactly_once(
+    sim: TwitchSimulator, *bots: TwitchBot, since: dict[str, int] | None = None, timeout: float = 30
+) -> int:
+    """Stop the traffic; with ``since`` (:func:`unheard` once every channel was joined), no message
+    was generated after that while a channel had no reader (the backups kept one in each); every
+    message some reader heard reached the bots once."""
     sim.config = dataclasses.replace(sim.config, rate=0.0)
+    if since is not None:
+        lost = {name: n - since.get(name, 0) for name, n in unheard(sim).items() if n > since.get(name, 0)}
+        assert not lost, f"messages generated while no reader was in the channel: {lost}"
 
     def missing() -> set[str]:
         return generated(sim) - set(delivered(*bots))
@@ -179,6 +192,7 @@ async def test_twitch_cluster_with_backup_readers_delivers_every_message_once_th
     async with running(channels=tuple(channels), rate=300.0, zipf=1.0, reconnect_grace=1.0) as sim:
         c = twitch(sim, channels, "--workers", "2", "--twitch-backup-readers", "--twitch-spare-readers", "0")
         status = await c.joined(400)
+        since = unheard(sim)
         readers = [r for r in status["shards"] if (r.get("detail") or {}).get("role") == "read"]
         assert len(readers) == 8
         assert {r["delivery"] for r in readers} == {"dedupe"}
@@ -186,12 +200,16 @@ async def test_twitch_cluster_with_backup_readers_delivers_every_message_once_th
         await bot.wait_ready()
         await wait_for(lambda: len(bot.events) > 500, 20, "traffic reaches the bot")
 
-        # RECONNECT on two connections (make before break), then a drop without close on another.
-        for conn in sim_conns(sim)[:2]:
-            sim.faults.apply("reconnect", conn)
-        await asyncio.sleep(0)
-        sim.faults.apply("drop", sim_conns(sim)[3])
-        await c.joined(400, timeout=60)
+        # RECONNECT (make before break), then a drop without close: one connection at a time, each
+        # read again by its replacement before the next fault (a channel's two readers both down
+        # at once would lose what was said meanwhile: the JOIN limit makes a rejoin take seconds).
+        for kind in ("reconnect", "drop"):
+            target = sim_conns(sim)[0]
+            sim.faults.apply(kind, target)
+            await wait_for(
+                lambda t=target: t.closed and len(sim_conns(sim)) == len(readers), 60, f"the {kind} is over"
+            )
+            await c.joined(400, timeout=60)
 
         # A worker killed with SIGKILL: the backups on the other worker read its channels meanwhile.
         before = worker_pids(await c.status())
@@ -205,7 +223,7 @@ async def test_twitch_cluster_with_backup_readers_delivers_every_message_once_th
         later = bots(c.run_dir, "--member", "b")
         await later.wait_ready()
         await wait_for(lambda: len(later.events) > 200, 20, "traffic reaches the new bot")
-        count = await exactly_once(sim, bot, later)
+        count = await exactly_once(sim, bot, later, since=since)
         assert count > 3000
         assert seen > 0
         assert not sim.stats.violations
@@ -291,3 +309,45 @@ async def test_twitch_cluster_when_the_login_is_refused_stops_in_one_sentence(tw
         assert "wrong" not in out
         logins = [entry for entry in sim.stats.logins if entry.get("account") == "bot"]
         assert 1 <= len(logins) <= 2, "no login loop"
+
+
+async def test_twitch_cluster_with_backup_readers_loses_nothing_through_a_rolling_reload(
+    twitch: Any, bots: Any
+) -> None:
+    channels = [f"chan{i}" for i in range(40)]
+    async with running(channels=tuple(channels), rate=200.0) as sim:
+        c = twitch(
+            sim, channels, "--workers", "2", "--twitch-backup-readers", "--twitch-spare-readers", "0",
+            "--twitch-channels-per-conn", "10",
+        )  # fmt: skip
+        await c.joined(80)
+        since = unheard(sim)
+        bot = bots(c.run_dir, "--member", "a")
+        await bot.wait_ready()
+        await wait_for(lambda: len(bot.events) > 200, 20, "traffic reaches the bot")
+        before = set(worker_pids(await c.status()))
+        result = await shardrunner_cli("reload", "--run-dir", str(c.run_dir), "--timeout", "120")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "reload done" in result.stdout
+
+        async def replaced_all() -> bool:
+            pids = set(worker_pids(await c.status()))
+            return len(pids) == 2 and not pids & before
+
+        await wait_for(replaced_all, 30, "every worker replaced")
+        await c.joined(80)
+        await exactly_once(sim, bot, since=since)
+        assert not sim.stats.violations
+
+
+async def shardrunner_cli(*args: str) -> Any:
+    import subprocess
+    import sys
+
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shardrunner", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )

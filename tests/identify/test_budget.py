@@ -121,3 +121,18 @@ async def test_budget_when_asked_for_more_than_its_limit_or_an_unknown_one_refus
         await q.acquire("twitch.login", "bot")
     with pytest.raises(ValueError, match="a limit of at least 1"):
         Budget("x", 0, 1.0)
+
+
+async def test_budget_queue_usage_when_asked_lists_keys_with_uses_or_waiters() -> None:
+    clock = FakeClock()
+    q = queue(clock)
+    first = await q.acquire("twitch.join", "bot", 20)
+    waiter = asyncio.ensure_future(q.acquire("twitch.join", "bot", 5))
+    await clock.settle()
+    assert q.usage() == [("twitch.join", "bot", 20, 20, 5)]
+    first.used()
+    waiter.cancel()
+    await clock.settle()
+    await clock.advance(11)
+    assert q.usage() == []
+    q.close()

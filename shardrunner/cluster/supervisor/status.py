@@ -98,6 +98,9 @@ class ClusterStatus(msgspec.Struct):
     groups: list[GroupStatus]
     #: The running reshard, or the last one (None: none since the start).
     reshard: ReshardStatus | None = None
+    #: The budgets per key in use now (Twitch's JOINs and logins per account): ``[budget, key, in
+    #: use, limit, waiting]`` each.
+    budgets: list[tuple[str, str, int, int, int]] = []
 
 
 def cluster_status(sup: Supervisor) -> ClusterStatus:
@@ -119,6 +122,7 @@ def cluster_status(sup: Supervisor) -> ClusterStatus:
         shards=conn_statuses(sup.slots, sup.book, sup.clock.monotonic(), sup.delivery.modes),
         groups=group_statuses(sup.slots, sup.book),
         reshard=sup.resharder.status() if sup.resharder is not None else None,
+        budgets=sup.budgets.queue.usage() if sup.budgets is not None else [],
     )
 
 

@@ -85,6 +85,8 @@ class Socket:
         self.scope: str | None = None
         #: Writes waiting for Twitch's answer, per channel, oldest first (the sender's business).
         self.pending: dict[str, deque[Any]] = {}
+        #: channel -> when its JOIN was written and not yet answered (the reader's business).
+        self.asked: dict[str, float] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
 
     @property

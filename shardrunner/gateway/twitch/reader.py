@@ -50,6 +50,8 @@ JOIN_BUDGET: Final = "twitch.join"
 JOIN_BATCH: Final = 10
 #: How long a replacement's joins may take to be confirmed before the old socket goes anyway.
 JOIN_CONFIRM_S: Final = 30.0
+#: Why a channel whose JOIN got no answer failed.
+NO_ANSWER: Final = "no answer to JOIN (no such channel?)"
 #: A failed channel is tried again after this long (read at run time: tests shorten it).
 FAILED_RETRY_S = 3600.0
 #: Two PARTs of one channel by Twitch within this long fail the channel (no rejoin loop).
@@ -106,6 +108,8 @@ class TwitchReader(TwitchLink):
         #: channel -> set once the main socket has it again (a move in progress).
         self._moves: dict[str, asyncio.Event] = {}
         self._has_channels = asyncio.Event()
+        #: A logged-in socket serves: the state follows the joins (ready once all are confirmed).
+        self._serving = False
         #: When the traffic was last measured, and each channel's smoothed lines per second.
         self._rated_at: float | None = None
         self._rates: dict[str, float] = {}
@@ -156,13 +160,36 @@ class TwitchReader(TwitchLink):
             todo.append(c)
         return todo, retry
 
+    def _unanswered(self, sock: Socket, now: float) -> float:
+        """Fail the channels whose JOIN Twitch left unanswered for JOIN_CONFIRM_S (it answers
+        nothing for a channel that does not exist): they are tried again hourly, and no longer
+        count as joining. Returns the seconds until the next such deadline."""
+        asked, s = sock.asked, sock.session
+        for c in [c for c, at in asked.items() if c not in s.joining]:
+            del asked[c]
+        late = [c for c, at in asked.items() if now - at >= JOIN_CONFIRM_S]
+        for c in late:
+            del asked[c]
+            s.joining.discard(c)
+            self.failed[c] = NO_ANSWER
+            self._failed_at[c] = now
+            log.warning(
+                "%s: #%s: no answer to JOIN within %.0f s (no such channel?)", self.conn, c, JOIN_CONFIRM_S
+            )
+        if late:
+            self._count()
+            self._check_settled(sock)
+        return min((at + JOIN_CONFIRM_S - now for at in asked.values()), default=math.inf)
+
     async def _joiner(self, sock: Socket) -> None:
         """Keep ``sock`` in its channels: join what is missing, each batch under the JOIN budget."""
         while sock.alive:
-            todo, retry = self._to_join(sock, self.clock.monotonic())
+            now = self.clock.monotonic()
+            confirm = self._unanswered(sock, now)
+            todo, retry = self._to_join(sock, now)
             if not todo:
                 sock.wake.clear()
-                await _either(sock.wake, timeout=retry, clock=self.clock)
+                await _either(sock.wake, timeout=min(retry, confirm), clock=self.clock)
                 continue
             ticket = await self.budgets.acquire(self.join_budget, self.login, min(len(todo), JOIN_BATCH))
             now = self.clock.monotonic()
@@ -173,6 +200,7 @@ class TwitchReader(TwitchLink):
                 continue
             sock.write(sock.session.join(batch))
             ticket.used()  # the window counts from the write
+            sock.asked.update(dict.fromkeys(batch, now))
             for c in batch:
                 if c in self.failed:
                     self._failed_at[c] = now  # retried: the next try is FAILED_RETRY_S on
@@ -185,6 +213,9 @@ class TwitchReader(TwitchLink):
         if joined != self.counters.keys:
             self.counters.set_keys(joined)
         self.counters.keys_pending = sum(1 for c in self.wanted if c not in joined and c not in self.failed)
+        if self._serving and self.state in (ConnState.READY, ConnState.IDENTIFYING):
+            # Ready once every channel is joined (or failed): a reload waits for that.
+            self.state = ConnState.IDENTIFYING if self.counters.keys_pending else ConnState.READY
 
     def _check_settled(self, sock: Socket) -> None:
         chans = [sock.scope] if sock.scope is not None else self.wanted
@@ -202,8 +233,13 @@ class TwitchReader(TwitchLink):
     async def _connected(self) -> None:
         sock = await self._open()
         sock.spawn(self._joiner(sock))
-        self.state = ConnState.READY
-        await self._serve(sock)
+        self._serving = True
+        self.state = ConnState.IDENTIFYING
+        self._count()
+        try:
+            await self._serve(sock)
+        finally:
+            self._serving = False
 
     async def _replace(self, old: Socket) -> Socket:
         """Make the replacement, join its channels, then break the old socket."""

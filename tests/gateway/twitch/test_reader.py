@@ -185,6 +185,22 @@ async def test_reader_when_a_channel_is_suspended_marks_it_failed_and_retries_it
         assert [len(joins_of(sim, c)) for c in ("chan0", "chan2")] == [1, 1], "the others joined once"
 
 
+async def test_reader_when_a_join_gets_no_answer_fails_that_channel_and_is_ready_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reader_module, "JOIN_CONFIRM_S", 0.5)
+    # "nosuch" is no channel of the simulator: Twitch answers nothing to its JOIN.
+    async with running(channels=("chan0", "chan2")) as sim:
+        rig = Rig(sim, sim.ws_url)
+        await until(lambda: rig.reader.counters.keys == {"chan0", "chan2"}, 10, "the others joined")
+        assert rig.reader.state is ConnState.IDENTIFYING, "not ready while a join is unanswered"
+        await until(lambda: "chan1" in rig.reader.failed, 10, "chan1 failed for want of an answer")
+        assert rig.reader.failed["chan1"] == reader_module.NO_ANSWER
+        assert rig.reader.state is ConnState.READY
+        assert rig.reader.counters.keys_pending == 0
+        await rig.stop()
+
+
 async def test_reader_when_one_channel_moves_carries_it_on_a_side_socket_before_the_break() -> None:
     async with running(channels=tuple(CHANNELS), rate=300.0, reconnect_grace=1.0) as sim:
         rig = Rig(sim, sim.ws_url)
