@@ -74,7 +74,8 @@ import psutil
 from benchmarks.harness import Result, Row, Scale, machine, median, print_result
 from benchmarks.peers import PeerProc
 from benchmarks.simproc import stop_process
-from harness.procs import REPO, Process, cpu_of
+from harness.cluster import ClusterProcess
+from harness.procs import REPO, cpu_of
 
 OURS = "shardrunner"
 PEERS = ("tmi.js", "twitchio")
@@ -227,50 +228,18 @@ def runner_version(runner: str) -> str:
     return ensure_tmijs()[1]
 
 
-class TwitchCluster(Process):
+class TwitchCluster(ClusterProcess):
     """`python -m shardrunner start --platforms twitch ...` in a run dir of its own; its workers are
     the supervisor's children running ``shardrunner.cluster.worker``."""
 
     def __init__(self, sim: Sim, channels_file: Path, run_dir: Path, extra: Sequence[str] = ()) -> None:
-        self.run_dir = run_dir
         super().__init__(
-            [
-                sys.executable,
-                "-m",
-                "shardrunner",
-                "start",
-                "--platforms",
-                "twitch",
-                "--twitch-url",
-                sim.ws_url,
-                "--twitch-channels-file",
-                str(channels_file),
-                "--twitch-anonymous",
-                "--workers",
-                str(WORKERS),
-                "--run-dir",
-                str(run_dir),
-                "--log-level",
-                "warning",
-                "--progress",
-                "never",
-                *extra,
-            ]
-        )
-        self.supervisor = psutil.Process(self.proc.pid)
-
-    def workers(self) -> list[psutil.Process]:
-        procs = []
-        with contextlib.suppress(psutil.Error):
-            for p in self.supervisor.children():
-                with contextlib.suppress(psutil.Error):
-                    if "shardrunner.cluster.worker" in " ".join(p.cmdline()):
-                        procs.append(p)
-                        self.seen.add(p.pid)
-        return procs
-
-    def remember(self) -> None:
-        self.workers()
+            None,
+            "--platforms", "twitch", "--twitch-url", sim.ws_url, "--twitch-channels-file", str(channels_file),
+            "--twitch-anonymous", "--workers", str(WORKERS), "--log-level", "warning", *extra,
+            token=None,
+            run_dir=run_dir,
+        )  # fmt: skip
 
     def alive(self) -> None:
         if self.proc.poll() is not None:

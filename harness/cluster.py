@@ -33,23 +33,26 @@ class ClusterProcess(Process):
 
     def __init__(
         self,
-        api_url: str,
+        api_url: str | None,
         *args: str,
-        token: str,
+        token: str | None,
         run_dir: Path | None = None,
         shards: int | None = None,
         env: dict[str, str] | None = None,
         output: bool = False,
     ) -> None:
+        """``api_url`` and ``token`` None: a cluster without Discord (``--platforms twitch``)."""
         self._own_run_dir = run_dir is None
         self.run_dir = Path(tempfile.mkdtemp(prefix="sr-cluster-")) if run_dir is None else run_dir
         self.shards = shards
         command = [
             sys.executable, "-m", "shardrunner", "start",
-            "--api-url", api_url, "--run-dir", str(self.run_dir), "--progress", "never",
+            *(["--api-url", api_url] if api_url is not None else []),
+            "--run-dir", str(self.run_dir), "--progress", "never",
             *(["--shards", str(shards)] if shards is not None else []), *args,
         ]  # fmt: skip
-        super().__init__(command, env={"SHARDRUNNER_TOKEN": token, **(env or {})}, output=output)
+        secret = {"SHARDRUNNER_TOKEN": token} if token is not None else {}
+        super().__init__(command, env={**secret, **(env or {})}, output=output)
         self.supervisor = psutil.Process(self.proc.pid)
 
     def workers(self) -> list[psutil.Process]:

@@ -23,7 +23,7 @@ import pytest
 from harness.bots import BotProcess
 from harness.cluster import ClusterProcess
 from shardrunner.sim.twitch.server import TwitchSimulator
-from tests.conftest import TOKEN, wait_for
+from tests.conftest import wait_for
 from tests.sim.twitch.helpers import running
 
 pytestmark = pytest.mark.timeout(240)
@@ -40,10 +40,10 @@ class TwitchCluster(ClusterProcess):
         names = run_dir.parent / "channels.txt"
         names.write_text("".join(f"{c}\n" for c in channels))
         super().__init__(
-            "http://127.0.0.1:9/api/v10",
+            None,
             "--platforms", "twitch", "--twitch-url", sim.ws_url, "--twitch-channels-file", str(names),
             "--hung-after", "5", "--groups", "test", "--log-level", "warning", *args,
-            token=TOKEN, run_dir=run_dir, output=True,
+            token=None, run_dir=run_dir, output=True,
         )  # fmt: skip
 
     async def joined(self, channels: int, timeout: float = 60) -> dict[str, Any]:
@@ -295,6 +295,11 @@ async def test_twitch_cluster_sending_over_the_limit_paces_and_a_suspended_chann
         assert not sim.stats.violations
         # The suspended channel was tried once (retried hourly, not in a loop).
         assert sum(1 for j in sim.stats.joins if j.get("channel") == "gone") == 1
+        # A stop keeps the durable groups for the next start (there are no sessions to keep).
+        await c.stop(grace=20)
+        from shardrunner.cluster import statefile
+
+        assert dict(statefile.load_groups(c.run_dir)) == {"test": None}
 
 
 async def test_twitch_cluster_when_the_login_is_refused_stops_in_one_sentence(twitch: Any) -> None:

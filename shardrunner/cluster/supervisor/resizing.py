@@ -46,8 +46,9 @@ def prefer_saved_sets(
 
 def save_state(sup: Supervisor) -> Path | None:
     """Write the state file with every connection's session now (after a reshard's switch, so
-    that the file never names the set that is gone)."""
-    if not sup.conns or not sup.token:
+    that the file never names the set that is gone). A cluster without Discord (no token) writes it
+    too: it has no session to resume, but its durable consumer groups are kept for the next start."""
+    if not sup.conns:
         return None
     return statefile.write(
         sup.run_dir.path,
