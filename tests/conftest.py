@@ -16,6 +16,9 @@ from shardrunner.sim.discord.config import SimConfig
 from shardrunner.sim.discord.server import Simulator
 from shardrunner.sim.discord.world import make_token
 
+#: A real redis-server on a free port (the ``redis_server`` fixture).
+pytest_plugins = ["tests.redis_server"]
+
 TOKEN = make_token(1100000000000000001)
 
 
