@@ -1,0 +1,351 @@
+"""The identify queue of a bot that runs on several hosts, in Redis.
+
+The same rules as :class:`~shardrunner.identify.local.LocalIdentifyQueue`: each bucket of each
+:class:`~shardrunner.identify.protocol.StartLimit` grants one identify per ``window`` (plus a
+``margin``), counted from :meth:`RedisIdentifyQueue.sent`, not while the previous grant is held
+(until released, or ``hold`` seconds); waiters are served lowest ``(generation, shard)`` first,
+whichever host they wait on. Every decision is one Lua script (:mod:`.redis_lua`) on the server's
+clock.
+
+A grant carries a **fencing token** (a per-bucket counter, with the server's epoch). A grant not
+sent within ``hold`` seconds expires and the next waiter goes; :meth:`stamp` with a superseded
+token raises :class:`StaleGrant` (the host stalled past its grant: it must not identify). The
+protocol's :meth:`sent` checks the hold on the local clock (conservatively: from before the grant
+was asked) and stamps in Redis behind it.
+
+A host with waiters asks once per ``poll`` seconds per bucket (or sleeps until the bucket's next
+grant, when only time stands between it and its head waiter); a waiter whose host stopped asking
+for ``waiter_ttl`` seconds is dropped. Redis down: waiters wait (:attr:`down` says why) and go on
+when it is back; the other calls raise :class:`~.coordinator.CoordinatorDown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
+from shardrunner.identify.local import MIN_MARGIN_S
+from shardrunner.identify.protocol import BucketOf, StartLimit
+from shardrunner.identify.redis_lua import GRANT, RELEASE, STAMP, START_LIMIT, WITHDRAW
+from shardrunner.protocol.keys import ConnKey
+
+log = logging.getLogger("shardrunner.identify")
+
+#: Seconds between a host's asks for a bucket it waits on, by default.
+POLL_S = 0.05
+
+
+class StaleGrant(RuntimeError):
+    """The grant was superseded (its hold ran out, or Redis forgot it): do not identify."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Permission for ``conn`` to identify: ``token`` fences it, ``deadline`` (local monotonic
+    seconds) is when its hold ends at the latest."""
+
+    conn: ConnKey
+    bucket: tuple[str, int]
+    token: str
+    epoch: str
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class StartLimitState:
+    """``session_start_limit`` as the cluster shares it."""
+
+    remaining: int
+    total: int
+    reset_after: float
+
+
+class _Bucket:
+    __slots__ = ("hold", "margin", "task", "waiters", "wake", "window")
+
+    def __init__(self, window: float, margin: float, hold: float) -> None:
+        self.window, self.margin, self.hold = window, margin, hold
+        #: member -> (conn, future, local time its host last told Redis)
+        self.waiters: dict[str, tuple[ConnKey, asyncio.Future[Grant], list[float]]] = {}
+        self.task: asyncio.Task[None] | None = None
+        #: Set to ask again at once (a resume, a release on this host).
+        self.wake = asyncio.Event()
+
+
+class RedisIdentifyQueue:
+    """An :class:`~shardrunner.identify.protocol.IdentifyQueue` shared by hosts through Redis."""
+
+    def __init__(
+        self,
+        url: str,
+        cluster: str,
+        limits: list[StartLimit],
+        bucket_of: BucketOf,
+        *,
+        host: str | None = None,
+        margin: float | None = None,
+        hold: float | None = None,
+        poll: float = POLL_S,
+        waiter_ttl: float | None = None,
+        paused: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        self.coordinator = Coordinator(url, cluster, **({} if timeout is None else {"timeout": timeout}))
+        self.limits = {limit.name: limit for limit in limits}
+        self._bucket_of = bucket_of
+        self.host = host or f"{socket.gethostname()}.{os.getpid()}.{id(self):x}"
+        self._suffix = "@" + self.host
+        self.poll = poll
+        self.waiter_ttl = waiter_ttl if waiter_ttl is not None else max(2.0, 20 * poll)
+        self.paused = paused
+        self._buckets: dict[tuple[str, int], _Bucket] = {}
+        for limit in limits:
+            if limit.buckets < 1:
+                raise ValueError(f"{limit.name}: a limit needs at least one bucket")
+            slack = margin if margin is not None else max(limit.window * 0.01, MIN_MARGIN_S)
+            for index in range(limit.buckets):
+                self._buckets[(limit.name, index)] = _Bucket(
+                    limit.window, slack if limit.window > 0 else 0.0, limit.window if hold is None else hold
+                )
+        c = self.coordinator
+        self._grant, self._stamp, self._release = c.script(GRANT), c.script(STAMP), c.script(RELEASE)
+        self._withdraw, self._start_limit = c.script(WITHDRAW), c.script(START_LIMIT)
+        #: conn -> its grant, until released.
+        self.grants: dict[ConnKey, Grant] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def down(self) -> str | None:
+        """Why Redis cannot be reached now (None when it can)."""
+        return self.coordinator.down
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for b in self._buckets.values() for _, fut, _ in b.waiters.values() if not fut.done())
+
+    def bucket_of(self, conn: ConnKey) -> tuple[str, int]:
+        name = self._bucket_of(conn)
+        if name not in self._buckets:
+            raise ValueError(f"{conn}: no identify limit has bucket {name}")
+        return name
+
+    def _keys(self, name: tuple[str, int]) -> tuple[str, str, str]:
+        k = self.coordinator.key
+        return k("idq", *name, "state"), k("idq", *name, "waiters"), k("idq", *name, "seen")
+
+    def _member(self, conn: ConnKey) -> str:
+        return f"{conn.generation}:{conn.shard}:{conn.count}:{conn.platform}{self._suffix}"
+
+    def resume(self) -> None:
+        """Start taking grants (a queue created ``paused`` waits in line, but takes none)."""
+        self.paused = False
+        for name, bucket in self._buckets.items():
+            bucket.wake.set()
+            self._serve(name)
+
+    async def acquire(self, conn: ConnKey) -> None:
+        await self.grant(conn)
+
+    async def grant(self, conn: ConnKey) -> Grant:
+        """Wait until ``conn`` may identify: its grant (kept in :attr:`grants` until released)."""
+        name = self.bucket_of(conn)
+        bucket = self._buckets[name]
+        member = self._member(conn)
+        waiter = bucket.waiters.get(member)
+        if waiter is None or waiter[1].done():
+            waiter = (conn, asyncio.get_running_loop().create_future(), [0.0])
+            bucket.waiters[member] = waiter
+        self._serve(name)
+        fut = waiter[1]
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            if bucket.waiters.get(member) is waiter and not fut.done():
+                del bucket.waiters[member]
+                fut.cancel()
+                self._later(self._give_up(name, member))
+            elif fut.done() and not fut.cancelled():
+                self.release(conn, ready=False)  # granted as the caller gave up: the next one goes
+            raise
+
+    def _serve(self, name: tuple[str, int]) -> None:
+        bucket = self._buckets[name]
+        if bucket.waiters and (bucket.task is None or bucket.task.done()):
+            bucket.task = asyncio.ensure_future(self._run(name))
+
+    async def _run(self, name: tuple[str, int]) -> None:
+        try:
+            await self._ask(name)
+        except Exception as exc:  # a bug or a bad answer: the waiters hear of it, not only the log
+            log.exception("identify queue: bucket %s failed", name)
+            for _, fut, _ in self._buckets[name].waiters.values():
+                if not fut.done():
+                    fut.set_exception(exc)
+            self._buckets[name].waiters.clear()
+
+    async def _ask(self, name: tuple[str, int]) -> None:
+        bucket = self._buckets[name]
+        state_key, waiters_key, seen_key = self._keys(name)
+        keys = [state_key, waiters_key, seen_key, self.coordinator.key("start_limit")]
+        refresh = self.waiter_ttl / 4
+        backoff = self.poll
+        while bucket.waiters:
+            asked = time.monotonic()
+            pairs: list[object] = []
+            for member, (conn, _, told) in bucket.waiters.items():
+                if asked - told[0] >= refresh:
+                    told[0] = asked
+                    pairs += [member, conn.generation * 2**24 + conn.shard]
+            args = [bucket.window, bucket.margin, bucket.hold, self.waiter_ttl, 0 if self.paused else 1]
+            try:
+                what, member, token, seconds, holder = await self.coordinator.run(
+                    self._grant, keys, [*args, self._suffix, *pairs]
+                )
+            except CoordinatorDown as exc:
+                if backoff == self.poll:
+                    log.warning("identify waits: %s", exc)
+                for _, _, told in bucket.waiters.values():
+                    told[0] = 0.0  # tell it again once it is back (it may have forgotten them)
+                await asyncio.sleep(backoff)
+                backoff = min(1.0, backoff * 2)
+                continue
+            backoff = self.poll
+            if what == "granted":
+                self._granted(name, member, token, asked + float(seconds))
+                continue
+            delay = self.poll
+            if what == "wait" and member.endswith(self._suffix) and not holder and not self.paused:
+                delay = min(max(float(seconds), 0.0), refresh)  # only time stands in the way
+            await self._sleep(bucket, delay)
+
+    @staticmethod
+    async def _sleep(bucket: _Bucket, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(bucket.wake.wait(), max(seconds, 0.001))
+        bucket.wake.clear()
+
+    def _granted(self, name: tuple[str, int], member: str, token: str, deadline: float) -> None:
+        bucket = self._buckets[name]
+        waiter = bucket.waiters.pop(member, None)
+        if waiter is None:
+            conn = next((c for c, g in self.grants.items() if self._member(c) == member), None)
+            if conn is None:  # nobody here waits for it any more: hand it back
+                self._later(self._release_grant(Grant(_conn(member), name, token, "", deadline)))
+            return
+        conn, fut, _ = waiter
+        grant = Grant(conn, name, token, self.coordinator.epoch, deadline)
+        self.grants[conn] = grant
+        if fut.done():
+            self.release(conn, ready=False)
+        else:
+            fut.set_result(grant)
+
+    async def _give_up(self, name: tuple[str, int], member: str) -> None:
+        _, waiters_key, seen_key = self._keys(name)
+        with contextlib.suppress(CoordinatorDown):  # the waiter TTL drops it then
+            await self.coordinator.run(self._withdraw, [waiters_key, seen_key], [member])
+
+    def sent(self, conn: ConnKey) -> None:
+        """The IDENTIFY of ``conn`` goes out now: raises :class:`StaleGrant` if its hold is over by
+        the local clock, else stamps its window in Redis (in the background)."""
+        grant = self.grants.get(conn)
+        if grant is None:
+            return
+        if time.monotonic() >= grant.deadline:
+            raise StaleGrant(f"{conn}: the identify grant's hold ran out before the send")
+        self._later(self._retry(lambda: self.stamp(conn)))
+
+    async def stamp(self, conn: ConnKey, token: str | None = None) -> None:
+        """The IDENTIFY of ``conn`` goes out now, under ``token`` (default: its grant's): its
+        bucket's window counts from here. Raises :class:`StaleGrant` when the token was superseded."""
+        grant = self.grants.get(conn)
+        if grant is None and token is None:
+            raise StaleGrant(f"{conn}: no identify grant")
+        name = self.bucket_of(conn)
+        bucket = self._buckets[name]
+        token = token if token is not None else grant.token if grant else ""
+        epoch = grant.epoch if grant else self.coordinator.epoch
+        args = [bucket.window, bucket.margin, self._member(conn), token, epoch]
+        (what,) = await self.coordinator.run(self._stamp, [self._keys(name)[0]], args)
+        if what != "ok":
+            raise StaleGrant(f"{conn}: identify grant {token} was superseded: do not identify")
+
+    def release(self, conn: ConnKey, *, ready: bool) -> None:
+        grant = self.grants.pop(conn, None)
+        if grant is not None:
+            self._later(self._retry(lambda: self._release_grant(grant)))
+
+    async def _release_grant(self, grant: Grant) -> None:
+        keys = [self._keys(grant.bucket)[0], self.coordinator.key("start_limit")]
+        member = self._member(grant.conn)
+        await self.coordinator.run(self._release, keys, [member, grant.token, grant.epoch])
+        self._buckets[grant.bucket].wake.set()
+        self._serve(grant.bucket)
+
+    async def set_start_limit(
+        self, total: int, remaining: int, reset_after: float, period: float = 86400.0
+    ) -> StartLimitState:
+        """Record ``session_start_limit`` as the platform gave it (the lower ``remaining`` wins
+        within one period); every grant then takes one start, a grant released unsent gives it back,
+        and grants wait for the reset once none remain."""
+        return await self._read_limit([total, remaining, reset_after, period])
+
+    async def start_limit(self) -> StartLimitState | None:
+        """``session_start_limit`` now, or None when it was never set."""
+        state = await self._read_limit(["", "", "", ""])
+        return state if state.total >= 0 else None
+
+    async def _read_limit(self, args: list[object]) -> StartLimitState:
+        remaining, total, after = await self.coordinator.run(
+            self._start_limit, [self.coordinator.key("start_limit")], args
+        )
+        if remaining == "":
+            return StartLimitState(-1, -1, 0.0)
+        return StartLimitState(int(remaining), int(total), float(after))
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _retry(self, call: Callable[[], Awaitable[None]], attempts: int = 30) -> None:
+        """Run a call made in the background; while Redis is down, try again each second for a
+        while (a stamp late is still a stamp: the window only gets longer; a release not made ends
+        with its hold)."""
+        for _ in range(attempts):
+            try:
+                await call()
+                return
+            except StaleGrant as exc:
+                log.warning("%s", exc)
+                return
+            except CoordinatorDown:
+                await asyncio.sleep(1.0)
+        log.warning("identify: a call was given up while %s", self.coordinator.down)
+
+    async def flush(self) -> None:
+        """Wait for the calls made in the background (stamps, releases)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def close(self) -> None:
+        for bucket in self._buckets.values():
+            if bucket.task is not None:
+                bucket.task.cancel()
+            for _, fut, _ in bucket.waiters.values():
+                fut.cancel()
+        await self.flush()
+        await self.coordinator.close()
+
+
+def _conn(member: str) -> ConnKey:
+    generation, shard, count, rest = member.split(":", 3)
+    return ConnKey(rest.rsplit("@", 1)[0], int(generation), int(shard), int(count))
