@@ -1,0 +1,110 @@
+"""What only the Redis identify queue does: fencing tokens, session_start_limit shared by hosts,
+a Redis that goes down and comes back (and one that forgot everything)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from shardrunner.identify.coordinator import CoordinatorDown, redact
+from shardrunner.identify.redis_queue import RedisIdentifyQueue, StaleGrant
+from tests.identify.queues import hosts, key
+from tests.redis_server import RedisServer
+
+
+async def test_redis_queue_when_a_host_stalls_past_its_hold_its_stamp_is_refused(
+    redis_server: RedisServer,
+) -> None:
+    async with hosts("redis", redis_server, 1, 0.1, margin=0.0, hold=0.3) as h:
+        stalled, other = h.queues
+        grant = await stalled.grant(key(0))
+        assert grant.token == "1"
+        second = await asyncio.wait_for(other.grant(key(1)), 2.0)  # the hold ran out: the next goes
+        assert second.token == "2"
+        with pytest.raises(StaleGrant, match="superseded"):
+            await stalled.stamp(key(0))
+        with pytest.raises(StaleGrant, match="hold ran out"):
+            stalled.sent(key(0))  # by the local clock already
+        await other.stamp(key(1))  # the live grant goes through
+
+
+async def test_redis_queue_session_start_limit_when_shared_counts_every_host_and_gives_unsent_back(
+    redis_server: RedisServer,
+) -> None:
+    async with hosts("redis", redis_server, 2, 0.05, margin=0.0) as h:
+        a, b = h.queues
+        assert await a.start_limit() is None
+        await a.set_start_limit(total=1000, remaining=3, reset_after=60.0)
+        await a.acquire(key(0))
+        a.sent(key(0))
+        await b.acquire(key(1))
+        b.sent(key(1))
+        await h.settle()
+        await a.acquire(key(2))
+        a.release(key(2), ready=False)  # granted, never sent: the start is given back
+        await h.settle()
+        state = await b.start_limit()
+        assert state is not None
+        assert (state.remaining, state.total) == (1, 1000)
+        assert 59.0 < state.reset_after <= 60.0
+        await b.set_start_limit(total=1000, remaining=5, reset_after=60.0)  # an older reading
+        assert (await a.start_limit()).remaining == 1  # type: ignore[union-attr]
+        await a.acquire(key(4))
+        a.sent(key(4))
+        await h.settle()
+        a.release(key(4), ready=True)
+        starved = asyncio.ensure_future(b.acquire(key(3)))
+        await asyncio.sleep(0.3)
+        assert not starved.done(), "no session start left: the grant waits for the reset"
+        starved.cancel()
+
+
+async def test_redis_queue_when_redis_is_down_fails_fast_then_waiters_go_on_when_it_is_back(
+    redis_server: RedisServer,
+) -> None:
+    async with hosts("redis", redis_server, 1, 0.2, margin=0.0, timeout=0.5) as h:
+        a, b = h.queues
+        await a.acquire(key(0))
+        a.sent(key(0))
+        a.release(key(0), ready=True)
+        await h.settle()
+        redis_server.stop()
+        waiter = asyncio.ensure_future(b.acquire(key(1)))
+        started = time.monotonic()
+        with pytest.raises(
+            CoordinatorDown, match=rf"the coordinator at redis://127\.0\.0\.1:{redis_server.port}"
+        ):
+            await a.start_limit()
+        assert time.monotonic() - started < 1.5, "fails fast"
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        assert b.down is not None
+        redis_server.start()
+        await asyncio.wait_for(waiter, 5.0)
+        assert b.down is None
+
+
+async def test_redis_queue_when_redis_forgot_everything_waits_a_window_before_the_next_grant(
+    redis_server: RedisServer,
+) -> None:
+    async with hosts("redis", redis_server, 1, 1.0, margin=0.0, n=1) as h:
+        (q,) = h.queues
+        await q.acquire(key(0))
+        q.sent(key(0))
+        q.release(key(0), ready=True)
+        await h.settle()
+        redis_server.stop()
+        redis_server.start()
+        back = time.monotonic()
+        await asyncio.wait_for(q.acquire(key(1)), 5.0)
+        assert time.monotonic() - back >= 1.0 - 0.01, "a window of blackout after the loss"
+
+
+def test_coordinator_when_the_url_has_a_password_never_shows_it() -> None:
+    assert redact("redis://bot:s3cret@db.example:6380/2") == "redis://bot:***@db.example:6380/2"
+    assert redact("rediss://:s3cret@db.example/0") == "rediss://:***@db.example/0"
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    q = RedisIdentifyQueue("redis://bot:s3cret@127.0.0.1:1/0", "x", [], lambda c: ("x", 0))
+    assert "s3cret" not in q.coordinator.url
