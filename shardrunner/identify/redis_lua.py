@@ -88,9 +88,9 @@ local pushed = now + tonumber(ARGV[3]) + tonumber(ARGV[4])
 redis.call('HSET', KEYS[2], 'next_at', f(math.max(tonumber(s[4] or '0'), pushed)))
 if ok then
   redis.call('HSET', KEYS[2], 'sent', '1')
-  return {epoch, 'ok'}
+  return {epoch, 'ok', f(now)}
 end
-return {epoch, 'stale'}
+return {epoch, 'stale', f(now)}
 """
 )
 

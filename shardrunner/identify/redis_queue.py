@@ -218,9 +218,8 @@ class RedisIdentifyQueue:
                 backoff = min(1.0, backoff * 2)
                 continue
             backoff = self.poll
-            if what == "granted":
-                self._granted(name, member, token, asked + float(seconds))
-                continue
+            if what == "granted" and self._granted(name, member, token, asked + float(seconds)):
+                continue  # another of this host's waiters may be next
             delay = self.poll
             if what == "wait" and member.endswith(self._suffix) and not holder and not self.paused:
                 delay = min(max(float(seconds), 0.0), refresh)  # only time stands in the way
@@ -232,14 +231,18 @@ class RedisIdentifyQueue:
             await asyncio.wait_for(bucket.wake.wait(), max(seconds, 0.001))
         bucket.wake.clear()
 
-    def _granted(self, name: tuple[str, int], member: str, token: str, deadline: float) -> None:
+    def _granted(self, name: tuple[str, int], member: str, token: str, deadline: float) -> bool:
+        """A grant for ``member`` came: whether it was news (not a grant this host holds already)."""
         bucket = self._buckets[name]
         waiter = bucket.waiters.pop(member, None)
         if waiter is None:
             conn = next((c for c, g in self.grants.items() if self._member(c) == member), None)
-            if conn is None:  # nobody here waits for it any more: hand it back
-                self._later(self._release_grant(Grant(_conn(member), name, token, "", deadline)))
-            return
+            if conn is not None:
+                return False  # held here already
+            # Nobody here waits for it any more: hand it back.
+            lost = Grant(_conn(member), name, token, self.coordinator.epoch, deadline)
+            self._later(self._retry(lambda: self._release_grant(lost)))
+            return True
         conn, fut, _ = waiter
         grant = Grant(conn, name, token, self.coordinator.epoch, deadline)
         self.grants[conn] = grant
@@ -247,6 +250,7 @@ class RedisIdentifyQueue:
             self.release(conn, ready=False)
         else:
             fut.set_result(grant)
+        return True
 
     async def _give_up(self, name: tuple[str, int], member: str) -> None:
         _, waiters_key, seen_key = self._keys(name)
@@ -261,11 +265,15 @@ class RedisIdentifyQueue:
             return
         if time.monotonic() >= grant.deadline:
             raise StaleGrant(f"{conn}: the identify grant's hold ran out before the send")
-        self._later(self._retry(lambda: self.stamp(conn)))
+        self._later(self._retry(lambda: self._stamp_quietly(conn)))
 
-    async def stamp(self, conn: ConnKey, token: str | None = None) -> None:
+    async def _stamp_quietly(self, conn: ConnKey) -> None:
+        await self.stamp(conn)
+
+    async def stamp(self, conn: ConnKey, token: str | None = None) -> float:
         """The IDENTIFY of ``conn`` goes out now, under ``token`` (default: its grant's): its
-        bucket's window counts from here. Raises :class:`StaleGrant` when the token was superseded."""
+        bucket's window counts from here, the server's time returned. Raises :class:`StaleGrant`
+        when the token was superseded."""
         grant = self.grants.get(conn)
         if grant is None and token is None:
             raise StaleGrant(f"{conn}: no identify grant")
@@ -274,9 +282,10 @@ class RedisIdentifyQueue:
         token = token if token is not None else grant.token if grant else ""
         epoch = grant.epoch if grant else self.coordinator.epoch
         args = [bucket.window, bucket.margin, self._member(conn), token, epoch]
-        (what,) = await self.coordinator.run(self._stamp, [self._keys(name)[0]], args)
+        what, at = await self.coordinator.run(self._stamp, [self._keys(name)[0]], args)
         if what != "ok":
             raise StaleGrant(f"{conn}: identify grant {token} was superseded: do not identify")
+        return float(at)
 
     def release(self, conn: ConnKey, *, ready: bool) -> None:
         grant = self.grants.pop(conn, None)
