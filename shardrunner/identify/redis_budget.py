@@ -246,6 +246,7 @@ class RedisBudgetQueue:
         budget = ledger.budget
         refresh = self.waiter_ttl / 4
         backoff = self.poll
+        epoch = self.coordinator.epoch
         while ledger.waiters:
             asked = time.monotonic()
             pairs: list[object] = []
@@ -266,6 +267,10 @@ class RedisBudgetQueue:
                 backoff = min(1.0, backoff * 2)
                 continue
             backoff = self.poll
+            if self.coordinator.epoch != epoch:  # a server that forgot: tell it every waiter again
+                epoch = self.coordinator.epoch
+                for _, _, told in ledger.waiters.values():
+                    told[0] = 0.0
             for waiter in granted:
                 entry = ledger.waiters.pop(waiter, None)
                 if entry is None or entry[1].done():

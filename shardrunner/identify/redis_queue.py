@@ -197,6 +197,7 @@ class RedisIdentifyQueue:
         keys = [state_key, waiters_key, seen_key, self.coordinator.key("start_limit")]
         refresh = self.waiter_ttl / 4
         backoff = self.poll
+        epoch = self.coordinator.epoch
         while bucket.waiters:
             asked = time.monotonic()
             pairs: list[object] = []
@@ -218,6 +219,10 @@ class RedisIdentifyQueue:
                 backoff = min(1.0, backoff * 2)
                 continue
             backoff = self.poll
+            if self.coordinator.epoch != epoch:  # a server that forgot: tell it every waiter again
+                epoch = self.coordinator.epoch
+                for _, _, told in bucket.waiters.values():
+                    told[0] = 0.0
             if what == "granted" and self._granted(name, member, token, asked + float(seconds)):
                 continue  # another of this host's waiters may be next
             delay = self.poll

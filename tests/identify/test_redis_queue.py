@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
 from shardrunner.identify.coordinator import CoordinatorDown, redact
 from shardrunner.identify.redis_queue import RedisIdentifyQueue, StaleGrant
+from tests.conftest import wait_for
 from tests.identify.queues import hosts, key
 from tests.redis_server import RedisServer
 
@@ -86,6 +88,26 @@ async def test_redis_queue_when_redis_is_down_fails_fast_then_waiters_go_on_when
         assert b.down is None
 
 
+async def test_redis_queue_when_a_host_dies_waiting_its_waiters_are_dropped_after_their_ttl(
+    redis_server: RedisServer,
+) -> None:
+    async with hosts("redis", redis_server, 1, 0.1, margin=0.0, waiter_ttl=0.5, paused=True) as h:
+        dead, alive = h.queues
+        first = asyncio.ensure_future(dead.acquire(key(0)))  # first in line, then its host dies
+        second = asyncio.ensure_future(alive.acquire(key(1)))
+        client = alive.coordinator.client
+        line = alive._keys(("discord.identify", 0))[1]
+        await wait_for(lambda: _count(client, line, 2), 3.0, "both in line")
+        await dead.close()  # still paused: it never took its grant
+        died = time.monotonic()
+        alive.resume()
+        await asyncio.sleep(0.2)
+        assert not second.done(), "the dead host's waiter is first in line until its TTL"
+        await asyncio.wait_for(second, 3.0)
+        assert first.cancelled()
+        assert time.monotonic() - died < 0.5 + 0.3, "dropped once its host stopped asking"
+
+
 async def test_redis_queue_when_redis_forgot_everything_waits_a_window_before_the_next_grant(
     redis_server: RedisServer,
 ) -> None:
@@ -108,3 +130,7 @@ def test_coordinator_when_the_url_has_a_password_never_shows_it() -> None:
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     q = RedisIdentifyQueue("redis://bot:s3cret@127.0.0.1:1/0", "x", [], lambda c: ("x", 0))
     assert "s3cret" not in q.coordinator.url
+
+
+async def _count(client: Any, line: str, n: int) -> bool:
+    return int(await client.zcard(line)) >= n
