@@ -16,7 +16,8 @@ _F = "local function f(x) return string.format('%.6f', x) end\n"
 #: KEYS: epoch, state, waiters, seen, start limit. ARGV[3..8]: window, margin, hold, waiter TTL,
 #: grant (1: this host may take a grant; 0: it is paused), host suffix; then (member, score) pairs.
 #: Returns (what: granted, wait or empty; the member granted or first in line; the token; seconds
-#: its hold has left, or until the next grant could be; the holder, if another host's).
+#: its hold has left, or until the window (and the start limit) allow the next grant, whatever
+#: the holder; the holder, if another host's).
 GRANT = (
     _F
     + """
@@ -52,8 +53,7 @@ while true do
 end
 local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
 if not head then return {epoch, 'empty', '', '', '0', ''} end
-local ready_at = next_at
-if holder ~= '' then ready_at = math.max(ready_at, held_until) end
+local ready_at = next_at  -- and, while a grant is held, its release (or held_until)
 local sl = redis.call('HMGET', KEYS[5], 'remaining', 'reset_at', 'total', 'period')
 if sl[1] then
   local remaining, reset_at = tonumber(sl[1]), tonumber(sl[2])

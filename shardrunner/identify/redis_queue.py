@@ -13,9 +13,10 @@ token raises :class:`StaleGrant` (the host stalled past its grant: it must not i
 protocol's :meth:`sent` checks the hold on the local clock (conservatively: from before the grant
 was asked) and stamps in Redis behind it.
 
-A host with waiters asks once per ``poll`` seconds per bucket (or sleeps until the bucket's next
-grant, when only time stands between it and its head waiter); a waiter whose host stopped asking
-for ``waiter_ttl`` seconds is dropped. Redis down: waiters wait (:attr:`down` says why) and go on
+A host with waiters sleeps until its bucket's window allows the next grant, then asks once per
+``poll`` seconds until the holder releases and the waiter first in line (on whichever host) takes
+it; a waiter whose host stopped asking for ``waiter_ttl`` seconds is dropped. A host asks nothing
+of a bucket where none of its connections waits. Redis down: waiters wait (:attr:`down` says why) and go on
 when it is back; the other calls raise :class:`~.coordinator.CoordinatorDown`.
 """
 
@@ -207,7 +208,7 @@ class RedisIdentifyQueue:
                     pairs += [member, conn.generation * 2**24 + conn.shard]
             args = [bucket.window, bucket.margin, bucket.hold, self.waiter_ttl, 0 if self.paused else 1]
             try:
-                what, member, token, seconds, holder = await self.coordinator.run(
+                what, member, token, seconds, _holder = await self.coordinator.run(
                     self._grant, keys, [*args, self._suffix, *pairs]
                 )
             except CoordinatorDown as exc:
@@ -225,9 +226,10 @@ class RedisIdentifyQueue:
                     told[0] = 0.0
             if what == "granted" and self._granted(name, member, token, asked + float(seconds)):
                 continue  # another of this host's waiters may be next
-            delay = self.poll
-            if what == "wait" and member.endswith(self._suffix) and not holder and not self.paused:
-                delay = min(max(float(seconds), 0.0), refresh)  # only time stands in the way
+            # Before the bucket's next grant time nothing can change for anyone: sleep till then.
+            # After it, ask each poll until the holder releases or the head's host takes it.
+            wait = float(seconds) if what == "wait" else 0.0
+            delay = min(wait, refresh) if wait > 0 else self.poll
             await self._sleep(bucket, delay)
 
     @staticmethod
