@@ -27,3 +27,10 @@ def test_readme_when_read_runs_the_cluster_on_the_simulator() -> None:
     )
     assert f".venv/bin/pip install -e . && {main_job}" in text
     assert ".venv/bin/shardrunner sim discord" in text
+
+
+def test_readme_test_command_when_read_installs_redis_server_first() -> None:
+    assert readme_test_command().startswith(".ci/redis && ")
+    script = ROOT / ".ci" / "redis"
+    assert script.stat().st_mode & 0o111, ".ci/redis is executable"
+    assert "apt-get install -y" in script.read_text()

@@ -17,6 +17,7 @@ one window (a bucket's next grant one window out, a budget full), never as free.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
+
+log = logging.getLogger("shardrunner.identify")
 
 #: Seconds to connect to, or wait for an answer from, the coordinator before the call fails.
 DEFAULT_TIMEOUT_S = 2.0
@@ -42,6 +45,16 @@ if not epoch then
 end
 local lost = ARGV[1] ~= '' and ARGV[1] ~= epoch
 """
+
+
+#: What makes a call fail as "down": no connection, no answer in time, a server still loading its
+#: data, or a replica that is read-only (a failover under way).
+_UNREACHABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    OSError,
+)
 
 
 class CoordinatorDown(ConnectionError):
@@ -91,9 +104,13 @@ class Coordinator:
             result = await script(
                 keys=[self.key("epoch"), *keys], args=[self.epoch, secrets.token_hex(8), *args]
             )
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        except _UNREACHABLE as exc:
+            if self.down is None:
+                log.warning("the coordinator at %s is unreachable (%s)", self.url, type(exc).__name__)
             self.down = f"the coordinator at {self.url} is unreachable ({type(exc).__name__})"
             raise CoordinatorDown(self.down) from None
+        if self.down is not None:
+            log.warning("the coordinator at %s is back", self.url)
         self.down = None
         self.epoch = result[0]
         return result[1:]

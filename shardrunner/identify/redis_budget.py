@@ -258,9 +258,7 @@ class RedisBudgetQueue:
             args += [self.waiter_ttl, self._suffix]
             try:
                 wait, granted = await self.coordinator.run(self._grant, ledger.keys, [*args, *pairs])
-            except CoordinatorDown as exc:
-                if backoff == self.poll:
-                    log.warning("budget %s waits: %s", name, exc)
+            except CoordinatorDown:
                 for _, _, told in ledger.waiters.values():
                     told[0] = 0.0
                 await asyncio.sleep(backoff)

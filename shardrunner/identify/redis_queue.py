@@ -211,9 +211,7 @@ class RedisIdentifyQueue:
                 what, member, token, seconds, _holder = await self.coordinator.run(
                     self._grant, keys, [*args, self._suffix, *pairs]
                 )
-            except CoordinatorDown as exc:
-                if backoff == self.poll:
-                    log.warning("identify waits: %s", exc)
+            except CoordinatorDown:
                 for _, _, told in bucket.waiters.values():
                     told[0] = 0.0  # tell it again once it is back (it may have forgotten them)
                 await asyncio.sleep(backoff)
