@@ -241,6 +241,16 @@ class RedisBudgetQueue:
         (used,) = await self.coordinator.run(self._in_use, ledger.keys[3:5], [])
         return int(used)
 
+    async def usage(self) -> list[tuple[str, str, int, int, int]]:
+        """``(budget, key, in use on every host, limit, waiting here)`` of every key this host
+        asked for that has uses or waiters now (raises CoordinatorDown)."""
+        out = []
+        for (name, key), ledger in sorted(self._ledgers.items()):
+            used, waiting = await self.in_use(name, key), self.pending(name, key)
+            if used or waiting:
+                out.append((name, key, used, ledger.budget.limit, waiting))
+        return out
+
     async def _run(self, name: str, key: str) -> None:
         ledger = self._ledgers[(name, key)]
         budget = ledger.budget

@@ -93,8 +93,10 @@ async def test_redis_budget_when_a_ticket_is_cancelled_gives_the_use_back_at_onc
         first = await a.acquire("twitch.join", "bot")
         second = asyncio.ensure_future(b.acquire("twitch.join", "bot"))
         await asyncio.sleep(0.1)
+        assert await b.usage() == [("twitch.join", "bot", 1, 1, 1)], "a's use counts on b"
         first.cancel()
         assert isinstance(await asyncio.wait_for(second, 2.0), RedisTicket)
+        assert await a.usage() == [("twitch.join", "bot", 1, 1, 0)]
 
 
 async def test_redis_budget_when_a_host_dies_holding_a_ticket_counts_it_as_written_at_its_ttl(
