@@ -9,9 +9,9 @@ clock.
 
 A grant carries a **fencing token** (a per-bucket counter, with the server's epoch). A grant not
 sent within ``hold`` seconds expires and the next waiter goes; :meth:`stamp` with a superseded
-token raises :class:`StaleGrant` (the host stalled past its grant: it must not identify). The
-protocol's :meth:`sent` checks the hold on the local clock (conservatively: from before the grant
-was asked) and stamps in Redis behind it.
+token raises :class:`StaleGrant` (the host stalled past its grant: it must not identify), and
+:meth:`fresh` checks the hold on the local clock (conservatively: from before the grant was asked)
+without a round trip. The protocol's :meth:`sent` stamps in Redis behind the send.
 
 A host with waiters sleeps until its bucket's window allows the next grant, then asks once per
 ``poll`` seconds until the holder releases and the waiter first in line (on whichever host) takes
@@ -262,15 +262,19 @@ class RedisIdentifyQueue:
         with contextlib.suppress(CoordinatorDown):  # the waiter TTL drops it then
             await self.coordinator.run(self._withdraw, [waiters_key, seen_key], [member])
 
-    def sent(self, conn: ConnKey) -> None:
-        """The IDENTIFY of ``conn`` goes out now: raises :class:`StaleGrant` if its hold is over by
-        the local clock, else stamps its window in Redis (in the background)."""
+    def fresh(self, conn: ConnKey) -> bool:
+        """Whether the grant of ``conn`` is still within its hold by the local clock (counted from
+        before it was asked for, so never later than Redis counts it): the check a connection can
+        make without a round trip before it identifies."""
         grant = self.grants.get(conn)
-        if grant is None:
-            return
-        if time.monotonic() >= grant.deadline:
-            raise StaleGrant(f"{conn}: the identify grant's hold ran out before the send")
-        self._later(self._retry(lambda: self._stamp_quietly(conn)))
+        return grant is not None and time.monotonic() < grant.deadline
+
+    def sent(self, conn: ConnKey) -> None:
+        """The IDENTIFY of ``conn`` went out now: its window is stamped in Redis in the background
+        (a stale grant's stamp is refused and logged, and still pushes the window out). To refuse
+        to identify on a stale grant, check :meth:`fresh` or await :meth:`stamp` first."""
+        if conn in self.grants:
+            self._later(self._retry(lambda: self._stamp_quietly(conn)))
 
     async def _stamp_quietly(self, conn: ConnKey) -> None:
         await self.stamp(conn)
