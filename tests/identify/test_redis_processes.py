@@ -42,8 +42,7 @@ async def main():
         say(shard=conn.shard, granted=time.time(), token=grant.token)
         await asyncio.sleep(float(stall))
         try:
-            await q.stamp(conn)
-            say(shard=conn.shard, sent=time.time())
+            say(shard=conn.shard, sent=await q.stamp(conn))  # the server's clock
         except StaleGrant:
             say(shard=conn.shard, stale=time.time())
         await asyncio.sleep(0.05)
