@@ -217,6 +217,10 @@ class TwitchReader(TwitchLink):
             # Ready once every channel is joined (or failed): a reload waits for that.
             self.state = ConnState.IDENTIFYING if self.counters.keys_pending else ConnState.READY
 
+    def _lost(self, sock: Socket) -> None:
+        # Its channels no longer count as joined (status, readiness).
+        self._count()
+
     def _check_settled(self, sock: Socket) -> None:
         chans = [sock.scope] if sock.scope is not None else self.wanted
         if all(c in sock.session.channels or c in self.failed for c in chans):

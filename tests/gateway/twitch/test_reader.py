@@ -177,10 +177,11 @@ async def test_reader_when_a_channel_is_suspended_marks_it_failed_and_retries_it
         rig = Rig(sim, sim.ws_url)
         await until(lambda: rig.reader.failed == {"chan1": "msg_channel_suspended"}, 10, "chan1 failed")
         await until(lambda: len(joins_of(sim, "chan1")) >= 3, 10, "two retries")
+        assert rig.reader.counters.keys == {"chan0", "chan2"}
         await rig.stop()
+        assert rig.reader.counters.keys == set(), "a closed reader is in no channel"
         tries = sorted(float(str(j["time"])) for j in joins_of(sim, "chan1"))
         assert all(b - a >= 0.5 for a, b in itertools.pairwise(tries)), "retried once per FAILED_RETRY_S"
-        assert rig.reader.counters.keys == {"chan0", "chan2"}
         assert rig.reader.describe()["failed"] == {"chan1": "msg_channel_suspended"}
         assert [len(joins_of(sim, c)) for c in ("chan0", "chan2")] == [1, 1], "the others joined once"
 
