@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.gateway.backoff import Backoff
@@ -38,6 +38,7 @@ from shardrunner.gateway.transport import Connection, PicowsTransport, Transport
 from shardrunner.gateway.twitch.session import IrcSession, LoginFailed, Outcome
 from shardrunner.gateway.twitch.session import State as SessionState
 from shardrunner.gateway.twitch.tcp import TcpTransport
+from shardrunner.identify.budget import Budgets
 from shardrunner.protocol import irc
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.irc import peek_chat
@@ -52,17 +53,6 @@ LOGIN_TIMEOUT_S: Final = 10.0
 STABLE_AFTER_S: Final = 60.0
 #: Message ids remembered to hand each on once.
 RECENT_IDS: Final = 8192
-
-
-class Ticket(Protocol):
-    def used(self) -> None: ...
-    def cancel(self) -> None: ...
-
-
-class Budgets(Protocol):
-    """The account budgets (:class:`~shardrunner.identify.budget.BudgetQueue`, or its relay)."""
-
-    async def acquire(self, name: str, key: str, n: int = 1) -> Ticket: ...
 
 
 class Socket:

@@ -33,8 +33,10 @@ from typing import Any, Final
 from shardrunner.clock import Clock, wait_with_timeout
 from shardrunner.gateway.connection import CommandRejected, ConnState, Sink
 from shardrunner.gateway.transport import Transport, TransportError
-from shardrunner.gateway.twitch.link import LOGIN_BUDGET, Budgets, Socket, Ticket, TwitchLink
+from shardrunner.gateway.twitch.link import LOGIN_BUDGET, Socket, TwitchLink
 from shardrunner.gateway.twitch.session import LoginFailed, Outcome
+from shardrunner.identify.budget import Budgets
+from shardrunner.identify.budget import UseTicket as Ticket
 from shardrunner.protocol import irc
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.twitch import normalize_channel

@@ -42,9 +42,10 @@ from typing import Any, Final
 from shardrunner.clock import Clock, wait_with_timeout
 from shardrunner.gateway.connection import CommandRejected, ConnFatalError, ConnState, NotReady, Sink
 from shardrunner.gateway.transport import Transport, TransportError
-from shardrunner.gateway.twitch.link import LOGIN_BUDGET, Budgets, Socket, TwitchLink
+from shardrunner.gateway.twitch.link import LOGIN_BUDGET, Socket, TwitchLink
 from shardrunner.gateway.twitch.pacing import MARGIN_S, Pacer, duplicate_key
 from shardrunner.gateway.twitch.session import Outcome
+from shardrunner.identify.budget import Budgets
 from shardrunner.protocol import irc
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.twitch import (
