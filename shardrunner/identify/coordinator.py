@@ -17,9 +17,10 @@ one window (a bucket's next grant one window out, a budget full), never as free.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -117,3 +118,47 @@ class Coordinator:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class Background:
+    """The calls a queue makes in the background (stamps, cancels, releases): each one that meets
+    Redis down is tried again every second for a while (a late stamp only makes a window longer; a
+    release or cancel not made ends with its hold or TTL); ``flush`` waits for them all."""
+
+    def __init__(self, coordinator: Coordinator, what: str) -> None:
+        self.coordinator = coordinator
+        self.what = what
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def retry(
+        self,
+        call: Callable[[], Awaitable[None]],
+        *,
+        final: tuple[type[Exception], ...] = (),
+        attempts: int = 30,
+    ) -> None:
+        """Run ``call`` in the background; an exception of ``final`` ends it with a warning."""
+        self.spawn(self._retry(call, final, attempts))
+
+    async def _retry(
+        self, call: Callable[[], Awaitable[None]], final: tuple[type[Exception], ...], attempts: int
+    ) -> None:
+        for _ in range(attempts):
+            try:
+                await call()
+                return
+            except CoordinatorDown:
+                await asyncio.sleep(1.0)
+            except final as exc:
+                log.warning("%s", exc)
+                return
+        log.warning("%s: a call was given up while %s", self.what, self.coordinator.down)
+
+    async def flush(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -23,10 +23,9 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from shardrunner.identify.budget import Budget, margin_for
-from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
+from shardrunner.identify.coordinator import Background, Coordinator, CoordinatorDown
 
 log = logging.getLogger("shardrunner.identify")
 
@@ -191,7 +190,7 @@ class RedisBudgetQueue:
         self._cancel_script, self._in_use = c.script(CANCEL), c.script(IN_USE)
         self._ledgers: dict[tuple[str, str], _Ledger] = {}
         self._ids = itertools.count(1)
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = Background(self.coordinator, "budget")
 
     @property
     def down(self) -> str | None:
@@ -304,25 +303,11 @@ class RedisBudgetQueue:
         ledger.wake.set()
 
     def _later(self, call: Callable[[], Awaitable[None]]) -> None:
-        task = asyncio.ensure_future(self._retry(call))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _retry(self, call: Callable[[], Awaitable[None]], attempts: int = 30) -> None:
-        """A stamp or a cancel, tried again each second while Redis is down (for a while: a stamp
-        not made leaves the ticket to its TTL, a cancel not made only keeps uses longer)."""
-        for _ in range(attempts):
-            try:
-                await call()
-                return
-            except CoordinatorDown:
-                await asyncio.sleep(1.0)
-        log.warning("budget: a call was given up while %s", self.coordinator.down)
+        self._background.retry(call)
 
     async def flush(self) -> None:
         """Wait for the calls made in the background (stamps, cancels)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self._background.flush()
 
     async def close(self) -> None:
         for ledger in self._ledgers.values():

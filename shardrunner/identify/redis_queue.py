@@ -28,11 +28,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
+from shardrunner.identify.coordinator import Background, Coordinator, CoordinatorDown
 from shardrunner.identify.local import MIN_MARGIN_S
 from shardrunner.identify.protocol import BucketOf, StartLimit
 from shardrunner.identify.redis_lua import GRANT, RELEASE, STAMP, START_LIMIT, WITHDRAW
@@ -121,7 +119,7 @@ class RedisIdentifyQueue:
         self._withdraw, self._start_limit = c.script(WITHDRAW), c.script(START_LIMIT)
         #: conn -> its grant, until released.
         self.grants: dict[ConnKey, Grant] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = Background(self.coordinator, "identify")
 
     @property
     def down(self) -> str | None:
@@ -172,7 +170,7 @@ class RedisIdentifyQueue:
             if bucket.waiters.get(member) is waiter and not fut.done():
                 del bucket.waiters[member]
                 fut.cancel()
-                self._later(self._give_up(name, member))
+                self._background.spawn(self._give_up(name, member))
             elif fut.done() and not fut.cancelled():
                 self.release(conn, ready=False)  # granted as the caller gave up: the next one goes
             raise
@@ -246,7 +244,7 @@ class RedisIdentifyQueue:
                 return False  # held here already
             # Nobody here waits for it any more: hand it back.
             lost = Grant(_conn(member), name, token, self.coordinator.epoch, deadline)
-            self._later(self._retry(lambda: self._release_grant(lost)))
+            self._background.retry(lambda: self._release_grant(lost), final=(StaleGrant,))
             return True
         conn, fut, _ = waiter
         grant = Grant(conn, name, token, self.coordinator.epoch, deadline)
@@ -274,7 +272,7 @@ class RedisIdentifyQueue:
         (a stale grant's stamp is refused and logged, and still pushes the window out). To refuse
         to identify on a stale grant, check :meth:`fresh` or await :meth:`stamp` first."""
         if conn in self.grants:
-            self._later(self._retry(lambda: self._stamp_quietly(conn)))
+            self._background.retry(lambda: self._stamp_quietly(conn), final=(StaleGrant,))
 
     async def _stamp_quietly(self, conn: ConnKey) -> None:
         await self.stamp(conn)
@@ -299,7 +297,7 @@ class RedisIdentifyQueue:
     def release(self, conn: ConnKey, *, ready: bool) -> None:
         grant = self.grants.pop(conn, None)
         if grant is not None:
-            self._later(self._retry(lambda: self._release_grant(grant)))
+            self._background.retry(lambda: self._release_grant(grant), final=(StaleGrant,))
 
     async def _release_grant(self, grant: Grant) -> None:
         keys = [self._keys(grant.bucket)[0], self.coordinator.key("start_limit")]
@@ -329,30 +327,9 @@ class RedisIdentifyQueue:
             return StartLimitState(-1, -1, 0.0)
         return StartLimitState(int(remaining), int(total), float(after))
 
-    def _later(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _retry(self, call: Callable[[], Awaitable[None]], attempts: int = 30) -> None:
-        """Run a call made in the background; while Redis is down, try again each second for a
-        while (a stamp late is still a stamp: the window only gets longer; a release not made ends
-        with its hold)."""
-        for _ in range(attempts):
-            try:
-                await call()
-                return
-            except StaleGrant as exc:
-                log.warning("%s", exc)
-                return
-            except CoordinatorDown:
-                await asyncio.sleep(1.0)
-        log.warning("identify: a call was given up while %s", self.coordinator.down)
-
     async def flush(self) -> None:
         """Wait for the calls made in the background (stamps, releases)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self._background.flush()
 
     async def close(self) -> None:
         for bucket in self._buckets.values():
