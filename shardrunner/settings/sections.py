@@ -29,6 +29,7 @@ from shardrunner.settings.registry import (
     to_shards,
     to_url,
 )
+from shardrunner.settings.hosts import HOSTS
 from shardrunner.settings.twitch import TWITCH
 
 #: The platforms ``--platforms`` may name.
@@ -358,4 +359,4 @@ DISCORD: Final = Section(
 )
 
 #: The sections of ``shardrunner start``, in the order of ``--help`` and the example config.
-START_SECTIONS: Final = (CLUSTER, DISCORD, TWITCH, BUS)
+START_SECTIONS: Final = (CLUSTER, DISCORD, TWITCH, BUS, HOSTS)

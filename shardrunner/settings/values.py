@@ -93,6 +93,14 @@ class Settings:
     groups: str
     queue_events: int
     queue_bytes: int
+    # [hosts]
+    coordinator: str | None
+    coordinator_password: str | None
+    cluster_name: str
+    host_name: str
+    standby: bool
+    lease_ttl: float
+    lease_blocks: int
     # Plain dicts, not mapping proxies: Settings travel to spawned processes by pickle.
     #: Values of the settings that have no typed attribute (by name).
     _extra: Mapping[str, object] = field(default_factory=dict, hash=False)

@@ -60,10 +60,11 @@ def test_settings_of_when_two_sections_share_a_name_raises() -> None:
         settings_of([one, two])
 
 
-def test_start_sections_when_listed_are_cluster_discord_bus_with_unique_names() -> None:
-    assert [s.name for s in START_SECTIONS] == ["cluster", "discord", "twitch", "bus"]
+def test_start_sections_when_listed_are_cluster_discord_twitch_bus_hosts_with_unique_names() -> None:
+    assert [s.name for s in START_SECTIONS] == ["cluster", "discord", "twitch", "bus", "hosts"]
     assert list(settings_of(START_SECTIONS)) == [s.name for s in SETTINGS]
     assert DISCORD.get("token").secret
+    assert START_SECTIONS[-1].get("coordinator").secret
 
 
 def test_sim_section_when_read_uses_the_sim_prefix() -> None:
