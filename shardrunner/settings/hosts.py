@@ -78,7 +78,7 @@ HOSTS: Final = Section(
             "cluster_name",
             to_name,
             "shardrunner",
-            "the bot's name in Redis: every host of one bot uses the same one, two bots sharing one Redis two",
+            "the bot's name in Redis: the same on every host of one bot (two bots may share a Redis)",
             metavar="NAME",
         ),
         Setting(

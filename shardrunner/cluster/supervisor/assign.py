@@ -19,6 +19,7 @@ def make_assign(
 ) -> m.Assign:
     s = sup.settings
     delivery, worker.delivery_version = sup.delivery.for_assign(conns)
+    hosts = sup.hosts
     parts = [
         # The plan's config as it is now (Twitch: with the channels added since the start).
         m.PlatformPart(name, [c for c in conns if c.platform == name], p.part_config())
@@ -35,4 +36,7 @@ def make_assign(
         delivery=delivery,
         delivery_version=worker.delivery_version,
         dedupe_window=sup.delivery.window,
+        # Several hosts: each connection's lease epoch (stamped on its events), and the fence.
+        epochs=[(c, hosts.epoch_of(c)) for c in conns] if hosts is not None else [],
+        lease_until=hosts.until if hosts is not None else 0.0,
     )

@@ -13,30 +13,38 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from shardrunner.cluster import messages as m
-from shardrunner.identify.budget import Budget, BudgetQueue, Ticket
+from shardrunner.identify.budget import Budget, BudgetQueue, UseTicket
 
 log = logging.getLogger("shardrunner.supervisor")
+
+
+class BudgetSource(Protocol):
+    """Where the grants take uses: a :class:`BudgetQueue`, or Redis's (several hosts)."""
+
+    @property
+    def budgets(self) -> dict[str, Budget]: ...
+    async def acquire(self, name: str, key: str, n: int = 1) -> UseTicket: ...
 
 
 class BudgetGrants:
     """Every worker's pending and granted budget uses, by (worker identity, request number)."""
 
-    def __init__(self, budgets: list[Budget], send: Callable[[bytes, m.Message], bool], **queue: Any) -> None:
-        self.queue = BudgetQueue(budgets, **queue)
+    def __init__(self, queue: BudgetSource, send: Callable[[bytes, m.Message], bool]) -> None:
+        self.queue = queue
         self._send = send
         self._asking: dict[tuple[bytes, int], asyncio.Task[None]] = {}
-        self.granted: dict[tuple[bytes, int], Ticket] = {}
+        self.granted: dict[tuple[bytes, int], UseTicket] = {}
 
     @classmethod
     def of_plans(
         cls, plans: Iterable[object], send: Callable[[bytes, m.Message], bool], **queue: Any
     ) -> BudgetGrants:
         """The budgets of the platforms whose limits are budgets per key (their plan's ``budgets``:
-        Twitch's, per account; Discord has none)."""
-        return cls([b for p in plans for b in getattr(p, "budgets", ())], send, **queue)
+        Twitch's, per account; Discord has none), in this process."""
+        return cls(BudgetQueue([b for p in plans for b in getattr(p, "budgets", ())], **queue), send)
 
     def request(self, identity: bytes, message: m.BudgetRequest) -> None:
         key = (identity, message.request)
@@ -84,5 +92,7 @@ class BudgetGrants:
     def close(self) -> None:
         for task in self._asking.values():
             task.cancel()
-        with contextlib.suppress(Exception):
-            self.queue.close()
+        close = getattr(self.queue, "close", None)
+        if close is not None and not asyncio.iscoroutinefunction(close):
+            with contextlib.suppress(Exception):
+                close()  # the local queue; Redis's is closed (awaited) by the supervisor

@@ -31,11 +31,13 @@ from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
 from shardrunner.cluster.supervisor.delivery import DeliveryTable
 from shardrunner.cluster.supervisor.grants import IdentifyGrants
+from shardrunner.cluster.supervisor.hosts import HostAgent, coordinator_url
 from shardrunner.cluster.supervisor.inbox import on_worker_message
 from shardrunner.cluster.supervisor.link import WorkerLink, ZmqWorkerLink
 from shardrunner.cluster.supervisor.model import DesiredSlot, Slot, SupervisorSettings, Worker
 from shardrunner.cluster.supervisor.platforms import Discover, discover_platforms
 from shardrunner.cluster.supervisor.progress import Progress
+from shardrunner.cluster.supervisor.queues import close_shared_queues, local_queues, shared_queues
 from shardrunner.cluster.supervisor.reconcile import Reconciler
 from shardrunner.cluster.supervisor.reload import rolling_reload
 from shardrunner.cluster.supervisor.reshard import Resharder
@@ -51,8 +53,8 @@ from shardrunner.cluster.supervisor.resizing import (
 )
 from shardrunner.cluster.supervisor.signals import unless_stopped
 from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
+from shardrunner.control import CommandError
 from shardrunner.gateway.platform import PlatformError, PlatformPlan
-from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.rundir import RunDir
@@ -106,6 +108,8 @@ class Supervisor:
         self.grants: IdentifyGrants | None = None
         self.budgets: BudgetGrants | None = None
         self.control: ControlServer | None = None
+        #: This host among the bot's hosts (``--coordinator``), else None.
+        self.hosts: HostAgent | None = None
         self.signals: asyncio.Queue[int] = asyncio.Queue()
         self.started = time.time()
         self._claimed = False
@@ -150,12 +154,18 @@ class Supervisor:
         tasks = [
             asyncio.ensure_future(self._receive_workers()),
             asyncio.ensure_future(self.control.serve()),
-            asyncio.ensure_future(AutoReshard(self).run()),
         ]
+        if self.hosts is None:
+            tasks.append(asyncio.ensure_future(AutoReshard(self).run()))
+        else:
+            self.hosts.start()
         try:
             await self._loop()
             await self._save()
         finally:
+            if self.hosts is not None:
+                await self.hosts.close()
+                await close_shared_queues(self)
             for task in tasks:
                 task.cancel()
             self._cleanup()
@@ -190,28 +200,25 @@ class Supervisor:
             self.book.groups.setdefault(name, None)  # declared: every event is kept for it from the first
         log.info("%s", why)
         resumable = {snap.conn for snap in saved}
-        for p in self.plans.values():
-            try:
-                p.check_starts(sum(1 for c in p.conns if c not in resumable))
-            except PlatformError as exc:
-                raise ClusterError(str(exc)) from None
+        url = coordinator_url(s)
+        if url is None:
+            for p in self.plans.values():
+                try:
+                    p.check_starts(sum(1 for c in p.conns if c not in resumable))
+                except PlatformError as exc:
+                    raise ClusterError(str(exc)) from None
         limits = [limit for p in self.plans.values() for limit in p.limits]
-        # Paused until the first identifies of every connection are in, so that buckets start in
-        # shard order whichever worker boots first (see IdentifyGrants.open_gate).
-        queue = LocalIdentifyQueue(limits, self._bucket_of, clock=self.clock, paused=True)
-        self.grants = IdentifyGrants(
-            queue,
-            self.link.send,
-            # Only connections that identify (Twitch's take budgets instead).
-            first_identifies=sum(
-                1 for p in self.plans.values() if p.limits for c in p.conns if c not in resumable
-            ),
-            opened_at=self.clock.monotonic(),
-        )
-        self.budgets = BudgetGrants.of_plans(self.plans.values(), self.link.send, clock=self.clock)
-        self.slots = [
-            Slot(i, DesiredSlot(conns)) for i, conns in enumerate(plan_platforms(self.conns, s.workers))
-        ]
+        if url is not None:
+            self.hosts = HostAgent(self, url)
+            shared_queues(self, url, limits)
+            self.slots = [Slot(i, DesiredSlot([])) for i in range(s.workers)]  # the agent fills them
+        else:
+            local_queues(self, limits, resumable)
+            self.slots = [
+                Slot(i, DesiredSlot(conns)) for i, conns in enumerate(plan_platforms(self.conns, s.workers))
+            ]
+        if self.hosts is not None:
+            await self.hosts.load_groups()
         self.reconciler = Reconciler(
             self.slots,
             settings=s,
@@ -245,7 +252,7 @@ class Supervisor:
         counts = (len(self.conns), len(self.slots), len(resumable))
         log.info("starting %d connections on %d workers (%d to resume): %s", *counts, described)
 
-    def _bucket_of(self, conn: ConnKey) -> tuple[str, int]:
+    def bucket_of(self, conn: ConnKey) -> tuple[str, int]:
         return self.plans[conn.platform].bucket_of(conn)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -350,9 +357,19 @@ class Supervisor:
 
     # -- resharding ------------------------------------------------------------------------------
     async def reshard(self, shards: int | None, *, dry_run: bool, abort: bool) -> dict[str, Any]:
+        if self.hosts is not None:
+            raise CommandError(
+                "resharding a bot that runs on several hosts is not supported yet: stop the hosts, "
+                "start them with the new shard count"
+            )
         return await reshard_command(self, shards=shards, dry_run=dry_run, abort=abort)
 
     def channels(self, action: str, names: list[str]) -> dict[str, Any]:
+        if self.hosts is not None and action != "list":
+            raise CommandError(
+                "changing the channels of a bot that runs on several hosts is not supported yet: change "
+                "the channel list on every host and restart them one at a time"
+            )
         return change_channels(self, action, names)
 
     def fail(self, message: str) -> None:
@@ -392,6 +409,12 @@ class Supervisor:
         """What ``shardrunner status`` shows (never the token)."""
         return st.cluster_status(self)
 
-    def endpoints(self) -> dict[str, Any]:
-        """Where bots find the workers (``shardrunner.client`` asks for this every second)."""
+    def local_endpoints(self) -> dict[str, Any]:
+        """This host's workers, for the ``endpoints`` answer and the host record."""
         return st.endpoints(self.slots, self.plans, self.run_dir.bus_endpoint)
+
+    def endpoints(self) -> dict[str, Any]:
+        """Where bots find the workers (``shardrunner.client`` asks for this every second): with
+        several hosts, every host's."""
+        local = self.local_endpoints()
+        return local if self.hosts is None else self.hosts.endpoints(local)

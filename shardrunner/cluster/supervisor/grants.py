@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from shardrunner.cluster import messages as m
-from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.supervisor")
@@ -24,18 +23,42 @@ log = logging.getLogger("shardrunner.supervisor")
 IDENTIFY_GATE_S: Final = 5.0
 
 
+#: A grant whose hold ran out before it could be sent on (the supervisor stalled) is asked for again,
+#: at most this many times in a row.
+STALE_RETRIES: Final = 3
+
+
+class GatedQueue(Protocol):
+    """The identify queue as the grants use it: the local one, or Redis's (which also says
+    whether a grant is still within its hold: ``fresh``)."""
+
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def waiting(self) -> int: ...
+    def resume(self) -> None: ...
+    async def acquire(self, conn: ConnKey) -> None: ...
+    def sent(self, conn: ConnKey) -> None: ...
+    def release(self, conn: ConnKey, *, ready: bool) -> None: ...
+
+
 class IdentifyGrants:
     """The pending grants of a cluster, keyed by ConnKey."""
 
     def __init__(
         self,
-        queue: LocalIdentifyQueue,
+        queue: GatedQueue,
         send: Callable[[bytes, m.Message], bool],
         *,
         first_identifies: int,
         opened_at: float,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.queue = queue
+        #: Several hosts: the gate waits for this too (every block has a holder), and opens only
+        #: once :meth:`expect` armed it.
+        self._ready = ready
+        self._armed = ready is None
         self._send = send
         #: conn -> the identity of the worker whose request waits in the queue.
         self.pending: dict[ConnKey, bytes] = {}
@@ -44,10 +67,19 @@ class IdentifyGrants:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def open_gate(self, now: float) -> None:
-        if self.queue.paused and (
-            self.queue.waiting >= self._first or now - self._opened_at > IDENTIFY_GATE_S
-        ):
+        if not self.queue.paused or not self._armed:
+            return
+        ready = self._ready is None or self._ready()
+        if (ready and self.queue.waiting >= self._first) or now - self._opened_at > IDENTIFY_GATE_S:
             self.queue.resume()
+
+    def expect(self, identifies: int, now: float) -> None:
+        """Several hosts: this host's first claims need ``identifies`` identifies; the gate opens once
+        they all asked and every host's are in line (or after :data:`IDENTIFY_GATE_S`)."""
+        if self.queue.paused and not self._armed:
+            self._armed = True
+            self._first = identifies
+            self._opened_at = now
 
     def request(self, identity: bytes, conn: ConnKey) -> None:
         if self.pending.get(conn) == identity:
@@ -58,7 +90,15 @@ class IdentifyGrants:
         task.add_done_callback(self._tasks.discard)
 
     async def _grant(self, identity: bytes, conn: ConnKey) -> None:
-        await self.queue.acquire(conn)
+        fresh = getattr(self.queue, "fresh", None)
+        for _ in range(STALE_RETRIES):
+            await self.queue.acquire(conn)
+            if fresh is None or fresh(conn):
+                break
+            # Its hold ran out before it came back here (this host stalled): identifying on it
+            # could break the bucket's window; give it back and wait in line again.
+            log.warning("%s: an identify grant came back too late to use; asking again", conn)
+            self.queue.release(conn, ready=False)
         asker = self.pending.get(conn)
         if asker == identity:
             del self.pending[conn]

@@ -20,7 +20,7 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
     worker = sup.reconciler.find(identity)
     if worker is None:
         return
-    if worker.gone and not isinstance(message, m.Report | m.HandedOff):
+    if worker.gone and not isinstance(message, m.Report | m.HandedOff | m.Released):
         return  # what it asked for or said about itself no longer matters
     now = sup.clock.monotonic()
     if isinstance(message, m.Report):
@@ -52,6 +52,12 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
     elif isinstance(message, m.HandedOff):
         sup.book.on_handed_off(message.snapshots)
         worker.handed_off = message.snapshots
+        sup.wake()
+    elif isinstance(message, m.Released):
+        if sup.hosts is not None:
+            sup.hosts.on_released(worker, message)
+        else:
+            sup.book.on_handed_off(message.snapshots)
         sup.wake()
     elif isinstance(message, m.DeliverySet):
         worker.delivery_version = max(worker.delivery_version, message.version)

@@ -101,6 +101,9 @@ class ClusterStatus(msgspec.Struct):
     #: The budgets per key in use now (Twitch's JOINs and logins per account): ``[budget, key, in
     #: use, limit, waiting]`` each.
     budgets: list[tuple[str, str, int, int, int]] = []
+    #: Several hosts (``--coordinator``): this host, every host, every block's lease, as this host's
+    #: last beat saw them (``status --all`` prints them); None on one host.
+    hosts: dict[str, Any] | None = None
 
 
 def cluster_status(sup: Supervisor) -> ClusterStatus:
@@ -122,8 +125,18 @@ def cluster_status(sup: Supervisor) -> ClusterStatus:
         shards=conn_statuses(sup.slots, sup.book, sup.clock.monotonic(), sup.delivery.modes),
         groups=group_statuses(sup.slots, sup.book),
         reshard=sup.resharder.status() if sup.resharder is not None else None,
-        budgets=sup.budgets.queue.usage() if sup.budgets is not None else [],
+        budgets=_budgets(sup),
+        hosts=sup.hosts.status() if sup.hosts is not None else None,
     )
+
+
+def _budgets(sup: Supervisor) -> list[tuple[str, str, int, int, int]]:
+    if sup.hosts is not None:
+        return sup.hosts.budget_usage  # Redis's: read by the host agent each beat
+    if sup.budgets is None:
+        return []
+    usage: list[tuple[str, str, int, int, int]] = sup.budgets.queue.usage()
+    return usage
 
 
 def worker_status(worker: Worker, slot: Slot) -> WorkerStatus:

@@ -1,0 +1,483 @@
+"""This host among the bot's hosts (``--coordinator``): leases, sessions and placement in Redis.
+
+The agent runs beside the reconcile loop, one beat a second. Each beat it renews the leases it
+holds (and tells its workers how long they may deliver: ``LeaseUntil``), publishes its host record,
+reads the other hosts and the lease table, and follows :func:`~shardrunner.cluster.hosts.placement.decide`:
+claim free blocks (a standby claims a dead host's), or give one block up. Then it writes the
+sessions of its connections that changed (rewound to the low water), so any host can resume them.
+
+- A block taken: its sessions come from Redis (or from this host's book, when this host held it
+  right before: the epoch it gets is the next one), its connections go to a worker (:mod:`.moves`).
+- A block given up: its workers close its connections resumably, their sessions go to Redis, then
+  its lease is released, so the taker resumes at once instead of waiting for the TTL.
+- A block lost (renewal refused: the lease ran out and another host may hold it now, or Redis was
+  unreachable until the lease's local deadline): its connections stop, resumable, and nothing of
+  theirs is written: the next holder's sessions stand.
+
+Redis down: what runs keeps running until the leases' local deadline; claims, releases and
+identifies wait; the status says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
+
+from shardrunner.cluster import messages as m
+from shardrunner.cluster.hosts.directory import BusWorker, Directory, HostInfo
+from shardrunner.cluster.hosts.layout import Layout, LayoutMismatch, agree, make_layout
+from shardrunner.cluster.hosts.leases import Holder, LastHolder, Leases
+from shardrunner.cluster.hosts.placement import decide
+from shardrunner.cluster.hosts.sessions import SessionStore
+from shardrunner.cluster.supervisor import moves
+from shardrunner.cluster.supervisor.model import Worker
+from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
+from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+from shardrunner.settings.hosts import default_host_name
+
+if TYPE_CHECKING:
+    from shardrunner.cluster.supervisor.core import Supervisor
+
+log = logging.getLogger("shardrunner.hosts")
+
+BEAT_S: Final = 1.0
+#: A host waits this long after its first record before claiming, so hosts started together see
+#: each other first (and split the blocks instead of one taking them all).
+SETTLE_S: Final = 2 * BEAT_S
+#: A worker that does not answer a Release within this long: its last reports stand for it.
+RELEASE_TIMEOUT_S: Final = 15.0
+
+
+def coordinator_url(settings: Any) -> str | None:
+    """The Redis URL of ``--coordinator`` with ``--coordinator-password`` in it (None: one host)."""
+    url: str | None = getattr(settings, "coordinator", None)
+    password: str | None = getattr(settings, "coordinator_password", None)
+    if not url or not password:
+        return url
+    scheme, _, rest = url.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        return url  # the URL has its own credentials
+    return f"{scheme}://:{quote(password, safe='')}@{rest}"
+
+
+def lease_margin(ttl: float) -> float:
+    """How long before its lease could run out a host stops delivering (clock rates, scheduling)."""
+    return max(0.5, ttl * 0.1)
+
+
+@dataclass(eq=False)
+class _Giving:
+    epoch: int
+    conns: list[ConnKey]
+    deadline: float
+    #: Workers asked for a Released that has not come yet.
+    asked: set[bytes] = field(default_factory=set)
+
+
+class HostAgent:
+    """This host's part in a bot that runs on several hosts."""
+
+    def __init__(self, sup: Supervisor, url: str) -> None:
+        s = sup.settings
+        self.sup = sup
+        self.name: str = s.host_name or default_host_name(s.run_dir)
+        self.ttl: float = s.lease_ttl
+        self.margin = lease_margin(self.ttl)
+        self.coordinator = Coordinator(url, s.cluster_name)
+        self.layout: Layout = make_layout(sup.conns, s.lease_blocks)
+        self.directory = Directory(self.coordinator, ttl=self.ttl)
+        self.leases = Leases(self.coordinator, self.name, ttl=self.ttl)
+        self.store = SessionStore(self.coordinator, max_age=s.resume_window)
+        self.role = "standby" if s.standby else "active"
+        #: block -> the epoch of our lease on it.
+        self.held: dict[int, int] = {}
+        #: block -> the epoch we held it under last (to tell whether anyone held it since).
+        self.last_epoch: dict[int, int] = {}
+        self.giving: dict[int, _Giving] = {}
+        self.epochs: dict[ConnKey, int] = {}
+        #: Local monotonic time our leases end at the latest (0: none held yet).
+        self.until = 0.0
+        self.down: str | None = None
+        self.agreed = False
+        self.registered_at: float | None = None
+        self.hosts: list[HostInfo] = []
+        self.holders: dict[int, Holder] = {}
+        self.last: dict[int, LastHolder] = {}
+        #: Since when every block has a holder (None: not all have).
+        self.all_held_since: float | None = None
+        self.started = time.time()
+        self._put: dict[ConnKey, tuple[str, int, str]] = {}
+        self._groups_put: dict[str, list[str] | None] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.stopped = False
+        #: The shared budgets in use (``[budget, key, in use, limit, waiting]``), read each beat.
+        self.budget_usage: list[tuple[str, str, int, int, int]] = []
+
+    # -- what others read ---------------------------------------------------------------------
+    def conns(self) -> list[ConnKey]:
+        """The connections this host holds (given up ones until they are released)."""
+        return self.layout.conns_of(sorted(self.held))
+
+    def epoch_of(self, conn: ConnKey) -> int:
+        return self.epochs.get(conn, 0)
+
+    def gate_ready(self) -> bool:
+        """The identify gate's cluster condition: every block has had a holder for a beat (so every
+        host's first identifies are in line, in Redis, before the first goes)."""
+        return self.all_held_since is not None and time.monotonic() - self.all_held_since >= BEAT_S
+
+    # -- start and stop -----------------------------------------------------------------------
+    async def load_groups(self) -> None:
+        """The durable groups declared on any host, so this host's workers keep events for them."""
+        try:
+            groups = await asyncio.wait_for(self.store.groups(), self.coordinator_timeout)
+        except (CoordinatorDown, TimeoutError):
+            return
+        for name, events in groups.items():
+            self.sup.book.groups.setdefault(name, events)
+
+    @property
+    def coordinator_timeout(self) -> float:
+        return 3.0
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self.run())
+
+    async def close(self) -> None:
+        """The host stops (its workers have handed every session over): write the sessions, release
+        the leases, leave the directory. Redis down: the sessions are in the local state file, the
+        leases run out after their TTL."""
+        self.stopped = True
+        if self._task is not None:
+            self._task.cancel()
+        try:
+            held = {b: e for b, e in self.held.items()}
+            snaps = self.sup.book.resume_from(self.layout.conns_of(sorted(held)))
+            await self.store.put(snaps)
+            await self.leases.release(held)
+            await self.directory.leave(self.name)
+            if held:
+                log.info("%d sessions written to the coordinator, %d leases released", len(snaps), len(held))
+        except CoordinatorDown as exc:
+            log.warning("%s: the leases run out in %.0f s, the sessions are saved here only", exc, self.ttl)
+        finally:
+            self.held.clear()
+            await self.coordinator.close()
+
+    # -- the beat -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        while not self.stopped:
+            began = time.monotonic()
+            try:
+                await self.beat()
+                if self.down is not None:
+                    log.warning("the coordinator is back: leases, claims and identifies go on")
+                self.down = None
+            except CoordinatorDown as exc:
+                if self.down is None:
+                    log.warning(
+                        "%s: connections keep running until their leases end; claims, takeovers and "
+                        "identifies wait",
+                        exc,
+                    )
+                self.down = str(exc)
+            except LayoutMismatch as exc:
+                self.sup.fail(str(exc))
+                return
+            except Exception:
+                log.exception("hosts: a beat failed")
+            self.check_deadline(time.monotonic())
+            self.check_giving(time.monotonic())
+            await asyncio.sleep(max(0.05, BEAT_S - (time.monotonic() - began)))
+
+    async def beat(self) -> None:
+        if not self.agreed:
+            await agree(self.coordinator, self.layout)
+            self.agreed = True
+        await self.renew()
+        await self.directory.publish(self.info())
+        if self.registered_at is None:
+            self.registered_at = time.monotonic()
+        self.hosts = await self.directory.hosts()
+        self.holders, self.last = await self.leases.table(len(self.layout.blocks))
+        if len(self.holders) < len(self.layout.blocks):
+            self.all_held_since = None
+        elif self.all_held_since is None:
+            self.all_held_since = time.monotonic()
+        if not self.sup.stopping:
+            await self.place()
+        await self.put_sessions()
+        usage = getattr(self.sup.budgets.queue, "usage", None) if self.sup.budgets is not None else None
+        if (
+            usage is not None
+            and self.sup.budgets is not None
+            and getattr(self.sup.budgets.queue, "budgets", None)
+        ):
+            self.budget_usage = await usage()
+
+    async def renew(self) -> None:
+        if not self.held:
+            return
+        asked = time.monotonic()
+        kept = await self.leases.renew(dict(self.held))
+        lost = sorted(set(self.held) - kept)
+        if lost:
+            self.lose(lost, "its lease was taken by another host (it ran out unrenewed)")
+        if self.held:
+            self.set_until(asked + self.ttl - self.margin)
+
+    def set_until(self, until: float) -> None:
+        self.until = until
+        for slot in self.sup.slots:
+            for w in slot.workers():
+                if w.hello and not w.gone:
+                    self.sup.link.send(w.identity, m.LeaseUntil(until))
+
+    async def place(self) -> None:
+        assert self.registered_at is not None
+        decision = decide(
+            me=self.name,
+            standby=self.role == "standby",
+            settled=time.monotonic() - self.registered_at >= SETTLE_S,
+            blocks=len(self.layout.blocks),
+            held=set(self.held),
+            holders=self.holders,
+            last=self.last,
+            live=self.hosts,
+            releasing=bool(self.giving),
+        )
+        if decision.claim:
+            got = await self.leases.claim(decision.claim)
+            if got:
+                log.info("%s: took %d blocks", decision.why, len(got))
+                await self.take(got)
+        for block in decision.release[:1]:
+            if block in self.held and block not in self.giving:
+                log.info("%s", decision.why)
+                self.give(block)
+
+    # -- taking, giving, losing ----------------------------------------------------------------
+    async def take(self, got: dict[int, int]) -> None:
+        """Run the blocks just claimed, resuming every session there is."""
+        asked = time.monotonic()
+        conns = self.layout.conns_of(sorted(got))
+        stored = {s.conn: s for s in await self.store.get(conns)}
+        book = self.sup.book
+        for block, epoch in sorted(got.items()):
+            ours = self.last_epoch.get(block) == epoch - 1  # nobody held it since we did
+            for conn in self.layout.blocks[block]:
+                if ours and conn in book.snapshots:
+                    continue
+                snap = stored.get(conn)
+                if snap is not None:
+                    book.snapshots[conn] = snap
+                    book.keys[conn] = list(snap.keys)
+                else:
+                    book.snapshots.pop(conn, None)
+                book.low_water.pop(conn, None)  # the stored seq is rewound already
+            self.held[block] = epoch
+            self.last_epoch[block] = epoch
+            for conn in self.layout.blocks[block]:
+                self.epochs[conn] = epoch
+        if self.role == "standby":
+            self.role = "active"
+            log.info("standby host %s is active now", self.name)
+        self.set_until(asked + self.ttl - self.margin)
+        identify = 0
+        for block in sorted(got):
+            block_conns = self.layout.blocks[block]
+            snaps = book.resume_from(block_conns)
+            identify += len(block_conns) - len(snaps)
+            slot = moves.add(
+                self.sup.slots,
+                block_conns,
+                plans=self.sup.plans,
+                snapshots=snaps,
+                epochs=self.epochs,
+                link=self.sup.link,
+            )
+            log.info(
+                "block %d (%s, epoch %d) on worker %d: %d to resume",
+                block,
+                self.layout.describe(block),
+                got[block],
+                slot.index,
+                len(snaps),
+            )
+        if self.sup.grants is not None and identify:
+            self.sup.grants.expect(identify, time.monotonic())
+        self.sup.wake()
+
+    def give(self, block: int) -> None:
+        """Hand ``block`` to whoever takes it next: close resumably, write its sessions, release."""
+        conns = self.layout.blocks[block]
+        asked = moves.remove(self.sup.slots, conns, self.sup.link)
+        self.giving[block] = _Giving(
+            self.held[block], conns, time.monotonic() + RELEASE_TIMEOUT_S, set(asked)
+        )
+        self.sup.wake()
+
+    def lose(self, blocks: list[int], why: str) -> None:
+        """Stop ``blocks`` at once: they are (or may be) another host's now. Nothing is written."""
+        for block in blocks:
+            conns = self.layout.blocks[block]
+            moves.remove(self.sup.slots, conns, self.sup.link)
+            self.held.pop(block, None)
+            self.giving.pop(block, None)
+            for conn in conns:
+                self.epochs.pop(conn, None)
+        log.warning(
+            "lost %d blocks (%s): their connections stop, resumable by their next holder", len(blocks), why
+        )
+        self.sup.wake()
+
+    def check_deadline(self, now: float) -> None:
+        """Leases past their local deadline without a renewal: stop before anyone could take them
+        (the workers fence themselves at the same time)."""
+        if self.held and self.until and now >= self.until:
+            self.lose(sorted(self.held), "they could not be renewed in time")
+
+    def on_released(self, worker: Worker, message: m.Released) -> None:
+        """A worker answered a Release (or fenced itself): the sessions go to the book, and a block
+        given up whose workers all answered is written and released."""
+        self.sup.book.on_handed_off(message.snapshots)
+        for giving in self.giving.values():
+            giving.asked.discard(worker.identity)
+        if message.fenced:
+            log.warning("worker %d stopped delivering: its lease ran out", worker.slot)
+        self.check_giving(time.monotonic())
+
+    def check_giving(self, now: float) -> None:
+        for block, giving in list(self.giving.items()):
+            if giving.asked and now < giving.deadline:
+                continue
+            del self.giving[block]
+            task = asyncio.ensure_future(self._released(block, giving))
+            task.add_done_callback(_log_failure)
+
+    async def _released(self, block: int, giving: _Giving) -> None:
+        snaps = self.sup.book.resume_from(giving.conns)
+        for _ in range(30):
+            try:
+                await self.store.put(snaps)
+                await self.leases.release({block: giving.epoch})
+                break
+            except CoordinatorDown:
+                await asyncio.sleep(1.0)  # the lease runs out meanwhile; the taker waits for it
+        self.held.pop(block, None)
+        for conn in giving.conns:
+            self.epochs.pop(conn, None)
+            self._put.pop(conn, None)
+        log.info(
+            "block %d (%s) given up: %d sessions written for its next holder",
+            block,
+            self.layout.describe(block),
+            len(snaps),
+        )
+
+    async def put_sessions(self) -> None:
+        mine = [c for b in sorted(self.held) if b not in self.giving for c in self.layout.blocks[b]]
+        changed: list[SessionSnapshot] = []
+        for snap in self.sup.book.resume_from(mine):
+            value = (snap.session_id, snap.seq, snap.resume_url)
+            if self._put.get(snap.conn) != value:
+                changed.append(snap)
+        if changed:
+            await self.store.put(changed)
+            for snap in changed:
+                self._put[snap.conn] = (snap.session_id, snap.seq, snap.resume_url)
+        groups = {k: v for k, v in self.sup.book.groups.items()}
+        if groups != self._groups_put:
+            await self.store.put_groups(groups)
+            self._groups_put = groups
+
+    # -- the record and the status ------------------------------------------------------------
+    def info(self) -> HostInfo:
+        workers = [
+            BusWorker(w["endpoint"], list(w["conns"]), int(w["slot"]), int(w["generation"]))
+            for w in self.sup.local_endpoints()["workers"]
+        ]
+        state = "Redis down" if self.down else self.sup.state
+        return HostInfo(
+            name=self.name,
+            role=self.role,
+            capacity=self.sup.settings.workers,
+            workers=workers,
+            blocks=sorted(self.held),
+            pid=os.getpid(),
+            started=self.started,
+            status=state,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """This host and the others as the last beat saw them (no Redis call)."""
+        hosts = []
+        for h in self.hosts:
+            hosts.append(
+                {
+                    "name": h.name,
+                    "role": h.role,
+                    "capacity": h.capacity,
+                    "status": h.status,
+                    "blocks": h.blocks,
+                    "conns": sum(len(w.conns) for w in h.workers),
+                    "workers": len(h.workers),
+                    "pid": h.pid,
+                    "uptime_s": max(0.0, time.time() - h.started) if h.started else None,
+                    "me": h.name == self.name,
+                }
+            )
+        leases = [
+            {
+                "block": b,
+                "conns": self.layout.describe(b),
+                "host": (self.holders[b].host if b in self.holders else None),
+                "epoch": (self.holders[b].epoch if b in self.holders else None),
+                "ttl": (round(self.holders[b].ttl, 1) if b in self.holders else None),
+            }
+            for b in range(len(self.layout.blocks))
+        ]
+        return {
+            "name": self.name,
+            "role": self.role,
+            "coordinator": self.coordinator.url,
+            "down": self.down,
+            "blocks": len(self.layout.blocks),
+            "held": sorted(self.held),
+            "lease_ttl": self.ttl,
+            "hosts": hosts,
+            "leases": leases,
+        }
+
+    def endpoints(self, local: dict[str, Any]) -> dict[str, Any]:
+        """The ``endpoints`` answer with every host's workers (bots on any host see them all)."""
+        workers = list(local["workers"])
+        seen = {w["endpoint"] for w in workers}
+        for h in self.hosts:
+            if h.name == self.name:
+                continue
+            for w in h.workers:
+                if w.endpoint not in seen:
+                    seen.add(w.endpoint)
+                    workers.append(
+                        {
+                            "slot": w.slot,
+                            "generation": w.generation,
+                            "endpoint": w.endpoint,
+                            "conns": w.conns,
+                            "host": h.name,
+                        }
+                    )
+        hosts = [{"name": h.name, "control": h.control} for h in self.hosts if h.control]
+        return {**local, "workers": workers, "hosts": hosts}
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("hosts: giving a block up failed", exc_info=task.exception())
