@@ -13,9 +13,13 @@ from shardrunner.cli.common import control, run_dir_of, run_dir_option
 @click.command("status")
 @run_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON, for scripts.")
-def status(run_dir: str | None, as_json: bool) -> None:
+@click.option(
+    "--all", "every_host", is_flag=True, help="With several hosts: every host, and every block's lease."
+)
+def status(run_dir: str | None, as_json: bool, every_host: bool) -> None:
     """Show the running cluster: workers (pid, CPU, RSS, connections, state) and connections (state,
-    heartbeat latency, events/s, routing keys, last resume)."""
+    heartbeat latency, events/s, routing keys, last resume); with several hosts (--coordinator) this
+    host's place among them, and with --all every host and every lease."""
     result = control(run_dir_of(run_dir), "status", 10.0)
     if as_json:
         import msgspec
@@ -24,7 +28,7 @@ def status(run_dir: str | None, as_json: bool) -> None:
         return
     if not isinstance(result, dict):
         raise click.ClickException("the cluster answered status with something that is not a status")
-    click.echo(status_text(result))
+    click.echo(status_text(result, every_host=every_host))
 
 
 @click.command("reload")
@@ -61,7 +65,7 @@ def _count(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def status_text(status: Mapping[str, Any]) -> str:
+def status_text(status: Mapping[str, Any], *, every_host: bool = False) -> str:
     """The status as the table ``shardrunner status`` prints: the cluster, its workers, its
     connections (named by ``conn``, e.g. ``discord:3/8``) and its consumer groups."""
     sup = status.get("supervisor") or {}
@@ -127,6 +131,9 @@ def status_text(status: Mapping[str, Any]) -> str:
                 f"{g['group']:<16} {g['members']:>7} {g['held_events']:>8} {mib:>10.1f} "
                 f"{g['inflight']:>9} {g['dropped']:>8}"
             )
+    from shardrunner.cli.hoststatus import hosts_text
+
+    lines += hosts_text(status.get("hosts"), every_lease=every_host)
     return "\n".join(lines)
 
 

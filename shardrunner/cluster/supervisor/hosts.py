@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from shardrunner.cluster import messages as m
-from shardrunner.cluster.hosts.directory import BusWorker, Directory, HostInfo
+from shardrunner.cluster.hosts.directory import Directory, HostInfo
 from shardrunner.cluster.hosts.layout import Layout, LayoutMismatch, agree, make_layout
 from shardrunner.cluster.hosts.leases import Holder, LastHolder, Leases
 from shardrunner.cluster.hosts.placement import decide
 from shardrunner.cluster.hosts.sessions import SessionStore
-from shardrunner.cluster.supervisor import moves
+from shardrunner.cluster.supervisor import hostview, moves
 from shardrunner.cluster.supervisor.model import Worker
 from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -78,6 +77,8 @@ class _Giving:
     deadline: float
     #: Workers asked for a Released that has not come yet.
     asked: set[bytes] = field(default_factory=set)
+    #: Its sessions are being written and its lease released.
+    writing: bool = False
 
 
 class HostAgent:
@@ -136,15 +137,11 @@ class HostAgent:
     async def load_groups(self) -> None:
         """The durable groups declared on any host, so this host's workers keep events for them."""
         try:
-            groups = await asyncio.wait_for(self.store.groups(), self.coordinator_timeout)
+            groups = await asyncio.wait_for(self.store.groups(), 3.0)
         except (CoordinatorDown, TimeoutError):
             return
         for name, events in groups.items():
             self.sup.book.groups.setdefault(name, events)
-
-    @property
-    def coordinator_timeout(self) -> float:
-        return 3.0
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self.run())
@@ -355,9 +352,9 @@ class HostAgent:
 
     def check_giving(self, now: float) -> None:
         for block, giving in list(self.giving.items()):
-            if giving.asked and now < giving.deadline:
+            if giving.writing or (giving.asked and now < giving.deadline):
                 continue
-            del self.giving[block]
+            giving.writing = True
             task = asyncio.ensure_future(self._released(block, giving))
             task.add_done_callback(_log_failure)
 
@@ -371,6 +368,7 @@ class HostAgent:
             except CoordinatorDown:
                 await asyncio.sleep(1.0)  # the lease runs out meanwhile; the taker waits for it
         self.held.pop(block, None)
+        self.giving.pop(block, None)
         for conn in giving.conns:
             self.epochs.pop(conn, None)
             self._put.pop(conn, None)
@@ -397,85 +395,15 @@ class HostAgent:
             await self.store.put_groups(groups)
             self._groups_put = groups
 
-    # -- the record and the status ------------------------------------------------------------
+    # -- the record and the status (:mod:`.hostview`) --------------------------------------------
     def info(self) -> HostInfo:
-        workers = [
-            BusWorker(w["endpoint"], list(w["conns"]), int(w["slot"]), int(w["generation"]))
-            for w in self.sup.local_endpoints()["workers"]
-        ]
-        state = "Redis down" if self.down else self.sup.state
-        return HostInfo(
-            name=self.name,
-            role=self.role,
-            capacity=self.sup.settings.workers,
-            workers=workers,
-            blocks=sorted(self.held),
-            pid=os.getpid(),
-            started=self.started,
-            status=state,
-        )
+        return hostview.info(self)
 
     def status(self) -> dict[str, Any]:
-        """This host and the others as the last beat saw them (no Redis call)."""
-        hosts = []
-        for h in self.hosts:
-            hosts.append(
-                {
-                    "name": h.name,
-                    "role": h.role,
-                    "capacity": h.capacity,
-                    "status": h.status,
-                    "blocks": h.blocks,
-                    "conns": sum(len(w.conns) for w in h.workers),
-                    "workers": len(h.workers),
-                    "pid": h.pid,
-                    "uptime_s": max(0.0, time.time() - h.started) if h.started else None,
-                    "me": h.name == self.name,
-                }
-            )
-        leases = [
-            {
-                "block": b,
-                "conns": self.layout.describe(b),
-                "host": (self.holders[b].host if b in self.holders else None),
-                "epoch": (self.holders[b].epoch if b in self.holders else None),
-                "ttl": (round(self.holders[b].ttl, 1) if b in self.holders else None),
-            }
-            for b in range(len(self.layout.blocks))
-        ]
-        return {
-            "name": self.name,
-            "role": self.role,
-            "coordinator": self.coordinator.url,
-            "down": self.down,
-            "blocks": len(self.layout.blocks),
-            "held": sorted(self.held),
-            "lease_ttl": self.ttl,
-            "hosts": hosts,
-            "leases": leases,
-        }
+        return hostview.status(self)
 
     def endpoints(self, local: dict[str, Any]) -> dict[str, Any]:
-        """The ``endpoints`` answer with every host's workers (bots on any host see them all)."""
-        workers = list(local["workers"])
-        seen = {w["endpoint"] for w in workers}
-        for h in self.hosts:
-            if h.name == self.name:
-                continue
-            for w in h.workers:
-                if w.endpoint not in seen:
-                    seen.add(w.endpoint)
-                    workers.append(
-                        {
-                            "slot": w.slot,
-                            "generation": w.generation,
-                            "endpoint": w.endpoint,
-                            "conns": w.conns,
-                            "host": h.name,
-                        }
-                    )
-        hosts = [{"name": h.name, "control": h.control} for h in self.hosts if h.control]
-        return {**local, "workers": workers, "hosts": hosts}
+        return hostview.endpoints(self, local)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
