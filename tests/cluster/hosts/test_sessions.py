@@ -42,7 +42,7 @@ async def test_sessions_when_older_than_the_resume_window_or_unreadable_are_left
     coordinators: MakeCoordinator,
 ) -> None:
     c = await coordinators()
-    short = SessionStore(c, max_age=0.2)
+    short = SessionStore(c, max_age=0.5)
     await short.put([snap(0)])
     await c.client.hset(c.key("sessions"), str(conn(1)), "garbage")
     await c.client.hset(
