@@ -43,6 +43,8 @@ ALLOWED: dict[str, set[str]] = {
         "shardrunner.bus",
         "shardrunner.settings",
     },
+    # The Redis side of several hosts: driven by the supervisor, knowing nothing of it or the worker.
+    "shardrunner.cluster.hosts": {"shardrunner.protocol", "shardrunner.identify", "shardrunner.cluster.plan"},
     "shardrunner.sim": {"shardrunner.protocol", "shardrunner.settings"},
     "shardrunner.cli": {"*"},
     "shardrunner": {"*"},  # __init__ and __main__

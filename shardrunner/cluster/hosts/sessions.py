@@ -1,0 +1,170 @@
+"""The sessions a host hands over to the next holder of its blocks, in Redis.
+
+Hash ``sessions``: field ``str(ConnKey)``, value ``{"written_at": <server time>, "snapshot": ...}``.
+The holder of a block writes its connections' changed snapshots (already rewound to the low water)
+every second and before it releases; a taker reads them and resumes those young enough (a snapshot
+older than ``max_age``, the resume window, would be refused by the platform: it identifies instead).
+Hash ``groups``: the durable consumer groups declared (name -> JSON event list, or null for all), so
+the next holder keeps holding their events.
+
+Each call is one script, whatever the count: 10,000 snapshots are one call (the script sends
+Redis its commands a thousand fields at a time, under Lua's limit on arguments).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from shardrunner.identify.coordinator import Coordinator
+from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.keys import ConnKey
+
+#: Fields per HSET/HMGET/HDEL inside a script (Lua's ``unpack`` takes a few thousand at most).
+_CHUNK = 1000
+
+_CHUNKS = (
+    f"local CHUNK = {_CHUNK}\n"
+    + """
+local function chunks(cmd, key, from, step)
+  local out = {}
+  local args = {}
+  for i = from, #ARGV, step do
+    for s = 0, step - 1 do table.insert(args, ARGV[i + s]) end
+    if #args >= CHUNK * step or i + step > #ARGV then
+      local r = redis.call(cmd, key, unpack(args))
+      if type(r) == 'table' then
+        for _, v in ipairs(r) do table.insert(out, v) end
+      end
+      args = {}
+    end
+  end
+  return out
+end
+"""
+)
+
+#: KEYS[2]: the hash. ARGV[3..]: (field, snapshot JSON) pairs, stored with the server's time.
+_PUT = (
+    _CHUNKS
+    + """
+local stamp = '{"written_at":' .. string.format('%.6f', now) .. ',"snapshot":'
+for i = 4, #ARGV, 2 do ARGV[i] = stamp .. ARGV[i] .. '}' end
+chunks('HSET', KEYS[2], 3, 2)
+return {epoch}
+"""
+)
+
+#: KEYS[2]: the hash. ARGV[3..]: the fields. Returns the server's time, then each value (false: none).
+_GET = (
+    _CHUNKS
+    + """
+local out = {epoch, string.format('%.6f', now)}
+for _, v in ipairs(chunks('HMGET', KEYS[2], 3, 1)) do table.insert(out, v or '') end
+return out
+"""
+)
+
+#: KEYS[2]: the hash. ARGV[3..]: the fields to delete.
+_DROP = (
+    _CHUNKS
+    + """
+chunks('HDEL', KEYS[2], 3, 1)
+return {epoch}
+"""
+)
+
+#: KEYS[2]: the hash. ARGV[3..]: (field, value) pairs.
+_SET = (
+    _CHUNKS
+    + """
+chunks('HSET', KEYS[2], 3, 2)
+return {epoch}
+"""
+)
+
+#: KEYS[2]: the hash. Returns its fields and values.
+_ALL = """
+local out = {epoch}
+for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do table.insert(out, v) end
+return out
+"""
+
+
+class _Stored(msgspec.Struct):
+    written_at: float
+    snapshot: SessionSnapshot
+
+
+_decoder = msgspec.json.Decoder(_Stored)
+_groups_decoder = msgspec.json.Decoder(list[str] | None)
+
+
+class SessionStore:
+    """The cluster's handed-over sessions; ``max_age``: seconds a snapshot stays worth resuming."""
+
+    def __init__(self, coordinator: Coordinator, *, max_age: float) -> None:
+        self.coordinator = coordinator
+        self.max_age = max_age
+        c = coordinator
+        self._put, self._get, self._drop = c.script(_PUT), c.script(_GET), c.script(_DROP)
+        self._set, self._all = c.script(_SET), c.script(_ALL)
+
+    async def put(self, snapshots: list[SessionSnapshot]) -> None:
+        """Store ``snapshots`` (one per connection: a later one replaces it), stamped with the
+        server's time; one call, none for an empty list."""
+        if not snapshots:
+            return
+        args: list[object] = []
+        for snapshot in snapshots:
+            args += [str(snapshot.conn), snapshot.encode().decode()]
+        c = self.coordinator
+        await c.run(self._put, [c.key("sessions")], args)
+
+    async def get(self, conns: list[ConnKey]) -> list[SessionSnapshot]:
+        """The stored snapshots of ``conns`` (in their order) written within ``max_age`` seconds;
+        those missing, older, or unreadable are left out."""
+        if not conns:
+            return []
+        c = self.coordinator
+        result = await c.run(self._get, [c.key("sessions")], [str(conn) for conn in conns])
+        now, values = float(result[0]), result[1:]
+        found = []
+        for conn, value in zip(conns, values, strict=True):
+            if not value:
+                continue
+            try:
+                stored = _decoder.decode(value)
+            except msgspec.DecodeError:
+                continue
+            if stored.snapshot.conn == conn and now - stored.written_at <= self.max_age:
+                found.append(stored.snapshot)
+        return found
+
+    async def drop(self, conns: list[ConnKey]) -> None:
+        """Forget the snapshots of ``conns`` (resumed, or not resumable anymore)."""
+        if not conns:
+            return
+        c = self.coordinator
+        await c.run(self._drop, [c.key("sessions")], [str(conn) for conn in conns])
+
+    async def put_groups(self, groups: dict[str, list[str] | None]) -> None:
+        """Declare ``groups`` (name -> its events, None for all); others stay as they are."""
+        if not groups:
+            return
+        args: list[object] = []
+        for name, events in groups.items():
+            args += [name, msgspec.json.encode(events).decode()]
+        c = self.coordinator
+        await c.run(self._set, [c.key("groups")], args)
+
+    async def groups(self) -> dict[str, list[str] | None]:
+        """Every durable consumer group declared (an unreadable one left out)."""
+        c = self.coordinator
+        result = await c.run(self._all, [c.key("groups")], [])
+        found: dict[str, list[str] | None] = {}
+        for k in range(0, len(result), 2):
+            try:
+                found[result[k]] = _groups_decoder.decode(result[k + 1])
+            except msgspec.DecodeError:
+                continue
+        return found

@@ -1,0 +1,110 @@
+"""Leases against a real redis-server: races, renewal and loss, release, epochs across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from shardrunner.cluster.hosts.leases import Holder, LastHolder, Leases
+from shardrunner.identify.coordinator import CoordinatorDown
+from tests.cluster.hosts.conftest import MakeCoordinator, until_up
+from tests.conftest import wait_for
+from tests.redis_server import RedisServer
+
+
+async def test_leases_when_two_hosts_race_each_block_is_claimed_once(coordinators: MakeCoordinator) -> None:
+    a = Leases(await coordinators(), "a", ttl=5.0)
+    b = Leases(await coordinators(), "b", ttl=5.0)
+    for _ in range(5):
+        got_a, got_b = await asyncio.gather(a.claim(list(range(16))), b.claim(list(range(15, -1, -1))))
+        assert set(got_a) | set(got_b) == set(range(16))
+        assert not set(got_a) & set(got_b)
+        holders, last = await a.table(16)
+        assert {i: h.host for i, h in holders.items()} == {
+            **{i: "a" for i in got_a},
+            **{i: "b" for i in got_b},
+        }
+        assert last == {}
+        assert all(0 < h.ttl <= 5.0 for h in holders.values())
+        await a.release(got_a)
+        await b.release(got_b)
+    assert await a.claim([]) == {}
+
+
+async def test_leases_renew_when_held_keeps_and_after_expiry_detects_the_loss(
+    coordinators: MakeCoordinator,
+) -> None:
+    a = Leases(await coordinators(), "a", ttl=0.3)
+    b = Leases(await coordinators(), "b", ttl=5.0)
+    held = await a.claim([0, 1])
+    assert held == {0: 1, 1: 1}
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # renewed every ttl/5, the lease outlives its TTL
+        assert await a.renew(held) == {0, 1}
+        await asyncio.sleep(0.06)
+    assert await b.claim([0, 1]) == {}
+    assert await a.renew({0: 1}) == {0}
+
+    async def expired() -> bool:  # polling renew() itself would keep the lease: ask the table
+        return 1 not in (await b.table(2))[0]
+
+    await wait_for(expired, 5.0, "block 1's lease to expire")
+    assert await a.renew({1: 1}) == set(), "lost"
+    holders, last = await b.table(2)
+    assert set(holders) == {0}
+    assert last == {1: LastHolder("a", 1, released=False)}, "orphaned: its holder did not release it"
+    assert await b.claim([1]) == {1: 2}
+    assert await a.renew({1: 1}) == set(), "taken: the old holder's renewal fails"
+    assert await a.renew({}) == set()
+
+
+async def test_leases_release_then_claim_gives_a_higher_epoch_and_marks_released(
+    coordinators: MakeCoordinator,
+) -> None:
+    a = Leases(await coordinators(), "a", ttl=5.0)
+    b = Leases(await coordinators(), "b", ttl=5.0)
+    held = await a.claim([0, 1, 2])
+    await a.release({0: held[0], 2: held[2]})
+    holders, last = await b.table(3)
+    assert holders == {1: Holder("a", 1, holders[1].ttl)}
+    assert last == {0: LastHolder("a", 1, released=True), 2: LastHolder("a", 1, released=True)}
+    assert await b.claim([0, 1, 2]) == {0: 2, 2: 2}
+    await a.release({0: 1})  # not ours anymore: nothing changes
+    holders, last = await b.table(3)
+    assert holders[0] == Holder("b", 2, holders[0].ttl)
+    assert last == {}
+
+
+async def test_leases_when_redis_restarts_empty_epochs_still_increase(
+    redis_server: RedisServer, coordinators: MakeCoordinator
+) -> None:
+    a = Leases(await coordinators(), "a", ttl=5.0)
+    b = Leases(await coordinators(), "b", ttl=5.0)
+    for _ in range(3):
+        await a.release(await a.claim([0]))
+    held_b = await b.claim([1])
+    await a.table(2)  # a sees b's epoch of block 1
+    redis_server.stop()
+    redis_server.start()
+    assert await until_up(lambda: a.claim([0, 1])) == {0: 4, 1: held_b[1] + 1}, "above every epoch a saw"
+    assert await until_up(lambda: b.renew(held_b)) == set(), "b's lease was forgotten: lost"
+
+
+async def test_leases_when_redis_is_down_raise_coordinator_down(
+    redis_server: RedisServer, coordinators: MakeCoordinator
+) -> None:
+    a = Leases(await coordinators(), "a", ttl=5.0)
+    held = await a.claim([0])
+    redis_server.stop()
+    for call in (a.claim([1]), a.renew(held), a.release(held), a.table(1)):
+        with pytest.raises(CoordinatorDown, match=str(redis_server.port)):
+            await call
+    redis_server.start()
+    assert await until_up(lambda: a.claim([1])) == {1: 1}
+
+
+def test_leases_when_the_host_name_has_a_bar_refuse_it() -> None:
+    with pytest.raises(ValueError, match=r"without '\|'"):
+        Leases(None, "a|b", ttl=1.0)  # type: ignore[arg-type]
