@@ -12,7 +12,9 @@ acts on the :class:`Decision` (claims through the leases, a release after its ha
 3. A standby (holding nothing) claims every orphaned block when it is the first live standby by name,
    so two standbys do not race for one dead host's blocks (the second takes what is orphaned later,
    once the first is active). Once it holds blocks it is active (the caller changes its role). It
-   claims nothing else: released and never-held blocks go by the targets of the active hosts.
+   claims nothing else while an active host is live: released and never-held blocks go by the
+   targets of the active hosts. With no active host live (the last one stopped), it claims every
+   free block: a bot is never left unrun while a standby is up.
 4. An active host's target is its share of :func:`targets` over the live active hosts (itself
    included). Under target, it claims free blocks lowest index first, up to the target: released and
    never-held ones, and orphaned ones only when no standby is live (else they are the standby's).
@@ -88,6 +90,8 @@ def decide(
         first = min([*standbys, me])
         if first != me:
             return _nothing(f"standby: {first} is the first standby")
+        if not any(h.role == "active" and h.name != me for h in live) and free:
+            return Decision(free, [], f"claiming {_blocks(free)}: no active host is live (standby takeover)")
         if not orphaned:
             return _nothing("standby: no orphaned block")
         return Decision(

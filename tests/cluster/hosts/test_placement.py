@@ -167,22 +167,6 @@ def test_placement_when_no_standby_is_live_active_hosts_take_orphaned_blocks() -
     cluster.assert_every_block_held_once()
 
 
-def test_placement_when_a_standby_sees_only_released_blocks_it_claims_nothing() -> None:
-    released = {i: LastHolder("a", 1, released=True) for i in range(4)}
-    decision = decide(
-        me="s",
-        standby=True,
-        settled=True,
-        blocks=4,
-        held=set(),
-        holders={},
-        last=released,
-        live=[HostInfo(name="s", role="standby")],
-        releasing=False,
-    )
-    assert decision == Decision([], [], "standby: no orphaned block")
-
-
 def test_placement_when_releasing_releases_nothing_more_but_still_claims() -> None:
     live = [HostInfo(name="a"), HostInfo(name="b")]
 
@@ -207,3 +191,36 @@ def test_placement_when_releasing_releases_nothing_more_but_still_claims() -> No
     assert of_a({0, 1, 2, 3}, holders, {}, releasing=False).release == [3]
     holders = {0: Holder("a", 1, 5.0), 1: Holder("b", 1, 5.0), 2: Holder("b", 1, 5.0)}
     assert of_a({0}, holders, {3: LastHolder("b", 1, released=True)}, releasing=True).claim == [3]
+
+
+def test_decide_when_no_active_host_is_live_makes_the_standby_take_every_free_block() -> None:
+    from shardrunner.cluster.hosts.directory import HostInfo
+    from shardrunner.cluster.hosts.leases import LastHolder
+
+    last = {i: LastHolder("a", 1, released=True) for i in range(4)}
+    live = [HostInfo(name="s", role="standby", capacity=2)]
+    d = decide(
+        me="s",
+        standby=True,
+        settled=True,
+        blocks=4,
+        held=set(),
+        holders={},
+        last=last,
+        live=live,
+        releasing=False,
+    )
+    assert d.claim == [0, 1, 2, 3]
+    live.append(HostInfo(name="a", role="active", capacity=2))
+    d = decide(
+        me="s",
+        standby=True,
+        settled=True,
+        blocks=4,
+        held=set(),
+        holders={},
+        last=last,
+        live=live,
+        releasing=False,
+    )
+    assert d.claim == [], "released blocks go to the live active host's target"
