@@ -5,6 +5,10 @@ their sink); they are batched and sent once per turn of the event loop, so a bur
 in one ``data_received`` leaves in a few messages. Input is read from the event loop through the
 socket's FD, draining everything ready at once. ZeroMQ's FD is edge-triggered and a send may swallow
 the edge that announced incoming messages, so the socket is looked at again after every flush.
+
+With ``tcp`` (``--bus-bind``) a second ROUTER, a CURVE server, also binds on TCP for bots on other
+machines; its members' identities carry a one-byte tag inside the router, so a reply goes back on
+the socket it came from. Without it nothing of that runs.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import zmq.asyncio
 
 from shardrunner.bus import protocol as p
 from shardrunner.bus.router import Router
+from shardrunner.curve import CurveServer, tcp_bind
 from shardrunner.protocol.envelope import Event
 
 log = logging.getLogger("shardrunner.bus")
@@ -30,6 +35,8 @@ log = logging.getLogger("shardrunner.bus")
 #: Runs a bot's command: (None, the connection's answer) when sent, else (the reason, None).
 CommandRunner = Callable[[p.Command], Awaitable[tuple[str | None, Any]]]
 EXPIRE_EVERY_S: Final = 1.0
+#: The first byte of a TCP member's identity in the router (ZeroMQ's own identities start with 0).
+TCP_TAG: Final = b"\x01"
 
 
 class BusServer:
@@ -37,17 +44,31 @@ class BusServer:
     what it returns, and runs commands through the worker's ``commands``."""
 
     def __init__(
-        self, ctx: zmq.asyncio.Context, endpoint: str, router: Router, commands: CommandRunner
+        self,
+        ctx: zmq.asyncio.Context,
+        endpoint: str,
+        router: Router,
+        commands: CommandRunner,
+        *,
+        tcp: str = "",
+        curve: CurveServer | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
         self._commands = commands
-        # A plain (not asyncio) socket of the worker's context: it is read through its FD from the
+        # Plain (not asyncio) sockets of the worker's context: read through their FDs from the
         # event loop and sent on without a future per message.
-        self._sock: zmq.Socket[bytes] = zmq.Context.shadow(ctx.underlying).socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SNDHWM, 0)  # bounded by the router's in-flight windows instead
-        self._sock.setsockopt(zmq.RCVHWM, 0)
+        plain: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(ctx.underlying)
+        self._sock: zmq.Socket[bytes] = _router_socket(plain)
+        self._tcp: zmq.Socket[bytes] | None = None
+        self._tcp_bind = tcp
+        #: The TCP endpoint as bound (``tcp://ADDR:PORT``), once :meth:`bind` ran with ``tcp``.
+        self.tcp_endpoint = ""
+        if tcp:
+            if curve is None:
+                raise ValueError("a TCP bus needs CURVE keys")
+            self._tcp = _router_socket(plain)
+            curve.apply(self._tcp)
         self._flush_scheduled = False
         self._check_scheduled = False
         self._tasks: set[asyncio.Future[None]] = set()
@@ -55,35 +76,47 @@ class BusServer:
 
     def bind(self) -> None:
         self._sock.bind(self.endpoint)
+        if self._tcp is not None:
+            self._tcp.bind(tcp_bind(self._tcp_bind))
+            self.tcp_endpoint = self._tcp.getsockopt_string(zmq.LAST_ENDPOINT)
 
     async def run(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        fd = int(self._sock.getsockopt(zmq.FD))
-        loop.add_reader(fd, self._read)
+        fds = [int(s.getsockopt(zmq.FD)) for s in (self._sock, self._tcp) if s is not None]
+        for fd in fds:
+            loop.add_reader(fd, self._read)
         try:
             await self._expire_loop()
         finally:
-            loop.remove_reader(fd)
+            for fd in fds:
+                loop.remove_reader(fd)
 
     def _read(self) -> None:
         """Handle every message that is ready, then send what they caused."""
         self._check_scheduled = False
         now = time.monotonic()
-        got = False
-        while True:
-            try:
-                identity, data = self._sock.recv_multipart(flags=zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            except zmq.ZMQError:
-                return  # closed
+        got = self._drain(self._sock, b"", now)
+        if self._tcp is not None and self._drain(self._tcp, TCP_TAG, now):
             got = True
-            self._on_message(identity, data, now)
         if got:
             self.flush()
 
+    def _drain(self, sock: zmq.Socket[bytes], tag: bytes, now: float) -> bool:
+        got = False
+        while True:
+            try:
+                identity, data = sock.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return got
+            except zmq.ZMQError:
+                return got  # closed
+            got = True
+            self._on_message(tag + identity if tag else identity, data, now)
+
     def close(self) -> None:
         self._sock.close()
+        if self._tcp is not None:
+            self._tcp.close()
 
     # -- events in ------------------------------------------------------------------------------
     def publish(self, event: Event) -> None:
@@ -97,9 +130,13 @@ class BusServer:
     def flush(self) -> None:
         self._flush_scheduled = False
         sent = False
+        tcp = self._tcp
         for identity, data in self.router.flush():
             with contextlib.suppress(zmq.ZMQError):
-                self._sock.send_multipart([identity, data], flags=zmq.NOBLOCK)
+                if tcp is not None and identity[:1] == TCP_TAG:
+                    tcp.send_multipart([identity[1:], data], flags=zmq.NOBLOCK)
+                else:
+                    self._sock.send_multipart([identity, data], flags=zmq.NOBLOCK)
             sent = True
         if sent and not self._check_scheduled and self._loop is not None:
             self._check_scheduled = True
@@ -167,3 +204,11 @@ class BusServer:
             elif absent and g.durable and g.held_events:
                 return True
         return False
+
+
+def _router_socket(ctx: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 0)  # bounded by the router's in-flight windows instead
+    sock.setsockopt(zmq.RCVHWM, 0)
+    return sock

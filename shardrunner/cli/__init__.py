@@ -1,7 +1,7 @@
 """The ``shardrunner`` command line: a thin layer over settings, cluster, simulator and client.
 
 Each command lives in its own module (``start``, ``control``: status/reload/stop, ``reshard``,
-``channels``, ``tail``, ``sim``); heavy imports (the supervisor, the client, the simulator's
+``channels``, ``tail``, ``sim``, ``keys``); heavy imports (the supervisor, the client, the simulator's
 server) happen inside the commands, so that ``--help`` stays fast.
 """
 
@@ -16,6 +16,7 @@ from shardrunner.cli.channels import channels as channels_group
 from shardrunner.cli.control import reload as reload_command
 from shardrunner.cli.control import status as status_command
 from shardrunner.cli.control import stop as stop_command
+from shardrunner.cli.keys import keys as keys_group
 from shardrunner.cli.reshard import reshard as reshard_command
 from shardrunner.cli.sim import sim as sim_group
 from shardrunner.cli.start import start as start_command
@@ -42,6 +43,7 @@ for _command in (
     channels_group,
     stop_command,
     tail_command,
+    keys_group,
 ):
     main.add_command(_command)
 

@@ -35,6 +35,53 @@ run_dir_option = click.option(
 _ELSEWHERE = f"pass another --run-dir (or set {ENV_VAR})"
 
 
+def remote_options(command: Any) -> Any:
+    """``--control``, ``--server-key``, ``--key``: ask a host elsewhere over TCP with CURVE."""
+    for option in reversed(
+        (
+            click.option(
+                "--control",
+                default=None,
+                envvar="SHARDRUNNER_CONTROL",
+                help="TCP control endpoints of the cluster's hosts, comma separated (a host started with "
+                "--control-bind), instead of the local run dir; env SHARDRUNNER_CONTROL.",
+            ),
+            click.option(
+                "--server-key",
+                default=None,
+                envvar="SHARDRUNNER_SERVER_KEY",
+                help="The cluster's public CURVE key file (server.key); env SHARDRUNNER_SERVER_KEY.",
+            ),
+            click.option(
+                "--key",
+                default=None,
+                envvar="SHARDRUNNER_BOT_KEY",
+                help="Your secret CURVE key file (NAME.key_secret), its public one authorised on the hosts; "
+                "env SHARDRUNNER_BOT_KEY.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def remote_control(
+    control: str, server_key: str | None, key: str | None, command: str, timeout: float
+) -> Any:
+    """One control command to the first of the TCP endpoints ``control`` that answers."""
+    from shardrunner.control import NEED_KEYS, CommandError, call_any
+    from shardrunner.curve import CurveError, CurveKeys
+
+    if not server_key or not key:
+        raise click.ClickException(NEED_KEYS)
+    try:
+        curve = CurveKeys.load(server_key, key)
+        endpoints = [e.strip() for e in control.split(",") if e.strip()]
+        return run(call_any(endpoints, command, curve=curve, timeout=timeout))[1]
+    except (CommandError, CurveError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def check_run_dir(path: Path, *, create: bool) -> None:
     """Fail with one sentence (no traceback) when ``path`` cannot serve as a run directory.
 

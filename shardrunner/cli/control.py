@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from shardrunner.cli.common import control, run_dir_of, run_dir_option
+from shardrunner.cli.common import control as _local
+from shardrunner.cli.common import remote_control, remote_options, run_dir_of, run_dir_option
 
 
 @click.command("status")
@@ -16,11 +17,23 @@ from shardrunner.cli.common import control, run_dir_of, run_dir_option
 @click.option(
     "--all", "every_host", is_flag=True, help="With several hosts: every host, and every block's lease."
 )
-def status(run_dir: str | None, as_json: bool, every_host: bool) -> None:
+@remote_options
+def status(
+    run_dir: str | None,
+    as_json: bool,
+    every_host: bool,
+    control: str | None,
+    server_key: str | None,
+    key: str | None,
+) -> None:
     """Show the running cluster: workers (pid, CPU, RSS, connections, state) and connections (state,
     heartbeat latency, events/s, routing keys, last resume); with several hosts (--coordinator) this
-    host's place among them, and with --all every host and every lease."""
-    result = control(run_dir_of(run_dir), "status", 10.0)
+    host's place among them, and with --all every host and every lease. With --control, from a host
+    elsewhere."""
+    if control:
+        result = remote_control(control, server_key, key, "status", 10.0)
+    else:
+        result = _local(run_dir_of(run_dir), "status", 10.0)
     if as_json:
         import msgspec
 
@@ -36,7 +49,7 @@ def status(run_dir: str | None, as_json: bool, every_host: bool) -> None:
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the reload to finish.")
 def reload(run_dir: str | None, timeout: float) -> None:
     """Replace every worker, one at a time, without re-identifying (the same as SIGHUP)."""
-    result = control(run_dir_of(run_dir), "reload", timeout)
+    result = _local(run_dir_of(run_dir), "reload", timeout)
     message = str(result.get("message", "")) if isinstance(result, dict) else ""
     click.echo(message)
     if not message.startswith("reload done"):
@@ -47,7 +60,7 @@ def reload(run_dir: str | None, timeout: float) -> None:
 @run_dir_option
 def stop(run_dir: str | None) -> None:
     """Stop the cluster: connections close resumably and their sessions are saved for the next start."""
-    result = control(run_dir_of(run_dir), "stop", 10.0)
+    result = _local(run_dir_of(run_dir), "stop", 10.0)
     click.echo(result.get("message", "stopping") if isinstance(result, dict) else "stopping")
 
 

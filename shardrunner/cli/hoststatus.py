@@ -37,5 +37,7 @@ def hosts_text(hosts: Mapping[str, Any] | None, *, every_lease: bool) -> list[st
         host = lease.get("host") or "(free)"
         epoch = "-" if lease.get("epoch") is None else str(lease["epoch"])
         ttl = "-" if lease.get("ttl") is None else f"{lease['ttl']:.1f}s"
-        lines.append(f"{lease.get('block', '?'):>5} {lease.get('conns', ''):<24} {host:<28} {epoch:>6} {ttl:>6}")
+        lines.append(
+            f"{lease.get('block', '?'):>5} {lease.get('conns', ''):<24} {host:<28} {epoch:>6} {ttl:>6}"
+        )
     return lines

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from shardrunner.cli.common import run, run_dir_of, run_dir_option
+from shardrunner.cli.common import remote_options, run, run_dir_of, run_dir_option
 from shardrunner.protocol import twitch
 from shardrunner.protocol.discord import DISPATCH_EVENTS
 
@@ -50,25 +50,44 @@ def event_names(text: str | None) -> list[str] | None:
     help="One JSON object per line: conn, session, seq, t, guild_id, key, d (Twitch: the parsed line).",
 )
 @click.option("--count", default=0, type=click.IntRange(0), help="Stop after this many events (0: never).")
-def tail(run_dir: str | None, group: str | None, events: str | None, as_json: bool, count: int) -> None:
+@remote_options
+def tail(
+    run_dir: str | None,
+    group: str | None,
+    events: str | None,
+    as_json: bool,
+    count: int,
+    control: str | None,
+    server_key: str | None,
+    key: str | None,
+) -> None:
     """Print the cluster's events as they come, one line each (a consumer on the command line).
 
     By default it watches through a group of its own, which disappears when it exits; with --group
-    it joins that group like any bot (and takes a share of its events).
+    it joins that group like any bot (and takes a share of its events). With --control, from the
+    hosts of a cluster elsewhere (over TCP with CURVE).
     """
     from shardrunner.control import CommandError, check_running
 
     names = event_names(events)
-    path = run_dir_of(run_dir)
-    try:
-        check_running(path)  # at once, rather than a client waiting for a cluster that is not there
-    except CommandError as exc:
-        raise click.ClickException(str(exc)) from None
+    path = run_dir_of(None if control else run_dir)
+    if not control:
+        try:
+            check_running(path)  # at once, rather than a client waiting for a cluster that is not there
+        except CommandError as exc:
+            raise click.ClickException(str(exc)) from None
     with contextlib.suppress(KeyboardInterrupt):
-        run(_tail(path, group, names, as_json, count))
+        run(_tail(path, group, names, as_json, count, (control, server_key, key)))
 
 
-async def _tail(run_dir: Path, group: str | None, names: list[str] | None, as_json: bool, count: int) -> None:
+async def _tail(
+    run_dir: Path,
+    group: str | None,
+    names: list[str] | None,
+    as_json: bool,
+    count: int,
+    remote: tuple[str | None, str | None, str | None] = (None, None, None),
+) -> None:
     import uuid
 
     from shardrunner.client import Client, ClientError
@@ -76,7 +95,16 @@ async def _tail(run_dir: Path, group: str | None, names: list[str] | None, as_js
     ephemeral = group is None
     name = group or f"tail-{uuid.uuid4().hex[:8]}"
     try:
-        client = Client(run_dir, group=name, events=names, durable=not ephemeral)
+        control, server_key, key = remote
+        client = Client(
+            run_dir,
+            group=name,
+            events=names,
+            durable=not ephemeral,
+            control=control,
+            server_key=server_key,
+            key=key,
+        )
         await client.start()
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None

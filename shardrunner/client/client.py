@@ -22,8 +22,8 @@ from shardrunner.client.discord import DiscordCommands, discord_identity
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
 from shardrunner.client.link import Link
+from shardrunner.client.remote import Discovery
 from shardrunner.client.twitch import TwitchCommands, twitch_identity
-from shardrunner.control import CommandError, call
 from shardrunner.protocol.envelope import Event, RoutingKey
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.routing import owner
@@ -66,8 +66,16 @@ class Client(DiscordCommands, TwitchCommands):
         durable: bool = True,
         queue_events: int | None = None,
         queue_bytes: int | None = None,
+        control: str | list[str] | None = None,
+        server_key: str | None = None,
+        key: str | None = None,
     ) -> None:
+        """``control``: the TCP control endpoints of hosts elsewhere (else $SHARDRUNNER_CONTROL,
+        comma separated; None: the local run dir's), with ``server_key`` (the server's public key
+        file, else $SHARDRUNNER_SERVER_KEY) and ``key`` (this bot's secret key file, else
+        $SHARDRUNNER_BOT_KEY) for CURVE."""
         self.run_dir = resolve_run_dir(run_dir)
+        self.discovery = Discovery(self.run_dir, control, server_key, key)
         self.group = group
         self.events = events
         self.member = member or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -136,12 +144,14 @@ class Client(DiscordCommands, TwitchCommands):
 
     # -- discovery ------------------------------------------------------------------------------
     async def _discover(self) -> None:
-        try:
-            info = await call(self.run_dir, "endpoints", timeout=5)
-        except CommandError as exc:
-            raise ClientError(str(exc)) from None
+        discovery = self.discovery
+        info = await discovery.ask("endpoints", timeout=5)
         self.platforms = dict(info.get("platforms") or {})
-        wanted: dict[str, list[str]] = {w["endpoint"]: list(w["conns"]) for w in info["workers"]}
+        wanted: dict[str, list[str]] = {}
+        for w in info["workers"]:
+            endpoint = discovery.worker_endpoint(w)
+            if endpoint is not None:
+                wanted[endpoint] = list(w["conns"])
         changed = False
         for endpoint in list(self._links):
             if endpoint not in wanted:
@@ -152,7 +162,8 @@ class Client(DiscordCommands, TwitchCommands):
             link = self._links.get(endpoint)
             if link is None:
                 conns = [ConnKey.parse(name) for name in names]
-                link = self._links[endpoint] = Link(self._ctx, endpoint, conns, self._on_message)
+                link = Link(self._ctx, endpoint, conns, self._on_message, curve=discovery.curve)
+                self._links[endpoint] = link
                 link.send(self._join())
                 changed = True
             elif link.conn_names != names:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import zmq
 
 from shardrunner.bus import protocol as p
+from shardrunner.curve import CurveKeys
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.client")
@@ -24,7 +25,8 @@ class Link:
     """
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, conns: list[ConnKey],
-                 on_message: Callable[[Link, p.BusMessage], None]) -> None:  # fmt: skip
+                 on_message: Callable[[Link, p.BusMessage], None],
+                 curve: CurveKeys | None = None) -> None:  # fmt: skip
         self.endpoint = endpoint
         #: The connections the worker runs, and the discovery answer they were read from (so an
         #: unchanged answer is not parsed again every second).
@@ -35,6 +37,8 @@ class Link:
         # hold the bot up for longer.
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.RCVHWM, 0)
+        if curve is not None and endpoint.startswith("tcp://"):
+            curve.apply(self.sock)  # a worker on another host: its TCP bus is a CURVE server
         self.sock.connect(endpoint)
         self.acked = 0
         self.done = 0  # highest batch fully processed

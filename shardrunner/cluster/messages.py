@@ -237,6 +237,13 @@ class Reconfigure(msgspec.Struct, tag="reconfigure"):
     config: bytes
 
 
+class BusBound(msgspec.Struct, tag="bus_bound"):
+    """Worker -> supervisor: the TCP endpoint its bus bound (``--bus-bind``), as bound
+    (``tcp://ADDR:PORT``); the supervisor lists it advertised in its ``endpoints`` answer."""
+
+    endpoint: str
+
+
 Message = (
     Hello
     | Assign
@@ -259,6 +266,7 @@ Message = (
     | Finish
     | Finished
     | Reconfigure
+    | BusBound
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -30,6 +30,7 @@ from shardrunner.settings.registry import (
     to_url,
 )
 from shardrunner.settings.hosts import HOSTS
+from shardrunner.settings.remote import REMOTE
 from shardrunner.settings.twitch import TWITCH
 
 #: The platforms ``--platforms`` may name.
@@ -169,7 +170,7 @@ CLUSTER: Final = Section(
     help="the supervisor and its workers",
 )
 
-#: The event bus: consumer groups and their queues.
+#: The event bus: consumer groups and their queues, and (:mod:`.remote`) its TCP endpoints.
 BUS: Final = Section(
     "bus",
     (
@@ -198,8 +199,9 @@ BUS: Final = Section(
             minimum=1024,
             metavar="BYTES",
         ),
+        *REMOTE,
     ),
-    help="the event bus: consumer groups and their queues",
+    help="the event bus: consumer groups and their queues, and its TCP endpoints for bots elsewhere",
 )
 
 #: The Discord platform: the bot, its gateway connections and their shard set.

@@ -13,6 +13,7 @@ from shardrunner.protocol.compression import Compression
 from shardrunner.rundir import RunDir
 from shardrunner.settings.load import resolve
 from shardrunner.settings.registry import MASK, Setting, SettingsError, settings_of
+from shardrunner.settings.remote import check_remote
 from shardrunner.settings.sections import START_SECTIONS
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -93,6 +94,11 @@ class Settings:
     groups: str
     queue_events: int
     queue_bytes: int
+    bus_bind: str
+    advertise: str
+    control_bind: str
+    curve_server_key: str | None
+    curve_clients: str | None
     # [hosts]
     coordinator: str | None
     coordinator_password: str | None
@@ -222,6 +228,7 @@ def load_settings(cli: Mapping[str, object], env: Mapping[str, str], config_path
             "file (or use --sim; a Twitch bot gives --twitch-accounts or --twitch-channels instead)",
             "token",
         )
+    check_remote(values)
     typed = {k: v for k, v in values.items() if k in _TYPED}
     extra = {k: v for k, v in values.items() if k not in _TYPED}
     return Settings(**typed, _extra=extra, _sources=resolved.sources)

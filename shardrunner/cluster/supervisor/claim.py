@@ -39,6 +39,10 @@ def claim(run_dir: RunDir) -> None:
         raise RunDirTaken(f"cannot create the run directory {run_dir.path}: {exc.strerror}") from None
     if not run_dir.path.is_dir():
         raise RunDirTaken(f"the run directory {run_dir.path} is not a directory")
+    # Its ipc sockets (control, workers, buses) are reachable by whoever may enter it: this user only.
+    with contextlib.suppress(OSError):
+        if run_dir.path.stat().st_uid == os.getuid() and run_dir.path.stat().st_mode & 0o077:
+            run_dir.path.chmod(0o700)
     other = running_cluster(run_dir)
     if other is not None:
         raise RunDirTaken(

@@ -6,6 +6,10 @@ The socket is a ZeroMQ ROUTER bound at ``ipc://RUN_DIR/control.sock``; a request
 SENTENCE}`` (the caller's side is :mod:`shardrunner.control`). Each command is an object with a
 ``name``, and its docstring documents it. Commands see the supervisor only through
 :class:`ControlTarget`.
+
+With ``--control-bind`` the same server also answers on TCP, as a CURVE server, for bots and
+operators on other machines: there only the commands that look (:data:`REMOTE_COMMANDS`) are
+answered; the ones that change the cluster stay on the ipc socket in the 0700 run dir.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import zmq.asyncio
 
 from shardrunner.cluster.supervisor.status import ClusterStatus
 from shardrunner.control import CommandError
+from shardrunner.curve import CurveServer, tcp_bind
 
 log = logging.getLogger("shardrunner.supervisor")
 
@@ -141,17 +146,44 @@ class Endpoints(Command):
 COMMANDS: dict[str, Command] = {
     c.name: c for c in (Status(), Reload(), Stop(), Reshard(), Channels(), Endpoints())
 }
+#: The commands answered on the TCP control socket: they look, they change nothing.
+REMOTE_COMMANDS: frozenset[str] = frozenset({"endpoints", "status"})
+
+
+def remote_refusal(name: str) -> str:
+    """The sentence a command that changes the cluster is refused with on TCP."""
+    return (
+        f"{name} is not answered on the TCP control socket (only {', '.join(sorted(REMOTE_COMMANDS))} "
+        "are): run it on the host itself, where the local ipc socket in the run dir is reachable only "
+        "by the cluster's user"
+    )
 
 
 class ControlServer:
     """Answers control requests on a ROUTER socket, each in a task of its own (a reload takes
     minutes; a status meanwhile answers at once)."""
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, target: ControlTarget) -> None:
+    def __init__(
+        self,
+        ctx: zmq.asyncio.Context,
+        endpoint: str,
+        target: ControlTarget,
+        *,
+        tcp: str = "",
+        curve: CurveServer | None = None,
+    ) -> None:
+        if tcp and curve is None:
+            raise ValueError("a TCP control socket needs CURVE keys")
         self._ctx = ctx
         self.endpoint = endpoint
         self.target = target
+        self._tcp_bind = tcp
+        self._curve = curve
+        #: The TCP endpoint as bound (``tcp://ADDR:PORT``), once :meth:`bind` ran with ``tcp``.
+        self.tcp_endpoint = ""
         self._sock: zmq.asyncio.Socket | None = None
+        self._tcp: zmq.asyncio.Socket | None = None
+        self._auth: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def bind(self) -> None:
@@ -159,16 +191,32 @@ class ControlServer:
         sock.setsockopt(zmq.LINGER, 1000)
         sock.bind(self.endpoint)
         self._sock = sock
+        if self._tcp_bind and self._curve is not None:
+            # The context's ZAP handler: the workers' link sockets on this context are NULL, untouched.
+            self._auth = self._curve.authenticator(self._ctx)
+            tcp = self._ctx.socket(zmq.ROUTER)
+            tcp.setsockopt(zmq.LINGER, 1000)
+            self._curve.apply(tcp)
+            tcp.bind(tcp_bind(self._tcp_bind))
+            self._tcp = tcp
+            self.tcp_endpoint = tcp.getsockopt_string(zmq.LAST_ENDPOINT)
+            log.info("control also on %s (CURVE; endpoints and status only)", self.tcp_endpoint)
 
     async def serve(self) -> None:
         assert self._sock is not None
+        loops = [self._serve(self._sock, remote=False)]
+        if self._tcp is not None:
+            loops.append(self._serve(self._tcp, remote=True))
+        await asyncio.gather(*loops)
+
+    async def _serve(self, sock: zmq.asyncio.Socket, *, remote: bool) -> None:
         while True:
-            frames = await self._sock.recv_multipart()
-            task = asyncio.ensure_future(self._answer(frames))
+            frames = await sock.recv_multipart()
+            task = asyncio.ensure_future(self._answer(sock, frames, remote))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, frames: list[bytes]) -> None:
+    async def _answer(self, sock: zmq.asyncio.Socket, frames: list[bytes], remote: bool) -> None:
         identity, body = frames[0], frames[-1]
         try:
             request = msgspec.json.decode(body)
@@ -176,18 +224,24 @@ class ControlServer:
             command = COMMANDS.get(name or "")
             if command is None:
                 raise CommandError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
+            if remote and command.name not in REMOTE_COMMANDS:
+                raise CommandError(remote_refusal(command.name))
             reply: dict[str, Any] = {"ok": True, "result": await command.execute(self.target, request)}
         except CommandError as exc:
             reply = {"ok": False, "error": str(exc)}
         except msgspec.DecodeError:
             reply = {"ok": False, "error": "the request is not JSON"}
-        if self._sock is not None:
+        if sock in (self._sock, self._tcp):
             with contextlib.suppress(zmq.ZMQError):
-                await self._sock.send_multipart([identity, b"", msgspec.json.encode(reply)])
+                await sock.send_multipart([identity, b"", msgspec.json.encode(reply)])
 
     def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for sock in (self._sock, self._tcp):
+            if sock is not None:
+                sock.close()
+        self._sock = self._tcp = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None

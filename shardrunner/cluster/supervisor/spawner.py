@@ -87,18 +87,31 @@ class ProcessHandle:
 
 class ProcessSpawner:
     """Spawns ``python -m shardrunner.cluster.worker --endpoint E --slot N --generation G --log-level L``,
-    logging to ``RUN_DIR/worker-N.log``."""
+    logging to ``RUN_DIR/worker-N.log``; with ``bus_bind``, the worker binds a CURVE bus on TCP too
+    (``--bus-bind``, and the key *paths*: the worker reads the keys)."""
 
-    def __init__(self, run_dir: RunDir, log_level: str) -> None:
+    def __init__(
+        self,
+        run_dir: RunDir,
+        log_level: str,
+        *,
+        bus_bind: str = "",
+        curve_server_key: str | None = None,
+        curve_clients: str | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.log_level = log_level
+        self.bus_args: list[str] = []
+        if bus_bind:
+            self.bus_args = ["--bus-bind", bus_bind, "--curve-server-key", curve_server_key or "",
+                             "--curve-clients", curve_clients or ""]  # fmt: skip
 
     def spawn(self, slot: int, generation: int, endpoint: str) -> WorkerHandle:
         log_path = self.run_dir.worker_log(slot)
         env = {k: v for k, v in os.environ.items() if k != "SHARDRUNNER_TOKEN"}  # it comes in Assign
         command = [
             sys.executable, "-m", WORKER_MODULE, "--endpoint", endpoint, "--slot", str(slot),
-            "--generation", str(generation), "--log-level", self.log_level,
+            "--generation", str(generation), "--log-level", self.log_level, *self.bus_args,
         ]  # fmt: skip
         with open(log_path, "ab") as log_file:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(

@@ -1,9 +1,12 @@
 """The worker process: its command line, its link to the supervisor, its event loop (uvloop).
 
 Started by the supervisor as ``python -m shardrunner.cluster.worker --endpoint E --slot N
---generation G --log-level L`` (spawned, never forked). It connects a DEALER socket to the
-supervisor, says :class:`~shardrunner.cluster.messages.Hello`, and waits for an
-:class:`~shardrunner.cluster.messages.Assign` with its platform parts and the sessions to resume.
+--generation G --log-level L`` (spawned, never forked), with ``--bus-bind tcp://ADDR
+--curve-server-key PATH --curve-clients DIR`` when bots on other machines reach its bus: it then
+also binds a CURVE bus on TCP and says where in :class:`~shardrunner.cluster.messages.BusBound`.
+It connects a DEALER socket to the supervisor, says :class:`~shardrunner.cluster.messages.Hello`,
+and waits for an :class:`~shardrunner.cluster.messages.Assign` with its platform parts and the
+sessions to resume.
 From then on :class:`~shardrunner.cluster.worker.core.Worker` runs them.
 
 Exit codes: 0 after a clean stop or handoff, :data:`BOOT_FAILED` when it could not start (the
@@ -34,6 +37,7 @@ from shardrunner.cluster import messages as m
 from shardrunner.cluster.exitcodes import BOOT_FAILED
 from shardrunner.cluster.worker.conns import ConnTable
 from shardrunner.cluster.worker.core import Bus, Worker
+from shardrunner.curve import CurveError, CurveServer
 from shardrunner.gateway.platform import import_platforms
 
 log = logging.getLogger("shardrunner.worker")
@@ -41,25 +45,58 @@ log = logging.getLogger("shardrunner.worker")
 ASSIGN_TIMEOUT_S: Final = 30.0
 
 
-def _bus_maker(ctx: zmq.asyncio.Context) -> Callable[[m.Assign, ConnTable], Bus]:
+def make_bus_maker(
+    ctx: zmq.asyncio.Context,
+    *,
+    tcp: str = "",
+    curve: CurveServer | None = None,
+    post: Callable[[m.Message], None] | None = None,
+) -> Callable[[m.Assign, ConnTable], Bus]:
+    """The worker's ``make_bus``: its ipc bus, and with ``tcp`` a CURVE bus on TCP too (the port
+    the OS picked goes to ``post`` as :class:`~shardrunner.cluster.messages.BusBound`)."""
+
     def make_bus(assign: m.Assign, conns: ConnTable) -> Bus:
         router = Router(Limits(max_events=assign.queue_events, max_bytes=assign.queue_bytes))
         for name, events in assign.groups:
             router.declare(name, events)
-        server = BusServer(ctx, assign.bus_endpoint, router, conns.command)
+        server = BusServer(ctx, assign.bus_endpoint, router, conns.command, tcp=tcp, curve=curve)
         server.bind()
+        if server.tcp_endpoint:
+            log.info("bus also on %s (CURVE)", server.tcp_endpoint)
+            if post is not None:
+                post(m.BusBound(server.tcp_endpoint))
         return server
 
     return make_bus
 
 
-async def run(endpoint: str, slot: int, generation: int) -> int:
+async def run(
+    endpoint: str,
+    slot: int,
+    generation: int,
+    *,
+    bus_bind: str = "",
+    curve_server_key: str | None = None,
+    curve_clients: str | None = None,
+) -> int:
     """The worker's whole life; returns its exit code."""
+    curve = None
+    if bus_bind:
+        try:
+            curve = CurveServer.load(curve_server_key or "", curve_clients or "")
+        except CurveError as exc:
+            log.error("worker %d cannot bind its bus on TCP: %s", slot, exc)
+            return BOOT_FAILED
     ctx = zmq.asyncio.Context()
+    auth = curve.authenticator(ctx) if curve is not None else None
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, f"{slot}:{generation}".encode())
     sock.setsockopt(zmq.LINGER, 2000)
-    worker = Worker(slot, generation, make_bus=_bus_maker(ctx))
+
+    def post(message: m.Message) -> None:
+        worker.outbox.put_nowait(message)
+
+    worker = Worker(slot, generation, make_bus=make_bus_maker(ctx, tcp=bus_bind, curve=curve, post=post))
     try:
         sock.connect(endpoint)
         await sock.send(m.encode(m.Hello(slot, generation, os.getpid())))
@@ -98,6 +135,8 @@ async def run(endpoint: str, slot: int, generation: int) -> int:
     finally:
         worker.close()
         sock.close()
+        if auth is not None:
+            auth.stop()
         ctx.term()
 
 
@@ -129,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--generation", type=int, required=True)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--bus-bind", default="")
+    parser.add_argument("--curve-server-key", default=None)
+    parser.add_argument("--curve-clients", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -151,4 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     # collector's full passes, which otherwise walk it again and again under load
     # (docs/performance.md, decision 9).
     gc.freeze()
-    sys.exit(uvloop.run(run(args.endpoint, args.slot, args.generation)))
+    tcp = {
+        "bus_bind": args.bus_bind,
+        "curve_server_key": args.curve_server_key,
+        "curve_clients": args.curve_clients,
+    }
+    sys.exit(uvloop.run(run(args.endpoint, args.slot, args.generation, **tcp)))
