@@ -20,6 +20,8 @@ class BusWorker(msgspec.Struct):
     conns: list[str]
     slot: int = 0
     generation: int = 0
+    #: The bus's TCP endpoint for bots on other machines (CURVE), or "".
+    tcp: str = ""
 
 
 class HostInfo(msgspec.Struct, kw_only=True):

@@ -20,8 +20,6 @@ import zmq.asyncio
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.cluster import messages as m
-from shardrunner.cluster import statefile
-from shardrunner.cluster.plan import plan_platforms
 from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.assign import make_assign
 from shardrunner.cluster.supervisor.book import SessionBook
@@ -31,13 +29,13 @@ from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
 from shardrunner.cluster.supervisor.delivery import DeliveryTable
 from shardrunner.cluster.supervisor.grants import IdentifyGrants
-from shardrunner.cluster.supervisor.hosts import HostAgent, coordinator_url
+from shardrunner.cluster.supervisor.hosts import HostAgent
 from shardrunner.cluster.supervisor.inbox import on_worker_message
 from shardrunner.cluster.supervisor.link import WorkerLink, ZmqWorkerLink
-from shardrunner.cluster.supervisor.model import DesiredSlot, Slot, SupervisorSettings, Worker
+from shardrunner.cluster.supervisor.model import Slot, SupervisorSettings, Worker
 from shardrunner.cluster.supervisor.platforms import Discover, discover_platforms
 from shardrunner.cluster.supervisor.progress import Progress
-from shardrunner.cluster.supervisor.queues import close_shared_queues, local_queues, shared_queues
+from shardrunner.cluster.supervisor.queues import close_shared_queues
 from shardrunner.cluster.supervisor.reconcile import Reconciler
 from shardrunner.cluster.supervisor.reload import rolling_reload
 from shardrunner.cluster.supervisor.reshard import Resharder
@@ -53,6 +51,7 @@ from shardrunner.cluster.supervisor.resizing import (
 )
 from shardrunner.cluster.supervisor.signals import unless_stopped
 from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
+from shardrunner.cluster.supervisor.startup import StartError, load_sessions, open_sockets, plan_host
 from shardrunner.control import CommandError
 from shardrunner.gateway.platform import PlatformError, PlatformPlan
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -93,7 +92,13 @@ class Supervisor:
         self._discover = discover or discover_platforms
         self._ctx = zmq.asyncio.Context()
         self.link = link or ZmqWorkerLink(self._ctx, self.run_dir.workers_endpoint)
-        self.spawner = spawner or ProcessSpawner(self.run_dir, settings.log_level)
+        self.spawner = spawner or ProcessSpawner(
+            self.run_dir,
+            settings.log_level,
+            bus_bind=settings.bus_bind,
+            curve_server_key=settings.curve_server_key,
+            curve_clients=settings.curve_clients,
+        )
         self._handle_signals = handle_signals
         self.state = "starting"
         self.exit_code = 0
@@ -189,34 +194,11 @@ class Supervisor:
         except PlatformError as exc:
             raise ClusterError(str(exc)) from None
         self.conns = [c for p in self.plans.values() for c in p.conns]
-        saved: list[SessionSnapshot]
-        if s.sim:
-            saved, why = [], "the built-in simulator starts with no sessions: identifying"
-        else:
-            saved, why = statefile.load(self.run_dir.path, self.conns, self.token, s.resume_window)
-            self.book.groups = dict(statefile.load_groups(self.run_dir.path))
-        self.book.load(saved)
-        for name in filter(None, (g.strip() for g in s.groups.split(","))):
-            self.book.groups.setdefault(name, None)  # declared: every event is kept for it from the first
-        log.info("%s", why)
-        resumable = {snap.conn for snap in saved}
-        url = coordinator_url(s)
-        if url is None:
-            for p in self.plans.values():
-                try:
-                    p.check_starts(sum(1 for c in p.conns if c not in resumable))
-                except PlatformError as exc:
-                    raise ClusterError(str(exc)) from None
-        limits = [limit for p in self.plans.values() for limit in p.limits]
-        if url is not None:
-            self.hosts = HostAgent(self, url)
-            shared_queues(self, url, limits)
-            self.slots = [Slot(i, DesiredSlot([])) for i in range(s.workers)]  # the agent fills them
-        else:
-            local_queues(self, limits, resumable)
-            self.slots = [
-                Slot(i, DesiredSlot(conns)) for i, conns in enumerate(plan_platforms(self.conns, s.workers))
-            ]
+        try:
+            resumable = load_sessions(self)
+            plan_host(self, resumable)
+        except StartError as exc:
+            raise ClusterError(str(exc)) from None
         if self.hosts is not None:
             await self.hosts.load_groups()
         self.reconciler = Reconciler(
@@ -243,11 +225,9 @@ class Supervisor:
             on_done=lambda old, new: resharded(self, old, new),
         )
         try:
-            self.link.bind()
-            self.control = ControlServer(self._ctx, self.run_dir.control_endpoint, self)
-            self.control.bind()
-        except zmq.ZMQError as exc:
-            raise ClusterError(f"cannot open the sockets in {self.run_dir.path}: {exc}") from None
+            self.control = open_sockets(self, self._ctx)
+        except StartError as exc:
+            raise ClusterError(str(exc)) from None
         described = "; ".join(f"{n}: {p.describe()}" for n, p in self.plans.items())
         counts = (len(self.conns), len(self.slots), len(resumable))
         log.info("starting %d connections on %d workers (%d to resume): %s", *counts, described)

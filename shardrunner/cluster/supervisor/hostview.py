@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from shardrunner.cluster.hosts.directory import BusWorker, HostInfo
+from shardrunner.curve import advertised
 
 if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.hosts import HostAgent
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 def info(agent: HostAgent) -> HostInfo:
     workers = [
-        BusWorker(w["endpoint"], list(w["conns"]), int(w["slot"]), int(w["generation"]))
+        BusWorker(w["endpoint"], list(w["conns"]), int(w["slot"]), int(w["generation"]), w.get("tcp", ""))
         for w in agent.sup.local_endpoints()["workers"]
     ]
     state = "Redis down" if agent.down else agent.sup.state
@@ -23,12 +24,21 @@ def info(agent: HostAgent) -> HostInfo:
         name=agent.name,
         role=agent.role,
         capacity=agent.sup.settings.workers,
+        control=control_endpoint(agent),
         workers=workers,
         blocks=sorted(agent.held),
         pid=os.getpid(),
         started=agent.started,
         status=state,
     )
+
+
+def control_endpoint(agent: HostAgent) -> str:
+    """This host's control socket on TCP as bots elsewhere reach it ("" when there is none)."""
+    control = agent.sup.control
+    if control is None or not control.tcp_endpoint:
+        return ""
+    return advertised(control.tcp_endpoint, agent.sup.settings.advertise)
 
 
 def status(agent: HostAgent) -> dict[str, Any]:
@@ -82,14 +92,15 @@ def endpoints(agent: HostAgent, local: dict[str, Any]) -> dict[str, Any]:
         for w in h.workers:
             if w.endpoint not in seen:
                 seen.add(w.endpoint)
-                workers.append(
-                    {
-                        "slot": w.slot,
-                        "generation": w.generation,
-                        "endpoint": w.endpoint,
-                        "conns": w.conns,
-                        "host": h.name,
-                    }
-                )
+                entry: dict[str, Any] = {
+                    "slot": w.slot,
+                    "generation": w.generation,
+                    "endpoint": w.endpoint,
+                    "conns": w.conns,
+                    "host": h.name,
+                }
+                if w.tcp:
+                    entry["tcp"] = w.tcp
+                workers.append(entry)
     hosts = [{"name": h.name, "control": h.control} for h in agent.hosts if h.control]
     return {**local, "workers": workers, "hosts": hosts}

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from shardrunner.cluster import messages as m
+from shardrunner.curve import advertised
 
 if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.core import Supervisor
@@ -59,6 +60,8 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
         else:
             sup.book.on_handed_off(message.snapshots)
         sup.wake()
+    elif isinstance(message, m.BusBound):
+        worker.bus_tcp = advertised(message.endpoint, sup.settings.advertise)
     elif isinstance(message, m.DeliverySet):
         worker.delivery_version = max(worker.delivery_version, message.version)
         sup.wake()

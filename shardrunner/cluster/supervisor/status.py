@@ -244,12 +244,13 @@ def endpoints(
         # A finishing worker (a reshard's old set) is still listed: bots take what it holds for them.
         serving = (WorkerState.RUNNING, WorkerState.FINISHING)
         if w is not None and w.state in serving and w.handle.poll() is None:
-            workers.append(
-                {
-                    "slot": slot.index,
-                    "generation": w.generation,
-                    "endpoint": bus_endpoint(w.slot, w.generation),
-                    "conns": [str(c) for c in slot.desired.conns],
-                }
-            )
+            entry = {
+                "slot": slot.index,
+                "generation": w.generation,
+                "endpoint": bus_endpoint(w.slot, w.generation),
+                "conns": [str(c) for c in slot.desired.conns],
+            }
+            if w.bus_tcp:
+                entry["tcp"] = w.bus_tcp  # bots on other machines (CURVE)
+            workers.append(entry)
     return {"platforms": {name: p.describe() for name, p in plans.items()}, "workers": workers}
