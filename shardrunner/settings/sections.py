@@ -15,6 +15,7 @@ from typing import Final
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.discord import ALL_INTENTS, IDENTIFY_WINDOW_S, PRIVILEGED_INTENTS
 from shardrunner.rundir import default_run_dir
+from shardrunner.settings.hosts import HOSTS
 from shardrunner.settings.registry import (
     Section,
     Setting,
@@ -29,7 +30,6 @@ from shardrunner.settings.registry import (
     to_shards,
     to_url,
 )
-from shardrunner.settings.hosts import HOSTS
 from shardrunner.settings.remote import REMOTE
 from shardrunner.settings.twitch import TWITCH
 
