@@ -5,6 +5,10 @@ their sink); they are batched and sent once per turn of the event loop, so a bur
 in one ``data_received`` leaves in a few messages. Input is read from the event loop through the
 socket's FD, draining everything ready at once. ZeroMQ's FD is edge-triggered and a send may swallow
 the edge that announced incoming messages, so the socket is looked at again after every flush.
+
+The lease fence (several hosts, :meth:`BusServer.fence`): past the time the worker's lease surely
+holds, a flush sends no batch (the events stay held, so the next holder's replay covers them); it is
+checked once per flush, not per event.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Final
 
 import zmq
@@ -22,6 +26,7 @@ import zmq.asyncio
 from shardrunner.bus import protocol as p
 from shardrunner.bus.router import Router
 from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.bus")
 
@@ -37,11 +42,21 @@ class BusServer:
     what it returns, and runs commands through the worker's ``commands``."""
 
     def __init__(
-        self, ctx: zmq.asyncio.Context, endpoint: str, router: Router, commands: CommandRunner
+        self,
+        ctx: zmq.asyncio.Context,
+        endpoint: str,
+        router: Router,
+        commands: CommandRunner,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
         self._commands = commands
+        #: The clock of the fence (the worker's; CLOCK_MONOTONIC, as the supervisor's).
+        self._monotonic = monotonic
+        #: Past this (``monotonic`` seconds) no batch is sent; 0: no fence.
+        self._fence = 0.0
         # A plain (not asyncio) socket of the worker's context: it is read through its FD from the
         # event loop and sent on without a future per message.
         self._sock: zmq.Socket[bytes] = zmq.Context.shadow(ctx.underlying).socket(zmq.ROUTER)
@@ -94,10 +109,23 @@ class BusServer:
             loop = self._loop or asyncio.get_running_loop()
             loop.call_soon(self.flush)
 
+    def fence(self, until: float) -> None:
+        """Send no batch past ``until`` (this clock's monotonic seconds; 0: no fence). Moved
+        later, what waited goes out at once."""
+        self._fence = until
+        if self._loop is not None and not self.fenced() and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def fenced(self) -> bool:
+        return bool(self._fence) and self._monotonic() >= self._fence
+
     def flush(self) -> None:
         self._flush_scheduled = False
         sent = False
-        for identity, data in self.router.flush():
+        fence = self._fence
+        batches = not fence or self._monotonic() < fence
+        for identity, data in self.router.flush(batches=batches):
             with contextlib.suppress(zmq.ZMQError):
                 self._sock.send_multipart([identity, data], flags=zmq.NOBLOCK)
             sent = True
@@ -143,16 +171,19 @@ class BusServer:
                 log.info("members gone silent: %s; their events go to the others", ", ".join(gone))
                 self.flush()
 
-    async def drain(self, timeout: float, *, absent: bool = False) -> bool:
+    async def drain(
+        self, timeout: float, *, absent: bool = False, conns: Collection[ConnKey] | None = None
+    ) -> bool:
         """Wait until every member acknowledged everything held; False on timeout.
 
         A handoff waits only for the groups that have members (the next worker resumes from what
         stays held). With ``absent``, what a finishing worker waits for (its sessions are over, so
         nothing is replayed), durable groups without members count too: their backlog waits for a
-        member to come back and take it.
+        member to come back and take it. With ``conns`` (a release), only their events count.
         """
         deadline = time.monotonic() + timeout
-        while self._owed(absent):
+        owed = self._owed if conns is None else lambda absent: self._owed_of(conns)
+        while owed(absent):
             if time.monotonic() > deadline:
                 return False
             self.flush()
@@ -166,4 +197,13 @@ class BusServer:
                     return True
             elif absent and g.durable and g.held_events:
                 return True
+        return False
+
+    def _owed_of(self, conns: Collection[ConnKey]) -> bool:
+        for g in self.router.groups.values():
+            for member in g.members.values():
+                if any(e.conn in conns for e, _ in member.waiting):
+                    return True
+                if any(e.conn in conns for _, items in member.inflight for e, _ in items):
+                    return True
         return False
