@@ -4,6 +4,8 @@
 worker crash and a replay after resume) is recognised by ``(conn, session, seq)``.
 :class:`CrossDedupe`: the same platform event delivered by two connection sets (a reshard's switch)
 is recognised by its content identity, for the events the worker marked.
+:class:`Epochs`: an event of a connection's superseded holder (several hosts: a lower lease epoch
+than one seen of that connection) is stale.
 """
 
 from __future__ import annotations
@@ -50,6 +52,39 @@ class Dedupe:
         order.append(seq)
         if len(order) > self.window:
             seen.discard(order.popleft())
+        return False
+
+
+class Epochs:
+    """The highest lease epoch seen of every connection; an event of a lower one is stale.
+
+    Several hosts: a host whose lease on a block lapsed may still have sent events when the next
+    holder (a higher epoch, from Redis) resumed the block; the next holder's replay carries them
+    again, so the old holder's late copies are dropped. An epoch 0 after a higher one is stale too
+    (a host without leases after one with: not expected, but the rule stays simple).
+    """
+
+    __slots__ = ("_conn", "_high", "_highest")
+
+    def __init__(self) -> None:
+        self._highest: dict[ConnKey, int] = {}
+        # The last event's connection and its highest epoch: batches hold runs of one connection.
+        self._conn: ConnKey | None = None
+        self._high = 0
+
+    def stale(self, event: Event) -> bool:
+        """Whether the event comes from a superseded holder (and remember a higher epoch)."""
+        epoch = event.epoch
+        conn = event.conn
+        if conn != self._conn:
+            self._conn = conn
+            self._high = self._highest.get(conn, 0)
+        high = self._high
+        if epoch == high:
+            return False
+        if epoch < high:
+            return True
+        self._highest[conn] = self._high = epoch
         return False
 
 

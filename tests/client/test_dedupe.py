@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shardrunner.client.dedupe import CrossDedupe, Dedupe, raw_identity
+from shardrunner.client.dedupe import CrossDedupe, Dedupe, Epochs, raw_identity
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 
@@ -121,3 +121,21 @@ def test_cross_dedupe_when_the_window_is_zero_matches_any_stamps() -> None:
     cross = CrossDedupe()
     assert not cross.duplicate("discord", 0, "x", 0.0, stamp=1, window=0)
     assert cross.duplicate("discord", 1, "x", 0.0, stamp=99_999, window=0)
+
+
+def test_epochs_when_a_lower_epoch_comes_after_a_higher_one_it_is_stale_per_connection() -> None:
+    epochs = Epochs()
+    c1 = ConnKey("discord", 0, 1, 2)
+
+    def ev(conn: ConnKey, seq: int, epoch: int) -> Event:
+        return Event(conn, "s", seq, "MESSAGE_CREATE", 1, b"{}", epoch)
+
+    assert not epochs.stale(ev(C0, 1, 0)), "one host, no leases: nothing is stale"
+    assert not epochs.stale(ev(C0, 2, 1))
+    assert not epochs.stale(ev(c1, 1, 1))
+    assert not epochs.stale(ev(C0, 3, 2)), "a new holder"
+    assert epochs.stale(ev(C0, 3, 1)), "the superseded holder's late copy"
+    assert epochs.stale(ev(C0, 4, 0)), "0 after a higher epoch, too"
+    assert not epochs.stale(ev(c1, 2, 1)), "another connection keeps its own epoch"
+    assert epochs.stale(ev(ConnKey("discord", 0, 0, 1), 5, 1)), "an equal (not identical) key"
+    assert not epochs.stale(ev(C0, 5, 2))
