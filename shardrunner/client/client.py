@@ -17,7 +17,7 @@ from typing import Any, Final
 import zmq
 
 from shardrunner.bus import protocol as p
-from shardrunner.client.dedupe import CrossDedupe, Dedupe, Epochs, raw_identity
+from shardrunner.client.dedupe import STALE, CrossDedupe, Dedupe, Epochs, raw_identity
 from shardrunner.client.discord import DiscordCommands, discord_identity
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
@@ -190,16 +190,16 @@ class Client(DiscordCommands, TwitchCommands):
                 return
             again = set(message.redelivered)
             last = len(message.events) - 1
-            duplicate = self._dedupe.duplicate
-            stale = self._epochs.stale
+            check = self._dedupe.check if self.dedupe else self._epochs.check
             for i, event in enumerate(message.events):
-                if stale(event):
-                    self.stale_dropped += 1
-                elif self.dedupe and duplicate(event):
-                    self.duplicates += 1
-                else:
+                verdict = check(event)
+                if not verdict:
                     self._queue.append((ClientEvent(event, i in again), link, message.batch, i == last))
                     continue
+                if verdict == STALE:
+                    self.stale_dropped += 1
+                else:
+                    self.duplicates += 1
                 if i == last:
                     self._queue.append((_SKIP, link, message.batch, True))
             self._ready.set()
@@ -225,9 +225,10 @@ class Client(DiscordCommands, TwitchCommands):
         last = len(message.events) - 1
         now = self._now()
         for i, event in enumerate(message.events):
-            if self._epochs.stale(event):
+            verdict = self._dedupe.check(event)
+            if verdict == STALE:
                 self.stale_dropped += 1
-            elif self._dedupe.duplicate(event):
+            elif verdict:
                 self.duplicates += 1
             elif i in marked and self._cross_duplicate(event, now, marked[i], window):
                 self.cross_duplicates += 1

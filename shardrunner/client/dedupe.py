@@ -19,12 +19,18 @@ from shardrunner.protocol.keys import ConnKey
 
 #: Seqs remembered per (conn, session) to drop duplicates.
 DEDUPE_WINDOW: Final = 1 << 16
+#: What :meth:`Dedupe.check` and :meth:`Epochs.check` say of an event.
+FRESH: Final = 0
+DUPLICATE: Final = 1
+#: Of a connection's superseded holder (a lower lease epoch than one seen of it).
+STALE: Final = 2
 
 
 class Dedupe:
-    """The last :data:`DEDUPE_WINDOW` seqs of every connection's session."""
+    """The last :data:`DEDUPE_WINDOW` seqs of every connection's session, and (:meth:`check`) the
+    highest lease epoch of every connection as :class:`Epochs` keeps it."""
 
-    __slots__ = ("_conn", "_entry", "_seen", "_session", "window")
+    __slots__ = ("_conn", "_entry", "_high", "_highest", "_seen", "_session", "window")
 
     def __init__(self, window: int = DEDUPE_WINDOW) -> None:
         self.window = window
@@ -34,6 +40,37 @@ class Dedupe:
         self._conn: ConnKey | None = None
         self._session = ""
         self._entry: tuple[set[int], deque[int]] | None = None
+        self._highest: dict[ConnKey, int] = {}
+        self._high = 0  # of the last event's connection
+
+    def check(self, event: Event) -> int:
+        """:data:`STALE`, :data:`DUPLICATE` or :data:`FRESH` (then the event is remembered).
+
+        The epoch rule of :class:`Epochs`, on the connection this already compares: one attribute
+        read more per event."""
+        entry = self._entry
+        conn = event.conn
+        if entry is None or conn != self._conn or event.session != self._session:
+            key = (conn, event.session)
+            entry = self._seen.get(key)
+            if entry is None:
+                entry = self._seen[key] = (set(), deque())
+            self._conn, self._session, self._entry = conn, event.session, entry
+            self._high = self._highest.get(conn, 0)
+        epoch = event.epoch
+        if epoch != self._high:
+            if epoch < self._high:
+                return STALE
+            self._highest[conn] = self._high = epoch
+        seen, order = entry
+        seq = event.seq
+        if seq in seen:
+            return DUPLICATE
+        seen.add(seq)
+        order.append(seq)
+        if len(order) > self.window:
+            seen.discard(order.popleft())
+        return FRESH
 
     def duplicate(self, event: Event) -> bool:
         """Whether this event was seen before (and remember it if not)."""
@@ -72,8 +109,9 @@ class Epochs:
         self._conn: ConnKey | None = None
         self._high = 0
 
-    def stale(self, event: Event) -> bool:
-        """Whether the event comes from a superseded holder (and remember a higher epoch)."""
+    def check(self, event: Event) -> int:
+        """:data:`STALE` if the event comes from a superseded holder, else :data:`FRESH` (and a
+        higher epoch is remembered). For a client that keeps duplicates (else :meth:`Dedupe.check`)."""
         epoch = event.epoch
         conn = event.conn
         if conn != self._conn:
@@ -81,11 +119,11 @@ class Epochs:
             self._high = self._highest.get(conn, 0)
         high = self._high
         if epoch == high:
-            return False
+            return FRESH
         if epoch < high:
-            return True
+            return STALE
         self._highest[conn] = self._high = epoch
-        return False
+        return FRESH
 
 
 def raw_identity(name: str, data: bytes) -> Hashable:
