@@ -181,6 +181,7 @@ class FakeGatewayConnection:
         self.conn = conn
         self.state = ConnState.IDLE
         self.counters = ConnCounters()
+        self.epoch = 0
         self.session_id: str | None = snapshot.session_id if snapshot else None
         self.seq = snapshot.seq if snapshot else 0
         self.resume_url: str | None = snapshot.resume_url if snapshot else None

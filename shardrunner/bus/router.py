@@ -289,10 +289,15 @@ class Router:
                 counts[i] -= 1
 
     # -- output -------------------------------------------------------------------------------
-    def flush(self) -> list[tuple[bytes, bytes]]:
-        """Frames to send now: gap reports, then batches within each member's in-flight window."""
+    def flush(self, *, batches: bool = True) -> list[tuple[bytes, bytes]]:
+        """Frames to send now: gap reports, then batches within each member's in-flight window.
+
+        Without ``batches`` (past the worker's lease fence), only the answers to commands: every
+        event stays where it is, held."""
         out = self._outbox
         self._outbox = []
+        if not batches:
+            return out
         for group in self.groups.values():
             if not group.members:
                 continue

@@ -9,6 +9,10 @@ the edge that announced incoming messages, so the socket is looked at again afte
 With ``tcp`` (``--bus-bind``) a second ROUTER, a CURVE server, also binds on TCP for bots on other
 machines; its members' identities carry a one-byte tag inside the router, so a reply goes back on
 the socket it came from. Without it nothing of that runs.
+
+The lease fence (several hosts, :meth:`BusServer.fence`): past the time the worker's lease surely
+holds, a flush sends no batch (the events stay held, so the next holder's replay covers them); it is
+checked once per flush, not per event.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Final
 
 import zmq
@@ -27,6 +31,7 @@ from shardrunner.bus import protocol as p
 from shardrunner.bus.router import Router
 from shardrunner.curve import CurveServer, tcp_bind
 from shardrunner.protocol.envelope import Event
+from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.bus")
 
@@ -52,10 +57,15 @@ class BusServer:
         *,
         tcp: str = "",
         curve: CurveServer | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
         self._commands = commands
+        #: The clock of the fence (the worker's; CLOCK_MONOTONIC, as the supervisor's).
+        self._monotonic = monotonic
+        #: Past this (``monotonic`` seconds) no batch is sent; 0: no fence.
+        self._fence = 0.0
         # Plain (not asyncio) sockets of the worker's context: read through their FDs from the
         # event loop and sent on without a future per message.
         plain: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(ctx.underlying)
@@ -127,11 +137,24 @@ class BusServer:
             loop = self._loop or asyncio.get_running_loop()
             loop.call_soon(self.flush)
 
+    def fence(self, until: float) -> None:
+        """Send no batch past ``until`` (this clock's monotonic seconds; 0: no fence). Moved
+        later, what waited goes out at once."""
+        self._fence = until
+        if self._loop is not None and not self.fenced() and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def fenced(self) -> bool:
+        return bool(self._fence) and self._monotonic() >= self._fence
+
     def flush(self) -> None:
         self._flush_scheduled = False
         sent = False
         tcp = self._tcp
-        for identity, data in self.router.flush():
+        fence = self._fence
+        batches = not fence or self._monotonic() < fence
+        for identity, data in self.router.flush(batches=batches):
             with contextlib.suppress(zmq.ZMQError):
                 if tcp is not None and identity[:1] == TCP_TAG:
                     tcp.send_multipart([identity[1:], data], flags=zmq.NOBLOCK)
@@ -180,16 +203,19 @@ class BusServer:
                 log.info("members gone silent: %s; their events go to the others", ", ".join(gone))
                 self.flush()
 
-    async def drain(self, timeout: float, *, absent: bool = False) -> bool:
+    async def drain(
+        self, timeout: float, *, absent: bool = False, conns: Collection[ConnKey] | None = None
+    ) -> bool:
         """Wait until every member acknowledged everything held; False on timeout.
 
         A handoff waits only for the groups that have members (the next worker resumes from what
         stays held). With ``absent``, what a finishing worker waits for (its sessions are over, so
         nothing is replayed), durable groups without members count too: their backlog waits for a
-        member to come back and take it.
+        member to come back and take it. With ``conns`` (a release), only their events count.
         """
         deadline = time.monotonic() + timeout
-        while self._owed(absent):
+        owed = self._owed if conns is None else lambda absent: self._owed_of(conns)
+        while owed(absent):
             if time.monotonic() > deadline:
                 return False
             self.flush()
@@ -203,6 +229,15 @@ class BusServer:
                     return True
             elif absent and g.durable and g.held_events:
                 return True
+        return False
+
+    def _owed_of(self, conns: Collection[ConnKey]) -> bool:
+        for g in self.router.groups.values():
+            for member in g.members.values():
+                if any(e.conn in conns for e, _ in member.waiting):
+                    return True
+                if any(e.conn in conns for _, items in member.inflight for e, _ in items):
+                    return True
         return False
 
 

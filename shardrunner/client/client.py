@@ -17,7 +17,7 @@ from typing import Any, Final
 import zmq
 
 from shardrunner.bus import protocol as p
-from shardrunner.client.dedupe import CrossDedupe, Dedupe, raw_identity
+from shardrunner.client.dedupe import STALE, CrossDedupe, Dedupe, Epochs, raw_identity
 from shardrunner.client.discord import DiscordCommands, discord_identity
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
@@ -92,6 +92,8 @@ class Client(DiscordCommands, TwitchCommands):
         self.duplicates = 0
         #: Events the worker marked that were the other connection set's copy of one delivered.
         self.cross_duplicates = 0
+        #: Events of a connection's superseded holder (a lower lease epoch than one seen), dropped.
+        self.stale_dropped = 0
         self.gaps: list[Gap] = []
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._links: dict[str, Link] = {}
@@ -99,6 +101,7 @@ class Client(DiscordCommands, TwitchCommands):
         self._queue: deque[tuple[ClientEvent, Link, int, bool]] = deque()
         self._ready = asyncio.Event()
         self._dedupe = Dedupe()
+        self._epochs = Epochs()
         self._cross = CrossDedupe()
         self._now: Callable[[], float] = time.monotonic
         self._handlers: dict[str, list[Handler]] = {}
@@ -198,14 +201,18 @@ class Client(DiscordCommands, TwitchCommands):
                 return
             again = set(message.redelivered)
             last = len(message.events) - 1
-            duplicate = self._dedupe.duplicate
+            check = self._dedupe.check if self.dedupe else self._epochs.check
             for i, event in enumerate(message.events):
-                if self.dedupe and duplicate(event):
-                    self.duplicates += 1
-                    if i == last:
-                        self._queue.append((_SKIP, link, message.batch, True))
+                verdict = check(event)
+                if not verdict:
+                    self._queue.append((ClientEvent(event, i in again), link, message.batch, i == last))
                     continue
-                self._queue.append((ClientEvent(event, i in again), link, message.batch, i == last))
+                if verdict == STALE:
+                    self.stale_dropped += 1
+                else:
+                    self.duplicates += 1
+                if i == last:
+                    self._queue.append((_SKIP, link, message.batch, True))
             self._ready.set()
         elif isinstance(message, p.Gap):
             gap = Gap(message.conn, message.session, message.count, message.ranges)
@@ -229,7 +236,10 @@ class Client(DiscordCommands, TwitchCommands):
         last = len(message.events) - 1
         now = self._now()
         for i, event in enumerate(message.events):
-            if self._dedupe.duplicate(event):
+            verdict = self._dedupe.check(event)
+            if verdict == STALE:
+                self.stale_dropped += 1
+            elif verdict:
                 self.duplicates += 1
             elif i in marked and self._cross_duplicate(event, now, marked[i], window):
                 self.cross_duplicates += 1

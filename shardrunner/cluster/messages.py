@@ -60,17 +60,67 @@ class Assign(msgspec.Struct, tag="assign"):
     delivery_version: int = 0
     #: Seconds within which the two sets receive one event (the client's match window; 0: unset).
     dedupe_window: float = 0.0
+    #: The lease epoch of each connection, stamped on its events (those not listed: 0).
+    epochs: list[tuple[ConnKey, int]] = []
+    #: The lease fence (CLOCK_MONOTONIC of this machine, see :class:`LeaseUntil`); 0: no fence.
+    lease_until: float = 0.0
 
     def __repr__(self) -> str:  # never show a platform's config (it holds the token)
         conns = sum(len(p.conns) for p in self.parts)
         return (
             f"Assign(parts={self.parts!r}, conns={conns}, snapshots={len(self.snapshots)}, "
-            f"delivery={len(self.delivery)}@{self.delivery_version})"
+            f"delivery={len(self.delivery)}@{self.delivery_version}, lease_until={self.lease_until})"
         )
 
     @property
     def conns(self) -> list[ConnKey]:
         return [c for p in self.parts for c in p.conns]
+
+
+class Adopt(msgspec.Struct, tag="adopt"):
+    """Supervisor -> worker: run these connections too (a block whose lease this host took),
+    resuming those with a session; the ones the worker runs already are not disturbed."""
+
+    parts: list[PlatformPart]
+    snapshots: list[SessionSnapshot] = []
+    #: The lease epoch of each connection, stamped on its events (those not listed: 0).
+    epochs: list[tuple[ConnKey, int]] = []
+
+    def __repr__(self) -> str:  # never show a platform's config (it holds the token)
+        return f"Adopt(parts={self.parts!r}, snapshots={len(self.snapshots)})"
+
+    @property
+    def conns(self) -> list[ConnKey]:
+        return [c for p in self.parts for c in p.conns]
+
+
+class Release(msgspec.Struct, tag="release"):
+    """Supervisor -> worker: close these connections resumably (their block goes to another host)
+    and answer :class:`Released` with their sessions; the others are not disturbed."""
+
+    conns: list[ConnKey]
+
+
+class Released(msgspec.Struct, tag="released"):
+    """Worker -> supervisor: the sessions of released connections, each rewound to the oldest event
+    a consumer group still holds (the next holder's gateway replays from there).
+
+    ``fenced``: not asked for; the worker's lease fence passed (:class:`LeaseUntil`), so it closed
+    every connection it ran."""
+
+    snapshots: list[SessionSnapshot]
+    fenced: bool = False
+
+
+class LeaseUntil(msgspec.Struct, tag="lease_until"):
+    """Supervisor -> worker, after each lease renewal: the worker may deliver events until
+    ``until`` (CLOCK_MONOTONIC seconds of this machine: the supervisor's ``time.monotonic()``).
+
+    Past it the bus stops sending batches and the worker closes every connection resumably
+    (:class:`Released` with ``fenced``): a host that could not renew stops before another can
+    take its leases. A later one with a future time lifts the stop; 0: no fence."""
+
+    until: float
 
 
 class IdentifyRequest(msgspec.Struct, tag="identify"):
@@ -267,6 +317,10 @@ Message = (
     | Finished
     | Reconfigure
     | BusBound
+    | Adopt
+    | Release
+    | Released
+    | LeaseUntil
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -130,6 +130,10 @@ class GatewayConnection(Protocol):
     session_id: str | None
     seq: int
     resume_url: str | None
+    #: The lease epoch of the connection's holder (the worker sets it after building the
+    #: connection; 0 on one host): stamped on every event it makes, so consumers can drop the
+    #: events of a superseded holder (see ``protocol.envelope.Event.epoch``).
+    epoch: int
 
     async def run(self) -> None:
         """Stay connected until :meth:`close`; raise :class:`ConnFatalError` when that cannot go on."""

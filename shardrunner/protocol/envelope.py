@@ -30,6 +30,10 @@ class Event(msgspec.Struct, array_like=True, gc=False):
     key: RoutingKey
     #: The event body exactly as received (Discord: the JSON of ``d``).
     data: bytes
+    #: The lease epoch of the connection's holder when it made the event (0 on one host): a
+    #: consumer drops events of an epoch lower than one it has seen of the connection (a
+    #: superseded holder's). Last, with a default, so an array without it still decodes.
+    epoch: int = 0
 
 
 class SessionSnapshot(msgspec.Struct, kw_only=True, frozen=True):

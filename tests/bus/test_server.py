@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -105,3 +106,36 @@ async def test_bus_server_drain_when_absent_also_waits_for_durable_groups_withou
     assert not await bench.server.drain(0.1, absent=True), "sent, not acknowledged"
     await bench.member.send(p.encode(p.Ack("away", "m", batch.batch)))
     assert await bench.server.drain(5, absent=True)
+
+
+async def test_bus_server_when_its_fence_has_passed_sends_no_batch_but_answers_commands_until_lifted(
+    bench: Bench,
+) -> None:
+    await bench.member.send(p.encode(p.Join("g", "m")))
+    await wait_for(lambda: "g" in bench.server.router.groups, 5, "the member's join")
+    bench.server.fence(time.monotonic() - 1.0)
+    assert bench.server.fenced()
+    bench.server.publish(Event(CONN, "s", 1, "MESSAGE_CREATE", 7, b"{}"))
+    await bench.member.send(p.encode(p.Command(9, "discord", {}, conn=CONN)))
+    answer = await bench.receive()
+    assert answer == p.CommandResult(9, True, None), "the command's answer, and no batch before it"
+    assert bench.server.router.low_water() == {(CONN, "s"): 1}, "the event stays held"
+    bench.server.fence(time.monotonic() + 60.0)  # renewed: what waited goes out
+    batch = await bench.receive()
+    assert isinstance(batch, p.Batch)
+    assert [e.seq for e in batch.events] == [1]
+
+
+async def test_bus_server_drain_when_given_conns_waits_only_for_their_events(bench: Bench) -> None:
+    await bench.member.send(p.encode(p.Join("g", "m")))
+    await wait_for(lambda: "g" in bench.server.router.groups, 5, "the member's join")
+    other = ConnKey("discord", 1, 4, 8)
+    bench.server.publish(Event(CONN, "s", 1, "MESSAGE_CREATE", 7, b"{}"))
+    bench.server.publish(Event(other, "t", 1, "MESSAGE_CREATE", 8, b"{}"))
+    batch = await bench.receive()
+    assert isinstance(batch, p.Batch)
+    assert not await bench.server.drain(0.1, conns={CONN}), "its event is not acknowledged"
+    await bench.member.send(p.encode(p.Ack("g", "m", batch.batch)))
+    bench.server.publish(Event(other, "t", 2, "MESSAGE_CREATE", 8, b"{}"))  # owed, of another conn
+    await wait_for(lambda: not bench.server.router.low_water().get((CONN, "s")), 5, "the ack")
+    assert await bench.server.drain(5, conns={CONN})

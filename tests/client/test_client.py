@@ -288,3 +288,37 @@ async def test_client_when_dedupe_is_off_keeps_marked_copies(tmp_path: Path, clu
         await cluster.send(new_bus, copies.batch(NEW_G, 1, ["m:1"]))
         assert (await asyncio.wait_for(client.next_event(), 5)).conn == NEW_G
         assert client.cross_duplicates == 0
+
+
+async def test_client_when_a_superseded_holder_sends_late_drops_its_events_and_counts_them(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    """Several hosts: shard 1 moved from the old holder (epoch 1) to a new one (epoch 2), which
+    resumed it; the old holder's events that come after the new one's are dropped, counted, and
+    acknowledged like the rest (marked batches too)."""
+    old_bus, new_bus = cluster.workers
+
+    def one(seq: int, epoch: int, body: bytes = b"{}") -> Event:
+        return Event(OLD[1], "s", seq, "MESSAGE_CREATE", 9, body, epoch)
+
+    async with Client(tmp_path) as client:
+        await wait_for(lambda: all(e in cluster.members for e in cluster.workers), 5, "the joins")
+        await cluster.send(old_bus, p.Batch("default", 1, [one(5, 1)]))
+        await cluster.send(new_bus, p.Batch("default", 1, [one(6, 2)]))
+        got = [await asyncio.wait_for(client.next_event(), 5) for _ in range(2)]
+        assert [e.seq for e in got] == [5, 6]
+        late = [one(7, 1)]
+        await cluster.send(old_bus, p.Batch("default", 2, late))
+        await cluster.send(old_bus, p.Batch("default", 3, late, dedupe=[0]))
+        await wait_for(lambda: client.stale_dropped == 2, 5, "the late events dropped")
+        await cluster.send(new_bus, p.Batch("default", 2, [one(7, 2, b"[2]")]))
+        event = await asyncio.wait_for(client.next_event(), 5)
+        assert (event.seq, event.raw) == (7, b"[2]"), "the new holder's copy is delivered"
+        client._mark_current_done()
+        client._send_acks()
+
+        def acked() -> list[int]:
+            return [m.batch for m in cluster.got[old_bus] if isinstance(m, p.Ack)]
+
+        await wait_for(lambda: 3 in acked(), 5, "the dropped batches acknowledged")
+        assert client.duplicates == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shardrunner.client.dedupe import CrossDedupe, Dedupe, raw_identity
+import pytest
+
+from shardrunner.client.dedupe import DUPLICATE, FRESH, STALE, CrossDedupe, Dedupe, Epochs, raw_identity
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 
@@ -121,3 +123,34 @@ def test_cross_dedupe_when_the_window_is_zero_matches_any_stamps() -> None:
     cross = CrossDedupe()
     assert not cross.duplicate("discord", 0, "x", 0.0, stamp=1, window=0)
     assert cross.duplicate("discord", 1, "x", 0.0, stamp=99_999, window=0)
+
+
+@pytest.mark.parametrize("kind", ["epochs", "dedupe"])
+def test_epochs_when_a_lower_epoch_comes_after_a_higher_one_it_is_stale_per_connection(kind: str) -> None:
+    """The same rule whether the client drops duplicates (Dedupe.check) or not (Epochs.check)."""
+    check = Epochs().check if kind == "epochs" else Dedupe().check
+    c1 = ConnKey("discord", 0, 1, 2)
+
+    def stale(conn: ConnKey, seq: int, epoch: int, session: str = "s") -> bool:
+        return check(Event(conn, session, seq, "MESSAGE_CREATE", 1, b"{}", epoch)) == STALE
+
+    assert not stale(C0, 1, 0), "one host, no leases: nothing is stale"
+    assert not stale(C0, 2, 1)
+    assert not stale(c1, 1, 1)
+    assert not stale(C0, 3, 2, "resumed elsewhere"), "a new holder"
+    assert stale(C0, 3, 1), "the superseded holder's late copy, whichever session"
+    assert stale(C0, 4, 0), "0 after a higher epoch, too"
+    assert not stale(c1, 2, 1), "another connection keeps its own epoch"
+    assert stale(ConnKey("discord", 0, 0, 1), 5, 1), "an equal (not identical) key"
+    assert not stale(C0, 5, 2)
+
+
+def test_dedupe_check_when_fresh_repeated_or_stale_says_which() -> None:
+    dedupe = Dedupe()
+    e = Event(C0, "s", 5, "TYPING_START", None, b"{}", 2)
+    assert dedupe.check(e) == FRESH
+    assert dedupe.check(e) == DUPLICATE
+    assert dedupe.check(Event(C0, "s", 6, "TYPING_START", None, b"{}", 1)) == STALE
+    assert dedupe.check(Event(C0, "s", 6, "TYPING_START", None, b"{}", 2)) == FRESH, (
+        "a stale one is not remembered"
+    )

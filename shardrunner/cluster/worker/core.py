@@ -2,104 +2,51 @@
 
 :class:`Worker` is driven by :mod:`.process` (the ZeroMQ link and the event loop) and, in the unit
 tests, by hand. Everything it says to the supervisor goes into :attr:`Worker.outbox`. It never waits
-inside :meth:`Worker.handle`: a handoff or a finish runs as a task, so pings are answered while it
-drains.
+inside :meth:`Worker.handle`: a handoff, a release or a finish runs as a task, so pings are answered
+while it drains.
+
+Several hosts: the supervisor adds connections (:class:`~shardrunner.cluster.messages.Adopt`) and
+takes some back (``Release``) as its leases come and go, and tells the worker until when it may
+deliver (``LeaseUntil``); past that the bus sends nothing more and every connection is closed
+resumably (the lease fence, :meth:`Worker.set_lease`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import Final, Protocol
-
-import msgspec
+from collections.abc import Callable
+from typing import Final
 
 from shardrunner.bus import protocol as bp
 from shardrunner.clock import Clock, RealClock
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.worker.conns import ConnTable
+from shardrunner.cluster.worker.leases import DRAIN_TIMEOUT_S, Leases
+from shardrunner.cluster.worker.views import (
+    BudgetLink,
+    Bus,
+    RouterView,
+    SupervisorLink,
+    describe,
+    describe_modes,
+    drop,
+)
 from shardrunner.gateway.platform import Platform, load_platform
 from shardrunner.identify.relay import RelayBudgets, RelayIdentifyQueue
-from shardrunner.protocol.envelope import Event, SessionSnapshot
+from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+
+__all__ = ["DRAIN_TIMEOUT_S", "Bus", "RouterView", "Worker", "describe", "describe_modes"]
 
 log = logging.getLogger("shardrunner.worker")
 
 REPORT_INTERVAL_S: Final = 0.5
 #: With no ping from the supervisor for this long, the worker hands its connections off and exits.
 ORPHAN_AFTER_S: Final = 30.0
-#: At a handoff, how long the bots get to acknowledge what they were sent.
-DRAIN_TIMEOUT_S: Final = 3.0
 
 
-class RouterView(Protocol):
-    """What the worker asks of the bus router, instead of reading its insides."""
-
-    @property
-    def withheld(self) -> Mapping[ConnKey, int]: ...
-
-    def low_water(self) -> dict[tuple[ConnKey, str], int]: ...
-
-    def group_stats(self) -> list[bp.GroupStats]: ...
-
-    def set_delivery(self, modes: Mapping[ConnKey, bp.Delivery], window: float | None = None) -> None: ...
-
-    def undelivered(self) -> int: ...
-
-
-class Bus(Protocol):
-    """The worker's bus endpoint (:class:`~shardrunner.bus.server.BusServer`)."""
-
-    @property
-    def router(self) -> RouterView: ...
-
-    def publish(self, event: Event) -> None: ...
-
-    async def drain(self, timeout: float, *, absent: bool = False) -> bool: ...
-
-    async def run(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _Link:
-    """The relay's view of the supervisor link: identify messages into the outbox."""
-
-    __slots__ = ("_post",)
-
-    def __init__(self, post: Callable[[m.Message], None]) -> None:
-        self._post = post
-
-    def request(self, conn: ConnKey) -> None:
-        self._post(m.IdentifyRequest(conn))
-
-    def sent(self, conn: ConnKey) -> None:
-        self._post(m.IdentifySent(conn))
-
-    def done(self, conn: ConnKey, *, ready: bool) -> None:
-        self._post(m.IdentifyDone(conn, ready))
-
-
-class _BudgetLink:
-    """The budget relay's view of the supervisor link: budget messages into the outbox."""
-
-    __slots__ = ("_post",)
-
-    def __init__(self, post: Callable[[m.Message], None]) -> None:
-        self._post = post
-
-    def request(self, request: int, name: str, key: str, n: int) -> None:
-        self._post(m.BudgetRequest(request, name, key, n))
-
-    def used(self, request: int) -> None:
-        self._post(m.BudgetUsed(request))
-
-    def cancel(self, request: int) -> None:
-        self._post(m.BudgetCancel(request))
-
-
-class Worker:
+class Worker(Leases):
     """One worker process's life: run the assigned connections, report them, hand them off."""
 
     def __init__(
@@ -117,9 +64,9 @@ class Worker:
         self.outbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self.stopped = asyncio.Event()
         self.exit_code = 0
-        self.queue = RelayIdentifyQueue(_Link(self.outbox.put_nowait))
+        self.queue = RelayIdentifyQueue(SupervisorLink(self.outbox.put_nowait))
         #: The cluster's budgets (Twitch's JOINs and logins per account), held by the supervisor.
-        self.budgets = RelayBudgets(_BudgetLink(self.outbox.put_nowait))
+        self.budgets = RelayBudgets(BudgetLink(self.outbox.put_nowait))
         self.conns = ConnTable(
             load=load,
             identify=self.queue,
@@ -144,6 +91,11 @@ class Worker:
         self._after_finish: list[type[m.Finished] | type[m.HandedOff]] = []
         self._undelivered = 0
         self.last_ping = self.clock.monotonic()
+        self._releasing: set[asyncio.Future[None]] = set()
+        self._deferred_adopts: list[m.Adopt] = []
+        self.lease_until = 0.0
+        self.fenced = False
+        self._fence_timer: asyncio.Future[None] | None = None
 
     # -- messages from the supervisor -----------------------------------------------------------
     def handle(self, message: m.Message) -> None:
@@ -165,6 +117,17 @@ class Worker:
             self.handoff(exit=message.exit)
         elif isinstance(message, m.Finish):
             self.finish(message.drain_timeout)
+        elif isinstance(message, m.LeaseUntil):
+            self.set_lease(message.until)
+        elif isinstance(message, m.Release):
+            self.release(message.conns)
+        elif isinstance(message, m.Adopt):
+            if self._finishing is not None:
+                log.warning("worker %d: an adoption while finishing is ignored", self.slot)
+            elif self._handing_off is not None or self._releasing:
+                self._deferred_adopts.append(message)  # once what closes now is closed
+            else:
+                self.adopt(message)
         elif isinstance(message, m.Assign):
             if self._finishing is not None:
                 log.warning("worker %d: an assignment while finishing is ignored", self.slot)
@@ -176,9 +139,13 @@ class Worker:
                 log.warning("worker %d: an assignment while running is ignored", self.slot)
 
     def start(self, assign: m.Assign) -> None:
+        """Run the assignment's connections (and the bus, even with none: a standby is hot)."""
         if self.bus is None and assign.bus_endpoint and self._make_bus is not None:
             self.bus = self._make_bus(assign, self.conns)
+            self.bus.fence(self.lease_until)
             self._bus_task = asyncio.ensure_future(self.bus.run())
+        if assign.lease_until:
+            self.set_lease(assign.lease_until)
         if assign.delivery_version >= self.delivery_version:
             # The assignment's modes, for its connections (the unlisted ones live), before any of
             # them can publish. A SetDelivery newer than the assignment (it came before) stands.
@@ -186,8 +153,8 @@ class Worker:
             self._apply_delivery(modes, assign.delivery_version, assign.dedupe_window)
         elif self.bus is not None:
             self.bus.router.set_delivery(self.delivery, self.dedupe_window or None)  # kept from before
-        sink = self.bus.publish if self.bus is not None else _drop
-        resuming = self.conns.start(assign.parts, assign.snapshots, sink)
+        sink = self.bus.publish if self.bus is not None else drop
+        resuming = self.conns.start(assign.parts, assign.snapshots, sink, dict(assign.epochs))
         log.info("worker %d: running %s (%d to resume)", self.slot, describe(assign.conns), resuming)
 
     # -- delivery modes (a reshard) -----------------------------------------------------------
@@ -282,9 +249,11 @@ class Worker:
         self.outbox.put_nowait(m.HandedOff(snapshots))
         if exit:
             self.stopped.set()
-        elif self._deferred is not None and self._handing_off is None and not self.conns:
+            return
+        if self._deferred is not None and self._handing_off is None and not self.conns:
             assign, self._deferred = self._deferred, None
             self.start(assign)
+        self._adopt_deferred()
 
     async def _hand_off(self) -> list[SessionSnapshot]:
         try:
@@ -294,13 +263,7 @@ class Worker:
                 # is resumed from, so the gateway replays it to the next worker (bots drop
                 # duplicates).
                 await self.bus.drain(DRAIN_TIMEOUT_S)
-                low = self.bus.router.low_water()
-                snapshots = [
-                    msgspec.structs.replace(s, seq=min(s.seq, low[key] - 1))
-                    if (key := (s.conn, s.session_id)) in low
-                    else s
-                    for s in snapshots
-                ]
+                snapshots = self._rewind(snapshots)
             self.conns.clear()
             return snapshots
         finally:
@@ -338,32 +301,8 @@ class Worker:
             await self.clock.sleep(REPORT_INTERVAL_S)
 
     def close(self) -> None:
-        for task in (self._bus_task, *self._tasks):
+        for task in (self._bus_task, self._fence_timer, *self._tasks, *self._releasing):
             if task is not None:
                 task.cancel()
         if self.bus is not None:
             self.bus.close()
-
-
-def describe(conns: list[ConnKey]) -> str:
-    """The connections for people: ``discord:0-3/8, discord:0-1/4@1``."""
-    sets: dict[tuple[str, int, int], list[int]] = {}
-    for c in sorted(conns):
-        sets.setdefault((c.platform, c.generation, c.count), []).append(c.shard)
-    parts = []
-    for (platform, generation, count), shards in sets.items():
-        span = f"{shards[0]}-{shards[-1]}" if len(shards) > 1 else str(shards[0])
-        parts.append(f"{platform}:{span}/{count}" + (f"@{generation}" if generation else ""))
-    return ", ".join(parts) or "nothing"
-
-
-def describe_modes(modes: Mapping[ConnKey, bp.Delivery]) -> str:
-    """Delivery modes for people: ``hold discord:0-7/8@1; live discord:0-3/4``."""
-    by_mode: dict[bp.Delivery, list[ConnKey]] = {}
-    for conn, mode in modes.items():
-        by_mode.setdefault(bp.Delivery(mode), []).append(conn)
-    return "; ".join(f"{mode.value} {describe(conns)}" for mode, conns in sorted(by_mode.items()))
-
-
-def _drop(event: Event) -> None:
-    """The sink of a worker without a bus (tests): events go nowhere."""

@@ -113,11 +113,15 @@ async def run(
                 break
             if isinstance(first, m.Ping):
                 await sock.send(m.encode(m.Pong(first.nonce, ready=False)))
-            elif isinstance(first, m.SetDelivery):
-                # Kept for the connections to come (unless the assignment is newer); answered now.
-                worker.set_delivery(first)
-                await sock.send(m.encode(worker.outbox.get_nowait()))
-                worker.outbox.task_done()
+            elif isinstance(first, m.SetDelivery | m.LeaseUntil | m.Release):
+                # Kept for the connections to come (a delivery mode, unless the assignment is
+                # newer; the lease fence); a Release has nothing to release yet. Answered now.
+                worker.handle(first)
+                while not worker.outbox.empty():
+                    await sock.send(m.encode(worker.outbox.get_nowait()))
+                    worker.outbox.task_done()
+            elif isinstance(first, m.Adopt):
+                log.warning("worker %d: an adoption before the assignment is ignored", slot)
         worker.start(first)
         # Stopped from outside (the supervisor died, or a service manager): keep the sessions
         # resumable, say so if anyone listens, and exit.

@@ -65,6 +65,7 @@ class Receiving:
     session_id: str | None
     seq: int
     resume_url: str | None
+    epoch: int
     _listeners: list[Callable[[ConnState, ConnState], None]]
     _ready_event: asyncio.Event
     _backoff: Backoff
@@ -185,7 +186,7 @@ class Receiving:
                 key = None
         self.counters.events_in += 1
         try:
-            self.sink(Event(self.conn, self.session_id or "", seq or 0, name, key, bytes(env.d)))
+            self.sink(Event(self.conn, self.session_id or "", seq or 0, name, key, bytes(env.d), self.epoch))
         except Exception:
             self.counters.sink_errors += 1
             log.exception("%s: the event sink raised on %s %s", self.conn, name, seq)

@@ -80,6 +80,8 @@ class DiscordShard(Receiving, Sending):
         )
         self.transport: Transport = transport or PicowsTransport()
         self.counters = ConnCounters()
+        #: The lease epoch of this host's hold on the shard (set by the worker), on every event.
+        self.epoch = 0
         self.state = ConnState.IDLE
         self._listeners: list[Callable[[ConnState, ConnState], None]] = []
         self._backoff = Backoff(self.clock.random, options.backoff_base, options.backoff_cap)

@@ -124,6 +124,8 @@ class TwitchLink:
         self.transport = transport or (TcpTransport() if url.startswith("irc") else PicowsTransport())
         self.state = ConnState.IDLE
         self.counters = ConnCounters()
+        #: The lease epoch of this host's hold on the connection (set by the worker), on every event.
+        self.epoch = 0
         self.session_id: str | None = None
         self.seq = 0
         self.resume_url: str | None = None
@@ -336,7 +338,7 @@ class TwitchLink:
         self.seq = sock.seq
         self.counters.events_in += 1
         try:
-            self.sink(Event(self.conn, sock.id, sock.seq, command, channel, bytes(raw)))
+            self.sink(Event(self.conn, sock.id, sock.seq, command, channel, bytes(raw), self.epoch))
         except Exception:
             self.counters.sink_errors += 1
             log.exception("%s: the event sink raised on %s", self.conn, command)

@@ -52,6 +52,9 @@ class FakeBus:
         self.router = FakeRouter()
         self.events: list[Event] = []
         self.drained: list[tuple[float, bool]] = []
+        #: The connections of each drain that named them (a release).
+        self.drained_conns: list[set[ConnKey]] = []
+        self.fences: list[float] = []
         #: Holds a drain until set (the bots take their time).
         self.drain_gate: asyncio.Event | None = None
         self.drain_error: Exception | None = None
@@ -60,8 +63,10 @@ class FakeBus:
     def publish(self, event: Event) -> None:
         self.events.append(event)
 
-    async def drain(self, timeout: float, *, absent: bool = False) -> bool:
+    async def drain(self, timeout: float, *, absent: bool = False, conns: Any = None) -> bool:
         self.drained.append((timeout, absent))
+        if conns is not None:
+            self.drained_conns.append(set(conns))
         if self.drain_gate is not None:
             await self.drain_gate.wait()
         if self.drain_error is not None:
@@ -70,6 +75,9 @@ class FakeBus:
 
     async def run(self) -> None:
         await asyncio.Event().wait()
+
+    def fence(self, until: float) -> None:
+        self.fences.append(until)
 
     def close(self) -> None:
         self.closed = True

@@ -593,3 +593,12 @@ async def test_shard_when_resumed_repeats_a_seen_seq_counts_a_duplicate_and_stil
     assert rig.shard.counters.gaps == 0
     assert rig.shard.counters.resumes == 1
     assert rig.shard.state is ConnState.READY
+
+
+async def test_dispatch_stamps_every_event_with_the_shards_lease_epoch(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.dispatch(2, "MESSAGE_CREATE", {"id": "1", "guild_id": "123"})
+    rig.shard.epoch = 6  # as the worker sets it from Assign/Adopt
+    conn.dispatch(3, "MESSAGE_CREATE", {"id": "2", "guild_id": "123"})
+    assert [(e.seq, e.epoch) for e in rig.events] == [(1, 0), (2, 0), (3, 6)], "0 until set"

@@ -72,6 +72,15 @@ async def test_reader_when_running_joins_its_channels_and_hands_on_every_message
         assert all(e.conn == CONN for e in rig.events)
 
 
+async def test_reader_stamps_every_event_with_its_lease_epoch() -> None:
+    async with running(channels=tuple(CHANNELS), rate=300.0) as sim:
+        rig = Rig(sim, sim.ws_url)
+        rig.reader.epoch = 4  # as the worker sets it from Assign/Adopt, before it runs
+        await until(lambda: len(rig.ids()) >= 20, 10, "messages")
+        await rig.stop()
+        assert {e.epoch for e in rig.events} == {4}
+
+
 async def test_reader_when_twitch_asks_to_reconnect_makes_the_replacement_before_the_break() -> None:
     async with running(channels=tuple(CHANNELS), rate=300.0, reconnect_grace=1.0) as sim:
         rig = Rig(sim, sim.ws_url)
