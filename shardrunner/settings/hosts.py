@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from typing import Final
+from typing import Any, Final
+from urllib.parse import quote
 
 from shardrunner.settings.registry import (
     Section,
@@ -118,3 +119,15 @@ HOSTS: Final = Section(
     ),
     help="several hosts of one bot, through Redis (docs/hosts.md)",
 )
+
+
+def coordinator_url(settings: Any) -> str | None:
+    """The Redis URL of ``--coordinator`` with ``--coordinator-password`` in it (None: one host)."""
+    url: str | None = getattr(settings, "coordinator", None)
+    password: str | None = getattr(settings, "coordinator_password", None)
+    if not url or not password:
+        return url
+    scheme, _, rest = url.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        return url  # the URL has its own credentials
+    return f"{scheme}://:{quote(password, safe='')}@{rest}"

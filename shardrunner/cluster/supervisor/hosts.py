@@ -25,7 +25,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote
 
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.hosts.directory import Directory, HostInfo
@@ -51,18 +50,6 @@ BEAT_S: Final = 1.0
 SETTLE_S: Final = 2 * BEAT_S
 #: A worker that does not answer a Release within this long: its last reports stand for it.
 RELEASE_TIMEOUT_S: Final = 15.0
-
-
-def coordinator_url(settings: Any) -> str | None:
-    """The Redis URL of ``--coordinator`` with ``--coordinator-password`` in it (None: one host)."""
-    url: str | None = getattr(settings, "coordinator", None)
-    password: str | None = getattr(settings, "coordinator_password", None)
-    if not url or not password:
-        return url
-    scheme, _, rest = url.partition("://")
-    if "@" in rest.split("/", 1)[0]:
-        return url  # the URL has its own credentials
-    return f"{scheme}://:{quote(password, safe='')}@{rest}"
 
 
 def lease_margin(ttl: float) -> float:

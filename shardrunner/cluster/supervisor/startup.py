@@ -11,13 +11,14 @@ import zmq
 from shardrunner.cluster import statefile
 from shardrunner.cluster.plan import plan_platforms
 from shardrunner.cluster.supervisor.commands import ControlServer
-from shardrunner.cluster.supervisor.hosts import HostAgent, coordinator_url
+from shardrunner.cluster.supervisor.hosts import HostAgent
 from shardrunner.cluster.supervisor.model import DesiredSlot, Slot
 from shardrunner.cluster.supervisor.queues import local_queues, shared_queues
 from shardrunner.curve import CurveError, CurveServer
 from shardrunner.gateway.platform import PlatformError
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.settings.hosts import coordinator_url
 
 if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.core import Supervisor

@@ -46,6 +46,18 @@ class FakeSettings:
     ready_timeout: float = 20.0
     worker_backoff: float = 1.0
     progress: str = "never"
+    bus_bind: str = ""
+    advertise: str = ""
+    control_bind: str = ""
+    curve_server_key: str | None = None
+    curve_clients: str | None = None
+    coordinator: str | None = None
+    coordinator_password: str | None = None
+    cluster_name: str = "shardrunner"
+    host_name: str = ""
+    standby: bool = False
+    lease_ttl: float = 10.0
+    lease_blocks: int = 0
 
 
 def conns(count: int, generation: int = 0, platform: str = "discord") -> list[ConnKey]:

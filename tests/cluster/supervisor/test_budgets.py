@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.supervisor.budgets import BudgetGrants
-from shardrunner.identify.budget import Budget
+from shardrunner.identify.budget import Budget, BudgetQueue
 from tests.fakes import FakeClock
 
 JOIN = Budget("twitch.join", 20, 10.0)
@@ -34,7 +34,7 @@ class Sent:
 
 async def test_budget_grants_when_two_workers_ask_for_one_account_share_its_budget() -> None:
     clock, sent = FakeClock(), Sent()
-    grants = BudgetGrants([JOIN], sent, margin=0.0, clock=clock)
+    grants = BudgetGrants(BudgetQueue([JOIN], margin=0.0, clock=clock), sent)
     grants.request(A, m.BudgetRequest(1, "twitch.join", "bot", 15))
     await clock.settle()
     grants.request(B, m.BudgetRequest(1, "twitch.join", "bot", 10))
@@ -54,7 +54,7 @@ async def test_budget_grants_when_two_workers_ask_for_one_account_share_its_budg
 
 async def test_budget_grants_when_cancelled_gives_the_uses_back() -> None:
     clock, sent = FakeClock(), Sent()
-    grants = BudgetGrants([JOIN], sent, margin=0.0, clock=clock)
+    grants = BudgetGrants(BudgetQueue([JOIN], margin=0.0, clock=clock), sent)
     grants.request(A, m.BudgetRequest(1, "twitch.join", "bot", 20))
     grants.request(B, m.BudgetRequest(7, "twitch.join", "bot", 5))
     await clock.settle()
@@ -66,7 +66,7 @@ async def test_budget_grants_when_cancelled_gives_the_uses_back() -> None:
 
 async def test_budget_grants_when_a_worker_goes_counts_what_it_held_as_written() -> None:
     clock, sent = FakeClock(), Sent()
-    grants = BudgetGrants([JOIN], sent, margin=0.0, clock=clock)
+    grants = BudgetGrants(BudgetQueue([JOIN], margin=0.0, clock=clock), sent)
     grants.request(A, m.BudgetRequest(1, "twitch.join", "bot", 20))
     await clock.settle()
     grants.request(A, m.BudgetRequest(2, "twitch.join", "bot", 1))  # waits
@@ -84,7 +84,7 @@ async def test_budget_grants_when_a_worker_goes_counts_what_it_held_as_written()
 
 async def test_budget_grants_when_a_request_cannot_fit_or_is_unknown_refuses_it() -> None:
     clock, sent = FakeClock(), Sent()
-    grants = BudgetGrants([JOIN], sent, margin=0.0, clock=clock)
+    grants = BudgetGrants(BudgetQueue([JOIN], margin=0.0, clock=clock), sent)
     grants.request(A, m.BudgetRequest(1, "twitch.join", "bot", 21))
     grants.request(A, m.BudgetRequest(2, "twitch.login", "bot", 1))
     await clock.settle()
