@@ -63,16 +63,30 @@ end
 return out
 """
 
-#: KEYS[2..]: the lease per block. ARGV[3..4]: TTL (ms), host; then (block, epoch) per block.
-#: Returns the blocks whose lease is still host|epoch (their TTL renewed).
+#: KEYS[2..]: (lease, held, epoch counter) per block. ARGV[3..4]: TTL (ms), host; then (block, epoch)
+#: per block. Renews the leases that are still host|epoch; takes back, under the same epoch, a lease
+#: that ran out or was forgotten while nobody else took the block (its last holder is still this
+#: one, unreleased, or Redis lost it too), so a Redis restarted empty or a renewal a little late stops
+#: nothing. Returns the blocks still held.
 _RENEW = """
 local ttl, host = tonumber(ARGV[3]), ARGV[4]
 local out = {epoch}
-for j = 2, #KEYS do
-  local block, e = ARGV[2 * j + 1], ARGV[2 * j + 2]
-  if redis.call('GET', KEYS[j]) == host .. '|' .. e then
-    redis.call('PEXPIRE', KEYS[j], ttl)
+for j = 0, (#KEYS - 1) / 3 - 1 do
+  local lease, held, counter = KEYS[2 + 3 * j], KEYS[3 + 3 * j], KEYS[4 + 3 * j]
+  local block, e = ARGV[5 + 2 * j], ARGV[6 + 2 * j]
+  local mine = host .. '|' .. e
+  local now_held = redis.call('GET', lease)
+  if now_held == mine then
+    redis.call('PEXPIRE', lease, ttl)
     table.insert(out, block)
+  elseif not now_held then
+    local last = redis.call('GET', held)
+    if (not last) or last == mine .. '|0' then
+      redis.call('SET', lease, mine, 'PX', ttl)
+      redis.call('SET', held, mine .. '|0')
+      if tonumber(redis.call('GET', counter) or '0') < tonumber(e) then redis.call('SET', counter, e) end
+      table.insert(out, block)
+    end
   end
 end
 return out
@@ -148,11 +162,12 @@ class Leases:
 
     async def renew(self, held: dict[int, int]) -> set[int]:
         """Renew the leases of ``held`` (``{block: epoch}``); the blocks still held. A block missing
-        from the answer is lost: its lease expired (and may be taken)."""
+        from the answer is lost: another host took it, or it was released. A lease that
+        ran out with nobody taking the block since is taken back under its epoch."""
         if not held:
             return set()
         c = self.coordinator
-        keys = [c.key("lease", i) for i in held]
+        keys = [k for i in held for k in (c.key("lease", i), c.key("held", i), c.key("epoch", i))]
         args: list[object] = [self._ttl_ms, self.host]
         for i, epoch in held.items():
             args += [i, epoch]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from shardrunner.cluster import messages as m
@@ -32,7 +31,8 @@ from shardrunner.cluster.hosts.layout import Layout, LayoutMismatch, agree, make
 from shardrunner.cluster.hosts.leases import Holder, LastHolder, Leases
 from shardrunner.cluster.hosts.placement import decide
 from shardrunner.cluster.hosts.sessions import SessionStore
-from shardrunner.cluster.supervisor import hostview, moves
+from shardrunner.cluster.supervisor import handover, hostview, moves
+from shardrunner.cluster.supervisor.handover import RELEASE_TIMEOUT_S, Giving
 from shardrunner.cluster.supervisor.model import Worker
 from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -48,24 +48,11 @@ BEAT_S: Final = 1.0
 #: A host waits this long after its first record before claiming, so hosts started together see
 #: each other first (and split the blocks instead of one taking them all).
 SETTLE_S: Final = 2 * BEAT_S
-#: A worker that does not answer a Release within this long: its last reports stand for it.
-RELEASE_TIMEOUT_S: Final = 15.0
 
 
 def lease_margin(ttl: float) -> float:
     """How long before its lease could run out a host stops delivering (clock rates, scheduling)."""
     return max(0.5, ttl * 0.1)
-
-
-@dataclass(eq=False)
-class _Giving:
-    epoch: int
-    conns: list[ConnKey]
-    deadline: float
-    #: Workers asked for a Released that has not come yet.
-    asked: set[bytes] = field(default_factory=set)
-    #: Its sessions are being written and its lease released.
-    writing: bool = False
 
 
 class HostAgent:
@@ -87,7 +74,7 @@ class HostAgent:
         self.held: dict[int, int] = {}
         #: block -> the epoch we held it under last (to tell whether anyone held it since).
         self.last_epoch: dict[int, int] = {}
-        self.giving: dict[int, _Giving] = {}
+        self.giving: dict[int, Giving] = {}
         self.epochs: dict[ConnKey, int] = {}
         #: Local monotonic time our leases end at the latest (0: none held yet).
         self.until = 0.0
@@ -100,10 +87,14 @@ class HostAgent:
         #: Since when every block has a holder (None: not all have).
         self.all_held_since: float | None = None
         self.started = time.time()
-        self._put: dict[ConnKey, tuple[str, int, str]] = {}
+        self.put_cache: dict[ConnKey, tuple[str, int, str]] = {}
         self._groups_put: dict[str, list[str] | None] = {}
         self._task: asyncio.Task[None] | None = None
         self.stopped = False
+        #: The coordinator's epoch as last seen (another one: Redis lost its data), and until when
+        #: claims wait after that.
+        self._epoch = ""
+        self.blackout_until = 0.0
         #: The shared budgets in use (``[budget, key, in use, limit, waiting]``), read each beat.
         self.budget_usage: list[tuple[str, str, int, int, int]] = []
 
@@ -194,7 +185,8 @@ class HostAgent:
             self.all_held_since = None
         elif self.all_held_since is None:
             self.all_held_since = time.monotonic()
-        if not self.sup.stopping:
+        self.check_forgotten()
+        if not self.sup.stopping and time.monotonic() >= self.blackout_until:
             await self.place()
         await self.put_sessions()
         usage = getattr(self.sup.budgets.queue, "usage", None) if self.sup.budgets is not None else None
@@ -302,9 +294,7 @@ class HostAgent:
         """Hand ``block`` to whoever takes it next: close resumably, write its sessions, release."""
         conns = self.layout.blocks[block]
         asked = moves.remove(self.sup.slots, conns, self.sup.link)
-        self.giving[block] = _Giving(
-            self.held[block], conns, time.monotonic() + RELEASE_TIMEOUT_S, set(asked)
-        )
+        self.giving[block] = Giving(self.held[block], conns, time.monotonic() + RELEASE_TIMEOUT_S, set(asked))
         self.sup.wake()
 
     def lose(self, blocks: list[int], why: str) -> None:
@@ -321,62 +311,44 @@ class HostAgent:
         )
         self.sup.wake()
 
+    def check_forgotten(self) -> None:
+        """Redis came back without its data (another epoch): write everything again, and claim
+        nothing for one TTL, so that every holder takes its leases back first (their renewals do)
+        instead of another host identifying sessions it does not know."""
+        epoch = self.coordinator.epoch
+        if self._epoch and epoch != self._epoch:
+            log.warning(
+                "the coordinator lost its data: hosts take their leases back; no claim for %.0f s", self.ttl
+            )
+            self.blackout_until = time.monotonic() + self.ttl
+            self.put_cache.clear()
+            self._groups_put = {}
+        self._epoch = epoch
+
     def check_deadline(self, now: float) -> None:
         """Leases past their local deadline without a renewal: stop before anyone could take them
         (the workers fence themselves at the same time)."""
         if self.held and self.until and now >= self.until:
             self.lose(sorted(self.held), "they could not be renewed in time")
 
+    # -- handovers (:mod:`.handover`) -----------------------------------------------------------
     def on_released(self, worker: Worker, message: m.Released) -> None:
-        """A worker answered a Release (or fenced itself): the sessions go to the book, and a block
-        given up whose workers all answered is written and released."""
-        self.sup.book.on_handed_off(message.snapshots)
-        for giving in self.giving.values():
-            giving.asked.discard(worker.identity)
-        if message.fenced:
-            log.warning("worker %d stopped delivering: its lease ran out", worker.slot)
-        self.check_giving(time.monotonic())
+        handover.on_released(self, worker, message)
 
     def check_giving(self, now: float) -> None:
-        for block, giving in list(self.giving.items()):
-            if giving.writing or (giving.asked and now < giving.deadline):
-                continue
-            giving.writing = True
-            task = asyncio.ensure_future(self._released(block, giving))
-            task.add_done_callback(_log_failure)
-
-    async def _released(self, block: int, giving: _Giving) -> None:
-        snaps = self.sup.book.resume_from(giving.conns)
-        for _ in range(30):
-            try:
-                await self.store.put(snaps)
-                await self.leases.release({block: giving.epoch})
-                break
-            except CoordinatorDown:
-                await asyncio.sleep(1.0)  # the lease runs out meanwhile; the taker waits for it
-        self.held.pop(block, None)
-        self.giving.pop(block, None)
-        for conn in giving.conns:
-            self.epochs.pop(conn, None)
-            self._put.pop(conn, None)
-        log.info(
-            "block %d (%s) given up: %d sessions written for its next holder",
-            block,
-            self.layout.describe(block),
-            len(snaps),
-        )
+        handover.check_giving(self, now)
 
     async def put_sessions(self) -> None:
         mine = [c for b in sorted(self.held) if b not in self.giving for c in self.layout.blocks[b]]
         changed: list[SessionSnapshot] = []
         for snap in self.sup.book.resume_from(mine):
             value = (snap.session_id, snap.seq, snap.resume_url)
-            if self._put.get(snap.conn) != value:
+            if self.put_cache.get(snap.conn) != value:
                 changed.append(snap)
         if changed:
             await self.store.put(changed)
             for snap in changed:
-                self._put[snap.conn] = (snap.session_id, snap.seq, snap.resume_url)
+                self.put_cache[snap.conn] = (snap.session_id, snap.seq, snap.resume_url)
         groups = {k: v for k, v in self.sup.book.groups.items()}
         if groups != self._groups_put:
             await self.store.put_groups(groups)
@@ -391,8 +363,3 @@ class HostAgent:
 
     def endpoints(self, local: dict[str, Any]) -> dict[str, Any]:
         return hostview.endpoints(self, local)
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("hosts: giving a block up failed", exc_info=task.exception())

@@ -51,7 +51,6 @@ async def test_leases_renew_when_held_keeps_and_after_expiry_detects_the_loss(
         return 1 not in (await b.table(2))[0]
 
     await wait_for(expired, 5.0, "block 1's lease to expire")
-    assert await a.renew({1: 1}) == set(), "lost"
     holders, last = await b.table(2)
     assert set(holders) == {0}
     assert last == {1: LastHolder("a", 1, released=False)}, "orphaned: its holder did not release it"
@@ -108,3 +107,21 @@ async def test_leases_when_redis_is_down_raise_coordinator_down(
 def test_leases_when_the_host_name_has_a_bar_refuse_it() -> None:
     with pytest.raises(ValueError, match=r"without '\|'"):
         Leases(None, "a|b", ttl=1.0)  # type: ignore[arg-type]
+
+
+async def test_leases_renew_when_late_but_nobody_took_the_block_takes_it_back_under_its_epoch(
+    coordinators: MakeCoordinator,
+) -> None:
+    a = Leases(await coordinators(), "a", ttl=0.3)
+    b = Leases(await coordinators(), "b", ttl=5.0)
+    assert await a.claim([0]) == {0: 1}
+
+    async def expired() -> bool:
+        return 0 not in (await b.table(1))[0]
+
+    await wait_for(expired, 5.0, "the lease to expire")
+    assert await a.renew({0: 1}) == {0}, "nobody took it: a late renewal keeps it"
+    holders, _ = await b.table(1)
+    assert holders[0].host == "a" and holders[0].epoch == 1
+    await a.release({0: 1})
+    assert await a.renew({0: 1}) == set(), "released: a renewal does not take it back"

@@ -1,0 +1,103 @@
+"""Blocks leaving this host: the workers' ``Released`` answers, the sessions written for the next
+holder and the lease released once every worker answered (or its time is up), and a worker that
+fenced itself while the host had renewed after all (it gets its connections back)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from shardrunner.cluster import messages as m
+from shardrunner.cluster.supervisor import moves
+from shardrunner.cluster.supervisor.model import Worker
+from shardrunner.identify.coordinator import CoordinatorDown
+from shardrunner.protocol.keys import ConnKey
+
+if TYPE_CHECKING:
+    from shardrunner.cluster.supervisor.hosts import HostAgent
+
+log = logging.getLogger("shardrunner.hosts")
+
+#: A worker that does not answer a Release within this long: its last reports stand for it.
+RELEASE_TIMEOUT_S: Final = 15.0
+
+
+@dataclass(eq=False)
+class Giving:
+    epoch: int
+    conns: list[ConnKey]
+    deadline: float
+    #: Workers asked for a Released that has not come yet.
+    asked: set[bytes] = field(default_factory=set)
+    #: Its sessions are being written and its lease released.
+    writing: bool = False
+
+
+def on_released(agent: HostAgent, worker: Worker, message: m.Released) -> None:
+    """A worker answered a Release (or fenced itself): the sessions go to the book, and a block
+    given up whose workers all answered is written and released."""
+    agent.sup.book.on_handed_off(message.snapshots)
+    for giving in agent.giving.values():
+        giving.asked.discard(worker.identity)
+    if message.fenced:
+        refence(agent, worker)
+    check_giving(agent, time.monotonic())
+
+
+def refence(agent: HostAgent, worker: Worker) -> None:
+    """A worker fenced itself (its lease deadline passed before a renewal reached it) and closed
+    its connections. If the host renewed after all, the worker gets them back (resumed from the
+    sessions it just answered with); if not, :meth:`check_deadline` drops them."""
+    slot = next((s for s in agent.sup.slots if s.current is worker), None)
+    if slot is None or time.monotonic() >= agent.until:
+        log.warning("worker %d stopped delivering: its lease ran out", worker.slot)
+        return
+    held = set(agent.layout.conns_of(sorted(agent.held)))
+    conns = [c for c in slot.desired.conns if c in held]
+    log.warning(
+        "worker %d fenced itself but the lease was renewed: it takes its %d back", worker.slot, len(conns)
+    )
+    agent.sup.link.send(worker.identity, m.LeaseUntil(agent.until))
+    if conns:
+        snaps = agent.sup.book.resume_from(conns)
+        epochs = [(c, agent.epochs.get(c, 0)) for c in conns]
+        agent.sup.link.send(worker.identity, m.Adopt(moves.parts_of(agent.sup.plans, conns), snaps, epochs))
+
+
+def check_giving(agent: HostAgent, now: float) -> None:
+    for block, giving in list(agent.giving.items()):
+        if giving.writing or (giving.asked and now < giving.deadline):
+            continue
+        giving.writing = True
+        task = asyncio.ensure_future(_released(agent, block, giving))
+        task.add_done_callback(_log_failure)
+
+
+async def _released(agent: HostAgent, block: int, giving: Giving) -> None:
+    snaps = agent.sup.book.resume_from(giving.conns)
+    for _ in range(30):
+        try:
+            await agent.store.put(snaps)
+            await agent.leases.release({block: giving.epoch})
+            break
+        except CoordinatorDown:
+            await asyncio.sleep(1.0)  # the lease runs out meanwhile; the taker waits for it
+    agent.held.pop(block, None)
+    agent.giving.pop(block, None)
+    for conn in giving.conns:
+        agent.epochs.pop(conn, None)
+        agent.put_cache.pop(conn, None)
+    log.info(
+        "block %d (%s) given up: %d sessions written for its next holder",
+        block,
+        agent.layout.describe(block),
+        len(snaps),
+    )
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("hosts: giving a block up failed", exc_info=task.exception())
