@@ -232,6 +232,10 @@ class Supervisor:
         counts = (len(self.conns), len(self.slots), len(resumable))
         log.info("starting %d connections on %d workers (%d to resume): %s", *counts, described)
 
+    def local_conns(self) -> list[ConnKey]:
+        """The connections this host runs: all of them, or with several hosts those it holds."""
+        return self.conns if self.hosts is None else self.hosts.conns()
+
     def bucket_of(self, conn: ConnKey) -> tuple[str, int]:
         return self.plans[conn.platform].bucket_of(conn)
 
@@ -269,7 +273,7 @@ class Supervisor:
         # The ETA follows the narrowest start limit of the plans (Discord: max_concurrency buckets).
         limit = min((x for p in self.plans.values() for x in p.limits), key=lambda x: x.buckets, default=None)
         buckets, window = (limit.buckets, limit.window) if limit is not None else (1, 0.0)
-        self._progress.update_from(self.book, self.conns, buckets, window, self.clock.monotonic())
+        self._progress.update_from(self.book, self.local_conns(), buckets, window, self.clock.monotonic())
 
     # -- the worker link ----------------------------------------------------------------------
     def _make_assign(
@@ -367,7 +371,7 @@ class Supervisor:
         if self.settings.sim:
             log.info("stopped; the built-in simulator starts empty, so the next start identifies")
         else:
-            count, window = len(self.book.resume_from(self.conns)), self.settings.resume_window
+            count, window = len(self.book.resume_from(self.local_conns())), self.settings.resume_window
             log.info(
                 "stopped; %d sessions saved to %s (a start within %.0f s resumes them)", count, path, window
             )

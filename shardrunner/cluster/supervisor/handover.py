@@ -52,9 +52,14 @@ def refence(agent: HostAgent, worker: Worker) -> None:
     its connections. If the host renewed after all, the worker gets them back (resumed from the
     sessions it just answered with); if not, :meth:`check_deadline` drops them."""
     slot = next((s for s in agent.sup.slots if s.current is worker), None)
-    if slot is None or time.monotonic() >= agent.until:
-        log.warning("worker %d stopped delivering: its lease ran out", worker.slot)
+    if slot is None:
         return
+    if time.monotonic() >= agent.until:
+        # Not renewed (yet): if a renewal comes before the leases are dropped, it gets them back then.
+        log.warning("worker %d stopped delivering: its lease ran out", worker.slot)
+        agent.fenced.add(worker.identity)
+        return
+    agent.fenced.discard(worker.identity)
     held = set(agent.layout.conns_of(sorted(agent.held)))
     conns = [c for c in slot.desired.conns if c in held]
     log.warning(

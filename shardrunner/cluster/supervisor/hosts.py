@@ -95,6 +95,8 @@ class HostAgent:
         #: claims wait after that.
         self._epoch = ""
         self.blackout_until = 0.0
+        #: Workers that fenced themselves with no renewal in sight (identities).
+        self.fenced: set[bytes] = set()
         #: The shared budgets in use (``[budget, key, in use, limit, waiting]``), read each beat.
         self.budget_usage: list[tuple[str, str, int, int, int]] = []
 
@@ -153,6 +155,8 @@ class HostAgent:
                 await self.beat()
                 if self.down is not None:
                     log.warning("the coordinator is back: leases, claims and identifies go on")
+                    # Every holder takes its leases back at its next beat before anyone claims.
+                    self.blackout_until = max(self.blackout_until, time.monotonic() + 2 * BEAT_S)
                 self.down = None
             except CoordinatorDown as exc:
                 if self.down is None:
@@ -214,6 +218,12 @@ class HostAgent:
             for w in slot.workers():
                 if w.hello and not w.gone:
                     self.sup.link.send(w.identity, m.LeaseUntil(until))
+        assert self.sup.reconciler is not None
+        for identity in list(self.fenced):  # fenced before this renewal: they get theirs back
+            worker = self.sup.reconciler.find(identity)
+            self.fenced.discard(identity)
+            if worker is not None and not worker.gone:
+                handover.refence(self, worker)
 
     async def place(self) -> None:
         assert self.registered_at is not None

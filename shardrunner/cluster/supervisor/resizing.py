@@ -54,7 +54,7 @@ def save_state(sup: Supervisor) -> Path | None:
         sup.run_dir.path,
         sup.token,
         sup.conns,
-        sup.book.resume_from(sup.conns),
+        sup.book.resume_from(sup.local_conns()),
         sorted(sup.book.groups.items()),
     )
 
