@@ -20,6 +20,7 @@ import zmq.asyncio
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.cluster import messages as m
+from shardrunner.cluster.supervisor import hostview
 from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.assign import make_assign
 from shardrunner.cluster.supervisor.book import SessionBook
@@ -342,18 +343,12 @@ class Supervisor:
     # -- resharding ------------------------------------------------------------------------------
     async def reshard(self, shards: int | None, *, dry_run: bool, abort: bool) -> dict[str, Any]:
         if self.hosts is not None:
-            raise CommandError(
-                "resharding a bot that runs on several hosts is not supported yet: stop the hosts, "
-                "start them with the new shard count"
-            )
+            raise CommandError(hostview.RESHARD_REFUSED)
         return await reshard_command(self, shards=shards, dry_run=dry_run, abort=abort)
 
     def channels(self, action: str, names: list[str]) -> dict[str, Any]:
         if self.hosts is not None and action != "list":
-            raise CommandError(
-                "changing the channels of a bot that runs on several hosts is not supported yet: change "
-                "the channel list on every host and restart them one at a time"
-            )
+            raise CommandError(hostview.CHANNELS_REFUSED)
         return change_channels(self, action, names)
 
     def fail(self, message: str) -> None:

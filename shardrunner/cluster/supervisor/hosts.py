@@ -296,7 +296,7 @@ class HostAgent:
                 slot.index,
                 len(snaps),
             )
-        if self.sup.grants is not None and identify:
+        if self.sup.grants is not None:  # the first take arms the gate (later ones find it open)
             self.sup.grants.expect(identify, time.monotonic())
         self.sup.wake()
 

@@ -13,6 +13,15 @@ from shardrunner.curve import advertised
 if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.hosts import HostAgent
 
+RESHARD_REFUSED = (
+    "resharding a bot that runs on several hosts is not supported yet: stop the hosts, start them "
+    "with the new shard count"
+)
+CHANNELS_REFUSED = (
+    "changing the channels of a bot that runs on several hosts is not supported yet: change the "
+    "channel list on every host and restart them one at a time"
+)
+
 
 def info(agent: HostAgent) -> HostInfo:
     workers = [
