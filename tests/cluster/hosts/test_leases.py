@@ -122,6 +122,6 @@ async def test_leases_renew_when_late_but_nobody_took_the_block_takes_it_back_un
     await wait_for(expired, 5.0, "the lease to expire")
     assert await a.renew({0: 1}) == {0}, "nobody took it: a late renewal keeps it"
     holders, _ = await b.table(1)
-    assert holders[0].host == "a" and holders[0].epoch == 1
+    assert (holders[0].host, holders[0].epoch) == ("a", 1)
     await a.release({0: 1})
     assert await a.renew({0: 1}) == set(), "released: a renewal does not take it back"
