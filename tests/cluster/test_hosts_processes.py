@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from shardrunner.sim.discord.server import Simulator
-from tests.cluster.conftest import Bot, Cluster, accepted
+from tests.cluster.conftest import Cluster, accepted
 from tests.cluster.test_bus_processes import assert_complete, quiesce
 from tests.conftest import SimFactory, wait_for
 from tests.redis_server import RedisServer
