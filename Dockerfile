@@ -1,6 +1,8 @@
 # A slim image with shardrunner installed; it runs `shardrunner start` (give SHARDRUNNER_TOKEN, or
 # `docker run IMAGE start --sim` to try it without one). `docker stop` sends SIGTERM: the sessions
 # are saved in the run directory; mount a volume at /run/shardrunner to resume them after a restart.
+# Several hosts, a standby and a bot over TCP with CURVE, on the simulator (docs/hosts.md):
+# `docker compose -f configs/compose-hosts.yml up --build`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \

@@ -18,7 +18,8 @@ from harness.procs import REPO, NotReady, close
 
 
 class BotProcess:
-    """``python -m MODULE --run-dir RUN_DIR ARGS``, its stdout read by a thread (its stderr is ours).
+    """``python -m MODULE --run-dir RUN_DIR ARGS`` (no ``--run-dir`` when ``run_dir`` is None: a bot
+    that reaches the cluster over TCP only), its stdout read by a thread (its stderr is ours).
 
     Every line that is a JSON object goes to ``on_record``: here a ``{"gap": ...}`` is kept in
     ``gaps`` and a ``{"ready": ...}`` sets ``ready`` (and ``ready_at``, the bot's monotonic time, if
@@ -26,8 +27,9 @@ class BotProcess:
     spawn, ``killed_at`` just after a SIGKILL sent by ``kill()``.
     """
 
-    def __init__(self, module: str, run_dir: Path, *args: str) -> None:
-        command = [sys.executable, "-m", module, "--run-dir", str(run_dir), *args]
+    def __init__(self, module: str, run_dir: Path | None, *args: str) -> None:
+        where = ["--run-dir", str(run_dir)] if run_dir is not None else []
+        command = [sys.executable, "-m", module, *where, *args]
         self.gaps: list[dict[str, Any]] = []
         self.ready = False
         self.ready_at: float | None = None

@@ -1,8 +1,8 @@
 """The ``shardrunner`` command line: a thin layer over settings, cluster, simulator and client.
 
 Each command lives in its own module (``start``, ``control``: status/reload/stop, ``reshard``,
-``channels``, ``tail``, ``sim``, ``keys``); heavy imports (the supervisor, the client, the simulator's
-server) happen inside the commands, so that ``--help`` stays fast.
+``channels``, ``tail``, ``sim``, ``keys``, ``hosts``); heavy imports (the supervisor, the client, the
+simulator's server, Redis) happen inside the commands, so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from shardrunner.cli.channels import channels as channels_group
 from shardrunner.cli.control import reload as reload_command
 from shardrunner.cli.control import status as status_command
 from shardrunner.cli.control import stop as stop_command
+from shardrunner.cli.hosts import hosts as hosts_group
 from shardrunner.cli.keys import keys as keys_group
 from shardrunner.cli.reshard import reshard as reshard_command
 from shardrunner.cli.sim import sim as sim_group
@@ -44,6 +45,7 @@ for _command in (
     stop_command,
     tail_command,
     keys_group,
+    hosts_group,
 ):
     main.add_command(_command)
 

@@ -73,13 +73,17 @@ async def cluster(sim_factory: SimFactory, tmp_path: Path) -> AsyncIterator[Any]
 class Bot(BotProcess):
     """A bot process (tests/cluster/bot_proc.py) and every event it printed."""
 
-    def __init__(self, run_dir: Path, *args: str) -> None:
+    def __init__(self, run_dir: Path | None, *args: str) -> None:
         self.events: list[dict[str, Any]] = []
+        #: Why the bot could not join, if it could not (bot_proc.py then exits with status 2).
+        self.refused: str | None = None
         super().__init__("tests.cluster.bot_proc", run_dir, *args)
 
     def on_record(self, record: dict[str, Any]) -> None:
         if "gap" in record or record.get("ready"):
             super().on_record(record)
+        elif "refused" in record:
+            self.refused = str(record["refused"])
         else:
             self.events.append(record)
 
@@ -94,7 +98,7 @@ class Bot(BotProcess):
 def bots() -> Any:
     made: list[Bot] = []
 
-    def start(run_dir: Path, *args: str) -> Bot:
+    def start(run_dir: Path | None, *args: str) -> Bot:
         bot = Bot(run_dir, *args)
         made.append(bot)
         return bot

@@ -93,7 +93,9 @@ def make_layout(conns: list[ConnKey], blocks: int) -> Layout:
     return Layout(cut, fingerprint(cut))
 
 
-class _Stored(msgspec.Struct):
+class StoredLayout(msgspec.Struct):
+    """The layout the cluster agreed on, as Redis keeps it: the fingerprint, blocks, connections."""
+
     fingerprint: str
     blocks: int
     conns: int
@@ -134,33 +136,41 @@ def cluster_name(coordinator: Coordinator) -> str:
 async def agree(coordinator: Coordinator, layout: Layout) -> None:
     """Store ``layout``'s fingerprint if the cluster has none; raise :class:`LayoutMismatch` if the
     cluster agreed on another one."""
-    mine = _Stored(layout.fingerprint, len(layout.blocks), layout.conns)
+    mine = StoredLayout(layout.fingerprint, len(layout.blocks), layout.conns)
     script = coordinator.script(_AGREE)
     (raw,) = await coordinator.run(script, [coordinator.key("layout")], [msgspec.json.encode(mine).decode()])
     try:
-        stored = msgspec.json.decode(raw, type=_Stored)
+        stored = msgspec.json.decode(raw, type=StoredLayout)
     except msgspec.DecodeError:
-        stored = _Stored("(unreadable)", 0, 0)
+        stored = StoredLayout("(unreadable)", 0, 0)
     if stored.fingerprint == mine.fingerprint:
         return
     raise LayoutMismatch(
         f"the hosts of cluster {cluster_name(coordinator)} disagree on the connections: this host has "
         f"{mine.conns} connections in {mine.blocks} blocks, the cluster has {stored.conns} in "
         f"{stored.blocks} (fingerprint {mine.fingerprint}, the cluster's {stored.fingerprint}); start "
-        "every host with the same settings, or run `shardrunner hosts reset` with every host stopped "
-        "to forget the cluster's layout"
+        "every host with the same settings, or stop every host and forget the cluster's layout with "
+        f"`shardrunner hosts reset --coordinator URL --cluster-name {cluster_name(coordinator)}`"
     )
+
+
+async def read_layout(coordinator: Coordinator) -> StoredLayout | None:
+    """The layout the cluster agreed on (None: none stored; an unreadable one reads as none)."""
+    (raw,) = await coordinator.run(coordinator.script(_READ), [coordinator.key("layout")], [])
+    if not raw:
+        return None
+    try:
+        return msgspec.json.decode(raw, type=StoredLayout)
+    except msgspec.DecodeError:
+        return None
 
 
 async def reset_layout(coordinator: Coordinator, blocks: int = 0) -> None:
     """Forget the layout, the leases (of the stored layout's blocks, or ``blocks`` if more) and the
     sessions; the epochs stay increasing (an epoch floor). For ``shardrunner hosts reset``, with
     every host of the cluster stopped."""
-    (raw,) = await coordinator.run(coordinator.script(_READ), [coordinator.key("layout")], [])
-    try:
-        stored = msgspec.json.decode(raw, type=_Stored).blocks if raw else 0
-    except msgspec.DecodeError:
-        stored = 0
+    layout = await read_layout(coordinator)
+    stored = layout.blocks if layout is not None else 0
     keys = [coordinator.key("layout"), coordinator.key("sessions"), coordinator.key("epoch_floor")]
     for i in range(max(stored, blocks, AUTO_BLOCKS_MAX)):
         keys += [coordinator.key("lease", i), coordinator.key("held", i), coordinator.key("epoch", i)]
