@@ -14,6 +14,7 @@ from shardrunner.cli import main
 def test_main_when_listed_has_every_command() -> None:
     assert sorted(main.commands) == [
         "channels",
+        "hosts",
         "keys",
         "reload",
         "reshard",

@@ -20,7 +20,7 @@ import zmq.asyncio
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.cluster import messages as m
-from shardrunner.cluster.supervisor import hostview
+from shardrunner.cluster.supervisor import hostview, startup
 from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.assign import make_assign
 from shardrunner.cluster.supervisor.book import SessionBook
@@ -52,7 +52,6 @@ from shardrunner.cluster.supervisor.resizing import (
 )
 from shardrunner.cluster.supervisor.signals import unless_stopped
 from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
-from shardrunner.cluster.supervisor.startup import StartError, load_sessions, open_sockets, plan_host
 from shardrunner.control import CommandError
 from shardrunner.gateway.platform import PlatformError, PlatformPlan
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -196,9 +195,9 @@ class Supervisor:
             raise ClusterError(str(exc)) from None
         self.conns = [c for p in self.plans.values() for c in p.conns]
         try:
-            resumable = load_sessions(self)
-            plan_host(self, resumable)
-        except StartError as exc:
+            resumable = startup.load_sessions(self)
+            startup.plan_host(self, resumable)
+        except startup.StartError as exc:
             raise ClusterError(str(exc)) from None
         if self.hosts is not None:
             await self.hosts.load_groups()
@@ -226,12 +225,10 @@ class Supervisor:
             on_done=lambda old, new: resharded(self, old, new),
         )
         try:
-            self.control = open_sockets(self, self._ctx)
-        except StartError as exc:
+            self.control = startup.open_sockets(self, self._ctx)
+        except startup.StartError as exc:
             raise ClusterError(str(exc)) from None
-        described = "; ".join(f"{n}: {p.describe()}" for n, p in self.plans.items())
-        counts = (len(self.conns), len(self.slots), len(resumable))
-        log.info("starting %d connections on %d workers (%d to resume): %s", *counts, described)
+        startup.log_start(self, resumable)
 
     def local_conns(self) -> list[ConnKey]:
         """The connections this host runs: all of them, or with several hosts those it holds."""

@@ -105,6 +105,14 @@ class HostAgent:
         """The connections this host holds (given up ones until they are released)."""
         return self.layout.conns_of(sorted(self.held))
 
+    def describe(self) -> str:
+        """The start's log line: what this host is among the others."""
+        return (
+            f"host {self.name} ({self.role}) of cluster {self.sup.settings.cluster_name}: "
+            f"{self.layout.conns} connections in {len(self.layout.blocks)} blocks shared with the other "
+            f"hosts, {len(self.sup.slots)} workers that take the blocks this host claims"
+        )
+
     def epoch_of(self, conn: ConnKey) -> int:
         return self.epochs.get(conn, 0)
 

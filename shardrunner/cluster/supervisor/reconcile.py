@@ -213,9 +213,8 @@ class Reconciler(ReloadSteps):
         worker = Worker(slot.index, generation, handle, started_at=now, deadline=now + BOOT_TIMEOUT_S)
         worker.last_pong = now
         self.workers[worker.identity] = worker
-        log.info(
-            "worker %d (pid %d) starting for shards %s", slot.index, worker.pid, span(slot.desired.conns)
-        )
+        what = f"for shards {span(slot.desired.conns)}" if slot.desired.conns else "with no connection yet"
+        log.info("worker %d (pid %d) starting %s", slot.index, worker.pid, what)
         return worker
 
     def _assign(self, slot: Slot, worker: Worker, snapshots: list[SessionSnapshot] | None = None) -> None:

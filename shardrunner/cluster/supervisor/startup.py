@@ -84,3 +84,12 @@ def open_sockets(sup: Supervisor, ctx: zmq.asyncio.Context) -> ControlServer:
     except zmq.ZMQError as exc:
         raise StartError(f"cannot open the sockets in {sup.run_dir.path}: {exc}") from None
     return control
+
+
+def log_start(sup: Supervisor, resumable: set[ConnKey]) -> None:
+    described = "; ".join(f"{n}: {p.describe()}" for n, p in sup.plans.items())
+    if sup.hosts is not None:
+        log.info("%s: %s", sup.hosts.describe(), described)
+    else:
+        counts = (len(sup.conns), len(sup.slots), len(resumable))
+        log.info("starting %d connections on %d workers (%d to resume): %s", *counts, described)
