@@ -19,7 +19,7 @@ import pytest
 from shardrunner.sim.discord.server import Simulator
 from tests.cluster.conftest import Cluster, accepted
 from tests.cluster.test_bus_processes import assert_complete, quiesce
-from tests.conftest import SimFactory, wait_for
+from tests.conftest import SimFactory, http_json, wait_for
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(180)
@@ -148,15 +148,25 @@ async def test_hosts_when_one_pauses_past_its_lease_or_redis_restarts_lose_nothi
     await wait_for(lambda: every_block_held_once(h1, h2, standby), 30, "every block held once after the wake")
     assert len(accepted(sim, "identifies")) == SHARDS
 
-    # Redis dies (and comes back empty): connections run on, nothing is lost, nothing identifies.
+    # Redis dies (and comes back empty): connections run on and deliver, nothing is lost; a shard
+    # whose session Discord ends meanwhile must identify, and waits for Redis to do so.
     before = len(bot.events)
     await asyncio.to_thread(redis_server.stop)
     await wait_for(lambda: len(bot.events) >= before + 100, 20, "events while Redis is down")
+    status, _, text = await http_json(
+        sim, "POST", "/_sim/fault", {"kind": "invalid_session", "shard": 0, "resumable": False}
+    )
+    assert status == 200, text
+    await wait_for(lambda: len(bot.events) >= before + 200, 20, "more events while Redis is down")
+    assert len(accepted(sim, "identifies")) == SHARDS, "no identify without the shared queue"
     await asyncio.to_thread(redis_server.start)
+    await wait_for(
+        lambda: len(accepted(sim, "identifies")) == SHARDS + 1, 30, "the identify once Redis is back"
+    )
     await wait_for(lambda: every_block_held_once(h1, h2, standby), 30, "every lease back in the new Redis")
     for host in (h1, h2, standby):
         assert host.proc.poll() is None, "no host crashed"
-    assert len(accepted(sim, "identifies")) == SHARDS
+    assert len(accepted(sim, "identifies")) == SHARDS + 1
     await wait_for(lambda: live_sessions(sim) == SHARDS, 20, "every session live")
     live = await quiesce(sim, bot)
     assert_complete(live, bot)
