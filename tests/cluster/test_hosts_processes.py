@@ -78,6 +78,11 @@ def kill_host(host: Cluster) -> None:
             os.kill(proc.pid, signal.SIGKILL)
 
 
+def attached(sim: Simulator) -> int:
+    """Connections of the simulator that run a session now."""
+    return sum(1 for c in list(sim.connections) if c.session is not None and not c.closing)
+
+
 def live_sessions(sim: Simulator) -> int:
     return sum(1 for s in sim.sessions.values() if s.ended is None)
 
@@ -148,17 +153,21 @@ async def test_hosts_when_one_pauses_past_its_lease_or_redis_restarts_lose_nothi
     await wait_for(lambda: every_block_held_once(h1, h2, standby), 30, "every block held once after the wake")
     assert len(accepted(sim, "identifies")) == SHARDS
 
-    # Redis dies (and comes back empty): connections run on and deliver, nothing is lost; a shard
-    # whose session Discord ends meanwhile must identify, and waits for Redis to do so.
+    # Redis dies (and comes back empty). Within the lease, connections run on and deliver; a shard
+    # whose session Discord ends meanwhile must identify, and waits for Redis to do so. Past the
+    # lease, every host stops its connections, resumable; once Redis is back they resume (the leases
+    # taken back), the identify goes, and nothing is lost.
     before = len(bot.events)
     await asyncio.to_thread(redis_server.stop)
     await wait_for(lambda: len(bot.events) >= before + 100, 20, "events while Redis is down")
-    status, _, text = await http_json(
-        sim, "POST", "/_sim/fault", {"kind": "invalid_session", "shard": 0, "resumable": False}
-    )
+    fault = {"kind": "invalid_session", "shard": 0, "resumable": False}
+    status, _, text = await http_json(sim, "POST", "/_sim/fault", fault)
     assert status == 200, text
     await wait_for(lambda: len(bot.events) >= before + 200, 20, "more events while Redis is down")
     assert len(accepted(sim, "identifies")) == SHARDS, "no identify without the shared queue"
+    await wait_for(
+        lambda: attached(sim) == 0, 3 * TTL, "every host to stop its connections at its lease's end"
+    )
     await asyncio.to_thread(redis_server.start)
     await wait_for(
         lambda: len(accepted(sim, "identifies")) == SHARDS + 1, 30, "the identify once Redis is back"

@@ -97,6 +97,8 @@ class HostAgent:
         self.blackout_until = 0.0
         #: Workers that fenced themselves with no renewal in sight (identities).
         self.fenced: set[bytes] = set()
+        #: The leases ran out unrenewed (the connections are stopped until a renewal).
+        self.lapsed = False
         #: The shared budgets in use (``[budget, key, in use, limit, waiting]``), read each beat.
         self.budget_usage: list[tuple[str, str, int, int, int]] = []
 
@@ -344,10 +346,19 @@ class HostAgent:
         self._epoch = epoch
 
     def check_deadline(self, now: float) -> None:
-        """Leases past their local deadline without a renewal: stop before anyone could take them
-        (the workers fence themselves at the same time)."""
-        if self.held and self.until and now >= self.until:
-            self.lose(sorted(self.held), "they could not be renewed in time")
+        """Leases past their local deadline without a renewal: the workers stopped their connections
+        (each fenced itself at that deadline), before anyone could take the leases. The blocks stay
+        this host's to renew: a renewal that takes them back (nobody took them meanwhile: Redis was
+        down for everyone) gives the workers their connections again; one that finds them taken
+        drops them (:meth:`renew`)."""
+        lapsed = bool(self.held) and bool(self.until) and now >= self.until
+        if lapsed and not self.lapsed:
+            log.warning(
+                "the leases of %d blocks ran out unrenewed: their connections stopped, resumable; they "
+                "go on if a renewal finds them still this host's",
+                len(self.held),
+            )
+        self.lapsed = lapsed
 
     # -- handovers (:mod:`.handover`) -----------------------------------------------------------
     def on_released(self, worker: Worker, message: m.Released) -> None:
