@@ -10,6 +10,7 @@ state file) is keyed by a :class:`ConnKey`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import msgspec
 
@@ -48,3 +49,15 @@ class ConnKey(msgspec.Struct, frozen=True, array_like=True, gc=False, order=True
 
     def same_set(self, other: ConnKey) -> bool:
         return (self.platform, self.generation, self.count) == (other.platform, other.generation, other.count)
+
+
+def describe_conns(conns: Iterable[ConnKey]) -> str:
+    """Connections for people, by set and range: ``discord:0-3/8, discord:0-1/4@1``."""
+    sets: dict[tuple[str, int, int], list[int]] = {}
+    for c in sorted(conns):
+        sets.setdefault((c.platform, c.generation, c.count), []).append(c.shard)
+    parts = []
+    for (platform, generation, count), shards in sets.items():
+        span = f"{shards[0]}-{shards[-1]}" if len(shards) > 1 else str(shards[0])
+        parts.append(f"{platform}:{span}/{count}" + (f"@{generation}" if generation else ""))
+    return ", ".join(parts) or "nothing"

@@ -18,7 +18,7 @@ import msgspec
 
 from shardrunner.cluster.plan import plan_platforms
 from shardrunner.identify.coordinator import Coordinator
-from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.keys import ConnKey, describe_conns
 
 #: The most blocks ``--lease-blocks auto`` cuts (a block per connection below it).
 AUTO_BLOCKS_MAX = 32
@@ -42,18 +42,6 @@ def fingerprint(blocks: list[list[ConnKey]]) -> str:
             digest.update(str(conn).encode() + b"\n")
     digest.update(f"blocks={len(blocks)}".encode())
     return digest.hexdigest()[:16]
-
-
-def describe_conns(conns: list[ConnKey]) -> str:
-    """Connections for people: ``discord:0-3/8, discord:0-1/4@1`` (the worker's format)."""
-    sets: dict[tuple[str, int, int], list[int]] = {}
-    for c in sorted(conns):
-        sets.setdefault((c.platform, c.generation, c.count), []).append(c.shard)
-    parts = []
-    for (platform, generation, count), shards in sets.items():
-        span = f"{shards[0]}-{shards[-1]}" if len(shards) > 1 else str(shards[0])
-        parts.append(f"{platform}:{span}/{count}" + (f"@{generation}" if generation else ""))
-    return ", ".join(parts) or "nothing"
 
 
 @dataclass(frozen=True)

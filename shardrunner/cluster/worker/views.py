@@ -9,7 +9,7 @@ from typing import Protocol
 from shardrunner.bus import protocol as bp
 from shardrunner.cluster import messages as m
 from shardrunner.protocol.envelope import Event
-from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.keys import ConnKey, describe_conns
 
 
 class RouterView(Protocol):
@@ -84,14 +84,7 @@ class BudgetLink:
 
 def describe(conns: list[ConnKey]) -> str:
     """The connections for people: ``discord:0-3/8, discord:0-1/4@1``."""
-    sets: dict[tuple[str, int, int], list[int]] = {}
-    for c in sorted(conns):
-        sets.setdefault((c.platform, c.generation, c.count), []).append(c.shard)
-    parts = []
-    for (platform, generation, count), shards in sets.items():
-        span = f"{shards[0]}-{shards[-1]}" if len(shards) > 1 else str(shards[0])
-        parts.append(f"{platform}:{span}/{count}" + (f"@{generation}" if generation else ""))
-    return ", ".join(parts) or "nothing"
+    return describe_conns(conns)
 
 
 def describe_modes(modes: Mapping[ConnKey, bp.Delivery]) -> str:
