@@ -161,7 +161,7 @@ async def failover_once(ttl: float, shards: int) -> dict[str, Any]:
 
             async def standby_booted() -> bool:
                 workers = (await status(standby)).get("workers") or []
-                return bool(workers) and all(w.get("ready") for w in workers)
+                return bool(workers) and all(w.get("state") == "running" for w in workers)
 
             await until(standby_booted, 30, "booted worker in the standby")
             victim = active[1]
@@ -169,8 +169,14 @@ async def failover_once(ttl: float, shards: int) -> dict[str, Any]:
             victim_shards = {int(s["shard"]) for s in (await status(victim))["shards"]}
             before = await sim_get(sim.port, "stats")
             identified = len(accepted(before, "identifies"))
-            killed = time.time()
-            kill_host(victim)
+            probe = aioredis.Redis.from_url(url)
+            try:
+                killed = time.time()
+                kill_host(victim)
+                # What its leases had left at the kill (server clock): the part of the TTL it had used.
+                left = [await probe.pttl(f"shardrunner:{{shardrunner}}:lease:{b}") for b in lost]
+            finally:
+                await probe.aclose()
 
             async def all_resumed() -> bool:
                 stats = await sim_get(sim.port, "stats")
@@ -190,6 +196,8 @@ async def failover_once(ttl: float, shards: int) -> dict[str, Any]:
         "first_resume_s": times[0],
         "failover_s": times[-1],
         "over_ttl_s": times[-1] - ttl,
+        "lease_left_s": min(left) / 1000,
+        "after_expiry_s": times[-1] - min(left) / 1000,
         "identifies_during": len(accepted(stats, "identifies", killed)),
         "identifies_before": identified,
         "replayed": sum(int(r.get("replayed", 0)) for r in resumes),
@@ -264,7 +272,9 @@ async def measure(
                 run = await failover_once(ttl, shards)
                 print(
                     f"  failover, TTL {ttl:g} s, run {i + 1}: {run['failover_s']:.2f} s "
-                    f"(TTL + {run['over_ttl_s']:.2f} s), first resume {run['first_resume_s']:.2f} s, "
+                    f"(TTL + {run['over_ttl_s']:.2f} s; leases left {run['lease_left_s']:.2f} s, "
+                    f"resumed {run['after_expiry_s']:.2f} s after they ran out), "
+                    f"first resume {run['first_resume_s']:.2f} s, "
                     f"{run['identifies_during']} identifies, {run['replayed']} replayed",
                     flush=True,
                 )
@@ -277,7 +287,9 @@ async def measure(
                     "shards resumed (median)",
                     f"{fo:.2f} s = TTL + {fo - ttl:.2f} s (runs "
                     + ", ".join(f"{r['failover_s']:.2f}" for r in runs)
-                    + f"); first resume {median([r['first_resume_s'] for r in runs]):.2f} s",
+                    + f"); first resume {median([r['first_resume_s'] for r in runs]):.2f} s; the leases "
+                    f"had {median([r['lease_left_s'] for r in runs]):.2f} s left at the kill, all resumed "
+                    f"{median([r['after_expiry_s'] for r in runs]):.2f} s after they ran out",
                     f"identifies during: {sum(r['identifies_during'] for r in runs)} (must be 0); "
                     f"{fo / ttl:.2f}x the TTL",
                 )
