@@ -202,6 +202,8 @@ async def failover_once(ttl: float, shards: int) -> dict[str, Any]:
         "identifies_before": identified,
         "replayed": sum(int(r.get("replayed", 0)) for r in resumes),
         "violations": len(stats["violations"]),
+        "violation_kinds": sorted({v["kind"] for v in stats["violations"]}),
+        "refused_identifies": sum(1 for r in stats["identifies"] if not r["accepted"]),
     }
 
 
@@ -243,6 +245,7 @@ async def schedule_once(shards: int, concurrency: int, window: float) -> dict[st
         "ratio": span / floor if floor else float("nan"),
         "out_of_order": out_of_order,
         "violations": len(stats["violations"]),
+        "violation_kinds": sorted({v["kind"] for v in stats["violations"]}),
         "refused": sum(1 for r in stats["identifies"] if not r["accepted"]),
         "identifies": len(done),
     }
@@ -275,7 +278,8 @@ async def measure(
                     f"(TTL + {run['over_ttl_s']:.2f} s; leases left {run['lease_left_s']:.2f} s, "
                     f"resumed {run['after_expiry_s']:.2f} s after they ran out), "
                     f"first resume {run['first_resume_s']:.2f} s, "
-                    f"{run['identifies_during']} identifies, {run['replayed']} replayed",
+                    f"{run['identifies_during']} identifies, {run['replayed']} replayed, "
+                    f"violations {run['violation_kinds'] or 0}",
                     flush=True,
                 )
                 runs.append(run)
@@ -291,6 +295,8 @@ async def measure(
                     f"had {median([r['lease_left_s'] for r in runs]):.2f} s left at the kill, all resumed "
                     f"{median([r['after_expiry_s'] for r in runs]):.2f} s after they ran out",
                     f"identifies during: {sum(r['identifies_during'] for r in runs)} (must be 0); "
+                    f"violations {sum(r['violations'] for r in runs)} "
+                    f"{sorted({k for r in runs for k in r['violation_kinds']})}; "
                     f"{fo / ttl:.2f}x the TTL",
                 )
             )
