@@ -17,12 +17,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import idle_memory, latency, peers, recovery, reshard, startup, throughput, twitch
+from benchmarks import hosts, idle_memory, latency, peers, recovery, reshard, startup, throughput, twitch
 from benchmarks.harness import Result, Scale, machine
 from benchmarks.report import markdown, plots, write_json
 
 #: In running order. Latency uses the highest rate the throughput benchmark found, if it ran.
-NAMES = ("throughput", "latency", "peers", "memory", "startup", "recovery", "reshard", "twitch")
+NAMES = ("throughput", "latency", "peers", "memory", "startup", "recovery", "reshard", "twitch", "hosts")
 DEFAULT_OUT = Path("benchmark-results")
 
 
@@ -72,6 +72,7 @@ async def suite(scale: Scale, names: list[str], out: Path, command: str) -> list
         "recovery": recovery.run,
         "reshard": reshard.run,
         "twitch": twitch.run,
+        "hosts": hosts.run,
     }
     started = time.monotonic()
     for i, name in enumerate(names, 1):
@@ -106,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         "--scale",
         choices=["quick", "full"],
         default="full",
-        help="quick: one run of each at small sizes, to check that everything works (about 3 minutes "
-        "on 2 cores); full: the figures of docs/benchmarks.md (about 17 minutes on 2 cores)",
+        help="quick: one run of each at small sizes, to check that everything works (about 4 minutes "
+        "on 2 cores); full: the figures of docs/benchmarks.md (about 23 minutes on 2 cores)",
     )
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(NAMES)}")
     parser.add_argument("--repeat", type=int, help="runs per figure (default: 1 quick, 3 full)")
