@@ -1,6 +1,9 @@
 """The sessions a host hands over to the next holder of its blocks, in Redis.
 
-Hash ``sessions``: field ``str(ConnKey)``, value ``{"written_at": <server time>, "snapshot": ...}``.
+Hash ``sessions``: field ``str(ConnKey)``, value ``{"written_at": <server time>, "snapshot": ...}``,
+the snapshot without its routing keys; hash ``session_keys``: field ``str(ConnKey)``, the JSON list of
+its routing keys (a Discord session's guild ids: thousands of bytes that change far less often than
+its seq, so the holder writes them only when they changed).
 The holder of a block writes its connections' changed snapshots (already rewound to the low water)
 every second and before it releases; a taker reads them and resumes those young enough (a snapshot
 older than ``max_age``, the resume window, would be refused by the platform: it identifies instead).
@@ -12,6 +15,8 @@ Redis its commands a thousand fields at a time, under Lua's limit on arguments).
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import msgspec
 
@@ -97,6 +102,7 @@ class _Stored(msgspec.Struct):
 
 _decoder = msgspec.json.Decoder(_Stored)
 _groups_decoder = msgspec.json.Decoder(list[str] | None)
+_keys_decoder = msgspec.json.Decoder(list[int | str])
 
 
 class SessionStore:
@@ -109,15 +115,25 @@ class SessionStore:
         self._put, self._get, self._drop = c.script(_PUT), c.script(_GET), c.script(_DROP)
         self._set, self._all = c.script(_SET), c.script(_ALL)
 
-    async def put(self, snapshots: list[SessionSnapshot]) -> None:
+    async def put(
+        self, snapshots: list[SessionSnapshot], *, keys_of: Collection[ConnKey] | None = None
+    ) -> None:
         """Store ``snapshots`` (one per connection: a later one replaces it), stamped with the
-        server's time; one call, none for an empty list."""
+        server's time, and the routing keys of those in ``keys_of`` (None: of every one); one call,
+        two when keys are written, none for an empty list."""
         if not snapshots:
             return
         args: list[object] = []
+        keys: list[object] = []
         for snapshot in snapshots:
-            args += [str(snapshot.conn), snapshot.encode().decode()]
+            field = str(snapshot.conn)
+            if snapshot.keys and (keys_of is None or snapshot.conn in keys_of):
+                keys += [field, msgspec.json.encode(snapshot.keys).decode()]
+            bare = msgspec.structs.replace(snapshot, keys=[]) if snapshot.keys else snapshot
+            args += [field, bare.encode().decode()]
         c = self.coordinator
+        if keys:
+            await c.run(self._set, [c.key("session_keys")], keys)
         await c.run(self._put, [c.key("sessions")], args)
 
     async def get(self, conns: list[ConnKey]) -> list[SessionSnapshot]:
@@ -126,7 +142,8 @@ class SessionStore:
         if not conns:
             return []
         c = self.coordinator
-        result = await c.run(self._get, [c.key("sessions")], [str(conn) for conn in conns])
+        fields = [str(conn) for conn in conns]
+        result = await c.run(self._get, [c.key("sessions")], fields)
         now, values = float(result[0]), result[1:]
         found = []
         for conn, value in zip(conns, values, strict=True):
@@ -138,14 +155,26 @@ class SessionStore:
                 continue
             if stored.snapshot.conn == conn and now - stored.written_at <= self.max_age:
                 found.append(stored.snapshot)
-        return found
+        if not found:
+            return found
+        keyed = await c.run(self._get, [c.key("session_keys")], [str(s.conn) for s in found])
+        out = []
+        for snapshot, keys in zip(found, keyed[1:], strict=True):
+            try:
+                decoded = _keys_decoder.decode(keys) if keys else []
+            except msgspec.DecodeError:
+                decoded = []
+            out.append(msgspec.structs.replace(snapshot, keys=decoded) if decoded else snapshot)
+        return out
 
     async def drop(self, conns: list[ConnKey]) -> None:
         """Forget the snapshots of ``conns`` (resumed, or not resumable anymore)."""
         if not conns:
             return
         c = self.coordinator
-        await c.run(self._drop, [c.key("sessions")], [str(conn) for conn in conns])
+        fields = [str(conn) for conn in conns]
+        await c.run(self._drop, [c.key("sessions")], fields)
+        await c.run(self._drop, [c.key("session_keys")], fields)
 
     async def put_groups(self, groups: dict[str, list[str] | None]) -> None:
         """Declare ``groups`` (name -> its events, None for all); others stay as they are."""

@@ -95,6 +95,7 @@ async def _released(agent: HostAgent, block: int, giving: Giving) -> None:
     for conn in giving.conns:
         agent.epochs.pop(conn, None)
         agent.put_cache.pop(conn, None)
+        agent.keys_cache.pop(conn, None)
     log.info(
         "block %d (%s) given up: %d sessions written for its next holder",
         block,

@@ -88,6 +88,8 @@ class HostAgent:
         self.all_held_since: float | None = None
         self.started = time.time()
         self.put_cache: dict[ConnKey, tuple[str, int, str]] = {}
+        #: The book's routing-key list of each connection as last written (compared by identity).
+        self.keys_cache: dict[ConnKey, list[int | str] | None] = {}
         self._groups_put: dict[str, list[str] | None] = {}
         self._task: asyncio.Task[None] | None = None
         self.stopped = False
@@ -342,6 +344,7 @@ class HostAgent:
             )
             self.blackout_until = time.monotonic() + self.ttl
             self.put_cache.clear()
+            self.keys_cache.clear()
             self._groups_put = {}
         self._epoch = epoch
 
@@ -368,16 +371,24 @@ class HostAgent:
         handover.check_giving(self, now)
 
     async def put_sessions(self) -> None:
+        """Write the sessions that changed; their routing keys only when those changed (the
+        book's list of them is replaced when a report brings new ones)."""
         mine = [c for b in sorted(self.held) if b not in self.giving for c in self.layout.blocks[b]]
+        book = self.sup.book
         changed: list[SessionSnapshot] = []
-        for snap in self.sup.book.resume_from(mine):
+        rekeyed: set[ConnKey] = set()
+        for snap in book.resume_from(mine):
             value = (snap.session_id, snap.seq, snap.resume_url)
-            if self.put_cache.get(snap.conn) != value:
+            keys = book.keys.get(snap.conn)
+            if self.put_cache.get(snap.conn) != value or self.keys_cache.get(snap.conn) is not keys:
                 changed.append(snap)
+            if self.keys_cache.get(snap.conn) is not keys:
+                rekeyed.add(snap.conn)
         if changed:
-            await self.store.put(changed)
+            await self.store.put(changed, keys_of=rekeyed)
             for snap in changed:
                 self.put_cache[snap.conn] = (snap.session_id, snap.seq, snap.resume_url)
+                self.keys_cache[snap.conn] = book.keys.get(snap.conn)
         groups = {k: v for k, v in self.sup.book.groups.items()}
         if groups != self._groups_put:
             await self.store.put_groups(groups)

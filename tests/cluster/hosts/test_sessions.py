@@ -57,7 +57,7 @@ async def test_sessions_when_older_than_the_resume_window_or_unreadable_are_left
     assert await SessionStore(c, max_age=60.0).get([conn(0)]) == [snap(0)], "still stored"
 
 
-async def test_sessions_when_10000_are_put_take_one_call_each_way(coordinators: MakeCoordinator) -> None:
+async def test_sessions_when_10000_are_put_take_two_calls_each_way(coordinators: MakeCoordinator) -> None:
     c = await coordinators()
     store = SessionStore(c, max_age=60.0)
     many = [snap(s, seq=s, count=10_000) for s in range(10_000)]
@@ -67,7 +67,7 @@ async def test_sessions_when_10000_are_put_take_one_call_each_way(coordinators: 
     assert got == many
     await store.drop([s.conn for s in many[:5000]])
     assert len(await store.get([s.conn for s in many])) == 5000
-    assert c.calls - calls == 4
+    assert c.calls - calls == 8, "sessions and their keys: one call each, whatever the count"
 
 
 async def test_sessions_groups_when_declared_add_and_update(coordinators: MakeCoordinator) -> None:
@@ -88,3 +88,20 @@ async def test_sessions_when_redis_is_down_raise_coordinator_down(
     for call in (*calls, store.put_groups({"a": None})):
         with pytest.raises(CoordinatorDown, match=str(redis_server.port)):
             await call
+
+
+async def test_sessions_when_their_keys_did_not_change_write_the_seq_alone_and_keep_the_keys(
+    coordinators: MakeCoordinator,
+) -> None:
+    c = await coordinators()
+    store = SessionStore(c, max_age=60.0)
+    await store.put([snap(0), snap(1)])
+    moved = SessionSnapshot(conn=conn(0), session_id="s0", seq=50, resume_url="wss://r", keys=["ignored"])
+    calls = c.calls
+    await store.put([moved], keys_of=set())
+    assert c.calls == calls + 1, "no keys to write: one call"
+    assert await store.get([conn(0)]) == [snap(0, seq=50)], "the keys written before stand"
+    await store.put([moved], keys_of={conn(0)})
+    assert (await store.get([conn(0)]))[0].keys == ["ignored"]
+    stored = await c.client.hget(c.key("sessions"), str(conn(1)))
+    assert "x" not in stored, "the session's own value does not carry its keys"
