@@ -1,5 +1,6 @@
-"""Blocks leaving this host: the workers' ``Released`` answers, the sessions written for the next
-holder and the lease released once every worker answered (or its time is up), and a worker that
+"""What the next holder of a block needs: the sessions written every beat (their routing keys only
+when those changed); and blocks leaving this host: the workers' ``Released`` answers, the sessions
+written and the lease released once every worker answered (or its time is up), and a worker that
 fenced itself while the host had renewed after all (it gets its connections back)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from shardrunner.cluster import messages as m
 from shardrunner.cluster.supervisor import moves
 from shardrunner.cluster.supervisor.model import Worker
 from shardrunner.identify.coordinator import CoordinatorDown
+from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
 if TYPE_CHECKING:
@@ -102,6 +104,31 @@ async def _released(agent: HostAgent, block: int, giving: Giving) -> None:
         agent.layout.describe(block),
         len(snaps),
     )
+
+
+async def put_sessions(agent: HostAgent) -> None:
+    """Write the sessions that changed; their routing keys only when those changed (the
+    book's list of them is replaced when a report brings new ones)."""
+    mine = [c for b in sorted(agent.held) if b not in agent.giving for c in agent.layout.blocks[b]]
+    book = agent.sup.book
+    changed: list[SessionSnapshot] = []
+    rekeyed: set[ConnKey] = set()
+    for snap in book.resume_from(mine):
+        value = (snap.session_id, snap.seq, snap.resume_url)
+        keys = book.keys.get(snap.conn)
+        if agent.put_cache.get(snap.conn) != value or agent.keys_cache.get(snap.conn) is not keys:
+            changed.append(snap)
+        if agent.keys_cache.get(snap.conn) is not keys:
+            rekeyed.add(snap.conn)
+    if changed:
+        await agent.store.put(changed, keys_of=rekeyed)
+        for snap in changed:
+            agent.put_cache[snap.conn] = (snap.session_id, snap.seq, snap.resume_url)
+            agent.keys_cache[snap.conn] = book.keys.get(snap.conn)
+    groups = {k: v for k, v in agent.sup.book.groups.items()}
+    if groups != agent._groups_put:
+        await agent.store.put_groups(groups)
+        agent._groups_put = groups
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -35,7 +35,6 @@ from shardrunner.cluster.supervisor import handover, hostview, moves
 from shardrunner.cluster.supervisor.handover import RELEASE_TIMEOUT_S, Giving
 from shardrunner.cluster.supervisor.model import Worker
 from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
-from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.settings.hosts import default_host_name
 
@@ -371,28 +370,7 @@ class HostAgent:
         handover.check_giving(self, now)
 
     async def put_sessions(self) -> None:
-        """Write the sessions that changed; their routing keys only when those changed (the
-        book's list of them is replaced when a report brings new ones)."""
-        mine = [c for b in sorted(self.held) if b not in self.giving for c in self.layout.blocks[b]]
-        book = self.sup.book
-        changed: list[SessionSnapshot] = []
-        rekeyed: set[ConnKey] = set()
-        for snap in book.resume_from(mine):
-            value = (snap.session_id, snap.seq, snap.resume_url)
-            keys = book.keys.get(snap.conn)
-            if self.put_cache.get(snap.conn) != value or self.keys_cache.get(snap.conn) is not keys:
-                changed.append(snap)
-            if self.keys_cache.get(snap.conn) is not keys:
-                rekeyed.add(snap.conn)
-        if changed:
-            await self.store.put(changed, keys_of=rekeyed)
-            for snap in changed:
-                self.put_cache[snap.conn] = (snap.session_id, snap.seq, snap.resume_url)
-                self.keys_cache[snap.conn] = book.keys.get(snap.conn)
-        groups = {k: v for k, v in self.sup.book.groups.items()}
-        if groups != self._groups_put:
-            await self.store.put_groups(groups)
-            self._groups_put = groups
+        await handover.put_sessions(self)
 
     # -- the record and the status (:mod:`.hostview`) --------------------------------------------
     def info(self) -> HostInfo:
