@@ -34,6 +34,7 @@ from shardrunner.cluster.hosts.sessions import SessionStore
 from shardrunner.cluster.supervisor import handover, hostview, moves
 from shardrunner.cluster.supervisor.handover import RELEASE_TIMEOUT_S, Giving
 from shardrunner.cluster.supervisor.model import Worker
+from shardrunner.cluster.supervisor.queues import share_start_limits
 from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.settings.hosts import default_host_name
@@ -189,6 +190,7 @@ class HostAgent:
     async def beat(self) -> None:
         if not self.agreed:
             await agree(self.coordinator, self.layout)
+            await share_start_limits(self.sup)
             self.agreed = True
         await self.renew()
         await self.directory.publish(self.info())

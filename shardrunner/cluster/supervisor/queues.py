@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING
 
 from shardrunner.cluster.supervisor.budgets import BudgetGrants
@@ -17,6 +18,8 @@ from shardrunner.protocol.keys import ConnKey
 
 if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.core import Supervisor
+
+log = logging.getLogger("shardrunner.supervisor")
 
 
 def _budgets(sup: Supervisor) -> list[Budget]:
@@ -52,6 +55,38 @@ def shared_queues(sup: Supervisor, url: str, limits: list[StartLimit]) -> None:
         queue, sup.link.send, first_identifies=0, opened_at=sup.clock.monotonic(), ready=agent.gate_ready
     )
     sup.budgets = BudgetGrants(RedisBudgetQueue(url, name, _budgets(sup), host=agent.name), sup.link.send)
+
+
+async def share_start_limits(sup: Supervisor) -> None:
+    """Several hosts: each plan's daily start budget (Discord's ``session_start_limit``) becomes one
+    budget in Redis (the lower ``remaining`` wins; every grant takes a start, a grant given back
+    unsent returns it; grants wait for the reset once none remain). One host refuses to start
+    without enough; a host among others cannot know how many it will identify, so it warns."""
+    queue = sup.grants.queue if sup.grants is not None else None
+    if not isinstance(queue, RedisIdentifyQueue):
+        return
+    for plan in sup.plans.values():
+        limit = getattr(plan, "session_start_limit", None)
+        if limit is None:
+            continue
+        state = await queue.set_start_limit(limit.total, limit.remaining, limit.reset_after / 1000)
+        wanted = len(plan.conns)
+        if state.remaining < wanted:
+            log.warning(
+                "%s: %d session starts left today for the whole bot and %d connections: identifies "
+                "past them wait %.0f s for the reset",
+                plan.name,
+                state.remaining,
+                wanted,
+                state.reset_after,
+            )
+        elif state.remaining < 2 * wanted or state.remaining < state.total // 10:
+            log.warning(
+                "%s: only %d session starts left today (of %d), shared by every host",
+                plan.name,
+                state.remaining,
+                state.total,
+            )
 
 
 async def close_shared_queues(sup: Supervisor) -> None:
