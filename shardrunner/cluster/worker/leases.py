@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -51,8 +51,11 @@ class Leases:
     fenced: bool
     _fence_timer: asyncio.Future[None] | None
 
-    def _apply_delivery(self, modes: dict[ConnKey, bp.Delivery], version: int, window: float = 0.0) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the Worker's (this is its mixin)
+
+        def _apply_delivery(
+            self, modes: dict[ConnKey, bp.Delivery], version: int, window: float = 0.0
+        ) -> None: ...
 
     def adopt(self, adopt: m.Adopt) -> None:
         """Run these connections too, resuming those with a session; the others are not disturbed."""
