@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from shardrunner.cli.common import LOG_FORMAT, check_run_dir, run
+from shardrunner.cluster import logs
 from shardrunner.protocol.twitch import read_names
 from shardrunner.rundir import RunDir
 from shardrunner.settings import Settings, SettingsError, load_settings
@@ -36,7 +37,7 @@ def start(**values: object) -> None:
         settings = load_settings(values, os.environ, config if isinstance(config, str) else None)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    logs.configure(settings.log_level, settings.log_format, process="supervisor", text=LOG_FORMAT)
     check_run_dir(Path(settings.run_dir), create=True)
     if settings.sim:
         code, error = _run_with_simulator(settings)

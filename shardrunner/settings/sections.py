@@ -51,6 +51,7 @@ def to_platforms(value: object) -> str:
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 _PROGRESS: Final = ("auto", "always", "never")
+_LOG_FORMATS: Final = ("text", "json")
 _SECONDS: Final = "SECONDS"
 DEFAULT_INTENTS: Final = ALL_INTENTS & ~PRIVILEGED_INTENTS
 
@@ -159,6 +160,14 @@ CLUSTER: Final = Section(
             metavar=_SECONDS,
         ),
         Setting("log_level", str, "info", "log level", choices=LOG_LEVELS),
+        Setting(
+            "log_format",
+            str,
+            "text",
+            "log lines as text for people, or one JSON object per line for log shippers (the "
+            "supervisor's and the workers')",
+            choices=_LOG_FORMATS,
+        ),
         Setting(
             "progress",
             str,

@@ -48,6 +48,7 @@ class Settings:
     worker_backoff: float
     hung_after: float
     log_level: LogLevel
+    log_format: str
     progress: Progress
     # [discord]
     token: str | None

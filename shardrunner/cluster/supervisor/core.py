@@ -95,6 +95,7 @@ class Supervisor:
         self.spawner = spawner or ProcessSpawner(
             self.run_dir,
             settings.log_level,
+            log_format=settings.log_format,
             bus_bind=settings.bus_bind,
             curve_server_key=settings.curve_server_key,
             curve_clients=settings.curve_clients,

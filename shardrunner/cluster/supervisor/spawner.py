@@ -95,12 +95,14 @@ class ProcessSpawner:
         run_dir: RunDir,
         log_level: str,
         *,
+        log_format: str = "text",
         bus_bind: str = "",
         curve_server_key: str | None = None,
         curve_clients: str | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.log_level = log_level
+        self.log_format = log_format
         self.bus_args: list[str] = []
         if bus_bind:
             self.bus_args = ["--bus-bind", bus_bind, "--curve-server-key", curve_server_key or "",
@@ -111,7 +113,8 @@ class ProcessSpawner:
         env = {k: v for k, v in os.environ.items() if k != "SHARDRUNNER_TOKEN"}  # it comes in Assign
         command = [
             sys.executable, "-m", WORKER_MODULE, "--endpoint", endpoint, "--slot", str(slot),
-            "--generation", str(generation), "--log-level", self.log_level, *self.bus_args,
+            "--generation", str(generation), "--log-level", self.log_level,
+            "--log-format", self.log_format, *self.bus_args,
         ]  # fmt: skip
         with open(log_path, "ab") as log_file:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(

@@ -33,6 +33,7 @@ import zmq.asyncio
 
 from shardrunner.bus.router import Limits, Router
 from shardrunner.bus.server import BusServer
+from shardrunner.cluster import logs
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.exitcodes import BOOT_FAILED
 from shardrunner.cluster.worker.conns import ConnTable
@@ -172,13 +173,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--generation", type=int, required=True)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-format", default="text", choices=logs.FORMATS)
     parser.add_argument("--bus-bind", default="")
     parser.add_argument("--curve-server-key", default=None)
     parser.add_argument("--curve-clients", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s worker {args.slot}.{args.generation}: %(message)s",
+    logs.configure(
+        args.log_level,
+        args.log_format,
+        process=f"worker {args.slot}.{args.generation}",
+        text=f"%(asctime)s %(levelname)s worker {args.slot}.{args.generation}: %(message)s",
     )
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle

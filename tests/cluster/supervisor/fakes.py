@@ -38,6 +38,7 @@ class FakeSettings:
     compression: str = "none"
     large_threshold: int = 250
     log_level: str = "info"
+    log_format: str = "text"
     queue_events: int = 1000
     queue_bytes: int = 1 << 20
     groups: str = ""
