@@ -26,7 +26,8 @@ def test_spawner_when_spawning_starts_the_module_with_the_interface_arguments_an
     assert handle.poll() == BOOT_FAILED
     assert (
         handle.last_words()
-        == "--endpoint ipc:///x/workers.sock --slot 1 --generation 7 --log-level debug --log-format text no-token"
+        == "--endpoint ipc:///x/workers.sock --slot 1 --generation 7 --log-level debug --log-format text "
+        "no-token"
     )
     assert (tmp_path / "worker-1.log").exists()
     handle.send_signal(9)  # gone: nothing happens
