@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from shardrunner.cluster import messages as m
-from shardrunner.identify.budget import Budget, BudgetQueue, UseTicket
+from shardrunner.identify.budget import Budget, UseTicket
 
 log = logging.getLogger("shardrunner.supervisor")
 
@@ -37,14 +37,6 @@ class BudgetGrants:
         self._send = send
         self._asking: dict[tuple[bytes, int], asyncio.Task[None]] = {}
         self.granted: dict[tuple[bytes, int], UseTicket] = {}
-
-    @classmethod
-    def of_plans(
-        cls, plans: Iterable[object], send: Callable[[bytes, m.Message], bool], **queue: Any
-    ) -> BudgetGrants:
-        """The budgets of the platforms whose limits are budgets per key (their plan's ``budgets``:
-        Twitch's, per account; Discord has none), in this process."""
-        return cls(BudgetQueue([b for p in plans for b in getattr(p, "budgets", ())], **queue), send)
 
     def request(self, identity: bytes, message: m.BudgetRequest) -> None:
         key = (identity, message.request)

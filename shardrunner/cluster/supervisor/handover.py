@@ -125,7 +125,7 @@ async def put_sessions(agent: HostAgent) -> None:
         for snap in changed:
             agent.put_cache[snap.conn] = (snap.session_id, snap.seq, snap.resume_url)
             agent.keys_cache[snap.conn] = book.keys.get(snap.conn)
-    groups = {k: v for k, v in agent.sup.book.groups.items()}
+    groups = dict(agent.sup.book.groups)
     if groups != agent._groups_put:
         await agent.store.put_groups(groups)
         agent._groups_put = groups

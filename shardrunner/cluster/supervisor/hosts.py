@@ -36,6 +36,7 @@ from shardrunner.cluster.supervisor.handover import RELEASE_TIMEOUT_S, Giving
 from shardrunner.cluster.supervisor.model import Worker
 from shardrunner.cluster.supervisor.queues import share_start_limits
 from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
+from shardrunner.identify.redis_budget import RedisBudgetQueue
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.settings.hosts import default_host_name
 
@@ -146,7 +147,7 @@ class HostAgent:
         if self._task is not None:
             self._task.cancel()
         try:
-            held = {b: e for b, e in self.held.items()}
+            held = dict(self.held)
             snaps = self.sup.book.resume_from(self.layout.conns_of(sorted(held)))
             await self.store.put(snaps)
             await self.leases.release(held)
@@ -206,13 +207,9 @@ class HostAgent:
         if not self.sup.stopping and time.monotonic() >= self.blackout_until:
             await self.place()
         await self.put_sessions()
-        usage = getattr(self.sup.budgets.queue, "usage", None) if self.sup.budgets is not None else None
-        if (
-            usage is not None
-            and self.sup.budgets is not None
-            and getattr(self.sup.budgets.queue, "budgets", None)
-        ):
-            self.budget_usage = await usage()
+        queue = self.sup.budgets.queue if self.sup.budgets is not None else None
+        if isinstance(queue, RedisBudgetQueue) and queue.budgets:  # status reads them without a call
+            self.budget_usage = await queue.usage()
 
     async def renew(self) -> None:
         if not self.held:
