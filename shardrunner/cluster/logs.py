@@ -3,8 +3,10 @@ object per line (``--log-format json``) for log shippers.
 
 A JSON line has ``ts`` (ISO 8601, UTC, milliseconds), ``level``, ``logger``, ``process``
 (``supervisor`` or ``worker SLOT.GENERATION``), ``pid``, ``msg`` (the message, formatted), the
-record's ``conn`` when the code passed one (``extra={"conn": key}``), and ``exc`` (the traceback)
-when there is one. Messages never carry secrets (the settings mask them), so neither do the lines.
+connection the record is about (``conn``, as ``discord:3/8``: the ``extra={"conn": key}`` the code
+passed, else the first connection key among the message's arguments, which is how most lines name
+it), and ``exc`` (the traceback) when there is one. Messages never carry secrets (the settings mask
+them), so neither do the lines.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import os
 from typing import Final
 
 import msgspec
+
+from shardrunner.protocol.keys import ConnKey
 
 FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -41,6 +45,8 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         conn = getattr(record, "conn", None)
+        if conn is None and isinstance(record.args, tuple):
+            conn = next((a for a in record.args if isinstance(a, ConnKey)), None)
         if conn is not None:
             line["conn"] = str(conn)
         if record.exc_info:

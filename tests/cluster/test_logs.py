@@ -44,6 +44,21 @@ def test_json_formatter_when_a_record_names_a_connection_and_fails_writes_one_ob
     assert "conn" not in second
 
 
+def test_json_formatter_when_a_connection_is_a_message_argument_names_it() -> None:
+    conn = ConnKey("discord", 1, 2, 4)
+    formatter = logs.JsonFormatter("supervisor")
+    record = logging.LogRecord(
+        "shardrunner.shard", logging.WARNING, __file__, 1, "%s: zombie after %.1f s", (conn, 41.25), None
+    )
+    line = json.loads(formatter.format(record))
+    assert line["conn"] == "discord:2/4@1"
+    assert line["msg"] == "discord:2/4@1: zombie after 41.2 s"
+    plain = logging.LogRecord(
+        "shardrunner.worker", logging.INFO, __file__, 1, "worker %d: %s", (3, "up"), None
+    )
+    assert "conn" not in json.loads(formatter.format(plain))
+
+
 def test_configure_when_the_format_is_unknown_says_which_exist() -> None:
     with pytest.raises(ValueError, match="text, json"):
         logs.configure("info", "xml", process="supervisor")
@@ -66,3 +81,5 @@ async def test_cluster_with_json_logs_when_running_writes_only_json_lines(
     processes = {r["process"] for r in records}
     assert "supervisor" in processes
     assert any(p.startswith("worker 0.") for p in processes)
+    ready = [r for r in records if r["msg"].endswith("guilds") and "ready with" in r["msg"]]
+    assert {r.get("conn") for r in ready} == {"discord:0/2", "discord:1/2"}, "each READY line names its shard"
