@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from shardrunner.cluster.supervisor.collector import MetricsView, WorkerView, registry_of
 from shardrunner.cluster.supervisor.status import budget_usage
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.core import Supervisor
 
 log = logging.getLogger("shardrunner.supervisor")
+
+#: The classic text format, which every Prometheus reads (the names here need no escaping).
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class MetricsError(RuntimeError):
@@ -107,7 +110,7 @@ class MetricsServer:
         async with self._lock:
             view = snapshot(self.sup)
             body = await asyncio.to_thread(render, view)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(text="shardrunner: the metrics are at /metrics\n")
