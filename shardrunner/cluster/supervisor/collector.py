@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -25,6 +25,7 @@ from shardrunner.bus.protocol import GroupStats
 from shardrunner.cluster.messages import ConnReport
 from shardrunner.cluster.supervisor.waits import WaitHistogram
 from shardrunner.gateway.connection import ConnState
+from shardrunner.gateway.platform import detail_metrics
 from shardrunner.protocol.keys import ConnKey
 
 P: Final = "shardrunner_"
@@ -70,15 +71,6 @@ def _counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> CounterMetric
     return CounterMetricFamily(P + name, doc, labels=list(labels))
 
 
-def _window(text: Any) -> tuple[float, float] | None:
-    """``"3/20"`` (a Twitch sender's window: used/limit) as numbers."""
-    used, _, limit = str(text).partition("/")
-    try:
-        return float(used), float(limit)
-    except ValueError:
-        return None
-
-
 class SupervisorCollector(Collector):
     """The families of one :class:`MetricsView` (a collector made per scrape)."""
 
@@ -104,7 +96,7 @@ class SupervisorCollector(Collector):
         ready = _gauge("connection_ready", "1 when the connection is ready", CONN_LABELS)
         events = _counter("connection_events", "events received", CONN_LABELS)
         latency = _gauge("connection_heartbeat_latency_seconds", "last heartbeat's round trip", CONN_LABELS)
-        twitch = _TwitchFamilies()
+        details = detail_metrics()  # a platform's own families (Twitch: joins, message windows)
         counts: dict[tuple[str, str], dict[str, int]] = {}
         # Summed per worker and platform (10,000 shards would make 40,000 more series): a worker's
         # connections are fixed for its life on one host, so each sum only grows until it restarts.
@@ -129,14 +121,15 @@ class SupervisorCollector(Collector):
             total[1] += r.reconnects
             total[2] += r.resumes
             total[3] += r.identifies
-            if r.detail is not None and conn.platform == "twitch":
-                twitch.add(labels[1:], r.detail)
+            if r.detail is not None and conn.platform in details:
+                details[conn.platform].add(labels[1:], r.detail)
         for (platform, generation), per_state in sorted(counts.items()):
             for state, n in per_state.items():
                 by_state.add_metric([platform, generation, state], n)
         yield from (by_state, ready, events, latency)
         yield from _worker_sums(sums)
-        yield from twitch.families()
+        for platform in sorted(details):
+            yield from details[platform].families()
 
     def _identify(self) -> Iterator[Metric]:
         waiting = _gauge("identify_queue_waiting", "connections waiting for an identify grant now")
@@ -227,39 +220,6 @@ def _worker_sums(sums: dict[tuple[str, str], list[int]]) -> Iterator[Metric]:
         for family, value in zip(families, values, strict=True):
             family.add_metric([platform, slot], value)
     yield from families
-
-
-class _TwitchFamilies:
-    """What Twitch's connections show beyond the neutral counters (their ``describe()``)."""
-
-    def __init__(self) -> None:
-        labels = ("generation", "shard")
-        self.joined = _gauge("twitch_channels_joined", "channels the reading connection joined", labels)
-        self.pending = _gauge("twitch_joins_pending", "channels being joined", labels)
-        self.failed = _gauge("twitch_channels_failed", "channels whose join failed", labels)
-        send = ("generation", "shard", "login", "window")
-        self.sent = _gauge("twitch_messages_in_window", "messages sent in the pacing window", send)
-        self.limit = _gauge("twitch_messages_limit", "messages the pacing window allows", send)
-        self.queued = _gauge(
-            "twitch_messages_queued", "messages waiting to be sent", ("generation", "shard", "login")
-        )
-
-    def add(self, labels: list[str], detail: dict[str, Any]) -> None:
-        if detail.get("role") == "send":
-            login = str(detail.get("login", ""))
-            self.queued.add_metric([*labels, login], float(detail.get("queued", 0)))
-            for window, key in (("plain", "window"), ("moderator", "mod_window")):
-                pair = _window(detail.get(key, ""))
-                if pair is not None:
-                    self.sent.add_metric([*labels, login, window], pair[0])
-                    self.limit.add_metric([*labels, login, window], pair[1])
-            return
-        self.joined.add_metric(labels, float(detail.get("joined", 0)))
-        self.pending.add_metric(labels, float(detail.get("joining", 0)))
-        self.failed.add_metric(labels, float(len(detail.get("failed") or {})))
-
-    def families(self) -> tuple[Metric, ...]:
-        return (self.joined, self.pending, self.failed, self.sent, self.limit, self.queued)
 
 
 def registry_of(view: MetricsView) -> CollectorRegistry:
