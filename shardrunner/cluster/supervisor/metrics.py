@@ -95,6 +95,9 @@ class MetricsServer:
         site = web.TCPSite(self._runner, self.bind, self.port)
         try:
             await site.start()
+        except asyncio.CancelledError:  # stopped during the start: leave no socket behind
+            await self._runner.cleanup()
+            raise
         except OSError as exc:
             await self._runner.cleanup()
             raise MetricsError(
