@@ -51,7 +51,7 @@ def discord_events(samples: dict[str, list[Any]]) -> int:
 
 
 @pytest.fixture
-async def running() -> AsyncIterator[tuple[ClusterProcess, int]]:
+async def running() -> AsyncIterator[tuple[ClusterProcess, int, set[int]]]:
     port = free_port()
     c = ClusterProcess(
         None,
@@ -61,12 +61,10 @@ async def running() -> AsyncIterator[tuple[ClusterProcess, int]]:
         token=None, shards=2,
         env={"SHARDRUNNER_SIM_HEARTBEAT_INTERVAL": "300"},  # the simulator's: latencies within the test
     )  # fmt: skip
-    children: set[int] = set()
+    children: set[int] = set()  # the test notes the supervisor's children once they run
     try:
-        yield c, port
+        yield c, port, children
     finally:
-        with contextlib.suppress(psutil.Error):
-            children.update(p.pid for p in c.supervisor.children(recursive=True))
         await c.stop(grace=20)
         for pid in children:  # the simulators, should the supervisor not have stopped them
             with contextlib.suppress(psutil.Error):
@@ -74,9 +72,9 @@ async def running() -> AsyncIterator[tuple[ClusterProcess, int]]:
 
 
 async def test_metrics_when_scraped_have_every_family_the_simulators_counts_and_no_token(
-    running: tuple[ClusterProcess, int],
+    running: tuple[ClusterProcess, int, set[int]],
 ) -> None:
-    c, port = running
+    c, port, children = running
 
     async def all_ready() -> bool:
         with contextlib.suppress(Exception):
@@ -85,6 +83,8 @@ async def test_metrics_when_scraped_have_every_family_the_simulators_counts_and_
         return False
 
     await wait_for(all_ready, 40, "every Discord and Twitch connection ready")
+    with contextlib.suppress(psutil.Error):
+        children.update(p.pid for p in c.supervisor.children(recursive=True))
     bot = BotProcess("tests.cluster.bot_proc", c.run_dir, "--group", "test")
     try:
         await bot.wait_ready(20)
@@ -115,6 +115,7 @@ async def test_metrics_when_scraped_have_every_family_the_simulators_counts_and_
             await wait_for(quiet, 10, "the Discord connections' events to add up to what the simulator sent")
             text, samples = await scrape(http, port)
     finally:
+        await c.stop(grace=20)  # first, while the bot acknowledges: the workers' drain is quick
         bot.stop()
     assert discord_events(samples) == sent[0] > 0
     for secret in (make_token(DEFAULT_BOT_ID), OAUTH):
