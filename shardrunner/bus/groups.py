@@ -9,6 +9,7 @@ import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 
+from shardrunner.bus import protocol as p
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 
@@ -46,6 +47,8 @@ class Member:
     inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
     inflight_events: int = 0
     waiting: deque[Item] = field(default_factory=deque)
+    #: When each in-flight batch was sent (the router's monotonic clock), oldest first.
+    sent_at: deque[float] = field(default_factory=deque)
 
 
 @dataclass(eq=False)
@@ -62,6 +65,8 @@ class Group:
     held_bytes: int = 0
     dropped: dict[tuple[ConnKey, str], list[list[int]]] = field(default_factory=dict)
     dropped_total: int = 0
+    delivered: int = 0  # acknowledged by a member
+    redelivered: int = 0  # sent again after their member left or went silent
     owners: dict[object, Member] = field(default_factory=dict)
 
     def owner(self, key: object) -> Member:
@@ -77,6 +82,25 @@ class Group:
     def owes(self) -> int:
         """Events held for this group: waiting, in its backlog, or sent and not acknowledged."""
         return self.held_events + sum(m.inflight_events for m in self.members.values())
+
+
+def stats(group: Group, now: float) -> p.GroupStats:
+    """What the worker reports of a group: its queues, its counters, its oldest unacknowledged
+    batch's age (the acknowledgement lag) at ``now``."""
+    members = group.members.values()
+    oldest = min((m.sent_at[0] for m in members if m.sent_at), default=now)
+    return p.GroupStats(
+        name=group.name,
+        events=None if group.events is None else sorted(group.events),
+        members=len(group.members),
+        held_events=group.held_events,
+        held_bytes=group.held_bytes,
+        inflight=sum(m.inflight_events for m in members),
+        dropped=group.dropped_total,
+        delivered=group.delivered,
+        redelivered=group.redelivered,
+        ack_lag=max(0.0, now - oldest),
+    )
 
 
 def score(member: str, key: object) -> bytes:

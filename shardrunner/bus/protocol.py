@@ -134,6 +134,12 @@ class GroupStats(msgspec.Struct, array_like=True):
     held_bytes: int
     inflight: int
     dropped: int
+    #: Events acknowledged by the group's members, and events sent again to another member after
+    #: theirs left or went silent (both count from the worker's start).
+    delivered: int = 0
+    redelivered: int = 0
+    #: Seconds the oldest unacknowledged batch has waited for its acknowledgement (0: none waits).
+    ack_lag: float = 0.0
 
 
 BusMessage = Join | Leave | Alive | Ack | Batch | Gap | Command | CommandResult

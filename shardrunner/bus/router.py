@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
+from shardrunner.bus import groups as tables
 from shardrunner.bus import protocol as p
 from shardrunner.bus.groups import DEDUPE, REDELIVERED, STAMP_SHIFT, Group, Item, Limits, Member, key_of
 from shardrunner.bus.holds import Holds
@@ -63,6 +64,8 @@ class Router:
         #: Per connection, the events a ``hold`` or ``mute`` mode kept from every group.
         #: Milliseconds of wall clock now: the stamp of a marked event (a seam for the tests).
         self.stamp: Callable[[], int] = _now_ms
+        #: Seconds of a monotonic clock: when batches are sent, for the acknowledgement lag (a seam).
+        self.now: Callable[[], float] = time.monotonic
         #: The window marked batches carry (set with the modes).
         self.dedupe_window_ms = 0
         self.withheld: dict[ConnKey, int] = {}
@@ -140,6 +143,7 @@ class Router:
         group.owners.clear()
         self._refresh_events(group)
         unacked = [(event, flags | REDELIVERED) for _, items in member.inflight for event, flags in items]
+        group.redelivered += len(unacked)
         waiting = list(member.waiting)
         for event, _ in waiting:
             group.held_events -= 1
@@ -264,12 +268,14 @@ class Router:
     def ack(self, ack: p.Ack, now: float) -> None:
         group = self.groups.get(ack.group)
         member = group.members.get(ack.member) if group else None
-        if member is None:
+        if member is None or group is None:
             return
         member.last_seen = now
         while member.inflight and member.inflight[0][0] <= ack.batch:
             _, items = member.inflight.popleft()
+            member.sent_at.popleft()
             member.inflight_events -= len(items)
+            group.delivered += len(items)
             self._release(items)
 
     def _release(self, items: Iterable[Item]) -> None:
@@ -298,6 +304,7 @@ class Router:
         self._outbox = []
         if not batches:
             return out
+        now = self.now()
         for group in self.groups.values():
             if not group.members:
                 continue
@@ -325,6 +332,7 @@ class Router:
                     batch_no = member.next_batch
                     member.next_batch += 1
                     member.inflight.append((batch_no, items))
+                    member.sent_at.append(now)
                     member.inflight_events += n
                     events = [e for e, _ in items]
                     flagged = [i for i, (_, flags) in enumerate(items) if flags]
@@ -369,21 +377,10 @@ class Router:
         return sum(g.owes() for g in self.groups.values() if g.durable)
 
     def group_stats(self) -> list[p.GroupStats]:
-        """The durable groups as ``status`` shows them (ephemeral ones, ``tail``, are not the
-        cluster's to remember)."""
-        return [
-            p.GroupStats(
-                name=g.name,
-                events=None if g.events is None else sorted(g.events),
-                members=len(g.members),
-                held_events=g.held_events,
-                held_bytes=g.held_bytes,
-                inflight=sum(m.inflight_events for m in g.members.values()),
-                dropped=g.dropped_total,
-            )
-            for g in self.groups.values()
-            if g.durable
-        ]
+        """The durable groups as ``status`` and the metrics show them (ephemeral ones, ``tail``, are
+        not the cluster's to remember)."""
+        now = self.now()
+        return [tables.stats(g, now) for g in self.groups.values() if g.durable]
 
 
 def _now_ms() -> int:

@@ -198,6 +198,10 @@ class ConnReport(msgspec.Struct, array_like=True):
     #: What the platform shows of the connection beyond these (Twitch: role, login, channels,
     #: failed channels); None for a platform that shows nothing more.
     detail: dict[str, Any] | None = None
+    #: Bytes of the platform's frames as received (compressed where the transport compresses), and
+    #: how many times the connection reconnected; both count from the worker's start.
+    bytes_in: int = 0
+    reconnects: int = 0
 
     def snapshot(self, keys: list[int | str]) -> SessionSnapshot | None:
         if self.session_id is None or self.resume_url is None:
@@ -218,6 +222,9 @@ class Report(msgspec.Struct, tag="report"):
     #: Per connection, the oldest seq of its current session a consumer group has not acknowledged.
     low_water: list[tuple[ConnKey, int]] = []
     groups: list[GroupStats] = []
+    #: Seconds the worker's event loop woke late for this report (its loop lag, measured on the
+    #: report timer's sleep): a loop kept busy delays every connection's reads.
+    loop_lag: float = 0.0
 
 
 class Ping(msgspec.Struct, tag="ping"):

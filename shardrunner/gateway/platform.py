@@ -181,6 +181,31 @@ DISCOVERIES: Mapping[str, str] = {
 }
 
 
+class DetailMetrics(Protocol):
+    """A platform's metric families from its connections' ``describe()`` (``ConnReport.detail``):
+    made once per scrape of the supervisor's metrics (docs/metrics.md), fed every connection's
+    labels (generation, shard) and detail, then asked for its families (prometheus_client's)."""
+
+    def add(self, labels: list[str], detail: dict[str, Any]) -> None: ...
+    def families(self) -> Iterable[Any]: ...
+
+
+#: Platform name -> ``module:attribute`` of its :class:`DetailMetrics` factory, for the platforms
+#: whose details are worth metrics of their own.
+DETAIL_METRICS: Mapping[str, str] = {
+    "twitch": "shardrunner.gateway.twitch.metrics:TwitchMetrics",
+}
+
+
+def detail_metrics() -> dict[str, DetailMetrics]:
+    """A fresh :class:`DetailMetrics` of every platform that has one."""
+    out = {}
+    for name, target in DETAIL_METRICS.items():
+        module, _, attr = target.partition(":")
+        out[name] = getattr(importlib.import_module(module), attr)()
+    return out
+
+
 def range_sizes(count: int, workers: int) -> list[int]:
     """How the cluster spreads a platform's ``count`` connections on ``workers``: consecutive ranges
     of these sizes, in order (10 on 3 -> 4, 3, 3; never more ranges than connections, at least one).

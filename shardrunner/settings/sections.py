@@ -175,6 +175,22 @@ CLUSTER: Final = Section(
             "start-up progress display (auto: when stderr is a terminal)",
             choices=_PROGRESS,
         ),
+        Setting(
+            "metrics_port",
+            to_int,
+            0,
+            "serve Prometheus metrics on this TCP port at /metrics (0: no endpoint)",
+            minimum=0,
+            maximum=65535,
+            metavar="PORT",
+        ),
+        Setting(
+            "metrics_bind",
+            str,
+            "127.0.0.1",
+            "the address the metrics endpoint listens on (0.0.0.0 exposes it to every network)",
+            metavar="ADDR",
+        ),
     ),
     help="the supervisor and its workers",
 )

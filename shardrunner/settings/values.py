@@ -50,6 +50,8 @@ class Settings:
     log_level: LogLevel
     log_format: str
     progress: Progress
+    metrics_port: int
+    metrics_bind: str
     # [discord]
     token: str | None
     api_url: str

@@ -398,13 +398,42 @@ def test_router_undelivered_when_asked_sums_what_the_durable_groups_are_owed() -
 
 def test_router_group_stats_when_asked_lists_the_durable_groups_only() -> None:
     r = Router(Limits(max_inflight=2, batch_size=1))
+    now = [100.0]
+    r.now = lambda: now[0]
     r.join(b"a", p.Join("bot", "a", ["MESSAGE_CREATE", "GUILD_CREATE"]), 0)
     r.join(b"t", p.Join("tail-1", "t", None, durable=False), 0)
     r.declare("idle", None)
     for seq in range(1, 5):
         r.publish(ev(seq, size=10))
     r.flush()
+    now[0] = 101.5
     assert r.group_stats() == [
-        p.GroupStats("bot", ["GUILD_CREATE", "MESSAGE_CREATE"], 1, 2, 20, 2, 0),
+        p.GroupStats("bot", ["GUILD_CREATE", "MESSAGE_CREATE"], 1, 2, 20, 2, 0, ack_lag=1.5),
         p.GroupStats("idle", None, 0, 4, 40, 0, 0),
     ]
+
+
+def test_router_group_stats_count_delivered_redelivered_and_the_oldest_unacked_batchs_age() -> None:
+    r = Router(Limits(max_inflight=4, batch_size=2))
+    now = [10.0]
+    r.now = lambda: now[0]
+    r.join(b"a", p.Join("bot", "a"), 0)
+    for seq in range(1, 5):
+        r.publish(ev(seq))
+    r.flush()  # batches 1 and 2 sent at 10.0
+    now[0] = 12.0
+    r.ack(p.Ack("bot", "a", 1), 12.0)  # 2 delivered
+    r.publish(ev(5))
+    r.publish(ev(6))
+    r.flush()  # batch 3 sent at 12.0
+    now[0] = 13.0
+    (bot,) = r.group_stats()
+    assert (bot.delivered, bot.redelivered, bot.ack_lag) == (2, 0, 3.0)  # batch 2, sent at 10.0
+    r.ack(p.Ack("bot", "a", 2), 13.0)
+    (bot,) = r.group_stats()
+    assert (bot.delivered, bot.ack_lag) == (4, 1.0)  # batch 3 is the oldest now
+    r.join(b"b", p.Join("bot", "b"), 13.0)
+    r.leave("bot", "a")  # batch 3 (2 events) goes to b, marked redelivered
+    r.flush()
+    (bot,) = r.group_stats()
+    assert (bot.delivered, bot.redelivered, bot.ack_lag) == (4, 2, 0.0)

@@ -113,9 +113,9 @@ def test_example_config_when_read_mentions_every_setting() -> None:
         assert re.search(rf"^#? ?{re.escape(key)} = ", text, re.MULTILINE), f"{key} missing from {EXAMPLE}"
 
 
-def test_example_config_when_loaded_sets_nothing_but_sim_away_from_the_default() -> None:
+def test_example_config_when_loaded_sets_nothing_but_sim_and_metrics_away_from_the_default() -> None:
     example = load_settings({}, {}, str(EXAMPLE))
-    defaults = load_settings(SIM, {}, None)
+    defaults = load_settings({**SIM, "metrics_port": 9464}, {}, None)  # the example turns metrics on
     assert dataclasses.replace(example, _sources={}) == dataclasses.replace(defaults, _sources={})
 
 

@@ -30,6 +30,8 @@ class SessionBook:
         self.groups: dict[str, list[str] | None] = {}
         #: The latest group stats per slot (reports carry changes only).
         self.group_stats: dict[int, list[GroupStats]] = {}
+        #: Per slot, its worker's event-loop lag in its latest report (seconds).
+        self.loop_lag: dict[int, float] = {}
 
     def load(self, saved: list[SessionSnapshot]) -> None:
         for snap in saved:
@@ -46,6 +48,7 @@ class SessionBook:
         for g in report.groups:
             self.groups[g.name] = g.events
         self.group_stats[slot] = report.groups
+        self.loop_lag[slot] = report.loop_lag
         for r in report.conns:
             self.reports[r.conn] = r
             if r.keys is not None:

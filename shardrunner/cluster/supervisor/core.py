@@ -1,10 +1,10 @@
 """The supervisor: one cluster, wired from its parts.
 
 It discovers each platform's plan, loads the saved sessions, owns the identify queue, binds the
-worker link and the control socket, and runs the reconcile loop (:mod:`.reconcile`, the only writer
-of worker state). Signal handlers only enqueue; reload and stop change the desired state and wait
-for the loop. Messages from workers are observations: they go to the session book, the identify
-grants, or the worker's record, and wake the loop.
+worker link, the control socket and the metrics endpoint (:mod:`.metrics`), and runs the reconcile
+loop (:mod:`.reconcile`, the only writer of worker state). Signal handlers only enqueue; reload and
+stop change the desired state and wait for the loop. Messages from workers are observations: they
+go to the session book, the identify grants, or the worker's record, and wake the loop.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from shardrunner.cluster.supervisor.grants import IdentifyGrants
 from shardrunner.cluster.supervisor.hosts import HostAgent
 from shardrunner.cluster.supervisor.inbox import on_worker_message
 from shardrunner.cluster.supervisor.link import WorkerLink, ZmqWorkerLink
+from shardrunner.cluster.supervisor.metrics import MetricsError, MetricsServer, serve_metrics
 from shardrunner.cluster.supervisor.model import Slot, SupervisorSettings, Worker
 from shardrunner.cluster.supervisor.platforms import Discover, discover_platforms
 from shardrunner.cluster.supervisor.progress import Progress
@@ -116,6 +117,7 @@ class Supervisor:
         self.control: ControlServer | None = None
         #: This host among the bot's hosts (``--coordinator``), else None.
         self.hosts: HostAgent | None = None
+        self.metrics: MetricsServer | None = None  # --metrics-port
         self.signals: asyncio.Queue[int] = asyncio.Queue()
         self.started = time.time()
         self._claimed = False
@@ -172,6 +174,8 @@ class Supervisor:
             if self.hosts is not None:
                 await self.hosts.close()
                 await close_shared_queues(self)
+            if self.metrics is not None:
+                await self.metrics.close()
             for task in tasks:
                 task.cancel()
             self._cleanup()
@@ -227,7 +231,8 @@ class Supervisor:
         )
         try:
             self.control = startup.open_sockets(self, self._ctx)
-        except startup.StartError as exc:
+            self.metrics = await serve_metrics(self)
+        except (startup.StartError, MetricsError) as exc:
             raise ClusterError(str(exc)) from None
         startup.log_start(self, resumable)
 
@@ -281,8 +286,7 @@ class Supervisor:
         return make_assign(self, worker, conns, snapshots)
 
     def _on_release(self, worker: Worker) -> None:
-        """A worker is giving its connections up: identifies and budget uses it still waits for go
-        to nobody (and what it was granted counts as written)."""
+        """A worker gives its connections up: what it waits for goes to nobody (grants, budgets)."""
         assert self.grants is not None
         assert self.budgets is not None
         self.grants.forget(worker.identity)
@@ -391,7 +395,6 @@ class Supervisor:
         return st.endpoints(self.slots, self.plans, self.run_dir.bus_endpoint)
 
     def endpoints(self) -> dict[str, Any]:
-        """Where bots find the workers (``shardrunner.client`` asks for this every second): with
-        several hosts, every host's."""
+        """Where bots find the workers (the client asks every second); several hosts: every host's."""
         local = self.local_endpoints()
         return local if self.hosts is None else self.hosts.endpoints(local)

@@ -14,7 +14,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from shardrunner.clock import Clock, RealClock
 from shardrunner.cluster import messages as m
+from shardrunner.cluster.supervisor.waits import WaitHistogram
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.supervisor")
@@ -53,8 +55,12 @@ class IdentifyGrants:
         first_identifies: int,
         opened_at: float,
         ready: Callable[[], bool] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.queue = queue
+        self._clock = clock or RealClock()
+        #: Per platform, how long its granted identifies waited (from the request to the grant).
+        self.waits: dict[str, WaitHistogram] = {}
         #: Several hosts: the gate waits for this too (every block has a holder), and opens only
         #: once :meth:`expect` armed it.
         self._ready = ready
@@ -91,6 +97,7 @@ class IdentifyGrants:
 
     async def _grant(self, identity: bytes, conn: ConnKey) -> None:
         fresh = getattr(self.queue, "fresh", None)
+        asked_at = self._clock.monotonic()
         for _ in range(STALE_RETRIES):
             await self.queue.acquire(conn)
             if fresh is None or fresh(conn):
@@ -104,6 +111,9 @@ class IdentifyGrants:
             del self.pending[conn]
         if asker != identity or not self._send(identity, m.IdentifyGrant(conn)):
             self.queue.release(conn, ready=False)  # the asker is gone: let the next one go
+            return
+        waits = self.waits.get(conn.platform) or self.waits.setdefault(conn.platform, WaitHistogram())
+        waits.observe(self._clock.monotonic() - asked_at)
 
     def sent(self, conn: ConnKey) -> None:
         self.queue.sent(conn)

@@ -39,6 +39,7 @@ def local_queues(sup: Supervisor, limits: list[StartLimit], resumable: set[ConnK
             1 for p in sup.plans.values() if p.limits for c in p.conns if c not in resumable
         ),
         opened_at=sup.clock.monotonic(),
+        clock=sup.clock,
     )
     sup.budgets = BudgetGrants(BudgetQueue(_budgets(sup), clock=sup.clock), sup.link.send)
 
@@ -52,7 +53,12 @@ def shared_queues(sup: Supervisor, url: str, limits: list[StartLimit]) -> None:
     name = sup.settings.cluster_name
     queue = RedisIdentifyQueue(url, name, limits, sup.bucket_of, host=agent.name, paused=True)
     sup.grants = IdentifyGrants(
-        queue, sup.link.send, first_identifies=0, opened_at=sup.clock.monotonic(), ready=agent.gate_ready
+        queue,
+        sup.link.send,
+        first_identifies=0,
+        opened_at=sup.clock.monotonic(),
+        ready=agent.gate_ready,
+        clock=sup.clock,
     )
     sup.budgets = BudgetGrants(RedisBudgetQueue(url, name, _budgets(sup), host=agent.name), sup.link.send)
 

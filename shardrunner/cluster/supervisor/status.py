@@ -125,12 +125,12 @@ def cluster_status(sup: Supervisor) -> ClusterStatus:
         shards=conn_statuses(sup.slots, sup.book, sup.clock.monotonic(), sup.delivery.modes),
         groups=group_statuses(sup.slots, sup.book),
         reshard=sup.resharder.status() if sup.resharder is not None else None,
-        budgets=_budgets(sup),
+        budgets=budget_usage(sup),
         hosts=sup.hosts.status() if sup.hosts is not None else None,
     )
 
 
-def _budgets(sup: Supervisor) -> list[tuple[str, str, int, int, int]]:
+def budget_usage(sup: Supervisor) -> list[tuple[str, str, int, int, int]]:
     if sup.hosts is not None:
         return sup.hosts.budget_usage  # Redis's: read by the host agent each beat
     if sup.budgets is None:

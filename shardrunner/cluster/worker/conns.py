@@ -283,6 +283,8 @@ class ConnTable:
                     keys_pending=c.keys_pending,
                     withheld=withheld.get(key, 0),
                     detail=_detail(conn),
+                    bytes_in=c.bytes_in,
+                    reconnects=c.reconnects,
                 )
             )
         return out

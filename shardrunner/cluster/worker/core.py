@@ -286,9 +286,11 @@ class Worker(Leases):
         return m.Report(reports, self.conns.low_water(router.low_water()), router.group_stats())
 
     async def report_loop(self) -> None:
+        lag = 0.0
         while True:
             report = self.report()
             if report is not None:
+                report.loop_lag = lag
                 self.outbox.put_nowait(report)
             if self.clock.monotonic() - self.last_ping > ORPHAN_AFTER_S:
                 log.error(
@@ -298,7 +300,10 @@ class Worker(Leases):
                 )
                 await self.handoff(exit=True)
                 return
+            # The loop's lag: how late this sleep ends (a loop busy elsewhere wakes it late).
+            woke_at = self.clock.monotonic() + REPORT_INTERVAL_S
             await self.clock.sleep(REPORT_INTERVAL_S)
+            lag = max(0.0, self.clock.monotonic() - woke_at)
 
     def close(self) -> None:
         for task in (self._bus_task, self._fence_timer, *self._tasks, *self._releasing):

@@ -47,6 +47,8 @@ class FakeSettings:
     ready_timeout: float = 20.0
     worker_backoff: float = 1.0
     progress: str = "never"
+    metrics_port: int = 0
+    metrics_bind: str = "127.0.0.1"
     bus_bind: str = ""
     advertise: str = ""
     control_bind: str = ""

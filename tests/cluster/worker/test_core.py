@@ -218,6 +218,7 @@ async def test_worker_when_reporting_asks_the_router_for_low_water_and_groups(ri
     worker.start(assign(OLD))
     await clock.settle()
     platform.latest(OLD[3]).counters.set_keys([7, 9])
+    platform.latest(OLD[3]).counters.bytes_in, platform.latest(OLD[3]).counters.reconnects = 4096, 2
     bus.router.held = {(OLD[3], f"session-{OLD[3]}"): 12, (OLD[2], "an-older-session"): 3}
     bus.router.stats = [bp.GroupStats("bots", None, 1, 2, 3, 4, 5)]
     report = worker.report()
@@ -226,9 +227,22 @@ async def test_worker_when_reporting_asks_the_router_for_low_water_and_groups(ri
     assert report.groups == bus.router.stats
     by_conn = {r.conn: r for r in report.conns}
     assert (by_conn[OLD[3]].key_count, by_conn[OLD[3]].keys) == (2, [7, 9])
+    assert (by_conn[OLD[3]].bytes_in, by_conn[OLD[3]].reconnects) == (4096, 2)
     again = worker.report()
     assert again is not None
     assert all(r.keys is None for r in again.conns), "keys only when they changed"
+
+
+async def test_worker_report_loop_when_its_loop_woke_late_reports_the_lag(rig: Any) -> None:
+    worker, _, _, clock = rig
+    worker.start(assign(OLD))
+    loop = asyncio.ensure_future(worker.report_loop())
+    await clock.settle()
+    assert [x.loop_lag for x in said(worker) if isinstance(x, m.Report)] == [0.0]
+    clock.now += 0.8  # the loop was busy 0.3 s past the report timer's 0.5 s
+    await clock.advance(0)
+    assert [x.loop_lag for x in said(worker) if isinstance(x, m.Report)] == [pytest.approx(0.3)]
+    loop.cancel()
 
 
 async def test_worker_when_the_supervisor_goes_silent_hands_off_and_stops(rig: Any) -> None:
