@@ -31,7 +31,8 @@ async def test_fetch_state_when_every_worker_answers_joins_their_events_in_order
         await wait_for(lambda: bool(requests(cluster, first) and requests(cluster, second)), 5, "both asked")
         (asked,) = requests(cluster, first)
         (other,) = requests(cluster, second)
-        assert asked.platform == "discord" and asked.request != other.request
+        assert asked.platform == "discord"
+        assert asked.request != other.request
         ready = Event(OLD[0], "s0", 1, "READY", None, b'{"guilds":[]}')
         create = Event(OLD[0], "s0", 2, "GUILD_CREATE", 7, b'{"id":"7"}')
         await cluster.send(first, p.State(asked.request, [ready], last=False))

@@ -108,7 +108,10 @@ class StatePlatform(FakePlatform):
 
     def state_events(self, conn: ConnKey) -> list[Event]:
         session, seq = self.kept[conn]
-        return [Event(conn, session, 1, "READY", None, b"{}"), Event(conn, session, seq, "GUILD_CREATE", 1, b"{}")]
+        return [
+            Event(conn, session, 1, "READY", None, b"{}"),
+            Event(conn, session, seq, "GUILD_CREATE", 1, b"{}"),
+        ]
 
     def state_mark(self, conn: ConnKey) -> tuple[str, int] | None:
         return self.kept.get(conn)
