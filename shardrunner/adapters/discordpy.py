@@ -16,9 +16,10 @@ GUILD_CREATEs (parsed as a fresh discord.py start would: ``on_connect``, ``on_gu
 ``on_shard_ready``, ``on_ready``) and the structural events since (parsed without dispatching:
 they are state, not news). The rule for the live events that follow, per shard, against the mark
 ``(session, seq)`` the state reflects: a structural event (``STATE_EVENTS``) or READY at or below
-the mark, or of an older session before the first event of the mark's session, is not parsed
-again (its effect is in the state); every other event is parsed and dispatched (a message that
-waited in the durable backlog while no bot ran reaches ``on_message``).
+the mark (also one redelivered after newer events: the events a killed bot had not acknowledged
+come again), or of another session before a READY of another session came (an older session's
+backlog), is not parsed again: its effect is in the state. Every other event is parsed and
+dispatched: a message that waited in the durable backlog while no bot ran reaches ``on_message``.
 
 Acknowledgement: an event counts as processed once its parser ran. discord.py runs the handlers
 as tasks of their own: a handler still running when the bot dies is not redelivered.
@@ -65,15 +66,15 @@ class Adapter:
         self.sharded = isinstance(bot, discord.AutoShardedClient)
         self.latencies: dict[int, float] = {}
         self.shard_count = 0
-        #: Per connection, the ``(session, seq)`` the fetched state reflects, and the connections
-        #: whose live events have reached that session.
+        #: Per connection, the ``(session, seq)`` the fetched state reflects (until a READY of
+        #: another session comes: a new session, all of it news).
         self.marks: dict[ConnKey, tuple[str, int]] = {}
-        self.caught_up: set[ConnKey] = set()
         self.parsed = 0
         self.skipped = 0
         self._readied = False
-        #: Called with each event after its parser ran (tests and metrics count with it).
-        self.on_parsed: Callable[[ClientEvent], None] | None = None
+        #: Called with each live event once handled: True when its parser ran, False when it was
+        #: skipped as held in the fetched state (tests and metrics count with it).
+        self.on_event: Callable[[ClientEvent, bool], None] | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -169,22 +170,27 @@ class Adapter:
         if conn.platform != PLATFORM:
             return
         mark = self.marks.get(conn)
-        if mark is not None and conn not in self.caught_up:
+        if mark is not None:
             session, seq = mark
             if event.session == session:
                 if event.seq <= seq and event.name in _REPLAYED:
-                    self.skipped += 1
+                    self._skip(event)  # in the state (also when redelivered after newer ones)
                     return
-                if event.seq > seq:
-                    self.caught_up.add(conn)
+            elif event.name == "READY":
+                del self.marks[conn]  # a session newer than the state: all of it is news
             elif event.name in _REPLAYED:
-                self.skipped += 1  # an older session's backlog: the state is newer
+                self._skip(event)  # an older session's backlog: the state is newer
                 return
         self.bot.dispatch("socket_event_type", event.name)
         self._parse(event.name, event.data, event.shard)
         self.parsed += 1
-        if self.on_parsed is not None:
-            self.on_parsed(event)
+        if self.on_event is not None:
+            self.on_event(event, True)
+
+    def _skip(self, event: ClientEvent) -> None:
+        self.skipped += 1
+        if self.on_event is not None:
+            self.on_event(event, False)
 
     def _parse(self, name: str, data: Any, shard: int) -> None:
         parser = self.state.parsers.get(name)
