@@ -7,7 +7,8 @@ through a :class:`StateCache` (after the bus took them), which keeps:
 - the session's READY, as received;
 - per guild, its latest GUILD_CREATE and a log of the structural events that came after it
   (:data:`~shardrunner.protocol.discord.STATE_EVENTS`), raw bytes as received: nothing is decoded
-  on the way but the few bytes of a GUILD_DELETE's ``unavailable`` and READY's guild ids;
+  on the way but READY's guild ids and the small bodies that may be unavailable stubs (a
+  GUILD_DELETE, a GUILD_CREATE under 256 bytes);
 - a guild that left (GUILD_DELETE without ``unavailable``) that READY listed, as its GUILD_DELETE
   only (a tombstone: replayed, it removes READY's stub); one READY did not list is forgotten.
 
@@ -31,6 +32,8 @@ from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 
 DEFAULT_LOG: Final = 64
+#: An unavailable guild object is ``{"id": "<snowflake>", "unavailable": true}``: well below this.
+_STUB_MAX: Final = 256
 
 
 class _Stub(msgspec.Struct):
@@ -83,7 +86,7 @@ class StateCache:
         if name not in STATE_EVENTS or not isinstance(key, int) or self.ready is None:
             return
         if name == "GUILD_CREATE":
-            if not _stub(event.data).unavailable:
+            if not _unavailable_stub(event.data):
                 self.guilds[key] = GuildState(event)
         elif name == "GUILD_DELETE" and not _stub(event.data).unavailable:
             if key in self.ready_guilds:
@@ -129,6 +132,13 @@ class StateCache:
         for g in self.guilds.values():
             total += (len(g.create.data) if g.create is not None else 0) + sum(len(e.data) for e in g.log)
         return total
+
+
+def _unavailable_stub(data: bytes) -> bool:
+    """An unavailable guild object (``{"id", "unavailable": true}``), told from a full guild
+    without reading the full one: decoding a GUILD_CREATE of tens of KiB here would cost about
+    100 us on the worker's receive path."""
+    return len(data) < _STUB_MAX and _stub(data).unavailable
 
 
 def _stub(data: bytes) -> _Stub:
