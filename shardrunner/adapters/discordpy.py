@@ -39,6 +39,7 @@ import discord
 
 from shardrunner.adapters.discordpy_socket import BusSocket
 from shardrunner.client import Client, ClientError, ClientEvent
+from shardrunner.client.discord import active_set
 from shardrunner.protocol.discord import STATE_EVENTS
 from shardrunner.protocol.keys import ConnKey
 
@@ -72,6 +73,8 @@ class Adapter:
         self.parsed = 0
         self.skipped = 0
         self._readied = False
+        #: The shards whose READY (fetched, live or made up) the bot's state has had.
+        self.readied: set[int] = set()
         #: Called with each live event once handled: True when its parser ran, False when it was
         #: skipped as held in the fetched state (tests and metrics count with it).
         self.on_event: Callable[[ClientEvent, bool], None] | None = None
@@ -83,29 +86,46 @@ class Adapter:
         await client.start()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHARDS_TIMEOUT_S
-        while not (count := client.num_shards):
+        # Every shard's worker known (so joined) before the state is asked: a worker joined
+        # later would have its READYs neither in the fetched state nor in the live stream.
+        while not (count := self._all_known()):
             if loop.time() > deadline:
-                raise ClientError(f"the cluster named no Discord shard within {SHARDS_TIMEOUT_S:g} s")
+                raise ClientError(
+                    f"the cluster's Discord shards were not all running within {SHARDS_TIMEOUT_S:g} s"
+                )
             await asyncio.sleep(0.1)
         self.shard_count = count
         self._install(count)
-        ready = await self._status()
-        events = await client.fetch_state(PLATFORM)
-        self.marks = {c: m for c, m in client.state_marks.items() if c.platform == PLATFORM}
-        if not self.marks:
+        events = await client.fetch_state(PLATFORM)  # after the join: a later READY comes live
+        fetched = {c: m for c, m in client.state_marks.items() if c.platform == PLATFORM}
+        # ("", 0): kept, but no READY seen (not yet, or a session resumed by a new worker).
+        self.marks = {c: m for c, m in fetched.items() if m[0]}
+        if not fetched:
             log.warning(
                 "the cluster keeps no Discord state (state_cache is off): this bot's cache holds "
                 "only what the events it sees build; guilds it has not seen created are missing"
             )
         for event in events:
             self._feed_state(event)
-        for shard in sorted(ready):
-            conn = next((c for c in client.conns if c.platform == PLATFORM and c.shard == shard), None)
+        self._ready_missing(await self._status())
+
+    def _ready_missing(self, ready: set[int]) -> None:
+        """A READY with no guilds for each shard the cluster says is ready whose READY this bot
+        has not had (it came before the bot joined and no state holds it): without it discord.py
+        would never be ready. Asked again with every status, as the status lags behind."""
+        for shard in sorted(ready - self.readied):
+            conn = next((c for c in self.client.conns if c.platform == PLATFORM and c.shard == shard), None)
             if conn is not None and conn not in self.marks:
                 log.warning(
                     "%s: the worker keeps no state of its session; its guilds fill in as they come", conn
                 )
                 self._parse("READY", self._ready_body(shard), shard)
+
+    def _all_known(self) -> int:
+        """The shard count once every shard of the delivering set is on a known worker, else 0."""
+        client = self.client
+        shards = active_set(client.conns, client.platforms)
+        return len(shards) if shards and set(shards) <= set(client.conns) else 0
 
     def _install(self, count: int) -> None:
         bot, state = self.bot, self.state
@@ -197,6 +217,8 @@ class Adapter:
         if parser is None:
             return
         try:
+            if name == "READY":
+                self.readied.add(shard)
             if name == "READY" and not self.sharded and self._readied:
                 self._extra_ready(data)
                 return
@@ -231,7 +253,7 @@ class Adapter:
     async def _status_loop(self) -> None:
         while True:
             await asyncio.sleep(STATUS_EVERY_S)
-            await self._status()
+            self._ready_missing(await self._status())
 
 
 async def run(

@@ -146,8 +146,9 @@ class StateRequest(msgspec.Struct, tag="state_request"):
 
 class StateMark(msgspec.Struct, array_like=True):
     """What a :class:`State` answer reflects of one connection: every event of ``session`` up to
-    ``seq``. A connection without a mark has nothing kept (its platform keeps no state, or its
-    session started before the worker did)."""
+    ``seq``. ``session`` empty: the connection's state is kept but holds nothing yet (no session
+    start seen: not yet, or its session started before the worker did). A connection without a
+    mark keeps no state (its platform does not, or not with these settings)."""
 
     conn: ConnKey
     session: str

@@ -59,9 +59,11 @@ class StateRequests:
         rebuild a consumer's view of it, in order (Discord: READY, one GUILD_CREATE per guild,
         then the structural events since), connection after connection.
 
-        A connection whose worker keeps nothing (Discord without ``state_cache``, or a session
-        the worker resumed without having seen its READY) gives no events and no mark in
-        :attr:`state_marks`. Raises :class:`ClientError` when a worker does not answer in time.
+        :attr:`state_marks` gets, per connection whose worker keeps state, the ``(session, seq)``
+        its events reflect (``("", 0)``: kept, but no READY seen: not yet, or a session the worker
+        resumed without having seen its READY). A connection whose worker keeps none (Discord
+        without ``state_cache``) gives no events and no mark. Raises :class:`ClientError` when a
+        worker does not answer in time.
         """
         links = [link for link in self._links.values() if not link.closed]
         if not links:

@@ -152,8 +152,8 @@ class StatefulPlatform(Platform, Protocol):
         """The events that rebuild a consumer's view of this connection's session, in order."""
 
     def state_mark(self, conn: ConnKey) -> tuple[str, int] | None:
-        """The ``(session, seq)`` those events reflect: every event of it up to that seq (None:
-        nothing kept)."""
+        """The ``(session, seq)`` those events reflect: every event of it up to that seq
+        (``("", 0)``: kept, but no session start seen; None: this connection keeps no state)."""
 
 
 @runtime_checkable

@@ -116,6 +116,7 @@ class FakeClient:
     ) -> None:
         self.conns = [ConnKey("discord", 0, s, count) for s in range(count)]
         self.num_shards = count
+        self.platforms: dict[str, Any] = {}
         shards = [
             {"platform": "discord", "shard": s, "count": count, "latency_ms": 40.0 + s,
              "state": "ready" if s in ready else "identifying"}

@@ -194,6 +194,25 @@ async def test_adapter_when_the_cluster_keeps_no_state_says_so_once_and_readies_
     await wait_for(lambda: seen.joined == [late], 5, "a guild seen created live")
 
 
+async def test_adapter_when_a_ready_shards_state_holds_no_ready_makes_one_up_as_the_status_says_ready(
+    bots: list[discord.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeClient(2, [], {c: ("", 0) for c in FakeClient(2).conns}, ready=(0,))
+    bot = await make(bots)
+    seen = Recorder(bot)
+    adapter = Adapter(bot, fake)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, "shardrunner.adapters.discordpy"):
+        await adapter.connect()
+    assert not any("state_cache is off" in r.message for r in caplog.records), "it is on: kept, empty"
+    assert adapter.readied == {0}
+    assert adapter.marks == {}, "an empty mark holds back nothing"
+    fake.discovery.status["shards"][1]["state"] = "ready"  # a later status (it lags the shards)
+    adapter._ready_missing(await adapter._status())
+    assert adapter.readied == {0, 1}
+    await asyncio.wait_for(bot.wait_until_ready(), 5)
+    assert seen.seen["ready"] == 1
+
+
 async def test_adapter_when_the_bot_is_a_plain_client_keeps_every_shards_guilds_across_their_readies(
     bots: list[discord.Client],
 ) -> None:

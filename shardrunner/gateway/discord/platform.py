@@ -336,6 +336,6 @@ class DiscordPlatform:
         return [] if cache is None else cache.events()
 
     def state_mark(self, conn: ConnKey) -> tuple[str, int] | None:
-        """The ``(session, seq)`` :meth:`state_events` reflects (None: nothing cached)."""
+        """The ``(session, seq)`` :meth:`state_events` reflects (None: no cache, state_cache off)."""
         cache = self.caches.get(conn)
         return None if cache is None else cache.mark()

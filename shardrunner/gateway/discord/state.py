@@ -112,9 +112,10 @@ class StateCache:
             stubs = []
         self.ready_guilds = {int(g.id) for g in stubs if g.id.isdigit()}
 
-    def mark(self) -> tuple[str, int] | None:
-        """The ``(session, seq)`` :meth:`events` reflects (None: no READY seen, nothing to give)."""
-        return None if self.ready is None else (self.session, self.seq)
+    def mark(self) -> tuple[str, int]:
+        """The ``(session, seq)`` :meth:`events` reflects; ``("", 0)`` while no READY was seen
+        (nothing to give: not yet, or the session began before this cache)."""
+        return ("", 0) if self.ready is None else (self.session, self.seq)
 
     def events(self) -> list[Event]:
         """READY, one GUILD_CREATE per guild, then the logged events in seq order (empty: no READY

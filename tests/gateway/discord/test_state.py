@@ -99,7 +99,7 @@ def test_state_cache_when_no_ready_was_seen_gives_nothing_and_no_mark() -> None:
     cache = StateCache(CONN)
     cache.observe(ev(40, "GUILD_CREATE", G1, guild(G1)))  # a resumed session: READY came elsewhere
     assert cache.events() == []
-    assert cache.mark() is None
+    assert cache.mark() == ("", 0)
 
 
 def test_state_cache_when_a_log_reaches_its_bound_folds_it_into_the_guild_create() -> None:
