@@ -113,8 +113,9 @@ class Adapter:
         """A READY with no guilds for each shard the cluster says is ready whose READY this bot
         has not had (it came before the bot joined and no state holds it): without it discord.py
         would never be ready. Asked again with every status, as the status lags behind."""
+        shards = active_set(self.client.conns, self.client.platforms)
         for shard in sorted(ready - self.readied):
-            conn = next((c for c in self.client.conns if c.platform == PLATFORM and c.shard == shard), None)
+            conn = shards[shard] if shard < len(shards) else None
             if conn is not None and conn not in self.marks:
                 log.warning(
                     "%s: the worker keeps no state of its session; its guilds fill in as they come", conn
