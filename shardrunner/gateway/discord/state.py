@@ -78,6 +78,8 @@ class StateCache:
     def observe(self, event: Event) -> None:
         """Take one event of the connection (every event: the mark moves with each)."""
         name = event.name
+        if event.session == self.session and event.seq <= self.seq and self.ready is not None:
+            return  # replayed after a resume from an earlier seq (a handoff rewinds): seen already
         self.session, self.seq = event.session, event.seq
         if name == "READY":
             self._on_ready(event)

@@ -159,3 +159,16 @@ def test_apply_when_a_guild_has_an_outage_marks_it_unavailable() -> None:
     apply(g, "GUILD_DELETE", {"id": str(G1), "unavailable": True})
     apply(g, "MESSAGE_CREATE", {"id": "1"})  # not structural: nothing
     assert g == guild(G1, unavailable=True)
+
+
+def test_state_cache_when_a_resume_replays_events_it_saw_keeps_each_once() -> None:
+    cache = StateCache(CONN)
+    first = [
+        ready(),
+        ev(2, "GUILD_CREATE", G1, guild(G1)),
+        ev(3, "GUILD_MEMBER_ADD", G1, {"guild_id": str(G1), "user": {"id": "3"}}),
+    ]
+    for event in [*first, *first[1:]]:  # resumed from seq 1: 2 and 3 again
+        cache.observe(event)
+    assert shape(cache.events()) == [(1, "READY", None), (2, "GUILD_CREATE", G1), (3, "GUILD_MEMBER_ADD", G1)]
+    assert cache.mark() == ("s1", 3)
