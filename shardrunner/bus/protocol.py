@@ -142,7 +142,36 @@ class GroupStats(msgspec.Struct, array_like=True):
     ack_lag: float = 0.0
 
 
-BusMessage = Join | Leave | Alive | Ack | Batch | Gap | Command | CommandResult
+class StateRequest(msgspec.Struct, tag="state_request"):
+    """Member -> worker: the events that rebuild a consumer's view of each of this worker's
+    connections of ``platform``; answered by one or more :class:`State` (the last with ``last``)."""
+
+    request: int
+    platform: str
+
+
+class StateMark(msgspec.Struct, array_like=True):
+    """What a :class:`State` answer reflects of one connection: every event of ``session`` up to
+    ``seq``. ``session`` empty: the connection's state is kept but holds nothing yet (no session
+    start seen: not yet, or its session started before the worker did). A connection without a
+    mark keeps no state (its platform does not, or not with these settings)."""
+
+    conn: ConnKey
+    session: str
+    seq: int
+
+
+class State(msgspec.Struct, tag="state"):
+    """Worker -> member: part of the answer to a :class:`StateRequest`: per connection its events
+    in order, connection after connection. Not a batch: neither acknowledged nor deduplicated."""
+
+    request: int
+    events: list[Event]
+    marks: list[StateMark] = []
+    last: bool = True
+
+
+BusMessage = Join | Leave | Alive | Ack | Batch | Gap | Command | CommandResult | StateRequest | State
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BusMessage)

@@ -39,6 +39,11 @@ log = logging.getLogger("shardrunner.bus")
 #: None when sent, or the reason it was not (one sentence for the bot).
 #: Runs a bot's command: (None, the connection's answer) when sent, else (the reason, None).
 CommandRunner = Callable[[p.Command], Awaitable[tuple[str | None, Any]]]
+#: What rebuilds a consumer's view of the worker's connections of a platform: their events in
+#: order, and what those reflect of each connection (``StatefulPlatform``).
+StateRunner = Callable[[str], tuple[list[Event], list[p.StateMark]]]
+#: A state answer goes in messages of about this many bytes of event bodies at most.
+STATE_CHUNK_BYTES: Final = 4 << 20
 EXPIRE_EVERY_S: Final = 1.0
 #: The first byte of a TCP member's identity in the router (ZeroMQ's own identities start with 0).
 TCP_TAG: Final = b"\x01"
@@ -58,10 +63,12 @@ class BusServer:
         tcp: str = "",
         curve: CurveServer | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        state: StateRunner | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
         self._commands = commands
+        self._state = state
         #: The clock of the fence (the worker's; CLOCK_MONOTONIC, as the supervisor's).
         self._monotonic = monotonic
         #: Past this (``monotonic`` seconds) no batch is sent; 0: no fence.
@@ -185,6 +192,23 @@ class BusServer:
             task = asyncio.ensure_future(self._command(identity, message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif isinstance(message, p.StateRequest):
+            self._answer_state(identity, message)
+
+    def _answer_state(self, identity: bytes, request: p.StateRequest) -> None:
+        """The state, at once (it is in memory), in messages of at most about
+        :data:`STATE_CHUNK_BYTES`; the marks ride on the last."""
+        events, marks = self._state(request.platform) if self._state is not None else ([], [])
+        chunk: list[Event] = []
+        size = 0
+        for event in events:
+            if chunk and size + len(event.data) > STATE_CHUNK_BYTES:
+                self.router.send_to(identity, p.State(request.request, chunk, last=False))
+                chunk, size = [], 0
+            chunk.append(event)
+            size += len(event.data)
+        self.router.send_to(identity, p.State(request.request, chunk, marks, last=True))
+        self.flush()
 
     async def _command(self, identity: bytes, command: p.Command) -> None:
         result: Any = None

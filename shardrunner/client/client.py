@@ -23,6 +23,7 @@ from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
 from shardrunner.client.link import Link
 from shardrunner.client.remote import Discovery
+from shardrunner.client.state import StateRequests, _Answer
 from shardrunner.client.twitch import TwitchCommands, twitch_identity
 from shardrunner.protocol.envelope import Event, RoutingKey
 from shardrunner.protocol.keys import ConnKey
@@ -52,7 +53,7 @@ IDENTITIES: Final[dict[str, Callable[[str, bytes], Hashable]]] = {
 UNIQUE_IDENTITY: Final = frozenset({"twitch"})
 
 
-class Client(DiscordCommands, TwitchCommands):
+class Client(DiscordCommands, TwitchCommands, StateRequests):
     """A member of a consumer group of a running cluster."""
 
     def __init__(
@@ -112,6 +113,9 @@ class Client(DiscordCommands, TwitchCommands):
         self._current: tuple[Link, int, bool] | None = None
         self._closed = False
         self._background: set[asyncio.Future[None]] = set()
+        self._state_answers: dict[int, _Answer] = {}
+        #: Per connection, the ``(session, seq)`` the last :meth:`fetch_state` reflected.
+        self.state_marks: dict[ConnKey, tuple[str, int]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -226,6 +230,8 @@ class Client(DiscordCommands, TwitchCommands):
             fut = self._pending.pop(message.request, None)
             if fut is not None and not fut.done():
                 fut.set_result(message)
+        elif isinstance(message, p.State):
+            self._on_state(message)
 
     def _on_marked_batch(self, link: Link, message: p.Batch) -> None:
         """A batch with events to check across connection sets: during a reshard's switch only, so

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from shardrunner.gateway.connection import GatewayConnection, Sink
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
-from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
+from shardrunner.protocol.envelope import Event, RoutingKey, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
 
@@ -141,6 +141,19 @@ class Reconfigurable(Platform, Protocol):
 
     def reconfigure(self, config: bytes, running: Mapping[ConnKey, GatewayConnection]) -> None:
         """Apply the part's new ``config`` to its running connections."""
+
+
+@runtime_checkable
+class StatefulPlatform(Platform, Protocol):
+    """A platform that can say what rebuilds a consumer's view of a connection (Discord, with
+    ``state_cache``): a bot that starts late fetches it (``Client.fetch_state``)."""
+
+    def state_events(self, conn: ConnKey) -> list[Event]:
+        """The events that rebuild a consumer's view of this connection's session, in order."""
+
+    def state_mark(self, conn: ConnKey) -> tuple[str, int] | None:
+        """The ``(session, seq)`` those events reflect: every event of it up to that seq
+        (``("", 0)``: kept, but no session start seen; None: this connection keeps no state)."""
 
 
 @runtime_checkable

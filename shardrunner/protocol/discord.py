@@ -164,6 +164,20 @@ DISPATCH_EVENTS: Final = frozenset(
     }
 )  # fmt: skip
 
+#: The dispatches that build a bot's view of a guild beside its GUILD_CREATE: what the worker's
+#: state cache (``state_cache``) keeps after each guild's latest GUILD_CREATE, and what an adapter
+#: does not parse again when a live copy older than the state it fetched comes.
+STATE_EVENTS: Final = frozenset(
+    {
+        "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE",
+        "CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE",
+        "THREAD_CREATE", "THREAD_UPDATE", "THREAD_DELETE",
+        "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE",
+        "GUILD_EMOJIS_UPDATE", "GUILD_STICKERS_UPDATE",
+        "GUILD_MEMBER_ADD", "GUILD_MEMBER_REMOVE", "GUILD_MEMBER_UPDATE",
+    }
+)  # fmt: skip
+
 # base64url without padding in each part; the first may keep its padding (some tools add it).
 _TOKEN_SHAPE: Final = re.compile(r"([A-Za-z0-9_-]+)={0,2}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 

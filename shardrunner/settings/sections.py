@@ -381,6 +381,21 @@ DISCORD: Final = Section(
             minimum=1,
             metavar="N",
         ),
+        Setting(
+            "state_cache",
+            to_bool,
+            False,
+            "keep each session's READY and guilds in the workers, for bots (adapters) that start "
+            "later to fetch (docs/adapters.md)",
+        ),
+        Setting(
+            "state_cache_log",
+            to_int,
+            64,
+            "structural events kept per guild after its GUILD_CREATE before they are folded into it",
+            minimum=1,
+            metavar="N",
+        ),
     ),
     help="the Discord bot and its shards",
 )

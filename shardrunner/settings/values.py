@@ -70,6 +70,8 @@ class Settings:
     reshard_timeout: float
     reshard_drain: float
     max_guilds_per_shard: int
+    state_cache: bool
+    state_cache_log: int
     # [twitch]
     twitch_accounts: str
     twitch_accounts_file: str | None

@@ -139,3 +139,49 @@ async def test_bus_server_drain_when_given_conns_waits_only_for_their_events(ben
     bench.server.publish(Event(other, "t", 2, "MESSAGE_CREATE", 8, b"{}"))  # owed, of another conn
     await wait_for(lambda: not bench.server.router.low_water().get((CONN, "s")), 5, "the ack")
     assert await bench.server.drain(5, conns={CONN})
+
+
+async def test_bus_server_when_asked_for_state_answers_in_chunks_with_the_marks_on_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shardrunner.bus.server as server_module
+
+    monkeypatch.setattr(server_module, "STATE_CHUNK_BYTES", 10)
+    events = [Event(CONN, "s", i, "GUILD_CREATE", i, b"x" * 6) for i in range(1, 6)]
+    marks = [p.StateMark(CONN, "s", 9)]
+    asked: list[str] = []
+
+    def state(platform: str) -> tuple[list[Event], list[p.StateMark]]:
+        asked.append(platform)
+        return (events, marks) if platform == "discord" else ([], [])
+
+    async def no_command(command: p.Command) -> tuple[str | None, object]:
+        return "no", None
+
+    ctx = zmq.asyncio.Context()
+    server = BusServer(ctx, f"ipc://{tmp_path}/state.sock", Router(), no_command, state=state)
+    server.bind()
+    task = asyncio.ensure_future(server.run())
+    member = ctx.socket(zmq.DEALER)
+    member.setsockopt(zmq.LINGER, 0)
+    member.connect(server.endpoint)
+    bench = Bench(server, member, [])
+    try:
+        await member.send(p.encode(p.StateRequest(7, "discord")))
+        parts = [await bench.receive() for _ in range(5)]
+        await member.send(p.encode(p.StateRequest(8, "twitch")))
+        empty = await bench.receive()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        member.close()
+        server.close()
+        ctx.term()
+    assert all(isinstance(m, p.State) and m.request == 7 for m in parts)
+    states = [m for m in parts if isinstance(m, p.State)]
+    assert [e.seq for m in states for e in m.events] == [1, 2, 3, 4, 5]
+    assert [m.last for m in states] == [False] * 4 + [True]
+    assert [m.marks for m in states] == [[]] * 4 + [marks]
+    assert empty == p.State(8, [], [], last=True)
+    assert asked == ["discord", "twitch"]

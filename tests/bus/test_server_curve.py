@@ -34,6 +34,9 @@ class _Conns:
     async def command(self, command: p.Command) -> tuple[str | None, Any]:
         return None, None
 
+    def state(self, platform: str) -> tuple[list[Any], list[p.StateMark]]:
+        return [], []
+
 
 @dataclass
 class Bench:

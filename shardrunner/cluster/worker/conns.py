@@ -28,10 +28,10 @@ from shardrunner.gateway.connection import (
     NotReady,
     Sink,
 )
-from shardrunner.gateway.platform import Platform, Reconfigurable
+from shardrunner.gateway.platform import Platform, Reconfigurable, StatefulPlatform
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue
-from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.worker")
@@ -325,6 +325,21 @@ class ConnTable:
         except (CommandRejected, NotReady, ValueError) as exc:
             return str(exc), None
         return None, result
+
+    def state(self, platform: str) -> tuple[list[Event], list[bp.StateMark]]:
+        """What rebuilds a consumer's view of each connection of ``platform`` run here, in
+        connection order, and what each answer reflects (a platform that keeps none: nothing)."""
+        events: list[Event] = []
+        marks: list[bp.StateMark] = []
+        for key in sorted(k for k in self.entries if k.platform == platform):
+            loaded = self.entries[key].platform
+            if not isinstance(loaded, StatefulPlatform):
+                continue
+            mark = loaded.state_mark(key)
+            if mark is not None:
+                events.extend(loaded.state_events(key))
+                marks.append(bp.StateMark(key, mark[0], mark[1]))
+        return events, marks
 
 
 def _detail(conn: GatewayConnection) -> dict[str, Any] | None:

@@ -60,7 +60,9 @@ def make_bus_maker(
         router = Router(Limits(max_events=assign.queue_events, max_bytes=assign.queue_bytes))
         for name, events in assign.groups:
             router.declare(name, events)
-        server = BusServer(ctx, assign.bus_endpoint, router, conns.command, tcp=tcp, curve=curve)
+        server = BusServer(
+            ctx, assign.bus_endpoint, router, conns.command, tcp=tcp, curve=curve, state=conns.state
+        )
         server.bind()
         if server.tcp_endpoint:
             log.info("bus also on %s (CURVE)", server.tcp_endpoint)

@@ -42,6 +42,10 @@ class PartConfig(msgspec.Struct, kw_only=True):
     intents: int
     compression: str
     large_threshold: int
+    #: Keep what rebuilds a bot's view of each session (``state_cache``; see ``state.py``), and
+    #: how many structural events a guild's log holds before it is folded into its GUILD_CREATE.
+    state_cache: bool = False
+    state_cache_log: int = 64
 
     def __repr__(self) -> str:  # never show the token
         return f"PartConfig(gateway_url={self.gateway_url!r}, intents={self.intents})"

@@ -18,11 +18,12 @@ from shardrunner.gateway.discord.options import PartConfig
 from shardrunner.gateway.discord.resize import DiscordRules, propose
 from shardrunner.gateway.discord.rest import SessionStartLimit, fetch_gateway_bot
 from shardrunner.gateway.discord.shard import DiscordShard
+from shardrunner.gateway.discord.state import StateCache
 from shardrunner.gateway.platform import PlatformError, Resize, ResizePolicy
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
 from shardrunner.protocol import routing
-from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
+from shardrunner.protocol.envelope import Event, RoutingKey, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.discord")
@@ -57,6 +58,8 @@ class DiscordPlan:
         rules: DiscordRules | None = None,
         policy: ResizePolicy | None = None,
         auto_count: bool = False,
+        state_cache: bool = False,
+        state_cache_log: int = 64,
     ) -> None:
         if num_shards < 1:
             raise PlatformError(f"the shard count must be at least 1, not {num_shards}")
@@ -84,6 +87,8 @@ class DiscordPlan:
             intents=intents,
             compression=compression,
             large_threshold=large_threshold,
+            state_cache=state_cache,
+            state_cache_log=state_cache_log,
         )
 
     def __repr__(self) -> str:
@@ -133,6 +138,8 @@ class DiscordPlan:
             rules=self.rules,
             policy=self.policy,
             auto_count=self.auto_count,
+            state_cache=config.state_cache,
+            state_cache_log=config.state_cache_log,
         )
 
     async def refresh(self) -> None:
@@ -191,6 +198,8 @@ class DiscordSettings(Protocol):
     reshard_timeout: float
     reshard_drain: float
     max_guilds_per_shard: int
+    state_cache: bool
+    state_cache_log: int
 
 
 async def discover_from(settings: DiscordSettings) -> DiscordPlan:
@@ -225,6 +234,8 @@ async def discover_from(settings: DiscordSettings) -> DiscordPlan:
         large_threshold=settings.large_threshold,
         rules=rules,
         policy=policy,
+        state_cache=settings.state_cache,
+        state_cache_log=settings.state_cache_log,
     )
 
 
@@ -241,6 +252,8 @@ async def discover(
     generation: int = 0,
     rules: DiscordRules | None = None,
     policy: ResizePolicy | None = None,
+    state_cache: bool = False,
+    state_cache_log: int = 64,
 ) -> DiscordPlan:
     """The plan for this token: ``GET /gateway/bot``, then the shard count and limits as configured.
 
@@ -264,6 +277,8 @@ async def discover(
         rules=rules,
         policy=policy,
         auto_count=shards == "auto",
+        state_cache=state_cache,
+        state_cache_log=state_cache_log,
     )
 
 
@@ -271,6 +286,11 @@ class DiscordPlatform:
     """Discord as a worker runs it (a :class:`~shardrunner.gateway.platform.Platform`)."""
 
     name = NAME
+
+    def __init__(self) -> None:
+        #: Each connection's state cache (``state_cache`` on): kept here, not in the shard, so a
+        #: shard rebuilt after a crash (it resumes) keeps it.
+        self.caches: dict[ConnKey, StateCache] = {}
 
     def build(
         self,
@@ -287,7 +307,7 @@ class DiscordPlatform:
             DiscordShard(
                 conn,
                 options,
-                sink,
+                self._cached(conn, sink, part.state_cache_log) if part.state_cache else sink,
                 gateway_url=part.gateway_url,
                 identify_queue=identify,
                 snapshot=snapshots.get(conn),
@@ -297,3 +317,25 @@ class DiscordPlatform:
 
     def owner(self, key: RoutingKey, conns: list[ConnKey]) -> ConnKey | None:
         return routing.owner(NAME, key, conns)
+
+    def _cached(self, conn: ConnKey, sink: Sink, max_log: int) -> Sink:
+        cache = self.caches.get(conn)
+        if cache is None:
+            cache = self.caches[conn] = StateCache(conn, max_log)
+        observe = cache.observe
+
+        def cached_sink(event: Event) -> None:
+            sink(event)
+            observe(event)  # after the bus took it: the cache never holds what was not delivered
+
+        return cached_sink
+
+    def state_events(self, conn: ConnKey) -> list[Event]:
+        """READY, each guild's GUILD_CREATE, then the structural events since (empty: no cache)."""
+        cache = self.caches.get(conn)
+        return [] if cache is None else cache.events()
+
+    def state_mark(self, conn: ConnKey) -> tuple[str, int] | None:
+        """The ``(session, seq)`` :meth:`state_events` reflects (None: no cache, state_cache off)."""
+        cache = self.caches.get(conn)
+        return None if cache is None else cache.mark()

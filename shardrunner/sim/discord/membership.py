@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
+
 from shardrunner.protocol.discord import shard_for_guild
 
 if TYPE_CHECKING:
@@ -86,7 +88,7 @@ class Membership:
             for s in by_shard.get(shard_for_guild(gid, num_shards), ()):
                 if s.script is not None:
                     continue  # a scripted session's seqs are its script's
-                seq = s.append(name, world.guild_create(gid, s.large_threshold) if d is None else d)
+                seq = s.append(name, _joined(world.guild_create(gid, s.large_threshold)) if d is None else d)
                 if s.track is not None:
                     s.track.record(seq, ident)
                 if s.conn is not None:
@@ -129,3 +131,12 @@ class Membership:
             "recommended_shards": world.recommended_shards(),
             "layouts": layouts,
         }
+
+
+def _joined(data: bytes) -> bytes:
+    """A join's GUILD_CREATE: a session start's without ``unavailable``. Discord leaves it out when
+    the bot joins a guild (discord-api-docs #5124), and libraries tell a join (discord.py's
+    ``on_guild_join``) from a guild becoming available by it."""
+    body = msgspec.json.decode(data)
+    body.pop("unavailable", None)
+    return msgspec.json.encode(body)

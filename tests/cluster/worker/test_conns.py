@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from shardrunner.bus import protocol as bp
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.worker.core import Worker
 from shardrunner.gateway.connection import ConnFatalError, ConnState
+from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from tests.fakes import FakeClock, FakePlatform
 
@@ -95,3 +97,44 @@ async def test_conns_when_handed_off_during_a_restart_backoff_hands_the_crashed_
     assert len(snapshots) == 12
     await clock.advance(120)
     assert len(platform.built[OLD[2]]) == 1, "no restart once closing"
+
+
+class StatePlatform(FakePlatform):
+    """A fake platform that keeps state for some connections (a StatefulPlatform)."""
+
+    def __init__(self, kept: dict[ConnKey, tuple[str, int]]) -> None:
+        super().__init__()
+        self.kept = kept
+
+    def state_events(self, conn: ConnKey) -> list[Event]:
+        session, seq = self.kept[conn]
+        return [
+            Event(conn, session, 1, "READY", None, b"{}"),
+            Event(conn, session, seq, "GUILD_CREATE", 1, b"{}"),
+        ]
+
+    def state_mark(self, conn: ConnKey) -> tuple[str, int] | None:
+        return self.kept.get(conn)
+
+
+async def test_conns_state_when_asked_gives_each_kept_connection_in_order_with_its_mark() -> None:
+    platform = StatePlatform({OLD[2]: ("b", 9), OLD[0]: ("a", 4)})
+    clock = FakeClock(fixed_random=0.5)
+    worker = Worker(0, 1, load=lambda name: platform, clock=clock)
+    worker.start(m.Assign(parts=[m.PlatformPart("discord", [OLD[2], OLD[1], OLD[0]], b"a")]))
+    await clock.settle()
+    try:
+        events, marks = worker.conns.state("discord")
+        assert [(e.conn, e.name) for e in events] == [
+            (OLD[0], "READY"), (OLD[0], "GUILD_CREATE"), (OLD[2], "READY"), (OLD[2], "GUILD_CREATE"),
+        ]  # fmt: skip
+        assert marks == [bp.StateMark(OLD[0], "a", 4), bp.StateMark(OLD[2], "b", 9)]
+        assert worker.conns.state("twitch") == ([], [])
+    finally:
+        await worker.conns.close_all()
+        worker.close()
+
+
+async def test_conns_state_when_the_platform_keeps_none_gives_nothing(rig: Any) -> None:
+    worker, _, _ = rig
+    assert worker.conns.state("discord") == ([], [])

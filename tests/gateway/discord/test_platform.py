@@ -13,9 +13,9 @@ from shardrunner.gateway.discord.options import PartConfig
 from shardrunner.gateway.discord.platform import DiscordPlan, DiscordPlatform, discover, discover_from
 from shardrunner.gateway.discord.rest import SessionStartLimit
 from shardrunner.gateway.discord.shard import DiscordShard
-from shardrunner.gateway.platform import PlatformError, load_platform
+from shardrunner.gateway.platform import PlatformError, StatefulPlatform, load_platform
 from shardrunner.protocol.discord import shard_for_guild
-from shardrunner.protocol.envelope import SessionSnapshot
+from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 from tests.fakes import GrantAll
 
@@ -130,6 +130,8 @@ async def test_discover_from_when_given_the_cluster_settings_reads_its_discord_s
             "shards": "6",
             "compression": "zstd-stream",
             "large_threshold": "100",
+            "state_cache": "true",
+            "state_cache_log": "9",
         },
         {},
         None,
@@ -140,6 +142,9 @@ async def test_discover_from_when_given_the_cluster_settings_reads_its_discord_s
     assert found.max_concurrency == 4
     config = PartConfig.decode(found.part_config())
     assert (config.compression, config.large_threshold) == ("zstd-stream", 100)
+    assert (config.state_cache, config.state_cache_log) == (True, 9)
+    resized = PartConfig.decode(found.resize(12).part_config())
+    assert (resized.state_cache, resized.state_cache_log) == (True, 9), "a reshard's new set keeps it"
 
 
 async def test_discover_when_the_token_is_refused_says_so_in_one_sentence(api: Any) -> None:
@@ -210,3 +215,32 @@ def test_platform_owner_maps_a_guild_to_the_newest_set_that_holds_it() -> None:
     assert platform.owner(None, old) is None
     with pytest.raises(ValueError, match="invalid literal"):
         platform.owner("not-a-guild", old)
+
+
+def test_platform_when_state_cache_is_on_keeps_each_shards_state_after_its_sink_took_the_event() -> None:
+    platform = DiscordPlatform()
+    conns = [ConnKey("discord", 0, s, 4) for s in (0, 1)]
+    config = PartConfig.decode(plan(4).part_config())
+    config.state_cache = True
+    delivered: list[Event] = []
+    shards = platform.build(conns, config.encode(), {}, delivered.append, GrantAll())
+    assert isinstance(platform, StatefulPlatform)
+    ready = Event(conns[0], "s", 1, "READY", None, b'{"guilds":[]}')
+    create = Event(conns[0], "s", 2, "GUILD_CREATE", 5 << 22, b'{"id":"20971520"}')
+    for event in (ready, create):
+        shards[0].sink(event)
+    assert delivered == [ready, create]
+    assert platform.state_events(conns[0]) == [ready, create]
+    assert platform.state_mark(conns[0]) == ("s", 2)
+    assert (platform.state_events(conns[1]), platform.state_mark(conns[1])) == ([], ("", 0)), "kept, no READY"
+    rebuilt = platform.build(conns[:1], config.encode(), {}, delivered.append, GrantAll())[0]
+    assert platform.state_mark(rebuilt.conn) == ("s", 2), "a shard rebuilt after a crash keeps its cache"
+
+
+def test_platform_when_state_cache_is_off_hands_the_sink_on_untouched_and_keeps_nothing() -> None:
+    platform = DiscordPlatform()
+    conn = ConnKey("discord", 0, 0, 4)
+    sink = [].append
+    (shard,) = platform.build([conn], plan(4).part_config(), {}, sink, GrantAll())
+    assert shard.sink is sink
+    assert (platform.state_events(conn), platform.state_mark(conn)) == ([], None)

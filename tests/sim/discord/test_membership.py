@@ -63,6 +63,7 @@ async def test_guilds_when_added_and_removed_reach_the_owning_shard_of_each_layo
             ]
             assert len(creates) == 1
             assert creates[0][1]["member_count"] >= 2
+            assert "unavailable" not in creates[0][1]  # a join, not a guild becoming available
         (delete,) = [(ident, d) for t, ident, d in events[shard_for_guild(gone, n)] if t == "GUILD_DELETE"]
         assert delete[1] == {"id": str(gone)}  # no "unavailable": the bot left
         # Nothing reached a shard that does not own the guild.
