@@ -50,6 +50,8 @@ ALLOWED: dict[str, set[str]] = {
     "shardrunner.cluster.hosts": {"shardrunner.protocol", "shardrunner.identify", "shardrunner.cluster.plan"},
     "shardrunner.sim": {"shardrunner.protocol", "shardrunner.settings"},
     "shardrunner.cli": {"*"},
+    # Bots of other libraries on the stream: the client and the library (an optional extra) only.
+    "shardrunner.adapters": {"shardrunner.client"},
     "shardrunner": {"*"},  # __init__ and __main__
 }
 
@@ -59,7 +61,7 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 
 #: Third-party modules a bot process must not load through ``import shardrunner.client``.
-CLIENT_MUST_NOT_LOAD = {"click", "psutil", "zstandard", "zlib_ng"}
+CLIENT_MUST_NOT_LOAD = {"click", "psutil", "zstandard", "zlib_ng", "hikari"}
 
 #: Modules outside every platform package: nothing in them may say guild, op or d.
 PLATFORM_NEUTRAL = (

@@ -166,8 +166,10 @@ async def test_start_when_the_cluster_runs_two_shards_gives_the_bot_those_shards
     client = FakeClient(stream.conns, state=[])
     seen = Seen(bot)
     adapter = await start(bot, client)
-    assert client.started and bot.is_alive
-    assert sorted(bot.shards) == [0, 1] and bot.shard_count == SHARDS
+    assert client.started
+    assert bot.is_alive
+    assert sorted(bot.shards) == [0, 1]
+    assert bot.shard_count == SHARDS
     assert all(s.shard_count == SHARDS and s.is_alive for s in bot.shards.values())
     assert adapter.shards[1] is bot.shards[1]
     await wait_for(lambda: seen.lifecycle == ["StartingEvent", "StartedEvent"], 5, "starting, started")
@@ -204,7 +206,8 @@ async def test_feed_when_state_then_stream_every_listener_fires_once_per_event(
     assert sorted(shard for _, shard in seen.messages) == [0, 0, 1]
     assert adapter.skipped == 2
     assert adapter.fed == len(state) + 3
-    assert len(seen.guilds) == len(guilds) and sorted(seen.ready) == [0, 1]  # nothing twice
+    assert len(seen.guilds) == len(guilds)
+    assert sorted(seen.ready) == [0, 1]
 
 
 async def test_feed_when_a_guild_joins_live_fires_guild_join_and_caches_it(bot: hikari.GatewayBot) -> None:
@@ -253,7 +256,8 @@ async def test_start_when_no_discord_shard_runs_raises_and_leaves_the_bot_stoppe
     client = FakeClient([], state=[])
     with pytest.raises(ClientError, match="no Discord shards"):
         await start(bot, client, shards_timeout=0.2)
-    assert client.closed and not bot.is_alive
+    assert client.closed
+    assert not bot.is_alive
 
 
 async def test_bot_close_when_running_stops_the_feed_and_closes_the_client(bot: hikari.GatewayBot) -> None:
@@ -265,7 +269,9 @@ async def test_bot_close_when_running_stops_the_feed_and_closes_the_client(bot: 
     await asyncio.wait_for(bot.close(), 10)
     await asyncio.wait_for(joined, 5)
     await asyncio.wait_for(adapter.join(), 5)
-    assert client.closed and not bot.is_alive and dict(bot.shards) == {}
+    assert client.closed
+    assert not bot.is_alive
+    assert dict(bot.shards) == {}
     assert seen.lifecycle == ["StartingEvent", "StartedEvent", "StoppingEvent", "StoppedEvent"]
     fed = adapter.fed
     client.stream.put_nowait(stream.message(0))
@@ -298,7 +304,8 @@ async def test_heartbeat_latency_when_the_status_says_is_the_workers_measure(bot
     assert math.isclose(bot.heartbeat_latencies[0], 0.04)
     assert math.isclose(bot.heartbeat_latency, 0.04)  # hikari's mean leaves the unknown one out
     assert math.isnan(bot.heartbeat_latencies[1])
-    assert bot.shards[0].is_connected and not bot.shards[1].is_connected
+    assert bot.shards[0].is_connected
+    assert not bot.shards[1].is_connected
     client.status["shards"][1].update(state="ready", latency_ms=60.0)
     await wait_for(lambda: math.isclose(bot.heartbeat_latency, 0.05), 5, "the next status read")
     assert adapter.shards[1].is_connected
@@ -314,7 +321,8 @@ async def test_shards_when_the_cluster_reshards_follow_the_set_that_delivers(bot
     message = new.message(3)
     client.stream.put_nowait(message)
     await wait_for(lambda: len(seen.messages) == 1, 5, "the new set's message")
-    assert bot.shard_count == 4 and sorted(bot.shards) == [0, 1, 2, 3]
+    assert bot.shard_count == 4
+    assert sorted(bot.shards) == [0, 1, 2, 3]
     assert seen.messages[0][1] == 3
     # A late event of the old set: handed on with the new set's shard of its guild.
     late = old.message(1)

@@ -146,13 +146,15 @@ async def test_shard_when_closed_is_not_alive_joins_and_refuses_sends() -> None:
     sends = Sends()
     shard, closed = make_shard(sends)
     shard.connected = True
-    assert shard.is_alive and shard.is_connected
+    assert shard.is_alive
+    assert shard.is_connected
     joining = asyncio.ensure_future(shard.join())
     await shard.close()
     assert sends.closes == 1  # the adapter's close: every shard shares it
     closed.set()
     await asyncio.wait_for(joining, 5)
-    assert not shard.is_alive and not shard.is_connected
+    assert not shard.is_alive
+    assert not shard.is_connected
     with pytest.raises(hikari.ComponentStateConflictError, match="closed"):
         await shard.update_presence(status=hikari.Status.DO_NOT_DISTURB)
     assert sends.sent == []
