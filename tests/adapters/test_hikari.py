@@ -10,6 +10,7 @@ import asyncio
 import math
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import hikari
@@ -18,13 +19,15 @@ import pytest
 
 from shardrunner.adapters import hikari as adapter_mod
 from shardrunner.adapters.hikari import HikariAdapter
-from shardrunner.client import ClientError, ClientEvent
+from shardrunner.client import Client, ClientError, ClientEvent
 from shardrunner.client.discord import active_set
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.sim.discord.config import SimConfig
+from shardrunner.sim.discord.server import Simulator
 from shardrunner.sim.discord.world import World
-from tests.conftest import TOKEN, wait_for
+from tests.cluster.conftest import Cluster
+from tests.conftest import TOKEN, SimFactory, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -331,3 +334,126 @@ async def test_shards_when_the_cluster_reshards_follow_the_set_that_delivers(bot
     assert late.guild_id is not None
     assert seen.messages[1][1] == (late.guild_id >> 22) % 4
     assert int(adapter.shards[2].get_user_id()) == old.world.bot_id
+
+
+# -- a real hikari bot on a real cluster --------------------------------------------------------
+def sim_record(sim: Simulator) -> tuple[dict[int, int], set[int]]:
+    """What the simulator sent on its live sessions: each guild message's id with its shard, and the
+    guilds of the GUILD_CREATEs (decoded from every session's dispatch log)."""
+    messages: dict[int, int] = {}
+    guilds: set[int] = set()
+    for session in sim.sessions.values():
+        if session.ended is not None:
+            continue
+        for seq in range(1, session.last_seq + 1):
+            payload = msgspec.json.decode(session.payload(seq))
+            d = payload["d"]
+            if payload["t"] == "MESSAGE_CREATE" and d.get("guild_id"):
+                messages[int(d["id"])] = session.shard_id
+            elif payload["t"] == "GUILD_CREATE":
+                guilds.add(int(d["id"]))
+    return messages, guilds
+
+
+def sim_state(sim: Simulator) -> list[ClientEvent]:
+    """Until Client.fetch_state lands (branch wip-dpy): the state the cluster's cache would give,
+    READY, then the GUILD_CREATEs and the structural events since, of each live session, in order,
+    taken from the simulator's dispatch logs, with the (conn, session, seq) the stream gives them."""
+    out: list[ClientEvent] = []
+    for session in sorted(sim.sessions.values(), key=lambda s: s.shard_id):
+        if session.ended is not None:
+            continue
+        conn = ConnKey("discord", 0, session.shard_id, session.num_shards)
+        for seq in range(1, session.last_seq + 1):
+            payload = msgspec.json.decode(session.payload(seq))
+            name, d = payload["t"], payload["d"]
+            if name in adapter_mod.STATE_EVENTS:
+                key = int(d["id"]) if name == "GUILD_CREATE" else d.get("guild_id") and int(d["guild_id"])
+                event = Event(conn, session.id, seq, name, key, msgspec.json.encode(d))
+                out.append(ClientEvent(event, False))
+    return out
+
+
+@pytest.mark.timeout(60)
+async def test_hikari_bot_when_run_on_a_cluster_and_restarted_gets_every_message_once_and_every_guild(
+    sim_factory: SimFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GatewayBot with message and guild listeners on `shardrunner start` (2 shards) against the
+    simulator, closed and started again (a new GatewayBot, same group) while the gateway goes on:
+    between them their listeners got every guild message of the simulator's logs once, each bot
+    cached every guild and saw each shard's READY, and the bot's presence went out on each shard."""
+    sim = await sim_factory(
+        shards=SHARDS,
+        guilds_per_shard=3,
+        rate=40,
+        identify_window=0.1,
+        heartbeat_interval_ms=1000,
+        max_members=40,
+    )
+    if not hasattr(Client, "fetch_state"):
+
+        async def fetch_state(
+            self: Client, platform: str = "discord", timeout: float = 30.0
+        ) -> list[ClientEvent]:
+            return sim_state(sim)
+
+        monkeypatch.setattr(Client, "fetch_state", fetch_state, raising=False)
+    cluster = Cluster(sim, tmp_path / "run", "--shards", str(SHARDS), "--workers", "1", "--groups", "hik")
+    bots: list[hikari.GatewayBot] = []
+    try:
+        await cluster.ready(SHARDS)
+
+        async def run_bot() -> Seen:
+            bot = hikari.GatewayBot(
+                TOKEN,
+                rest_url=sim.url + "/api/v10",
+                banner=None,
+                logs=None,
+                suppress_optimization_warning=True,
+            )
+            bots.append(bot)
+            seen = Seen(bot)
+            await adapter_mod.start(bot, group="hik", run_dir=cluster.run_dir, status_every=0.5)
+            guilds = set(sim.world.guild_ids)
+            await wait_for(lambda: set(bot.cache.get_guilds_view()) == guilds, 10, "every guild cached")
+            await wait_for(lambda: {g for g, _ in seen.guilds} == guilds, 10, "GuildAvailableEvent for each")
+            await wait_for(lambda: sorted(seen.ready) == list(range(SHARDS)), 10, "ShardReadyEvent for each")
+            assert len(seen.guilds) == len(guilds)
+            assert all(shard == (gid >> 22) % SHARDS for gid, shard in seen.guilds)
+            return seen
+
+        first = await run_bot()
+        await wait_for(lambda: len(first.messages) >= 15, 10, "messages in the first bot")
+        assert bots[0].shard_count == SHARDS
+        await wait_for(lambda: not math.isnan(bots[0].heartbeat_latency), 10, "a heartbeat latency")
+        await asyncio.wait_for(bots[0].close(), 10)
+        # The gateway goes on while no bot runs: the group keeps what comes meanwhile.
+        marks = {s.id: s.last_seq for s in sim.sessions.values() if s.ended is None}
+        await wait_for(
+            lambda: all(sim.sessions[sid].last_seq >= seq + 40 for sid, seq in marks.items()),
+            10,
+            "1 s of traffic",
+        )
+        second = await run_bot()
+        await bots[1].update_presence(status=hikari.Status.IDLE)
+        sim.config = sim.config.replace(rate=0)
+        expected, guilds = sim_record(sim)
+        assert guilds == set(sim.world.guild_ids)
+        got = [*first.messages, *second.messages]
+
+        def complete() -> bool:
+            got[:] = [*first.messages, *second.messages]
+            return {m for m, _ in got} >= set(expected)
+
+        await wait_for(complete, 15, "every guild message of the simulator's logs")
+        assert len(got) == len(expected), "a message reached the listeners twice"
+        assert dict(got) == expected  # each on the shard that sent it
+        assert len(second.messages) > 0
+        presences = [c for c in sim.stats()["commands"] if c["op"] == 3]
+        assert sorted(c["shard"][0] for c in presences) == list(range(SHARDS))
+        assert all(c["d"]["status"] == "idle" for c in presences)
+    finally:
+        for bot in bots:
+            if bot.is_alive:
+                await asyncio.wait_for(bot.close(), 10)
+        await cluster.stop(grace=20)
