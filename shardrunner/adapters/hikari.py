@@ -31,7 +31,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -128,11 +128,15 @@ class HikariAdapter:
         return self.shards[0 if guild is None else snowflakes.calculate_shard_id(self.count, guild)]
 
     # -- the feed -------------------------------------------------------------------------------
-    def feed_state(self, events: Iterable[ClientEvent]) -> None:
-        """Feed the cluster's state, in order, and remember what it covered of each session."""
+    def feed_state(self, events: Iterable[ClientEvent], marks: Mapping[Any, tuple[str, int]]) -> None:
+        """Feed the cluster's state, in order, and remember what it covered of each session: the
+        ``(session, seq)`` each connection's answer reflects (``marks``), or its last event's."""
+        upto = self._state_upto
+        for conn, (session, seq) in marks.items():
+            upto[(conn, session)] = max(upto.get((conn, session), 0), seq)
         for event in events:
             place = (event.conn, event.session)
-            self._state_upto[place] = max(self._state_upto.get(place, 0), event.seq)
+            upto[place] = max(upto.get(place, 0), event.seq)
             self._consume(event)
 
     def feed(self, event: ClientEvent) -> None:
@@ -295,12 +299,13 @@ async def start(
                 # covers the branches without it.
                 fetch = client.fetch_state  # type: ignore[attr-defined,unused-ignore]
                 fetched = await fetch(PLATFORM, timeout=state_timeout)
+                marks = client.state_marks  # type: ignore[attr-defined,unused-ignore]
             except ClientError as exc:
                 log.warning(
                     "no state from the cluster (%s): the cache holds only what the stream brings", exc
                 )
             else:
-                adapter.feed_state(fetched)
+                adapter.feed_state(fetched, marks)
         if status_every:
             await adapter.read_status()
         await adapter.run_feed()
