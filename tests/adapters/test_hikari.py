@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import signal
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +31,6 @@ from shardrunner.sim.discord.world import World
 from tests.cluster.conftest import Cluster
 from tests.conftest import TOKEN, SimFactory, wait_for
 
-pytestmark = pytest.mark.asyncio
 
 SHARDS = 2
 
@@ -472,3 +473,41 @@ async def test_hikari_bot_when_run_on_a_cluster_and_restarted_gets_every_message
             if bot.is_alive:
                 await asyncio.wait_for(bot.close(), 10)
         await cluster.stop(grace=20)
+
+
+class EndingClient(FakeClient):
+    """A stream that breaks after what it was given."""
+
+    async def next_event(self) -> ClientEvent:
+        if self.stream.empty():
+            raise RuntimeError("the stream broke")
+        return self.stream.get_nowait()
+
+
+def test_run_when_the_stream_breaks_closes_the_bot_and_returns() -> None:
+    stream = Stream()
+    client = EndingClient(stream.conns, state=stream.startup())
+    bot = new_bot()
+    seen = Seen(bot)
+    client.stream.put_nowait(stream.message(0))
+    adapter_mod.run(bot, client=client, status_every=None)  # type: ignore[arg-type]
+    assert client.closed
+    assert not bot.is_alive
+    assert len(seen.messages) == 1
+    assert seen.lifecycle == ["StartingEvent", "StartedEvent", "StoppingEvent", "StoppedEvent"]
+
+
+def test_run_when_sigterm_comes_closes_the_bot_and_returns() -> None:
+    stream = Stream()
+    client = FakeClient(stream.conns, state=stream.startup())
+    bot = new_bot()
+    seen = Seen(bot)
+
+    async def on_started(_: hikari.StartedEvent) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # run() handles it from before the bot starts
+
+    bot.subscribe(hikari.StartedEvent, on_started)
+    adapter_mod.run(bot, client=client, status_every=None)  # type: ignore[arg-type]
+    assert client.closed
+    assert not bot.is_alive
+    assert seen.lifecycle[-2:] == ["StoppingEvent", "StoppedEvent"]
