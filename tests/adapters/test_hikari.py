@@ -31,7 +31,6 @@ from shardrunner.sim.discord.world import World
 from tests.cluster.conftest import Cluster
 from tests.conftest import TOKEN, SimFactory, wait_for
 
-
 SHARDS = 2
 
 
