@@ -510,3 +510,21 @@ def test_run_when_sigterm_comes_closes_the_bot_and_returns() -> None:
     assert client.closed
     assert not bot.is_alive
     assert seen.lifecycle[-2:] == ["StoppingEvent", "StoppedEvent"]
+
+
+async def test_shards_when_a_new_set_delivers_before_the_switch_stay_the_old_set(
+    bot: hikari.GatewayBot,
+) -> None:
+    old = Stream()
+    client = FakeClient(old.conns, state=old.startup())
+    seen = Seen(bot)
+    await start(bot, client)
+    new = Stream(shards=4, generation=1)
+    client.conns = sorted([*old.conns, *new.conns])
+    client.platforms = {"discord": {"generation": 0}}  # the endpoints answer: set 0 still delivers
+    message = new.message(3)
+    client.stream.put_nowait(message)
+    await wait_for(lambda: len(seen.messages) == 1, 5, "the new set's message")
+    assert bot.shard_count == SHARDS
+    assert message.guild_id is not None
+    assert seen.messages[0][1] == (message.guild_id >> 22) % SHARDS
