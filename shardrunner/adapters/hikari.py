@@ -121,11 +121,11 @@ class HikariAdapter:
         """The shard object an event is handed to hikari with: its own connection's, or, for an
         event of another set (a reshard's overlap), the shard of this set that owns its guild."""
         conn = event.conn
-        if conn.generation > self.generation and time.monotonic() >= self._next_check:
-            # A newer set delivers during a reshard's overlap before the switch names it: look
-            # again at most once a second, not at each of its events.
-            if not self.refresh_set():
-                self._next_check = time.monotonic() + 1.0
+        # A newer set delivers during a reshard's overlap before the switch names it: look again
+        # at most once a second, not at each of its events.
+        newer = conn.generation > self.generation and time.monotonic() >= self._next_check
+        if newer and not self.refresh_set():
+            self._next_check = time.monotonic() + 1.0
         if conn.generation == self.generation and conn.count == self.count:
             return self.shards[conn.shard]
         guild = event.guild_id
