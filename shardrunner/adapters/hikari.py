@@ -176,15 +176,20 @@ class HikariAdapter:
         self.fed += 1
 
     async def _pump(self) -> None:
-        try:
-            while True:
-                self.feed(await self.client.next_event())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("the feed from shardrunner stopped; the bot is closing")
-            if self._closing is None:  # this task is done by the time the close runs
-                self._closing = asyncio.ensure_future(self._close())
+        while True:
+            try:
+                event = await self.client.next_event()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the stream from shardrunner stopped; the bot is closing")
+                if self._closing is None:  # this task is done by the time the close runs
+                    self._closing = asyncio.ensure_future(self._close())
+                return
+            try:
+                self.feed(event)
+            except Exception:  # one event hikari (or the adapter) cannot take: the next one can
+                log.exception("%r could not be handed to hikari; going on", event)
 
     async def read_status(self) -> None:
         """Each shard's heartbeat latency and state from the cluster's status (kept if it fails)."""

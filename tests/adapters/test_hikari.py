@@ -246,6 +246,20 @@ async def test_feed_when_an_event_is_twitch_s_or_unknown_to_hikari_goes_on(bot: 
     assert adapter.fed == fed + 2  # the unknown one was handed on (hikari ignores it), Twitch's not
 
 
+async def test_feed_when_an_event_cannot_be_taken_logs_it_and_goes_on(
+    bot: hikari.GatewayBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = Stream()
+    client = FakeClient(stream.conns, state=stream.startup())
+    seen = Seen(bot)
+    await start(bot, client)
+    client.stream.put_nowait(stream.event(0, "READY", {"v": 10}))  # no user: the adapter's KeyError
+    client.stream.put_nowait(stream.message(0))
+    await wait_for(lambda: len(seen.messages) == 1, 5, "the message after it")
+    assert "could not be handed to hikari" in caplog.text
+    assert bot.is_alive
+
+
 async def test_start_when_the_cluster_keeps_no_state_runs_on_the_stream_alone(bot: hikari.GatewayBot) -> None:
     stream = Stream()
     client = FakeClient(stream.conns, state=None)
