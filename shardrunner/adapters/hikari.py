@@ -31,7 +31,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -46,9 +46,8 @@ log = logging.getLogger("shardrunner.adapters.hikari")
 
 PLATFORM: Final = "discord"
 #: The dispatches the cluster's state holds beside READY (the worker's state cache: the same set as
-#: ``protocol.discord.STATE_EVENTS``): a live copy of one of these that the fetched state already
-#: covers (same connection and session, a seq not after the state's last) is not parsed again, as
-#: it would put an older view of the guild over the state's.
+#: ``protocol.discord.STATE_EVENTS``, and READY). A live one the fetched state already covers is
+#: not handed to hikari again: it would put an older view of the guild over the state's.
 STATE_EVENTS: Final = frozenset(
     {
         "READY",
@@ -62,7 +61,10 @@ STATE_EVENTS: Final = frozenset(
 )  # fmt: skip
 #: What of a ``GatewayBot`` the adapter sets itself, as ``GatewayBot.start`` would: hikari has no
 #: public way to run a bot on shards it did not make (checked by :func:`start`, tested with 2.7).
-_BOT_INTERNALS: Final = ("_closed_event", "_closing_event", "_shards", "_rest", "_voice")
+_BOT_INTERNALS: Final = ("_closed_event", "_closing_event", "_shards", "_rest", "_voice", "_event_manager")
+#: The state's events that hikari dispatches to listeners, as its own start would: the rest of the
+#: state (the structural events since) only updates the cache: it is state, not news.
+_STATE_NEWS: Final = frozenset({"READY", "GUILD_CREATE"})
 
 
 class HikariAdapter:
@@ -78,8 +80,8 @@ class HikariAdapter:
         #: Events handed to hikari's event manager; live copies of state events left out.
         self.fed = 0
         self.skipped = 0
-        #: (conn, session) -> the last seq the fetched state covered of it.
-        self._state_upto: dict[tuple[Any, str], int] = {}
+        #: Per connection, the (session, seq) the fetched state reflects (its mark).
+        self.marks: dict[Any, tuple[str, int]] = {}
         self._user_id: snowflakes.Snowflake | None = None
         self._next_check = 0.0
         self._closed = asyncio.Event()
@@ -133,30 +135,52 @@ class HikariAdapter:
 
     # -- the feed -------------------------------------------------------------------------------
     def feed_state(self, events: Iterable[ClientEvent], marks: Mapping[Any, tuple[str, int]]) -> None:
-        """Feed the cluster's state, in order, and remember what it covered of each session: the
-        ``(session, seq)`` each connection's answer reflects (``marks``), or its last event's."""
-        upto = self._state_upto
-        for conn, (session, seq) in marks.items():
-            upto[(conn, session)] = max(upto.get((conn, session), 0), seq)
+        """Feed the cluster's state, in order, and keep each connection's mark: the ``(session,
+        seq)`` its answer reflects (``marks``: ``Client.state_marks``), else its last event's."""
+        self.marks = {conn: mark for conn, mark in marks.items() if conn.platform == PLATFORM}
         for event in events:
-            place = (event.conn, event.session)
-            upto[place] = max(upto.get(place, 0), event.seq)
-            self._consume(event)
+            conn = event.conn
+            mark = self.marks.get(conn)
+            if mark is None or (mark[0] == event.session and mark[1] < event.seq):
+                self.marks[conn] = (event.session, event.seq)
+            if event.name in _STATE_NEWS:
+                self._consume(event)
+            else:
+                with self._unheard():
+                    self._consume(event)
+
+    @contextlib.contextmanager
+    def _unheard(self) -> Iterator[None]:
+        """hikari's dispatch finds no listener and no waiter meanwhile; its cache is updated."""
+        manager = self.bot._event_manager
+        listeners, waiters = manager._listeners, manager._waiters
+        manager._listeners, manager._waiters = {}, {}
+        try:
+            yield
+        finally:
+            manager._listeners, manager._waiters = listeners, waiters
 
     def feed(self, event: ClientEvent) -> None:
-        """Hand one event of the stream to hikari (unless it is not Discord's, or is a live copy of
-        what the fetched state already gave)."""
-        if event.conn.platform != PLATFORM:
+        """Hand one event of the stream to hikari, unless it is not Discord's or the fetched state
+        holds it already (the rule of the discord.py adapter, per connection against its mark):
+        a state event of the mark's session at or below its seq (also one redelivered after newer
+        ones: a killed bot's unacknowledged events come again), or of another session before a
+        READY of another session came (an older session's backlog)."""
+        conn = event.conn
+        if conn.platform != PLATFORM:
             return
-        if self._state_upto:
-            place = (event.conn, event.session)
-            upto = self._state_upto.get(place)
-            if upto is not None:
-                if event.seq > upto:
-                    del self._state_upto[place]  # the stream is past the state: nothing more to skip
-                elif event.name in STATE_EVENTS:
+        mark = self.marks.get(conn) if self.marks else None
+        if mark is not None and event.name in STATE_EVENTS:
+            session, seq = mark
+            if event.session == session:
+                if event.seq <= seq:
                     self.skipped += 1
                     return
+            elif event.name == "READY":
+                del self.marks[conn]  # a session newer than the state: all of it is news
+            else:
+                self.skipped += 1
+                return
         self._consume(event)
 
     def _consume(self, event: ClientEvent) -> None:

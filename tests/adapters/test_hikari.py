@@ -561,3 +561,77 @@ async def test_shards_when_a_new_set_delivers_before_the_switch_stay_the_old_set
     assert bot.shard_count == SHARDS
     assert message.guild_id is not None
     assert seen.messages[0][1] == (message.guild_id >> 22) % SHARDS
+
+
+def renamed(stream: Stream, gid: int, name: str) -> Any:
+    d = msgspec.json.decode(stream.world.guild_create(gid, 250))
+    d["name"] = name
+    return d
+
+
+async def test_feed_state_when_structural_events_follow_the_guilds_updates_the_cache_without_listeners(
+    bot: hikari.GatewayBot,
+) -> None:
+    stream = Stream()
+    gid = stream.world.guilds_for(0, SHARDS)[0]
+    state = [*stream.startup(), stream.event(0, "GUILD_UPDATE", renamed(stream, gid, "Renamed"), gid)]
+    client = FakeClient(stream.conns, state=state)
+    seen = Seen(bot)
+    updates: list[int] = []
+
+    async def on_update(event: hikari.GuildUpdateEvent) -> None:
+        updates.append(int(event.guild_id))
+
+    bot.subscribe(hikari.GuildUpdateEvent, on_update)
+    await start(bot, client)
+    await wait_for(lambda: len(seen.guilds) == len(stream.world.guild_ids), 5, "a guild event for each")
+    guild = bot.cache.get_guild(gid)
+    assert guild is not None
+    assert guild.name == "Renamed"
+    # A live update is news: its listener fires (so the one of the state would have, had it run).
+    client.stream.put_nowait(stream.event(0, "GUILD_UPDATE", renamed(stream, gid, "Live"), gid))
+    await wait_for(lambda: updates == [gid], 5, "GuildUpdateEvent for the live update")
+    assert bot.cache.get_guild(gid).name == "Live"  # type: ignore[union-attr]
+
+
+async def test_feed_when_a_state_event_is_redelivered_after_newer_ones_skips_it(
+    bot: hikari.GatewayBot,
+) -> None:
+    stream = Stream()
+    gid = stream.world.guilds_for(0, SHARDS)[0]
+    # Shard 0's session: seq 1 an update the cache folded into the guild's GUILD_CREATE (seq 5,
+    # after the READY and the first GUILD_CREATEs): the state holds the folded one only.
+    old = stream.event(0, "GUILD_UPDATE", renamed(stream, gid, "Old"), gid)
+    state = stream.startup()
+    state[1] = stream.event(0, "GUILD_CREATE", renamed(stream, gid, "Folded"), gid)
+    client = FakeClient(stream.conns, state=state)
+    seen = Seen(bot)
+    adapter = await start(bot, client)
+    client.stream.put_nowait(stream.message(0))  # newer than the mark
+    client.stream.put_nowait(old)  # a killed bot's unacknowledged event, redelivered late
+    client.stream.put_nowait(stream.message(0))
+    await wait_for(lambda: len(seen.messages) == 2, 5, "both messages")
+    assert adapter.skipped == 1
+    assert bot.cache.get_guild(gid).name == "Folded"  # type: ignore[union-attr]
+
+
+async def test_feed_when_an_older_session_s_backlog_comes_skips_it_until_a_new_session_s_ready(
+    bot: hikari.GatewayBot,
+) -> None:
+    stream = Stream()
+    gid = stream.world.guilds_for(0, SHARDS)[0]
+    client = FakeClient(stream.conns, state=stream.startup())
+    seen = Seen(bot)
+    adapter = await start(bot, client)
+
+    def on(session: str, seq: int, name: str, d: Any, key: int | None = None) -> ClientEvent:
+        return ClientEvent(Event(stream.conns[0], session, seq, name, key, msgspec.json.encode(d)), False)
+
+    client.stream.put_nowait(on("older", 90, "GUILD_UPDATE", renamed(stream, gid, "Older"), gid))
+    ready = stream.ready(0)
+    client.stream.put_nowait(on("newer", 1, "READY", ready.data))
+    client.stream.put_nowait(on("newer", 2, "GUILD_UPDATE", renamed(stream, gid, "Newer"), gid))
+    await wait_for(lambda: seen.ready.count(0) == 2, 5, "the new session's ShardReadyEvent")
+    await wait_for(lambda: bot.cache.get_guild(gid).name == "Newer", 5, "the new session's update")  # type: ignore[union-attr]
+    assert adapter.skipped == 1
+    assert stream.conns[0] not in adapter.marks
