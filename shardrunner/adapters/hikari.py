@@ -13,14 +13,17 @@ shardrunner.adapters.hikari.run(bot, group="mybot")   # instead of bot.run()
 REST and voice components, dispatches ``StartingEvent``, joins the consumer group ``group`` of the
 running cluster, puts one :class:`~shardrunner.adapters.hikari_shard.BusShard` per shard of the set
 that delivers into ``bot.shards``, feeds the cluster's state (each connection's READY, its
-GUILD_CREATEs and the structural events since: ``Client.fetch_state``), starts feeding the stream,
-and dispatches ``StartedEvent``. Every Discord event goes into
+GUILD_CREATEs and the structural events since: ``Client.fetch_state``; the structural events update
+the cache without waking listeners), starts feeding the stream, and dispatches ``StartedEvent``.
+A live event the state already holds is not fed again (:meth:`HikariAdapter.feed`, the rule of the
+discord.py adapter). Every Discord event goes into
 ``bot.event_manager.consume_raw_event(name, shard, payload)``, as hikari's own shard hands it on,
 so the cache and every listener work. ``bot.close()`` ends it: the shards' ``close`` stops the
 feed and closes the client, which acknowledges what was fed and leaves the group.
 
 An event counts as processed (acknowledged) once hikari's event manager took it: its cache was
-updated and its listeners were scheduled, not run to the end. See docs/adapters.md for the rest.
+updated and its listeners were scheduled, not run to the end. See docs/adapters.md (its hikari
+section) for the rest.
 """
 
 from __future__ import annotations
