@@ -49,7 +49,8 @@ ALLOWED: dict[str, set[str]] = {
     # The Redis side of several hosts: driven by the supervisor, knowing nothing of it or the worker.
     "shardrunner.cluster.hosts": {"shardrunner.protocol", "shardrunner.identify", "shardrunner.cluster.plan"},
     "shardrunner.sim": {"shardrunner.protocol", "shardrunner.settings"},
-    # Existing bots on the stream (discord.py): what a bot process imports, and the bot library.
+    # Existing bots on the stream (discord.py, hikari): what a bot process imports, and the bot
+    # library (an optional extra).
     "shardrunner.adapters": {"shardrunner.protocol", "shardrunner.client"},
     "shardrunner.cli": {"*"},
     "shardrunner": {"*"},  # __init__ and __main__
@@ -61,7 +62,7 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 
 #: Third-party modules a bot process must not load through ``import shardrunner.client``.
-CLIENT_MUST_NOT_LOAD = {"click", "psutil", "zstandard", "zlib_ng", "discord"}
+CLIENT_MUST_NOT_LOAD = {"click", "psutil", "zstandard", "zlib_ng", "discord", "hikari"}
 
 #: Modules outside every platform package: nothing in them may say guild, op or d.
 PLATFORM_NEUTRAL = (

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-FORBIDDEN_MODULES = ("click", "psutil", "zstandard", "zlib_ng")
+FORBIDDEN_MODULES = ("click", "psutil", "zstandard", "zlib_ng", "hikari")
 FORBIDDEN_PACKAGES = ("shardrunner.cluster", "shardrunner.gateway", "shardrunner.settings")
 
 
