@@ -44,24 +44,15 @@ from hikari import errors, presences, snowflakes
 from shardrunner.adapters.hikari_shard import BusShard
 from shardrunner.client import Client, ClientError, ClientEvent
 from shardrunner.client.discord import active_set
+from shardrunner.protocol.discord import STATE_EVENTS as STATE_EVENT_NAMES
 
 log = logging.getLogger("shardrunner.adapters.hikari")
 
 PLATFORM: Final = "discord"
-#: The dispatches the cluster's state holds beside READY (the worker's state cache: the same set as
-#: ``protocol.discord.STATE_EVENTS``, and READY). A live one the fetched state already covers is
-#: not handed to hikari again: it would put an older view of the guild over the state's.
-STATE_EVENTS: Final = frozenset(
-    {
-        "READY",
-        "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE",
-        "CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE",
-        "THREAD_CREATE", "THREAD_UPDATE", "THREAD_DELETE",
-        "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE",
-        "GUILD_EMOJIS_UPDATE", "GUILD_STICKERS_UPDATE",
-        "GUILD_MEMBER_ADD", "GUILD_MEMBER_REMOVE", "GUILD_MEMBER_UPDATE",
-    }
-)  # fmt: skip
+#: The dispatches the cluster's state holds (the worker's state cache: READY and
+#: ``protocol.discord.STATE_EVENTS``). A live one the fetched state already covers is not handed to
+#: hikari again: it would put an older view of the guild over the state's.
+STATE_EVENTS: Final = frozenset({"READY"}) | STATE_EVENT_NAMES
 #: What of a ``GatewayBot`` the adapter sets itself, as ``GatewayBot.start`` would: hikari has no
 #: public way to run a bot on shards it did not make (checked by :func:`start`, tested with 2.7).
 _BOT_INTERNALS: Final = ("_closed_event", "_closing_event", "_shards", "_rest", "_voice", "_event_manager")
@@ -331,11 +322,8 @@ async def start(
         adapter.refresh_set()
         if state:
             try:
-                # Client.fetch_state comes with the state cache (branch wip-dpy); the ignore
-                # covers the branches without it.
-                fetch = client.fetch_state  # type: ignore[attr-defined,unused-ignore]
-                fetched = await fetch(PLATFORM, timeout=state_timeout)
-                marks = client.state_marks  # type: ignore[attr-defined,unused-ignore]
+                fetched = await client.fetch_state(PLATFORM, timeout=state_timeout)
+                marks = client.state_marks
             except ClientError as exc:
                 log.warning(
                     "no state from the cluster (%s): the cache holds only what the stream brings", exc

@@ -9,9 +9,10 @@ default; :mod:`.values` is the typed :class:`Settings` of ``shardrunner start``;
 
 from __future__ import annotations
 
+from shardrunner.settings.discord import DISCORD
 from shardrunner.settings.load import ALL_SECTIONS, CONFIG_ENV, Resolved, resolve
 from shardrunner.settings.registry import ENV_PREFIX, MASK, Section, Setting, SettingsError
-from shardrunner.settings.sections import BUS, CLUSTER, DISCORD, START_SECTIONS
+from shardrunner.settings.sections import BUS, CLUSTER, START_SECTIONS
 from shardrunner.settings.sim import SIM_DISCORD, SIM_DISCORD_SECTIONS
 from shardrunner.settings.sim_twitch import SIM_TWITCH, SIM_TWITCH_SECTIONS
 from shardrunner.settings.values import SETTINGS, LogLevel, Progress, Settings, load_settings

@@ -21,7 +21,7 @@ import pytest
 
 from shardrunner.adapters import hikari as adapter_mod
 from shardrunner.adapters.hikari import HikariAdapter
-from shardrunner.client import Client, ClientError, ClientEvent
+from shardrunner.client import ClientError, ClientEvent
 from shardrunner.client.discord import active_set
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
@@ -373,39 +373,15 @@ def sim_record(sim: Simulator) -> tuple[dict[int, int], set[int]]:
     return messages, guilds
 
 
-def sim_state(sim: Simulator) -> list[ClientEvent]:
-    """Until Client.fetch_state lands (branch wip-dpy): the state the cluster's cache would give,
-    READY, then the GUILD_CREATEs and the structural events since, of each live session, in order,
-    taken from the simulator's dispatch logs, with the (conn, session, seq) the stream gives them."""
-    out: list[ClientEvent] = []
-    for session in sorted(sim.sessions.values(), key=lambda s: s.shard_id):
-        if session.ended is not None:
-            continue
-        conn = ConnKey("discord", 0, session.shard_id, session.num_shards)
-        for seq in range(1, session.last_seq + 1):
-            payload = msgspec.json.decode(session.payload(seq))
-            name, d = payload["t"], payload["d"]
-            if name in adapter_mod.STATE_EVENTS:
-                key = int(d["id"]) if name == "GUILD_CREATE" else d.get("guild_id") and int(d["guild_id"])
-                event = Event(conn, session.id, seq, name, key, msgspec.json.encode(d))
-                out.append(ClientEvent(event, False))
-    return out
-
-
 async def add_guilds(sim: Simulator, n: int) -> set[int]:
     status, body, _ = await http_json(sim, "POST", "/_sim/guilds", {"add": n})
     assert status == 200, body
     return {int(g) for g in body["added"]}
 
 
-#: The cluster keeps the state the restarted bot fetches (the state cache of branch wip-dpy); until
-#: that lands the test stands in for Client.fetch_state with the simulator's logs.
-STATE_CACHE = ["--state-cache"] if hasattr(Client, "fetch_state") else []
-
-
 @pytest.mark.timeout(60)
 async def test_hikari_bot_when_run_on_a_cluster_and_restarted_gets_every_message_once_and_every_guild(
-    sim_factory: SimFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sim_factory: SimFactory, tmp_path: Path
 ) -> None:
     """A GatewayBot with message and guild listeners on `shardrunner start` (2 shards) against the
     simulator, closed and started again (a new GatewayBot, same group) while the gateway goes on:
@@ -420,20 +396,7 @@ async def test_hikari_bot_when_run_on_a_cluster_and_restarted_gets_every_message
         heartbeat_interval_ms=1000,
         max_members=40,
     )
-    if not hasattr(Client, "fetch_state"):
-
-        async def fetch_state(
-            self: Client, platform: str = "discord", timeout: float = 30.0
-        ) -> list[ClientEvent]:
-            self.state_marks = {  # the (session, seq) the state reflects, as Client's
-                ConnKey("discord", 0, s.shard_id, s.num_shards): (s.id, s.last_seq)
-                for s in sim.sessions.values()
-                if s.ended is None
-            }
-            return sim_state(sim)
-
-        monkeypatch.setattr(Client, "fetch_state", fetch_state, raising=False)
-    args = ["--shards", str(SHARDS), "--workers", "1", "--groups", "hik", *STATE_CACHE]
+    args = ["--shards", str(SHARDS), "--workers", "1", "--groups", "hik", "--state-cache"]
     cluster = Cluster(sim, tmp_path / "run", *args)
     bots: list[hikari.GatewayBot] = []
     try:
@@ -463,9 +426,8 @@ async def test_hikari_bot_when_run_on_a_cluster_and_restarted_gets_every_message
         assert bots[0].shard_count == SHARDS
         await wait_for(lambda: not math.isnan(bots[0].heartbeat_latency), 10, "a heartbeat latency")
         joined = await add_guilds(sim, 2)
-        # hikari fires GuildJoinEvent for a GUILD_CREATE without "unavailable" (a join on Discord),
-        # GuildAvailableEvent for one with it (this simulator's joins until wip-dpy): either counts.
-        await wait_for(lambda: joined <= {g for g, _ in first.guilds}, 10, "a guild event for each join")
+        # A join's GUILD_CREATE has no "unavailable" (as on Discord): hikari calls it a GuildJoinEvent.
+        await wait_for(lambda: joined <= set(first.joined), 10, "a GuildJoinEvent for each join")
         assert joined <= set(bots[0].cache.get_guilds_view())
         await asyncio.wait_for(bots[0].close(), 10)
         # While no bot runs: guilds join and one leaves (the next bot's cache must say so).
