@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import PREFIX, WILDCARD
 
 #: An event and its flags (:data:`REDELIVERED`, :data:`DEDUPE`).
 Item = tuple[Event, int]
@@ -46,6 +48,8 @@ class Member:
     inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
     inflight_events: int = 0
     waiting: deque[Item] = field(default_factory=deque)
+    #: The lifecycle events it asked for (named in its events or its join's ``lifecycle``).
+    lifecycle: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False)
@@ -63,6 +67,8 @@ class Group:
     dropped: dict[tuple[ConnKey, str], list[list[int]]] = field(default_factory=dict)
     dropped_total: int = 0
     owners: dict[object, Member] = field(default_factory=dict)
+    #: The lifecycle events (``shardrunner.*``) its members asked for: they are opt-in.
+    lifecycle: frozenset[str] = frozenset()
 
     def owner(self, key: object) -> Member:
         member = self.owners.get(key)
@@ -72,11 +78,25 @@ class Group:
         return member
 
     def subscribes(self, name: str) -> bool:
+        """Whether the group gets events of this name (the router caches the answer per name).
+
+        Lifecycle events are opt-in: ``events=None`` means every platform event, not shardrunner's
+        own; a group gets those it names (in its events, or its members' ``lifecycle`` list), or
+        all of them with ``shardrunner.*``."""
+        if name.startswith(PREFIX):
+            lifecycle = self.lifecycle
+            return name in lifecycle or WILDCARD in lifecycle
         return self.events is None or name in self.events
 
     def owes(self) -> int:
         """Events held for this group: waiting, in its backlog, or sent and not acknowledged."""
         return self.held_events + sum(m.inflight_events for m in self.members.values())
+
+
+def lifecycle_names(events: Iterable[str] | None, lifecycle: Iterable[str] | None = None) -> frozenset[str]:
+    """The lifecycle names among a join's ``events``, with those of its ``lifecycle`` list."""
+    named = frozenset(e for e in events or () if e.startswith(PREFIX))
+    return named | frozenset(lifecycle or ())
 
 
 def score(member: str, key: object) -> bytes:

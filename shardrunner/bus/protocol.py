@@ -45,6 +45,9 @@ class Join(msgspec.Struct, tag="join"):
     #: This group's queue bounds on the worker (None: the cluster's queue_events / queue_bytes).
     max_events: int | None = None
     max_bytes: int | None = None
+    #: Lifecycle events (``shardrunner.ready``..., or ``shardrunner.*``) wanted beside ``events``:
+    #: how a member with ``events=None`` (every platform event) asks for some (they are opt-in).
+    lifecycle: list[str] | None = None
 
 
 class Leave(msgspec.Struct, tag="leave"):

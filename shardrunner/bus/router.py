@@ -19,7 +19,9 @@ Rules:
 - A connection can be set to another delivery mode than ``live`` (a reshard, see
   :class:`~shardrunner.bus.protocol.Delivery`): ``hold`` and ``mute`` keep its events from every
   group (counted in :attr:`Router.withheld`), ``dedupe`` marks them for the client's check across
-  connection sets.
+  connection sets. Lifecycle events (``shardrunner.*``) are delivered whatever the mode.
+- Lifecycle events are opt-in: a group with ``events=None`` gets every platform event but only
+  the lifecycle events its members name (``Group.subscribes``).
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
+from shardrunner.bus import groups as tables
 from shardrunner.bus import protocol as p
 from shardrunner.bus.groups import DEDUPE, REDELIVERED, STAMP_SHIFT, Group, Item, Limits, Member, key_of
 from shardrunner.bus.holds import Holds
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import PREFIX as _LIFECYCLE
 
 __all__ = ["Group", "Item", "Limits", "Member", "Router"]
 
@@ -75,6 +79,7 @@ class Router:
             group = self.groups[name] = Group(
                 name, self.limits, None if events is None else frozenset(events)
             )
+            group.lifecycle = tables.lifecycle_names(events)
             self._by_name.clear()
         return group
 
@@ -92,7 +97,8 @@ class Router:
             # A re-join: what it had not acknowledged comes again (the group stays, even ephemeral).
             self._remove(group, join.member, keep_group=True)
         events = None if join.events is None else frozenset(join.events)
-        group.members[join.member] = Member(join.member, identity, events, now)
+        group.members[join.member] = member = Member(join.member, identity, events, now)
+        member.lifecycle = tables.lifecycle_names(join.events, join.lifecycle)
         self._refresh_events(group)
         group.owners.clear()
         # What waited while the group had no member goes to the members now.
@@ -150,6 +156,7 @@ class Router:
         if group.members:
             subs = [m.events for m in group.members.values()]
             group.events = None if any(s is None for s in subs) else frozenset().union(*subs)  # type: ignore[arg-type]
+            group.lifecycle = frozenset().union(*(m.lifecycle for m in group.members.values()))
             self._by_name.clear()
 
     def _reroute(self, group: Group, items: list[Item], *, front: bool) -> None:
@@ -187,7 +194,8 @@ class Router:
         item = (event, 0)
         if self._modes:  # a reshard is under way: some connections are not live
             mode = self._modes.get(event.conn)
-            if mode is not None:
+            # A lifecycle event is about the connection (no copy on the other set): never held back.
+            if mode is not None and not event.name.startswith(_LIFECYCLE):
                 if mode is not _DEDUPE_MODE:  # hold, mute: no group gets it, nothing is held
                     self.withheld[event.conn] = self.withheld.get(event.conn, 0) + 1
                     return

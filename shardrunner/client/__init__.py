@@ -27,5 +27,6 @@ from __future__ import annotations
 from shardrunner.client.client import Client
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
+from shardrunner.client.lifecycle import Lifecycle
 
-__all__ = ["Client", "ClientError", "ClientEvent", "Gap"]
+__all__ = ["Client", "ClientError", "ClientEvent", "Gap", "Lifecycle"]

@@ -20,6 +20,7 @@ import zmq.asyncio
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.cluster import messages as m
+from shardrunner.cluster.lifecycle import Fanout
 from shardrunner.cluster.supervisor import hostview, startup
 from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.assign import make_assign
@@ -122,6 +123,8 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._reloading: asyncio.Future[str] | None = None
         self._progress = Progress(settings.progress)
+        self.lifecycle = Fanout("supervisor")  # reshard, worker crashed, leases (protocol/lifecycle.py)
+        self.lifecycle_listeners = self.lifecycle.listeners  # a plain list: append listeners
 
     @property
     def stopping(self) -> bool:
@@ -225,6 +228,7 @@ class Supervisor:
             on_switch=lambda old, new: switched(self, new),
             on_done=lambda old, new: resharded(self, old, new),
         )
+        self.reconciler.notify = self.resharder.notify = self.lifecycle.emit
         try:
             self.control = startup.open_sockets(self, self._ctx)
         except startup.StartError as exc:
@@ -281,8 +285,7 @@ class Supervisor:
         return make_assign(self, worker, conns, snapshots)
 
     def _on_release(self, worker: Worker) -> None:
-        """A worker is giving its connections up: identifies and budget uses it still waits for go
-        to nobody (and what it was granted counts as written)."""
+        """A worker gives its connections up: what it waits for goes to nobody (grants count as used)."""
         assert self.grants is not None
         assert self.budgets is not None
         self.grants.forget(worker.identity)

@@ -25,14 +25,18 @@ from shardrunner.gateway.connection import (
     ConnFatalError,
     ConnState,
     GatewayConnection,
+    Notify,
     NotReady,
     Sink,
+    no_notice,
 )
 from shardrunner.gateway.platform import Platform, Reconfigurable
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 log = logging.getLogger("shardrunner.worker")
 
@@ -77,8 +81,11 @@ class ConnTable:
         clock: Clock,
         name: str = "worker",
         budgets: Budgets | None = None,
+        notify: Notify = no_notice,
     ) -> None:
         self._load = load
+        #: Every connection's lifecycle notices, and the table's own (fatal, crashed).
+        self._notify = notify
         self._identify = identify
         self._budgets = budgets
         self._on_failed = on_failed
@@ -137,6 +144,7 @@ class ConnTable:
                 backoff = Backoff(self._clock.random, RESTART_BACKOFF_BASE_S, RESTART_BACKOFF_CAP_S)
                 entry = Entry(conn, platform, part.config, backoff, epoch=epochs.get(conn.conn, 0))
                 conn.epoch = entry.epoch
+                conn.notify = self._notify
                 self.entries[conn.conn] = entry
                 entry.task = asyncio.ensure_future(self._run(conn.conn))
         return resuming
@@ -152,11 +160,17 @@ class ConnTable:
                 await conn.run()
                 return
             except ConnFatalError as exc:
+                self._notify(Notice(lifecycle.FATAL, key, {"code": exc.code, "reason": exc.advice}))
                 self._on_failed(m.ConnFailed(key, exc.code, str(exc)))
                 return
             except Exception as exc:
                 if self._closing.is_set() or entry.closing.is_set():
                     return  # it was being closed anyway
+                if conn.state is ConnState.READY:  # its session drops with it; the rebuild resumes
+                    why = f"crashed: {type(exc).__name__}"
+                    resumable = conn.session_id is not None and conn.resume_url is not None
+                    fields = {"code": None, "reason": why, "resumable": resumable}
+                    self._notify(Notice(lifecycle.DISCONNECTED, key, fields))
                 entry.crashes += 1
                 entry.last_error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
                 entry.restarting = True
@@ -185,6 +199,7 @@ class ConnTable:
             )[0]
             fresh.counters = conn.counters  # one connection, one history: its counts go on
             fresh.epoch = entry.epoch
+            fresh.notify = self._notify
             entry.conn = fresh
             entry.restarting = False
 
