@@ -26,10 +26,8 @@ from shardrunner.gateway.connection import (
     ConnFatalError,
     ConnState,
     GatewayConnection,
-    Notify,
     NotReady,
     Sink,
-    no_notice,
 )
 from shardrunner.gateway.platform import Platform, Reconfigurable
 from shardrunner.identify.budget import Budgets
@@ -50,6 +48,10 @@ SALVAGE_TIMEOUT_S: Final = 5.0
 _ERROR_CHARS: Final = 300
 _UP: Final = frozenset({lifecycle.READY, lifecycle.RESUMED})
 _DOWN: Final = frozenset({lifecycle.DISCONNECTED, lifecycle.FATAL})
+
+
+def _no_notice(notice: Notice, epoch: int) -> None:
+    """The table's notify when nobody listens (tests)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -86,10 +88,11 @@ class ConnTable:
         clock: Clock,
         name: str = "worker",
         budgets: Budgets | None = None,
-        notify: Notify = no_notice,
+        notify: Callable[[Notice, int], None] = _no_notice,
     ) -> None:
         self._load = load
-        #: Every connection's lifecycle notices, and the table's own (fatal, crashed).
+        #: Every connection's lifecycle notices, and the table's own (fatal, crashed), each with the
+        #: lease epoch of the connection's entry (its events carry it: so must these).
         self._notify = notify
         self._identify = identify
         self._budgets = budgets
@@ -215,7 +218,7 @@ class ConnTable:
             entry.up = True
         elif kind in _DOWN:
             entry.up = False
-        self._notify(notice)
+        self._notify(notice, entry.epoch)
 
     async def _salvage(self, conn: GatewayConnection) -> SessionSnapshot | None:
         """The session of a crashed connection, closed resumably if it still had a socket open."""

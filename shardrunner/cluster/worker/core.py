@@ -168,12 +168,11 @@ class Worker(Leases):
         log.info("worker %d: running %s (%d to resume)", self.slot, describe(assign.conns), resuming)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def notice(self, notice: Notice) -> None:
+    def notice(self, notice: Notice, epoch: int = 0) -> None:
         """One lifecycle notice: a connection's onto the bus (as an event of the worker's pseudo
-        session, with the epoch of the connection's holder), then to every listener."""
+        session, with ``epoch``, the lease epoch of the connection's holder), then to every listener."""
         if notice.conn is not None and self.bus is not None:
-            entry = self.conns.entries.get(notice.conn)
-            self.bus.publish(self.lifecycle_events.event(notice, entry.epoch if entry is not None else 0))
+            self.bus.publish(self.lifecycle_events.event(notice, epoch))
         self.lifecycle.emit(notice)
 
     # -- delivery modes (a reshard) -----------------------------------------------------------
@@ -186,8 +185,9 @@ class Worker(Leases):
         self.outbox.put_nowait(m.DeliverySet(message.version))
         if message.switch:
             for conn, mode in message.delivery:
-                if mode is bp.Delivery.LIVE and conn in self.conns.entries:
-                    self.notice(Notice(lifecycle.SWITCHED, conn, {}))
+                entry = self.conns.entries.get(conn)
+                if mode is bp.Delivery.LIVE and entry is not None:
+                    self.notice(Notice(lifecycle.SWITCHED, conn, {}), entry.epoch)
 
     def _apply_delivery(self, modes: dict[ConnKey, bp.Delivery], version: int, window: float = 0.0) -> None:
         had_modes = bool(self.delivery)
