@@ -14,6 +14,8 @@ from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.lifecycle import PREFIX, WILDCARD
 
+#: Among a subscription's names: every platform event (as ``events=None``).
+ALL = "*"
 #: An event and its flags (:data:`REDELIVERED`, :data:`DEDUPE`).
 Item = tuple[Event, int]
 #: Sent before to a member that failed: it may have been processed already.
@@ -48,7 +50,7 @@ class Member:
     inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
     inflight_events: int = 0
     waiting: deque[Item] = field(default_factory=deque)
-    #: The lifecycle events it asked for (named in its events or its join's ``lifecycle``).
+    #: The lifecycle events it named in its events (``events`` holds the platform's).
     lifecycle: frozenset[str] = frozenset()
 
 
@@ -80,9 +82,9 @@ class Group:
     def subscribes(self, name: str) -> bool:
         """Whether the group gets events of this name (the router caches the answer per name).
 
-        Lifecycle events are opt-in: ``events=None`` means every platform event, not shardrunner's
-        own; a group gets those it names (in its events, or its members' ``lifecycle`` list), or
-        all of them with ``shardrunner.*``."""
+        Lifecycle events are opt-in: ``events=None`` (or ``"*"`` among them) means every platform
+        event, not shardrunner's own; a group gets those its members name, or all of them with
+        ``shardrunner.*``."""
         if name.startswith(PREFIX):
             lifecycle = self.lifecycle
             return name in lifecycle or WILDCARD in lifecycle
@@ -93,10 +95,22 @@ class Group:
         return self.held_events + sum(m.inflight_events for m in self.members.values())
 
 
-def lifecycle_names(events: Iterable[str] | None, lifecycle: Iterable[str] | None = None) -> frozenset[str]:
-    """The lifecycle names among a join's ``events``, with those of its ``lifecycle`` list."""
-    named = frozenset(e for e in events or () if e.startswith(PREFIX))
-    return named | frozenset(lifecycle or ())
+def split_events(events: Iterable[str] | None) -> tuple[frozenset[str] | None, frozenset[str]]:
+    """A join's (or a remembered group's) ``events`` as (the platform's names, None: all of them;
+    the lifecycle names). ``"*"`` among them means every platform event, so a subscription to all
+    of them plus some lifecycle events is a list too: ``["*", "shardrunner.ready"]``."""
+    if events is None:
+        return None, frozenset()
+    names = frozenset(events)
+    lifecycle = frozenset(n for n in names if n.startswith(PREFIX))
+    return (None if ALL in names else names - lifecycle), lifecycle
+
+
+def subscription(events: frozenset[str] | None, lifecycle: frozenset[str]) -> list[str] | None:
+    """The inverse of :func:`split_events`: what a group is remembered and declared by."""
+    if events is None:
+        return [ALL, *sorted(lifecycle)] if lifecycle else None
+    return sorted(events | lifecycle)
 
 
 def score(member: str, key: object) -> bytes:

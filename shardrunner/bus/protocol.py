@@ -34,8 +34,8 @@ class Delivery(enum.StrEnum):
 
 
 class Join(msgspec.Struct, tag="join"):
-    """Member -> worker: deliver this group's events (of these names; every platform event when
-    ``events`` is None, and the lifecycle events named in ``events`` or ``lifecycle``)."""
+    """Member -> worker: deliver this group's events: of these names, every platform event when
+    ``events`` is None or holds ``"*"``, and the lifecycle events (``shardrunner.*``) it names."""
 
     group: str
     member: str
@@ -46,9 +46,6 @@ class Join(msgspec.Struct, tag="join"):
     #: This group's queue bounds on the worker (None: the cluster's queue_events / queue_bytes).
     max_events: int | None = None
     max_bytes: int | None = None
-    #: Lifecycle events (``shardrunner.ready``..., or ``shardrunner.*``) wanted beside ``events``:
-    #: how a member with ``events=None`` (every platform event) asks for some (they are opt-in).
-    lifecycle: list[str] | None = None
 
 
 class Leave(msgspec.Struct, tag="leave"):

@@ -20,8 +20,8 @@ Rules:
   :class:`~shardrunner.bus.protocol.Delivery`): ``hold`` and ``mute`` keep its events from every
   group (counted in :attr:`Router.withheld`), ``dedupe`` marks them for the client's check across
   connection sets. Lifecycle events (``shardrunner.*``) are delivered whatever the mode.
-- Lifecycle events are opt-in: a group with ``events=None`` gets every platform event but only
-  the lifecycle events its members name (``Group.subscribes``).
+- Lifecycle events are opt-in: a group with ``events=None`` (or ``"*"`` among them) gets every
+  platform event but only the lifecycle events its members name (``Group.subscribes``).
 """
 
 from __future__ import annotations
@@ -76,10 +76,8 @@ class Router:
         """Make sure a group exists (known from before a restart, or joining now)."""
         group = self.groups.get(name)
         if group is None:
-            group = self.groups[name] = Group(
-                name, self.limits, None if events is None else frozenset(events)
-            )
-            group.lifecycle = tables.lifecycle_names(events)
+            platform, lifecycle = tables.split_events(events)
+            group = self.groups[name] = Group(name, self.limits, platform, lifecycle=lifecycle)
             self._by_name.clear()
         return group
 
@@ -96,9 +94,8 @@ class Router:
         if join.member in group.members:
             # A re-join: what it had not acknowledged comes again (the group stays, even ephemeral).
             self._remove(group, join.member, keep_group=True)
-        events = None if join.events is None else frozenset(join.events)
-        group.members[join.member] = member = Member(join.member, identity, events, now)
-        member.lifecycle = tables.lifecycle_names(join.events, join.lifecycle)
+        events, lifecycle = tables.split_events(join.events)
+        group.members[join.member] = Member(join.member, identity, events, now, lifecycle=lifecycle)
         self._refresh_events(group)
         group.owners.clear()
         # What waited while the group had no member goes to the members now.
@@ -382,7 +379,7 @@ class Router:
         return [
             p.GroupStats(
                 name=g.name,
-                events=None if g.events is None else sorted(g.events),
+                events=tables.subscription(g.events, g.lifecycle),
                 members=len(g.members),
                 held_events=g.held_events,
                 held_bytes=g.held_bytes,

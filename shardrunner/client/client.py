@@ -193,8 +193,9 @@ class Client(DiscordCommands, TwitchCommands, LifecycleHandlers):
                     link.send(p.Alive(self.member, [join]))
 
     def _join(self) -> p.Join:
-        join = (self.group, self.member, self.events, self.durable, self.queue_events, self.queue_bytes)
-        return p.Join(*join, self.lifecycle or None)
+        # Every platform event and some lifecycle events: "*" stands for the former.
+        events = ["*", *self.lifecycle] if self.events is None and self.lifecycle else self.events
+        return p.Join(self.group, self.member, events, self.durable, self.queue_events, self.queue_bytes)
 
     # -- receiving ------------------------------------------------------------------------------
     def _on_message(self, link: Link, message: p.BusMessage) -> None:

@@ -7,9 +7,9 @@ event (``protocol/lifecycle.py``); ``info`` is the decoded :class:`Lifecycle` bo
 
 Lifecycle events are opt-in: registering a handler asks the group for that event. A client that
 named its ``events`` gets the name added to them; one with ``events=None`` (every platform event)
-asks for it in its join's ``lifecycle`` list. Register handlers before :meth:`Client.start`: the
-join the workers see is made then. Listing a name (or ``shardrunner.*``) in ``events`` works too,
-for a bot that iterates instead of registering handlers.
+joins with ``["*", name, ...]`` (``"*"``: every platform event). Register handlers before
+:meth:`Client.start`: the join the workers see is made then. Listing a name (or ``shardrunner.*``)
+in ``events`` works too, for a bot that iterates instead of registering handlers.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class LifecycleHandlers:
 
     # Set by Client.__init__; declared here for the methods below.
     events: list[str] | None
-    #: Lifecycle names asked for beside ``events`` (when it is None).
+    #: Lifecycle names asked for beside every platform event (when ``events`` is None).
     lifecycle: list[str]
     _handlers: dict[str, list[Callable[[ClientEvent], Awaitable[None]]]]
 

@@ -4,7 +4,7 @@ and delivered whatever a connection's delivery mode."""
 from __future__ import annotations
 
 from shardrunner.bus import protocol as p
-from shardrunner.bus.groups import Group, Limits, lifecycle_names
+from shardrunner.bus.groups import Group, Limits, split_events, subscription
 from shardrunner.bus.router import Router
 from shardrunner.protocol import lifecycle
 from shardrunner.protocol.envelope import Event
@@ -27,11 +27,14 @@ def test_group_subscribes_when_lifecycle_names_are_asked_for_gets_only_those() -
     everything = Group("all", Limits())
     assert everything.subscribes("MESSAGE_CREATE")
     assert not everything.subscribes(READY)
-    named = Group("named", Limits(), frozenset({"MESSAGE_CREATE", READY}), lifecycle=lifecycle_names([READY]))
+    events, asked = split_events(["MESSAGE_CREATE", READY])
+    named = Group("named", Limits(), events, lifecycle=asked)
     assert named.subscribes(READY)
     assert not named.subscribes(RESUMED)
     assert not named.subscribes("GUILD_CREATE")
-    wildcard = Group("w", Limits(), None, lifecycle=lifecycle_names(None, [lifecycle.WILDCARD]))
+    events, asked = split_events(["*", lifecycle.WILDCARD])
+    assert events is None, '"*": every platform event'
+    wildcard = Group("w", Limits(), events, lifecycle=asked)
     assert all(wildcard.subscribes(n) for n in lifecycle.NAMES)
     assert wildcard.subscribes("TYPING_START"), "events=None still means every platform event"
 
@@ -40,7 +43,7 @@ def test_router_when_a_group_takes_everything_it_gets_no_lifecycle_event() -> No
     r = Router()
     r.join(b"a", p.Join("all", "a"), 0)
     r.join(b"b", p.Join("ready-only", "b", ["MESSAGE_CREATE", READY]), 0)
-    r.join(b"c", p.Join("all-and-lifecycle", "c", None, lifecycle=[lifecycle.WILDCARD]), 0)
+    r.join(b"c", p.Join("all-and-lifecycle", "c", ["*", lifecycle.WILDCARD]), 0)
     r.publish(ev(1))
     r.publish(ev(1, READY, "shardrunner:x"))
     r.publish(ev(2, RESUMED, "shardrunner:x"))
@@ -55,7 +58,7 @@ def test_router_when_a_member_asks_for_lifecycle_later_the_cached_groups_are_rec
     r.join(b"a", p.Join("g", "a"), 0)
     r.publish(ev(1, READY, "shardrunner:x"))
     assert r.dropped_unsubscribed == 1
-    r.join(b"b", p.Join("g", "b", None, lifecycle=[READY]), 0)
+    r.join(b"b", p.Join("g", "b", ["*", READY]), 0)
     r.publish(ev(2, READY, "shardrunner:x"))
     assert r.dropped_unsubscribed == 1
     r.leave("g", "b")
@@ -76,7 +79,7 @@ def test_router_when_a_durable_group_has_no_member_keeps_its_lifecycle_events() 
 
 def test_router_when_a_connection_is_held_or_deduped_its_lifecycle_events_still_go_unmarked() -> None:
     r = Router()
-    r.join(b"a", p.Join("g", "a", None, lifecycle=[lifecycle.WILDCARD]), 0)
+    r.join(b"a", p.Join("g", "a", ["*", lifecycle.WILDCARD]), 0)
     r.set_delivery({C0: p.Delivery.HOLD})
     r.publish(ev(1))
     r.publish(ev(1, READY, "shardrunner:x"))
@@ -88,3 +91,25 @@ def test_router_when_a_connection_is_held_or_deduped_its_lifecycle_events_still_
     (batch,) = [m for _, d in out if isinstance(m := p.decode(d), p.Batch)]
     assert [e.name for e in batch.events] == [READY, "MESSAGE_CREATE", lifecycle.SWITCHED]
     assert batch.dedupe == [1], "only the platform's event is marked for the cross-set check"
+
+
+def test_router_when_groups_are_reported_their_subscription_declares_them_again_alike() -> None:
+    r = Router()
+    r.join(b"a", p.Join("all", "a"), 0)
+    r.join(b"b", p.Join("all-and-ready", "b", ["*", READY]), 0)
+    r.join(b"c", p.Join("named", "c", ["MESSAGE_CREATE", lifecycle.WILDCARD]), 0)
+    stats = {g.name: g.events for g in r.group_stats()}
+    assert stats == {
+        "all": None,
+        "all-and-ready": ["*", READY],
+        "named": ["MESSAGE_CREATE", lifecycle.WILDCARD],
+    }
+    # What a worker that replaces a crashed one declares from the supervisor's memory (Assign.groups):
+    fresh = Router()
+    for name, events in stats.items():
+        fresh.declare(name, events)
+    for name, group in fresh.groups.items():
+        assert (group.events, group.lifecycle) == (r.groups[name].events, r.groups[name].lifecycle), name
+        assert subscription(group.events, group.lifecycle) == stats[name]
+    assert [g.name for g in fresh.groups_for(READY)] == ["all-and-ready", "named"]
+    assert [g.name for g in fresh.groups_for("TYPING_START")] == ["all", "all-and-ready"]

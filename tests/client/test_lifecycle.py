@@ -36,7 +36,8 @@ def test_client_lifecycle_when_events_is_none_asks_for_the_handlers_names_beside
 
     client.on_shard_ready(ready)  # twice: asked once
     join = client._join()
-    assert (join.events, join.lifecycle) == (None, [lifecycle.READY, lifecycle.DISCONNECTED])
+    assert join.events == ["*", lifecycle.READY, lifecycle.DISCONNECTED], "every platform event, and those"
+    assert client.events is None
 
 
 def test_client_lifecycle_when_events_are_named_adds_the_handlers_names_to_them(tmp_path: Path) -> None:
@@ -52,7 +53,6 @@ def test_client_lifecycle_when_events_are_named_adds_the_handlers_names_to_them(
     lc = lifecycle
     asked = [lc.CHANNEL_JOINED, lc.CHANNEL_FAILED, lc.CHANNEL_MOVED, lc.SWITCHED, lc.FATAL, lc.RESUMED]
     assert join.events == ["PRIVMSG", *asked]
-    assert join.lifecycle is None
     assert mine == ["PRIVMSG"], "the caller's list is not changed"
     wildcard = Client(tmp_path, events=["PRIVMSG", lifecycle.WILDCARD])
     wildcard.on_shard_ready(handler)
@@ -79,7 +79,7 @@ async def test_client_lifecycle_when_events_come_each_handler_gets_its_typed_bod
     async with client:
         endpoint = next(iter(cluster.workers))
         await wait_for(lambda: endpoint in cluster.members, 5, "the join")
-        assert cluster.got[endpoint][0].lifecycle == [lifecycle.RESUMED, lifecycle.CHANNEL_FAILED]  # type: ignore[union-attr]
+        assert cluster.got[endpoint][0].events == ["*", lifecycle.RESUMED, lifecycle.CHANNEL_FAILED]  # type: ignore[union-attr]
         events = [
             lifecycle_event(OLD[1], 1, lifecycle.RESUMED, session="sess-9"),
             lifecycle_event(TWITCH, 1, lifecycle.CHANNEL_FAILED, channel="chan1", reason="msg_banned"),

@@ -141,7 +141,7 @@ async def test_worker_lifecycle_when_a_lifecycle_event_is_held_the_resume_seq_is
     await clock.settle()
     session = platform.latest(conn).session_id
     router: Router = bus.router
-    router.join(b"bot", bp.Join("g", "bot", None, lifecycle=[lifecycle.WILDCARD]), 0)
+    router.join(b"bot", bp.Join("g", "bot", ["*", lifecycle.WILDCARD]), 0)
     for seq in (41, 42):
         bus.publish(Event(conn, session, seq, "MESSAGE_CREATE", 5, b"{}"))
     first = batches(router)
