@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from shardrunner.gateway.connection import ConnCounters, ConnState, GatewayConnection, Sink
+from shardrunner.gateway.connection import ConnCounters, ConnState, GatewayConnection, Notify, Sink, no_notice
 from shardrunner.gateway.transport import OnMessage, TransportError
 from shardrunner.identify.protocol import IdentifyQueue
 from shardrunner.protocol import routing
@@ -182,6 +182,8 @@ class FakeGatewayConnection:
         self.state = ConnState.IDLE
         self.counters = ConnCounters()
         self.epoch = 0
+        #: Set by the worker's table; a test calls it to play the connection's lifecycle.
+        self.notify: Notify = no_notice
         self.session_id: str | None = snapshot.session_id if snapshot else None
         self.seq = snapshot.seq if snapshot else 0
         self.resume_url: str | None = snapshot.resume_url if snapshot else None

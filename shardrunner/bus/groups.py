@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shardrunner.bus import protocol as p
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import PREFIX, WILDCARD
 
+#: Among a subscription's names: every platform event (as ``events=None``).
+ALL = "*"
 #: An event and its flags (:data:`REDELIVERED`, :data:`DEDUPE`).
 Item = tuple[Event, int]
 #: Sent before to a member that failed: it may have been processed already.
@@ -49,6 +53,8 @@ class Member:
     waiting: deque[Item] = field(default_factory=deque)
     #: When each in-flight batch was sent (the router's monotonic clock), oldest first.
     sent_at: deque[float] = field(default_factory=deque)
+    #: The lifecycle events it named in its events (``events`` holds the platform's).
+    lifecycle: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False)
@@ -68,6 +74,8 @@ class Group:
     delivered: int = 0  # acknowledged by a member
     redelivered: int = 0  # sent again after their member left or went silent
     owners: dict[object, Member] = field(default_factory=dict)
+    #: The lifecycle events (``shardrunner.*``) its members asked for: they are opt-in.
+    lifecycle: frozenset[str] = frozenset()
 
     def owner(self, key: object) -> Member:
         member = self.owners.get(key)
@@ -77,6 +85,14 @@ class Group:
         return member
 
     def subscribes(self, name: str) -> bool:
+        """Whether the group gets events of this name (the router caches the answer per name).
+
+        Lifecycle events are opt-in: ``events=None`` (or ``"*"`` among them) means every platform
+        event, not shardrunner's own; a group gets those its members name, or all of them with
+        ``shardrunner.*``."""
+        if name.startswith(PREFIX):
+            lifecycle = self.lifecycle
+            return name in lifecycle or WILDCARD in lifecycle
         return self.events is None or name in self.events
 
     def owes(self) -> int:
@@ -91,7 +107,7 @@ def stats(group: Group, now: float) -> p.GroupStats:
     oldest = min((m.sent_at[0] for m in members if m.sent_at), default=now)
     return p.GroupStats(
         name=group.name,
-        events=None if group.events is None else sorted(group.events),
+        events=subscription(group.events, group.lifecycle),
         members=len(group.members),
         held_events=group.held_events,
         held_bytes=group.held_bytes,
@@ -101,6 +117,24 @@ def stats(group: Group, now: float) -> p.GroupStats:
         redelivered=group.redelivered,
         ack_lag=max(0.0, now - oldest),
     )
+
+
+def split_events(events: Iterable[str] | None) -> tuple[frozenset[str] | None, frozenset[str]]:
+    """A join's (or a remembered group's) ``events`` as (the platform's names, None: all of them;
+    the lifecycle names). ``"*"`` among them means every platform event, so a subscription to all
+    of them plus some lifecycle events is a list too: ``["*", "shardrunner.ready"]``."""
+    if events is None:
+        return None, frozenset()
+    names = frozenset(events)
+    lifecycle = frozenset(n for n in names if n.startswith(PREFIX))
+    return (None if ALL in names else names - lifecycle), lifecycle
+
+
+def subscription(events: frozenset[str] | None, lifecycle: frozenset[str]) -> list[str] | None:
+    """The inverse of :func:`split_events`: what a group is remembered and declared by."""
+    if events is None:
+        return [ALL, *sorted(lifecycle)] if lifecycle else None
+    return sorted(events | lifecycle)
 
 
 def score(member: str, key: object) -> bytes:

@@ -34,7 +34,8 @@ class Delivery(enum.StrEnum):
 
 
 class Join(msgspec.Struct, tag="join"):
-    """Member -> worker: deliver this group's events (of these names; all when ``events`` is None)."""
+    """Member -> worker: deliver this group's events: of these names, every platform event when
+    ``events`` is None or holds ``"*"``, and the lifecycle events (``shardrunner.*``) it names."""
 
     group: str
     member: str

@@ -19,7 +19,9 @@ Rules:
 - A connection can be set to another delivery mode than ``live`` (a reshard, see
   :class:`~shardrunner.bus.protocol.Delivery`): ``hold`` and ``mute`` keep its events from every
   group (counted in :attr:`Router.withheld`), ``dedupe`` marks them for the client's check across
-  connection sets.
+  connection sets. Lifecycle events (``shardrunner.*``) are delivered whatever the mode.
+- Lifecycle events are opt-in: a group with ``events=None`` (or ``"*"`` among them) gets every
+  platform event but only the lifecycle events its members name (``Group.subscribes``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from shardrunner.bus.groups import DEDUPE, REDELIVERED, STAMP_SHIFT, Group, Item
 from shardrunner.bus.holds import Holds
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import PREFIX as _LIFECYCLE
 
 __all__ = ["Group", "Item", "Limits", "Member", "Router"]
 
@@ -75,9 +78,8 @@ class Router:
         """Make sure a group exists (known from before a restart, or joining now)."""
         group = self.groups.get(name)
         if group is None:
-            group = self.groups[name] = Group(
-                name, self.limits, None if events is None else frozenset(events)
-            )
+            platform, lifecycle = tables.split_events(events)
+            group = self.groups[name] = Group(name, self.limits, platform, lifecycle=lifecycle)
             self._by_name.clear()
         return group
 
@@ -94,8 +96,8 @@ class Router:
         if join.member in group.members:
             # A re-join: what it had not acknowledged comes again (the group stays, even ephemeral).
             self._remove(group, join.member, keep_group=True)
-        events = None if join.events is None else frozenset(join.events)
-        group.members[join.member] = Member(join.member, identity, events, now)
+        events, lifecycle = tables.split_events(join.events)
+        group.members[join.member] = Member(join.member, identity, events, now, lifecycle=lifecycle)
         self._refresh_events(group)
         group.owners.clear()
         # What waited while the group had no member goes to the members now.
@@ -154,6 +156,7 @@ class Router:
         if group.members:
             subs = [m.events for m in group.members.values()]
             group.events = None if any(s is None for s in subs) else frozenset().union(*subs)  # type: ignore[arg-type]
+            group.lifecycle = frozenset().union(*(m.lifecycle for m in group.members.values()))
             self._by_name.clear()
 
     def _reroute(self, group: Group, items: list[Item], *, front: bool) -> None:
@@ -191,7 +194,8 @@ class Router:
         item = (event, 0)
         if self._modes:  # a reshard is under way: some connections are not live
             mode = self._modes.get(event.conn)
-            if mode is not None:
+            # A lifecycle event is about the connection (no copy on the other set): never held back.
+            if mode is not None and not event.name.startswith(_LIFECYCLE):
                 if mode is not _DEDUPE_MODE:  # hold, mute: no group gets it, nothing is held
                     self.withheld[event.conn] = self.withheld.get(event.conn, 0) + 1
                     return

@@ -16,7 +16,9 @@ counts as processed when the iterator is asked for the next one (or its handler 
 client then acknowledges it, in batches. Duplicates (possible only after a failure, e.g. a worker
 crash and a replay) are dropped by ``(conn, session, seq)``, and during a reshard's switch the
 second copy of an event both shard sets delivered by its content identity, unless
-``dedupe=False``. See docs/delivery.md and docs/resharding.md for the guarantees.
+``dedupe=False``. ``@client.on_shard_ready`` and its siblings (``client/lifecycle.py``) get
+shardrunner's lifecycle events (a shard ready, resumed, disconnected, fatal; a reshard's switch;
+Twitch's channels), typed. See docs/delivery.md and docs/resharding.md for the guarantees.
 
 Importing it loads pyzmq, msgspec and the project's wire protocol only: neither the cluster, the
 gateway, the settings nor click, psutil or the compression libraries.
@@ -27,5 +29,6 @@ from __future__ import annotations
 from shardrunner.client.client import Client
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
+from shardrunner.client.lifecycle import Lifecycle
 
-__all__ = ["Client", "ClientError", "ClientEvent", "Gap"]
+__all__ = ["Client", "ClientError", "ClientEvent", "Gap", "Lifecycle"]

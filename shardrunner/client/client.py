@@ -21,6 +21,7 @@ from shardrunner.client.dedupe import STALE, CrossDedupe, Dedupe, Epochs, raw_id
 from shardrunner.client.discord import DiscordCommands, discord_identity
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
+from shardrunner.client.lifecycle import LifecycleHandlers
 from shardrunner.client.link import Link
 from shardrunner.client.remote import Discovery
 from shardrunner.client.state import StateRequests, _Answer
@@ -53,7 +54,7 @@ IDENTITIES: Final[dict[str, Callable[[str, bytes], Hashable]]] = {
 UNIQUE_IDENTITY: Final = frozenset({"twitch"})
 
 
-class Client(DiscordCommands, TwitchCommands, StateRequests):
+class Client(DiscordCommands, TwitchCommands, StateRequests, LifecycleHandlers):
     """A member of a consumer group of a running cluster."""
 
     def __init__(
@@ -78,7 +79,8 @@ class Client(DiscordCommands, TwitchCommands, StateRequests):
         self.run_dir = resolve_run_dir(run_dir)
         self.discovery = Discovery(self.run_dir, control, server_key, key)
         self.group = group
-        self.events = events
+        self.events = list(events) if events is not None else None  # lifecycle handlers add to it
+        self.lifecycle: list[str] = []
         self.member = member or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.dedupe = dedupe
         self.durable = durable
@@ -195,7 +197,9 @@ class Client(DiscordCommands, TwitchCommands, StateRequests):
                     link.send(p.Alive(self.member, [join]))
 
     def _join(self) -> p.Join:
-        return p.Join(self.group, self.member, self.events, self.durable, self.queue_events, self.queue_bytes)
+        # Every platform event and some lifecycle events: "*" stands for the former.
+        events = ["*", *self.lifecycle] if self.events is None and self.lifecycle else self.events
+        return p.Join(self.group, self.member, events, self.durable, self.queue_events, self.queue_bytes)
 
     # -- receiving ------------------------------------------------------------------------------
     def _on_message(self, link: Link, message: p.BusMessage) -> None:

@@ -8,6 +8,7 @@ import msgspec
 
 from shardrunner.client.discord import DiscordEvent
 from shardrunner.client.twitch import TwitchEvent, twitch_body
+from shardrunner.protocol import lifecycle as lc
 from shardrunner.protocol.envelope import Event, RoutingKey
 from shardrunner.protocol.keys import ConnKey
 
@@ -42,10 +43,19 @@ class ClientEvent(DiscordEvent, TwitchEvent):
 
     @property
     def data(self) -> Any:
-        """The event's body (Discord: its ``d``; Twitch: the parsed line), decoded on first access."""
+        """The event's body (Discord: its ``d``; Twitch: the parsed line; a lifecycle event's JSON),
+        decoded on first access."""
         if self._data is None:
-            self._data = twitch_body(self.raw) if self.conn.platform == "twitch" else _decode_json(self.raw)
+            twitch = self.conn.platform == "twitch" and not lc.is_lifecycle(self.name)
+            self._data = twitch_body(self.raw) if twitch else _decode_json(self.raw)
         return self._data
+
+    @property
+    def lifecycle(self) -> lc.Lifecycle:
+        """A lifecycle event's body, typed (``shardrunner.*`` names only; ValueError otherwise)."""
+        if not lc.is_lifecycle(self.name):
+            raise ValueError(f"{self.name} is not a lifecycle event")
+        return lc.decode(self.raw)
 
     def __repr__(self) -> str:
         return f"<ClientEvent {self.name} conn={self.conn} seq={self.seq} key={self.key}>"

@@ -60,6 +60,9 @@ class Assign(msgspec.Struct, tag="assign"):
     delivery_version: int = 0
     #: Seconds within which the two sets receive one event (the client's match window; 0: unset).
     dedupe_window: float = 0.0
+    #: A reshard's switch: the connections set live here deliver alone from now on (each says
+    #: ``shardrunner.switched`` to the bots).
+    switch: bool = False
     #: The lease epoch of each connection, stamped on its events (those not listed: 0).
     epochs: list[tuple[ConnKey, int]] = []
     #: The lease fence (CLOCK_MONOTONIC of this machine, see :class:`LeaseUntil`); 0: no fence.
@@ -259,6 +262,9 @@ class SetDelivery(msgspec.Struct, tag="set_delivery"):
     delivery: list[tuple[ConnKey, Delivery]]
     #: Seconds within which the two sets receive one event (the client's match window; 0: unset).
     dedupe_window: float = 0.0
+    #: A reshard's switch: the connections set live here deliver alone from now on (each says
+    #: ``shardrunner.switched`` to the bots).
+    switch: bool = False
 
 
 class DeliverySet(msgspec.Struct, tag="delivery_set"):

@@ -14,9 +14,17 @@ from typing import Any, Protocol
 
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 #: Receives every event of a connection, synchronously and in order.
 Sink = Callable[[Event], None]
+#: Receives a connection's lifecycle notices (ready, resumed, disconnected, fatal, Twitch's
+#: channels), each once, synchronously, in the order they happened (``protocol/lifecycle.py``).
+Notify = Callable[[Notice], None]
+
+
+def no_notice(notice: Notice) -> None:
+    """The ``notify`` of a connection nobody listens to (the default; the worker sets its own)."""
 
 
 class ConnState(enum.Enum):
@@ -31,11 +39,15 @@ class ConnState(enum.Enum):
 
 
 class ConnFatalError(Exception):
-    """The platform ended the connection in a way reconnecting cannot help; the message says what to do."""
+    """The platform ended the connection in a way reconnecting cannot help; the message says what to do.
+
+    The worker's connection table says it (``shardrunner.fatal``, with ``code`` and ``advice``):
+    a connection does not notify it itself."""
 
     def __init__(self, conn: ConnKey, code: int, advice: str) -> None:
         self.conn = conn
         self.code = code
+        self.advice = advice
         super().__init__(f"{conn}: {advice}")
 
 
@@ -134,6 +146,9 @@ class GatewayConnection(Protocol):
     #: connection; 0 on one host): stamped on every event it makes, so consumers can drop the
     #: events of a superseded holder (see ``protocol.envelope.Event.epoch``).
     epoch: int
+    #: Where the connection reports its lifecycle (:data:`Notify`): set by the worker's connection
+    #: table after building it; :func:`no_notice` until then.
+    notify: Notify
 
     async def run(self) -> None:
         """Stay connected until :meth:`close`; raise :class:`ConnFatalError` when that cannot go on."""

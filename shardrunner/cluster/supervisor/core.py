@@ -20,6 +20,7 @@ import zmq.asyncio
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.cluster import messages as m
+from shardrunner.cluster.lifecycle import Fanout
 from shardrunner.cluster.supervisor import hostview, startup
 from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.assign import make_assign
@@ -124,6 +125,8 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._reloading: asyncio.Future[str] | None = None
         self._progress = Progress(settings.progress)
+        self.lifecycle = Fanout("supervisor")  # reshard, worker crashed, leases (protocol/lifecycle.py)
+        self.lifecycle_listeners = self.lifecycle.listeners  # a plain list: append listeners
 
     @property
     def stopping(self) -> bool:
@@ -229,6 +232,7 @@ class Supervisor:
             on_switch=lambda old, new: switched(self, new),
             on_done=lambda old, new: resharded(self, old, new),
         )
+        self.reconciler.notify = self.resharder.notify = self.lifecycle.emit
         try:
             self.control = startup.open_sockets(self, self._ctx)
             self.metrics = await serve_metrics(self)

@@ -36,8 +36,17 @@ class DeliveryTable:
         modes = self.modes
         return [(c, modes[c]) for c in conns if c in modes], self.version
 
-    def change(self, changes: Mapping[ConnKey, Delivery], slots: Iterable[Slot], link: WorkerLink) -> int:
-        """Set the modes and tell the running workers of the slots holding them; the new version."""
+    def change(
+        self,
+        changes: Mapping[ConnKey, Delivery],
+        slots: Iterable[Slot],
+        link: WorkerLink,
+        *,
+        switch: bool = False,
+    ) -> int:
+        """Set the modes and tell the running workers of the slots holding them; the new version.
+
+        ``switch``: this is a reshard's switch (its connections deliver alone from now on)."""
         self.version += 1
         for conn, mode in changes.items():
             if mode is Delivery.LIVE:
@@ -51,7 +60,7 @@ class DeliveryTable:
             for w in (slot.current, slot.previous):
                 # The running worker, and a reload's old worker that may take the sessions back.
                 if w is not None and not w.gone and w.hello and w.state is not WorkerState.BOOTING:
-                    link.send(w.identity, m.SetDelivery(self.version, mine, self.window))
+                    link.send(w.identity, m.SetDelivery(self.version, mine, self.window, switch))
         return self.version
 
     def forget(self, conns: Iterable[ConnKey]) -> None:

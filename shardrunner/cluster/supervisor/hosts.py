@@ -37,7 +37,9 @@ from shardrunner.cluster.supervisor.model import Worker
 from shardrunner.cluster.supervisor.queues import share_start_limits
 from shardrunner.identify.coordinator import Coordinator, CoordinatorDown
 from shardrunner.identify.redis_budget import RedisBudgetQueue
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 from shardrunner.settings.hosts import default_host_name
 
 if TYPE_CHECKING:
@@ -279,6 +281,7 @@ class HostAgent:
                 book.low_water.pop(conn, None)  # the stored seq is rewound already
             self.held[block] = epoch
             self.last_epoch[block] = epoch
+            self.sup.lifecycle.emit(Notice(lifecycle.LEASE_TAKEN, None, {"block": block, "epoch": epoch}))
             for conn in self.layout.blocks[block]:
                 self.epochs[conn] = epoch
         if self.role == "standby":
@@ -326,6 +329,7 @@ class HostAgent:
             self.giving.pop(block, None)
             for conn in conns:
                 self.epochs.pop(conn, None)
+            self.sup.lifecycle.emit(Notice(lifecycle.LEASE_LOST, None, {"block": block, "reason": why}))
         log.warning(
             "lost %d blocks (%s): their connections stop, resumable by their next holder", len(blocks), why
         )

@@ -26,8 +26,10 @@ from shardrunner.cluster.supervisor.link import WorkerLink
 from shardrunner.cluster.supervisor.model import Slot, SupervisorSettings, Worker, WorkerState
 from shardrunner.cluster.supervisor.overlap import BOOT_TIMEOUT_S, STOP_TIMEOUT_S, ReloadSteps
 from shardrunner.cluster.supervisor.spawner import Spawner
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 log = logging.getLogger("shardrunner.supervisor")
 
@@ -83,6 +85,8 @@ class Reconciler(ReloadSteps):
         self.changes: dict[int, asyncio.Future[str | None]] = {}
         self._nonce = 0
         self._last_ping = -PING_EVERY_S
+        #: The supervisor's lifecycle fan-out (a worker crashed); set by it.
+        self.notify: Callable[[Notice], None] = _ignore
 
     # -- changes of the desired state (called by reload and stop) -----------------------------
     def replace(self, index: int) -> asyncio.Future[str | None]:
@@ -290,6 +294,14 @@ class Reconciler(ReloadSteps):
             slot.backoff,
             len(slot.desired.conns),
         )
+        conns = [str(c) for c in slot.desired.conns]
+        self.notify(
+            Notice(
+                lifecycle.WORKER_CRASHED,
+                None,
+                {"slot": slot.index, "pid": w.pid, "reason": how, "conns": conns},
+            )
+        )
 
     def _settle_change(self, slot: Slot, outcome: str | None) -> None:
         fut = self.changes.pop(slot.index, None)
@@ -329,3 +341,7 @@ class Reconciler(ReloadSteps):
 
     def live(self) -> list[Worker]:
         return sorted(self.workers.values(), key=lambda w: (w.slot, w.generation))
+
+
+def _ignore(notice: Notice) -> None:
+    """The notify of a reconciler nobody listens to."""

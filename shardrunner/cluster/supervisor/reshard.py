@@ -42,7 +42,9 @@ from shardrunner.cluster.supervisor.link import WorkerLink
 from shardrunner.cluster.supervisor.model import DesiredSlot, Slot
 from shardrunner.cluster.supervisor.reconcile import Reconciler
 from shardrunner.gateway.platform import ResizablePlan, Resize
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 log = logging.getLogger("shardrunner.supervisor")
 
@@ -143,6 +145,8 @@ class Resharder:
         self._on_switch = on_switch
         self._on_done = on_done
         self.run: Run | None = None
+        #: The supervisor's lifecycle fan-out (reshard started, switched, aborted); set by it.
+        self.notify: Callable[[Notice], None] = _ignore
         #: Set while no switch runs (a reload waits for it: it follows a switch, never cuts into one).
         self.calm = asyncio.Event()
         self.calm.set()
@@ -183,7 +187,14 @@ class Resharder:
             f"{resize.count} identifies, at best {resize.seconds:.0f} s"
         )
         log.info("%s", message)
+        self._notice(lifecycle.RESHARD_STARTED, run=self.run, reason=resize.reason)
         return message
+
+    def _notice(self, kind: str, *, run: Run | None, **more: object) -> None:
+        if run is None:
+            return
+        fields = {"platform": run.old.name, "from": run.resize.current, "to": run.resize.count}
+        self.notify(Notice(kind, None, fields | {"generation": run.new.generation, **more}))
 
     # -- the step -----------------------------------------------------------------------------
     def step(self) -> None:
@@ -247,10 +258,12 @@ class Resharder:
         which, mode, text = STEPS[index]
         run.step, run.applied_at = index, None
         slots = [self.reconciler.slot(i) for i in run.slots(which)]
-        run.version = self.delivery.change({c: mode for c in run.conns(which)}, slots, self.link)
+        last = index == len(STEPS) - 1  # the new set delivers alone: each connection says so
+        run.version = self.delivery.change({c: mode for c in run.conns(which)}, slots, self.link, switch=last)
         log.info("reshard step %d/%d: %s", index + 1, len(STEPS), text)
         if index == 1:
             self._on_switch(run.old, run.new)
+            self._notice(lifecycle.RESHARD_SWITCHED, run=run)
 
     def complete_now(self) -> None:
         """Finish a switch that has passed step 2 at once (the cluster is stopping)."""
@@ -293,6 +306,7 @@ class Resharder:
         self.calm.set()
         run.outcome = f"reshard aborted: {why}; the {run.resize.current} old shards go on"
         log.error("%s", run.outcome)
+        self._notice(lifecycle.RESHARD_ABORTED, run=run, reason=why)
         return run.outcome
 
     def on_failed(self, conn: ConnKey) -> bool:
@@ -366,3 +380,7 @@ class Resharder:
             reason=run.resize.reason,
             outcome=run.outcome,
         )
+
+
+def _ignore(notice: Notice) -> None:
+    """The notify of a resharder nobody listens to."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,8 +32,10 @@ from shardrunner.gateway.connection import (
 from shardrunner.gateway.platform import Platform, Reconfigurable, StatefulPlatform
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 log = logging.getLogger("shardrunner.worker")
 
@@ -43,6 +46,12 @@ RESTART_BACKOFF_CAP_S: Final = 60.0
 #: How long a crashed connection gets to close resumably before it is rebuilt.
 SALVAGE_TIMEOUT_S: Final = 5.0
 _ERROR_CHARS: Final = 300
+_UP: Final = frozenset({lifecycle.READY, lifecycle.RESUMED})
+_DOWN: Final = frozenset({lifecycle.DISCONNECTED, lifecycle.FATAL})
+
+
+def _no_notice(notice: Notice, epoch: int) -> None:
+    """The table's notify when nobody listens (tests)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -63,6 +72,8 @@ class Entry:
     epoch: int = 0
     #: Set once it is being closed (released, handed off): a crash then does not restart it.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Its session is up (ready or resumed said, no disconnect since): a crash is a disconnect.
+    up: bool = False
 
 
 class ConnTable:
@@ -77,8 +88,12 @@ class ConnTable:
         clock: Clock,
         name: str = "worker",
         budgets: Budgets | None = None,
+        notify: Callable[[Notice, int], None] = _no_notice,
     ) -> None:
         self._load = load
+        #: Every connection's lifecycle notices, and the table's own (fatal, crashed), each with the
+        #: lease epoch of the connection's entry (its events carry it: so must these).
+        self._notify = notify
         self._identify = identify
         self._budgets = budgets
         self._on_failed = on_failed
@@ -137,6 +152,7 @@ class ConnTable:
                 backoff = Backoff(self._clock.random, RESTART_BACKOFF_BASE_S, RESTART_BACKOFF_CAP_S)
                 entry = Entry(conn, platform, part.config, backoff, epoch=epochs.get(conn.conn, 0))
                 conn.epoch = entry.epoch
+                conn.notify = functools.partial(self._notice, entry)
                 self.entries[conn.conn] = entry
                 entry.task = asyncio.ensure_future(self._run(conn.conn))
         return resuming
@@ -152,11 +168,17 @@ class ConnTable:
                 await conn.run()
                 return
             except ConnFatalError as exc:
+                self._notice(entry, Notice(lifecycle.FATAL, key, {"code": exc.code, "reason": exc.advice}))
                 self._on_failed(m.ConnFailed(key, exc.code, str(exc)))
                 return
             except Exception as exc:
                 if self._closing.is_set() or entry.closing.is_set():
                     return  # it was being closed anyway
+                if entry.up:  # its session drops with it; the rebuild resumes it
+                    why = f"crashed: {type(exc).__name__}"
+                    resumable = conn.session_id is not None and conn.resume_url is not None
+                    fields = {"code": None, "reason": why, "resumable": resumable}
+                    self._notice(entry, Notice(lifecycle.DISCONNECTED, key, fields))
                 entry.crashes += 1
                 entry.last_error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
                 entry.restarting = True
@@ -185,8 +207,18 @@ class ConnTable:
             )[0]
             fresh.counters = conn.counters  # one connection, one history: its counts go on
             fresh.epoch = entry.epoch
+            fresh.notify = functools.partial(self._notice, entry)
             entry.conn = fresh
             entry.restarting = False
+
+    def _notice(self, entry: Entry, notice: Notice) -> None:
+        """A notice of ``entry``'s connection (or of the table about it), on to the worker."""
+        kind = notice.kind
+        if kind in _UP:
+            entry.up = True
+        elif kind in _DOWN:
+            entry.up = False
+        self._notify(notice, entry.epoch)
 
     async def _salvage(self, conn: GatewayConnection) -> SessionSnapshot | None:
         """The session of a crashed connection, closed resumably if it still had a socket open."""

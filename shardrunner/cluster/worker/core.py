@@ -21,8 +21,10 @@ from typing import Final
 from shardrunner.bus import protocol as bp
 from shardrunner.clock import Clock, RealClock
 from shardrunner.cluster import messages as m
+from shardrunner.cluster.lifecycle import Fanout
 from shardrunner.cluster.worker.conns import ConnTable
 from shardrunner.cluster.worker.leases import DRAIN_TIMEOUT_S, Leases
+from shardrunner.cluster.worker.lifecycle import LifecycleEvents
 from shardrunner.cluster.worker.views import (
     BudgetLink,
     Bus,
@@ -34,8 +36,10 @@ from shardrunner.cluster.worker.views import (
 )
 from shardrunner.gateway.platform import Platform, load_platform
 from shardrunner.identify.relay import RelayBudgets, RelayIdentifyQueue
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 __all__ = ["DRAIN_TIMEOUT_S", "Bus", "RouterView", "Worker", "describe", "describe_modes"]
 
@@ -67,6 +71,11 @@ class Worker(Leases):
         self.queue = RelayIdentifyQueue(SupervisorLink(self.outbox.put_nowait))
         #: The cluster's budgets (Twitch's JOINs and logins per account), held by the supervisor.
         self.budgets = RelayBudgets(BudgetLink(self.outbox.put_nowait))
+        self.lifecycle = Fanout(f"worker {slot}")
+        #: Called with every lifecycle notice of the worker's connections (a plain list: append to
+        #: it); each is also published on the bus (:meth:`notice`).
+        self.lifecycle_listeners = self.lifecycle.listeners
+        self.lifecycle_events = LifecycleEvents()
         self.conns = ConnTable(
             load=load,
             identify=self.queue,
@@ -74,6 +83,7 @@ class Worker(Leases):
             clock=self.clock,
             name=f"worker {slot}",
             budgets=self.budgets,
+            notify=self.notice,
         )
         self.bus: Bus | None = None
         self._make_bus = make_bus
@@ -157,11 +167,27 @@ class Worker(Leases):
         resuming = self.conns.start(assign.parts, assign.snapshots, sink, dict(assign.epochs))
         log.info("worker %d: running %s (%d to resume)", self.slot, describe(assign.conns), resuming)
 
+    # -- lifecycle -----------------------------------------------------------------------------
+    def notice(self, notice: Notice, epoch: int = 0) -> None:
+        """One lifecycle notice: a connection's onto the bus (as an event of the worker's pseudo
+        session, with ``epoch``, the lease epoch of the connection's holder), then to every listener."""
+        if notice.conn is not None and self.bus is not None:
+            self.bus.publish(self.lifecycle_events.event(notice, epoch))
+        self.lifecycle.emit(notice)
+
     # -- delivery modes (a reshard) -----------------------------------------------------------
     def set_delivery(self, message: m.SetDelivery) -> None:
-        """Apply a change of delivery modes (the connections not named keep theirs) and say so."""
+        """Apply a change of delivery modes (the connections not named keep theirs) and say so.
+
+        A reshard's switch (``message.switch``): each connection of it that runs here and now
+        delivers alone says ``shardrunner.switched``."""
         self._apply_delivery(dict(message.delivery), message.version, message.dedupe_window)
         self.outbox.put_nowait(m.DeliverySet(message.version))
+        if message.switch:
+            for conn, mode in message.delivery:
+                entry = self.conns.entries.get(conn)
+                if mode is bp.Delivery.LIVE and entry is not None:
+                    self.notice(Notice(lifecycle.SWITCHED, conn, {}), entry.epoch)
 
     def _apply_delivery(self, modes: dict[ConnKey, bp.Delivery], version: int, window: float = 0.0) -> None:
         had_modes = bool(self.delivery)

@@ -18,15 +18,17 @@ import msgspec
 
 from shardrunner.clock import Clock
 from shardrunner.gateway.backoff import Backoff
-from shardrunner.gateway.connection import ConnCounters, ConnState, Sink
+from shardrunner.gateway.connection import ConnCounters, ConnState, Notify, Sink
 from shardrunner.gateway.discord import views
 from shardrunner.gateway.limiter import CommandLimiter
 from shardrunner.gateway.transport import Connection
 from shardrunner.identify.protocol import IdentifyQueue
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.compression import StreamDecompressor
 from shardrunner.protocol.discord import Op
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 log = logging.getLogger("shardrunner.gateway")
 
@@ -66,6 +68,9 @@ class Receiving:
     seq: int
     resume_url: str | None
     epoch: int
+    notify: Notify
+    #: READY or RESUMED came since the last ``disconnected`` notice: the next drop is one.
+    _up: bool
     _listeners: list[Callable[[ConnState, ConnState], None]]
     _ready_event: asyncio.Event
     _backoff: Backoff
@@ -226,6 +231,8 @@ class Receiving:
             self._identifying = False
             self.identify_queue.release(self.conn, ready=True)
         self._set_state(ConnState.READY)
+        self._up = True
+        self.notify(Notice(lifecycle.READY, self.conn, {"session": ready.session_id}))
         log.info("%s: ready with %d guilds", self.conn, len(ready.guilds))
 
     def _on_resumed(self) -> None:
@@ -235,6 +242,8 @@ class Receiving:
         self._reached = True
         self._backoff.reset()
         self._set_state(ConnState.READY)
+        self._up = True
+        self.notify(Notice(lifecycle.RESUMED, self.conn, {"session": self.session_id}))
         log.info("%s: resumed at seq %d", self.conn, self.seq)
 
     def _on_control(self, env: views.Envelope) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.gateway.backoff import Backoff
-from shardrunner.gateway.connection import ConnCounters, ConnState, Sink
+from shardrunner.gateway.connection import ConnCounters, ConnState, Notify, Sink, no_notice
 from shardrunner.gateway.discord.advice import ShardFatalError, fatal_advice
 from shardrunner.gateway.discord.options import ShardOptions
 from shardrunner.gateway.discord.receive import RESUME_CLOSE_CODE, Receiving, Why
@@ -27,6 +27,7 @@ from shardrunner.gateway.limiter import CommandLimiter
 from shardrunner.gateway.transport import Connection, PicowsTransport, Transport, TransportError
 from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.compression import Compression, StreamDecompressor, new_decompressor
 from shardrunner.protocol.discord import (
     API_VERSION,
@@ -38,6 +39,7 @@ from shardrunner.protocol.discord import (
 )
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 log = logging.getLogger("shardrunner.gateway")
 
@@ -83,6 +85,8 @@ class DiscordShard(Receiving, Sending):
         #: The lease epoch of this host's hold on the shard (set by the worker), on every event.
         self.epoch = 0
         self.state = ConnState.IDLE
+        self.notify: Notify = no_notice
+        self._up = False
         self._listeners: list[Callable[[ConnState, ConnState], None]] = []
         self._backoff = Backoff(self.clock.random, options.backoff_base, options.backoff_cap)
         self.limiter = CommandLimiter(
@@ -319,6 +323,11 @@ class DiscordShard(Receiving, Sending):
             self._next_delay = self._backoff.next()
         if used_resume_url and not reached and why is not Why.INVALID_SESSION:
             self._resume_url_failed = True
+        if self._up:  # once per drop of a session that was up, however many tries it takes
+            self._up = False
+            reason = why.value if why is not None else "closed"
+            fields = {"code": code, "reason": reason, "resumable": self.session_id is not None}
+            self.notify(Notice(lifecycle.DISCONNECTED, self.conn, fields))
 
     # -- stopping -------------------------------------------------------------------------------
     async def close(self, *, handoff: bool = False, timeout: float = 10.0) -> SessionSnapshot | None:

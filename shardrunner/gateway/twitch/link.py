@@ -33,16 +33,17 @@ from typing import Any, Final
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.gateway.backoff import Backoff
-from shardrunner.gateway.connection import ConnCounters, ConnFatalError, ConnState, Sink
+from shardrunner.gateway.connection import ConnCounters, ConnFatalError, ConnState, Notify, Sink, no_notice
 from shardrunner.gateway.transport import Connection, PicowsTransport, Transport, TransportError
 from shardrunner.gateway.twitch.session import IrcSession, LoginFailed, Outcome
 from shardrunner.gateway.twitch.session import State as SessionState
 from shardrunner.gateway.twitch.tcp import TcpTransport
 from shardrunner.identify.budget import Budgets
-from shardrunner.protocol import irc
+from shardrunner.protocol import irc, lifecycle
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.irc import peek_chat
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 log = logging.getLogger("shardrunner.twitch")
 
@@ -126,6 +127,9 @@ class TwitchLink:
         self.counters = ConnCounters()
         #: The lease epoch of this host's hold on the connection (set by the worker), on every event.
         self.epoch = 0
+        self.notify: Notify = no_notice
+        #: The ready notice went out since the last disconnected one (the next loss is one).
+        self._up = False
         self.session_id: str | None = None
         self.seq = 0
         self.resume_url: str | None = None
@@ -166,6 +170,7 @@ class TwitchLink:
     async def run(self) -> None:
         while await self._needed():
             started = self.clock.monotonic()
+            why = "closed"
             try:
                 await self._connected()
             except LoginFailed as exc:
@@ -173,11 +178,17 @@ class TwitchLink:
                 raise ConnFatalError(self.conn, 4004, str(exc)) from None
             except (TransportError, TimeoutError) as exc:
                 log.warning("%s: %s", self.conn, exc)
+                why = str(exc) or type(exc).__name__
             finally:
                 for sock in list(self._sockets):
                     self._discard(sock)
             if self._stop.is_set():
                 break
+            if self._up:  # once per loss of a ready connection, however many tries it takes
+                self._up = False
+                # Twitch has no session to resume: the next one logs in and joins again.
+                fields = {"code": None, "reason": why, "resumable": False}
+                self.notify(Notice(lifecycle.DISCONNECTED, self.conn, fields))
             self.state = ConnState.RECONNECTING
             self.counters.reconnects += 1
             if self.clock.monotonic() - started >= STABLE_AFTER_S:
@@ -185,6 +196,12 @@ class TwitchLink:
             with contextlib.suppress(TimeoutError):
                 await wait_with_timeout(self.clock, self._stop.wait(), self._backoff.next())
         self.state = ConnState.STOPPED
+
+    def _became_ready(self) -> None:
+        """The connection serves (logged in; a reader: every channel joined or failed)."""
+        if not self._up:
+            self._up = True
+            self.notify(Notice(lifecycle.READY, self.conn, {"session": self.session_id}))
 
     async def _open(self, *, replacing: bool = False) -> Socket:
         """A new socket, logged in under the login budget (the use stamped at PASS and NICK)."""

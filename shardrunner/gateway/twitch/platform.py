@@ -16,8 +16,10 @@ from shardrunner.gateway.twitch.config import READ, SEND, PartConfig, budget_nam
 from shardrunner.gateway.twitch.plan import NAME
 from shardrunner.gateway.twitch.reader import Budgets, TwitchReader
 from shardrunner.identify.protocol import IdentifyQueue
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 
 
 class TwitchPlatform:
@@ -84,12 +86,24 @@ class TwitchPlatform:
         return out
 
     def reconfigure(self, config: bytes, running: Mapping[ConnKey, GatewayConnection]) -> None:
-        """A changed table: each running reader gets its channels (it joins and parts)."""
+        """A changed table: each running reader gets its channels (it joins and parts).
+
+        A channel that leaves one running reader for another is a move (``channel_moved``, said by
+        the reader it goes to; a move to or from another worker's reader is not seen here)."""
         part = self._part = PartConfig.decode(config)
-        for conn, connection in running.items():
+        readers = {c: r for c, r in running.items() if isinstance(r, TwitchReader)}
+        before = _holders(readers)
+        for conn, connection in readers.items():
             spec = part.conns[conn.shard] if conn.shard < len(part.conns) else None
-            if spec is not None and spec.role == READ and isinstance(connection, TwitchReader):
+            if spec is not None and spec.role == READ:
                 connection.set_channels(list(spec.channels))
+        for channel, now in _holders(readers).items():
+            had = before.get(channel, set())
+            # Readers that lost it and readers that gained it, paired in order (a backup reader
+            # reads the same channels: only a change of hands is a move).
+            for old, new in zip(sorted(had - now), sorted(now - had), strict=False):
+                fields = {"channel": channel, "from": str(old), "to": str(new)}
+                readers[new].notify(Notice(lifecycle.CHANNEL_MOVED, new, fields))
 
     def owner(self, key: RoutingKey, conns: list[ConnKey]) -> ConnKey | None:
         """The default account's sending connection, if it is among ``conns``."""
@@ -100,3 +114,12 @@ class TwitchPlatform:
             if conn.shard < len(part.conns) and part.conns[conn.shard].role == SEND:
                 return conn
         return None
+
+
+def _holders(readers: Mapping[ConnKey, TwitchReader]) -> dict[str, set[ConnKey]]:
+    """channel -> the readers that want it."""
+    out: dict[str, set[ConnKey]] = {}
+    for conn, reader in readers.items():
+        for channel in reader.wanted:
+            out.setdefault(channel, set()).add(conn)
+    return out

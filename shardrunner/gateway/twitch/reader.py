@@ -37,8 +37,9 @@ from shardrunner.gateway.twitch.link import LOGIN_BUDGET, Socket, TwitchLink
 from shardrunner.gateway.twitch.session import LoginFailed, Outcome
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.budget import UseTicket as Ticket
-from shardrunner.protocol import irc
+from shardrunner.protocol import irc, lifecycle
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 from shardrunner.protocol.twitch import normalize_channel
 
 __all__ = ["JOIN_BUDGET", "Budgets", "Ticket", "TwitchReader"]
@@ -173,8 +174,7 @@ class TwitchReader(TwitchLink):
         for c in late:
             del asked[c]
             s.joining.discard(c)
-            self.failed[c] = NO_ANSWER
-            self._failed_at[c] = now
+            self._fail(c, NO_ANSWER, now)
             log.warning(
                 "%s: #%s: no answer to JOIN within %.0f s (no such channel?)", self.conn, c, JOIN_CONFIRM_S
             )
@@ -208,16 +208,29 @@ class TwitchReader(TwitchLink):
                     self._failed_at[c] = now  # retried: the next try is FAILED_RETRY_S on
             self._count()
 
+    def _fail(self, channel: str, why: str, now: float) -> None:
+        """``channel`` cannot be read (tried again later); said once until it is joined."""
+        if channel not in self.failed:
+            self.notify(Notice(lifecycle.CHANNEL_FAILED, self.conn, {"channel": channel, "reason": why}))
+        self.failed[channel] = why
+        self._failed_at[channel] = now
+
     def _count(self) -> None:
         joined: set[str] = set()
         for sock in self._sockets:
             joined |= sock.session.channels
         if joined != self.counters.keys:
+            # Joined on the connection (on any of its sockets): a socket's replacement that joins
+            # what the old one had is no news, a rejoin after a loss is.
+            for channel in sorted(joined - self.counters.keys):
+                self.notify(Notice(lifecycle.CHANNEL_JOINED, self.conn, {"channel": channel}))
             self.counters.set_keys(joined)
         self.counters.keys_pending = sum(1 for c in self.wanted if c not in joined and c not in self.failed)
         if self._serving and self.state in (ConnState.READY, ConnState.IDENTIFYING):
             # Ready once every channel is joined (or failed): a reload waits for that.
             self.state = ConnState.IDENTIFYING if self.counters.keys_pending else ConnState.READY
+            if self.state is ConnState.READY:
+                self._became_ready()
 
     def _lost(self, sock: Socket) -> None:
         # Its channels no longer count as joined (status, readiness).
@@ -239,6 +252,7 @@ class TwitchReader(TwitchLink):
     async def _connected(self) -> None:
         sock = await self._open()
         sock.spawn(self._joiner(sock))
+        self._socket, self.session_id = sock, sock.id  # before _count: its ready notice names it
         self._serving = True
         self.state = ConnState.IDENTIFYING
         self._count()
@@ -298,8 +312,7 @@ class TwitchReader(TwitchLink):
             return
         now = self.clock.monotonic()
         for channel, why in outcome.failed:
-            self.failed[channel] = why
-            self._failed_at[channel] = now
+            self._fail(channel, why, now)
             log.warning("%s: #%s cannot be read (%s)", self.conn, channel, why)
             sock.wake.set()  # the joiner times its retry
         for channel in outcome.joined:
@@ -315,8 +328,7 @@ class TwitchReader(TwitchLink):
                 continue
             last, self._parted_at[channel] = self._parted_at.get(channel), now
             if last is not None and now - last < PART_REPEAT_S:
-                self.failed[channel] = "parted by Twitch twice within a minute"
-                self._failed_at[channel] = now
+                self._fail(channel, "parted by Twitch twice within a minute", now)
                 log.warning("%s: Twitch keeps parting #%s; retrying it later", self.conn, channel)
             sock.wake.set()
         self._count()

@@ -334,6 +334,8 @@ class TwitchSender(TwitchLink):
         sock = await self._open()
         self._start(sock)
         self.state = ConnState.READY
+        self.session_id = sock.id
+        self._became_ready()
         await self._serve(sock)
 
     def _start(self, sock: Socket) -> None:

@@ -13,7 +13,9 @@ from shardrunner.cluster import messages as m
 from shardrunner.cluster import statefile
 from shardrunner.control import CommandError
 from shardrunner.gateway.platform import ResizePolicy
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 from tests.cluster.supervisor.conftest import Make, Rig
 from tests.cluster.supervisor.fakes import TOKEN, Behaviour, FakeResizablePlan, conns
 
@@ -279,3 +281,39 @@ async def test_the_switch_waits_until_the_bots_have_joined_the_new_workers(rig: 
     for proc in r.spawner.living():
         proc.behaviour.members = 2
     await r.until(lambda: phase(r) == "done", 30, "both members joined")
+
+
+async def test_reshard_lifecycle_when_it_switches_the_listeners_hear_it_and_the_last_step_is_the_switch(
+    rig: Make,
+) -> None:
+    r = await running(rig)
+    heard: list[Notice] = []
+    r.sup.lifecycle_listeners.append(heard.append)
+    await r.sup.reshard(8, dry_run=False, abort=False)
+    await r.until(lambda: phase(r) == "done", 30, "the reshard is done")
+    assert [n.kind for n in heard] == [lifecycle.RESHARD_STARTED, lifecycle.RESHARD_SWITCHED]
+    assert heard[0].fields == {
+        "platform": "discord", "from": 4, "to": 8, "generation": 1, "reason": heard[0].fields["reason"],
+    }  # fmt: skip
+    sets = [msg for _, msg in r.link.sent if isinstance(msg, m.SetDelivery)]
+    assert [s.switch for s in sets if s.switch] == [True, True], "to the two new workers"
+    assert all(
+        mode is Delivery.LIVE and c.generation == 1 for s in sets if s.switch for c, mode in s.delivery
+    )
+
+
+async def test_reshard_lifecycle_when_aborted_or_a_worker_dies_the_listeners_hear_it(rig: Make) -> None:
+    r = await running(rig)
+    heard: list[Notice] = []
+    r.sup.lifecycle_listeners.append(heard.append)
+    r.spawner.default = Behaviour(ready=False)
+    await r.sup.reshard(8, dry_run=False, abort=False)
+    await r.sup.reshard(None, dry_run=False, abort=True)
+    assert [n.kind for n in heard] == [lifecycle.RESHARD_STARTED, lifecycle.RESHARD_ABORTED]
+    assert heard[1].fields["reason"] == "asked by shardrunner reshard --abort"
+    r.spawner.of_slot(0)[0].exit(-9)
+    await r.until(lambda: len(heard) == 3, 30, "the crash heard")
+    crashed = heard[2]
+    assert (crashed.kind, crashed.conn, crashed.fields["slot"]) == (lifecycle.WORKER_CRASHED, None, 0)
+    assert crashed.fields["reason"] == "signal 9"
+    assert crashed.fields["conns"] == [str(c) for c in OLD[:2]]

@@ -12,9 +12,11 @@ import pytest
 
 from shardrunner.gateway.connection import CommandRejected, ConnState, NotReady
 from shardrunner.gateway.discord import DiscordShard, PayloadTooLarge, ShardFatalError, ShardOptions
+from shardrunner.protocol import lifecycle
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 from tests.fakes import FakeClock, FakeConnection, FakeTransport, GrantAll
 
 TOKEN = "MTEwMA.secret-part.do-not-log"
@@ -602,3 +604,62 @@ async def test_dispatch_stamps_every_event_with_the_shards_lease_epoch(rig: Rig)
     rig.shard.epoch = 6  # as the worker sets it from Assign/Adopt
     conn.dispatch(3, "MESSAGE_CREATE", {"id": "2", "guild_id": "123"})
     assert [(e.seq, e.epoch) for e in rig.events] == [(1, 0), (2, 0), (3, 6)], "0 until set"
+
+
+# -- lifecycle notices ------------------------------------------------------------------------------
+
+
+def _kinds(notices: list[Notice]) -> list[str]:
+    return [n.kind.removeprefix("shardrunner.") for n in notices]
+
+
+async def test_shard_lifecycle_when_op7_comes_says_disconnected_once_then_resumed(rig: Rig) -> None:
+    notices: list[Notice] = []
+    rig.shard.notify = notices.append
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    assert notices == [Notice(lifecycle.READY, CONN, {"session": "sess-1"})]
+    rig.transport.refuse.add("ws://resume.test")  # the first try fails: no second disconnect
+    conn.deliver({"op": 7, "d": None})
+    await rig.clock.settle()
+    assert notices[1] == Notice(
+        lifecycle.DISCONNECTED, CONN, {"code": 4000, "reason": "reconnect", "resumable": True}
+    )
+    conn2 = await rig.connection(2)
+    assert conn2.url.startswith(GATEWAY)
+    assert len(rig.transport.attempts) == 3
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 6
+    conn2.deliver({"op": 0, "s": 2, "t": "RESUMED", "d": {}})
+    await rig.clock.settle()
+    assert _kinds(notices) == ["ready", "disconnected", "resumed"]
+    assert notices[2].fields == {"session": "sess-1"}
+
+
+async def test_shard_lifecycle_when_op9_is_not_resumable_says_disconnected_then_ready(rig: Rig) -> None:
+    notices: list[Notice] = []
+    rig.shard.notify = notices.append
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.deliver({"op": 9, "d": False})
+    await rig.clock.settle()
+    assert notices[-1].fields == {"code": 1000, "reason": "invalid_session", "resumable": False}
+    conn2 = await rig.connection(2)
+    conn2.hello()
+    await rig.clock.settle()
+    assert conn2.sent[0]["op"] == 2
+    conn2.ready(session_id="sess-2")
+    await rig.clock.settle()
+    assert _kinds(notices) == ["ready", "disconnected", "ready"]
+    assert notices[-1].fields == {"session": "sess-2"}
+
+
+async def test_shard_lifecycle_when_closed_or_handed_off_says_nothing(rig: Rig) -> None:
+    notices: list[Notice] = []
+    rig.shard.notify = notices.append
+    conn = await rig.connection(1)
+    conn.server_close(4000)  # before READY: nothing was up, so no disconnect either
+    await rig.ready(await rig.connection(2))
+    await rig.shard.close(handoff=True)
+    assert _kinds(notices) == ["ready"]

@@ -13,9 +13,10 @@ from shardrunner.gateway.connection import ConnFatalError, ConnState
 from shardrunner.gateway.twitch import link as link_module
 from shardrunner.gateway.twitch import reader as reader_module
 from shardrunner.gateway.twitch.reader import TwitchReader
-from shardrunner.protocol import irc
+from shardrunner.protocol import irc, lifecycle
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
+from shardrunner.protocol.lifecycle import Notice
 from shardrunner.sim.twitch.server import TwitchSimulator
 from tests.gateway.twitch.helpers import CountingBudgets, limit_account, until
 from tests.sim.twitch.helpers import admin, running
@@ -273,3 +274,38 @@ def test_reader_rates_when_measured_report_busy_channels_smoothed() -> None:
     reader.lines.update({"#busy": 200})
     clock.now += r.RATE_EVERY_S
     assert reader.rates() == {"busy": 15.0}
+
+
+async def test_reader_lifecycle_when_a_channel_fails_and_the_socket_is_replaced_then_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reader_module, "FAILED_RETRY_S", 0.3)
+    async with running(channels=tuple(CHANNELS), suspended=frozenset({"chan1"})) as sim:
+        rig = Rig(sim, sim.ws_url)
+        notices: list[Notice] = []
+        rig.reader.notify = notices.append  # as the worker's table sets it, before it runs
+
+        def said() -> list[tuple[str, object]]:
+            return [(n.kind.removeprefix("shardrunner."), n.fields.get("channel")) for n in notices]
+
+        await until(lambda: ("ready", None) in said(), 10, "ready")
+        await until(lambda: len(joins_of(sim, "chan1")) >= 3, 10, "chan1 retried twice")
+        assert sorted(said()) == [("channel_failed", "chan1"), ("channel_joined", "chan0"),
+                                  ("channel_joined", "chan2"), ("ready", None)]  # fmt: skip
+        failed = next(n for n in notices if n.kind == lifecycle.CHANNEL_FAILED)
+        assert failed.fields["reason"] == "msg_channel_suspended", "said once, however many retries"
+        assert notices[-1] == Notice(lifecycle.READY, CONN, {"session": rig.reader.session_id})
+        # Twitch's RECONNECT: the replacement joins before the break; nothing changed for the bot.
+        status, _ = await admin(sim, "POST", "/_sim/fault", {"kind": "reconnect", "account": "bot"})
+        assert status == 200
+        await until(lambda: len(sim.stats.logins) == 2 and len(sim.connections) == 1, 10, "replaced")
+        assert len(notices) == 4
+        # A drop: one disconnected, then the channels again and ready on the next socket.
+        status, _ = await admin(sim, "POST", "/_sim/fault", {"kind": "drop", "account": "bot"})
+        assert status == 200
+        await until(lambda: said().count(("ready", None)) == 2, 10, "ready again")
+        assert said()[4:] == [("disconnected", None), ("channel_joined", "chan0"),
+                              ("channel_joined", "chan2"), ("ready", None)]  # fmt: skip
+        assert notices[4].fields["resumable"] is False
+        await rig.stop()
+        assert len(notices) == 8, "a close says nothing"
