@@ -272,11 +272,13 @@ class Finished(msgspec.Struct, tag="finished"):
 
 
 class ConnFailed(msgspec.Struct, tag="conn_failed"):
-    """A connection stopped on a fatal close code: reconnecting cannot help, the cluster must stop."""
+    """A connection stopped on a fatal close code: reconnecting cannot help, the cluster must stop
+    (``stop``), or, when the worker's controller said to keep the others running, not."""
 
     conn: ConnKey
     code: int
     message: str
+    stop: bool = True
 
 
 class Reconfigure(msgspec.Struct, tag="reconfigure"):

@@ -8,7 +8,7 @@ A platform's package (``shardrunner.gateway.discord``, Twitch chat later) implem
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +17,11 @@ from shardrunner.protocol.keys import ConnKey
 
 #: Receives every event of a connection, synchronously and in order.
 Sink = Callable[[Event], None]
+#: A controller's say in how a connection starts: called with the connection's key and what the
+#: platform is about to send (no secret in it: Discord's IDENTIFY without the token, Twitch's nick
+#: and capabilities), it returns what to send instead. Installed only when a controller changes it;
+#: it never raises and never hangs (the worker contains it).
+StartHook = Callable[[ConnKey, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class ConnState(enum.Enum):

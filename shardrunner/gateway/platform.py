@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from shardrunner.gateway.connection import GatewayConnection, Sink
+from shardrunner.gateway.connection import GatewayConnection, Sink, StartHook
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
 from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
@@ -141,6 +141,14 @@ class Reconfigurable(Platform, Protocol):
 
     def reconfigure(self, config: bytes, running: Mapping[ConnKey, GatewayConnection]) -> None:
         """Apply the part's new ``config`` to its running connections."""
+
+
+@runtime_checkable
+class Startable(Platform, Protocol):
+    """A platform whose connections let a controller change what they send to start (Discord's
+    IDENTIFY, Twitch's login): the worker sets :attr:`start_hook` before any build."""
+
+    start_hook: StartHook | None
 
 
 @runtime_checkable

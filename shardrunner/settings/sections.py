@@ -49,6 +49,18 @@ def to_platforms(value: object) -> str:
     return ",".join(dict.fromkeys(names))
 
 
+def to_controller(value: object) -> str:
+    """``module:Class`` or ``path/file.py:Class`` (loaded at start: :mod:`shardrunner.controller`);
+    empty or ``none`` for no controller."""
+    text = str(value).strip() if value is not None else ""
+    if text.lower() in ("", "none"):
+        return ""
+    target, sep, attr = text.rpartition(":")
+    if not sep or not target or not attr.isidentifier():
+        raise ValueError("must be module:Class or path/file.py:Class")
+    return text
+
+
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 _PROGRESS: Final = ("auto", "always", "never")
 _LOG_FORMATS: Final = ("text", "json")
@@ -174,6 +186,15 @@ CLUSTER: Final = Section(
             "auto",
             "start-up progress display (auto: when stderr is a terminal)",
             choices=_PROGRESS,
+        ),
+        Setting(
+            "controller",
+            to_controller,
+            "",
+            "the controller to load in the supervisor and every worker: a subclass of "
+            "shardrunner.controller.Controller, as module:Class or path/file.py:Class (docs/controllers.md)",
+            metavar="MODULE:CLASS",
+            default_text="none",
         ),
     ),
     help="the supervisor and its workers",

@@ -50,6 +50,7 @@ class Settings:
     log_level: LogLevel
     log_format: str
     progress: Progress
+    controller: str
     # [discord]
     token: str | None
     api_url: str

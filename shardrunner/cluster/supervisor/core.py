@@ -28,6 +28,7 @@ from shardrunner.cluster.supervisor.budgets import BudgetGrants
 from shardrunner.cluster.supervisor.channels import change_channels, restore_channels, save_channel_state
 from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
+from shardrunner.cluster.supervisor.decisions import SupervisorHooks
 from shardrunner.cluster.supervisor.delivery import DeliveryTable
 from shardrunner.cluster.supervisor.grants import IdentifyGrants
 from shardrunner.cluster.supervisor.hosts import HostAgent
@@ -51,8 +52,9 @@ from shardrunner.cluster.supervisor.resizing import (
     switched,
 )
 from shardrunner.cluster.supervisor.signals import unless_stopped
-from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
+from shardrunner.cluster.supervisor.spawner import Spawner, process_spawner
 from shardrunner.control import CommandError
+from shardrunner.controller import Controller, ControllerError
 from shardrunner.gateway.platform import PlatformError, PlatformPlan
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -72,7 +74,8 @@ class Supervisor:
 
     The seams, for tests: ``discover`` makes the platform plans (default: each platform's
     discovery), ``spawner`` starts worker processes, ``link`` carries messages to and from them,
-    ``clock`` is time; ``handle_signals=False`` leaves the process's signal handlers alone.
+    ``clock`` is time; ``handle_signals=False`` leaves the process's signal handlers alone;
+    ``controller`` is used instead of the one the settings name.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class Supervisor:
         link: WorkerLink | None = None,
         clock: Clock | None = None,
         handle_signals: bool = True,
+        controller: Controller | None = None,
     ) -> None:
         self.settings = settings
         self.run_dir = RunDir(settings.run_dir)
@@ -92,14 +96,9 @@ class Supervisor:
         self._discover = discover or discover_platforms
         self._ctx = zmq.asyncio.Context()
         self.link = link or ZmqWorkerLink(self._ctx, self.run_dir.workers_endpoint)
-        self.spawner = spawner or ProcessSpawner(
-            self.run_dir,
-            settings.log_level,
-            log_format=settings.log_format,
-            bus_bind=settings.bus_bind,
-            curve_server_key=settings.curve_server_key,
-            curve_clients=settings.curve_clients,
-        )
+        self.spawner = spawner or process_spawner(self.run_dir, settings)
+        #: The controller's decisions (its hooks that the supervisor asks).
+        self.hooks = SupervisorHooks(controller)
         self._handle_signals = handle_signals
         self.state = "starting"
         self.exit_code = 0
@@ -180,8 +179,9 @@ class Supervisor:
     async def _prepare(self) -> None:
         s = self.settings
         try:
+            self.hooks.load(s.controller)  # first: a wrong controller changes nothing
             claim(self.run_dir)
-        except RunDirTaken as exc:
+        except (ControllerError, RunDirTaken) as exc:
             raise ClusterError(str(exc)) from None
         self._claimed = True
         try:

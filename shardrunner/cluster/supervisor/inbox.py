@@ -76,5 +76,7 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
         resharder = sup.resharder
         if resharder is not None and resharder.on_failed(message.conn):
             resharder.abort(f"a new shard closed fatally: {message.message}")
-        else:
+        elif message.stop:
             sup.fail(message.message)
+        else:
+            log.error("%s (the controller keeps the other connections running)", message.message)

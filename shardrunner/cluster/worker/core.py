@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from shardrunner.bus import protocol as bp
@@ -32,6 +32,7 @@ from shardrunner.cluster.worker.views import (
     describe_modes,
     drop,
 )
+from shardrunner.controller.base import FatalAction
 from shardrunner.gateway.platform import Platform, load_platform
 from shardrunner.identify.relay import RelayBudgets, RelayIdentifyQueue
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -57,6 +58,7 @@ class Worker(Leases):
         make_bus: Callable[[m.Assign, ConnTable], Bus] | None = None,
         load: Callable[[str], Platform] = load_platform,
         clock: Clock | None = None,
+        on_fatal: Callable[[ConnKey, int], Awaitable[FatalAction]] | None = None,
     ) -> None:
         self.slot = slot
         self.generation = generation
@@ -74,6 +76,7 @@ class Worker(Leases):
             clock=self.clock,
             name=f"worker {slot}",
             budgets=self.budgets,
+            on_fatal=on_fatal,
         )
         self.bus: Bus | None = None
         self._make_bus = make_bus

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shardrunner.gateway.connection import GatewayConnection, Sink
+from shardrunner.gateway.connection import GatewayConnection, Sink, StartHook
 from shardrunner.gateway.twitch.config import READ, SEND, PartConfig, budget_names
+from shardrunner.gateway.twitch.link import TwitchLink
 from shardrunner.gateway.twitch.plan import NAME
 from shardrunner.gateway.twitch.reader import Budgets, TwitchReader
 from shardrunner.identify.protocol import IdentifyQueue
@@ -24,6 +25,8 @@ class TwitchPlatform:
     """Twitch as a worker runs it (a :class:`~shardrunner.gateway.platform.Platform`)."""
 
     name = NAME
+    #: A controller's change of the logins' capabilities (set by the worker; see ``Startable``).
+    start_hook: StartHook | None = None
 
     def __init__(self) -> None:
         self._part: PartConfig | None = None
@@ -46,41 +49,40 @@ class TwitchPlatform:
             join, login = budget_names(spec.login, part.verified)
             url = part.backup_url if spec.backup and part.backup_url else part.url
             token = part.tokens.get(spec.login)
+            link: TwitchLink
             if spec.role == READ:
-                out.append(
-                    TwitchReader(
-                        conn,
-                        login=spec.login,
-                        token=token,
-                        channels=list(spec.channels),
-                        url=url,
-                        sink=sink,
-                        budgets=budgets,
-                        join_budget=join,
-                        login_budget=login,
-                        backup=spec.backup,
-                    )
+                link = TwitchReader(
+                    conn,
+                    login=spec.login,
+                    token=token,
+                    channels=list(spec.channels),
+                    url=url,
+                    sink=sink,
+                    budgets=budgets,
+                    join_budget=join,
+                    login_budget=login,
+                    backup=spec.backup,
                 )
             elif spec.role == SEND:
                 from shardrunner.gateway.twitch.sender import TwitchSender
 
-                out.append(
-                    TwitchSender(
-                        conn,
-                        login=spec.login,
-                        token=token or "",
-                        url=part.url,
-                        sink=sink,
-                        budgets=budgets,
-                        limits=part.limits_of(spec.login),
-                        moderates=frozenset(part.moderates.get(spec.login, ())),
-                        queue_size=part.send_queue,
-                        bypass_duplicates=part.bypass_duplicates,
-                        login_budget=login,
-                    )
+                link = TwitchSender(
+                    conn,
+                    login=spec.login,
+                    token=token or "",
+                    url=part.url,
+                    sink=sink,
+                    budgets=budgets,
+                    limits=part.limits_of(spec.login),
+                    moderates=frozenset(part.moderates.get(spec.login, ())),
+                    queue_size=part.send_queue,
+                    bypass_duplicates=part.bypass_duplicates,
+                    login_budget=login,
                 )
             else:
                 raise ValueError(f"{conn}: unknown Twitch connection role {spec.role!r}")
+            link.start_hook = self.start_hook
+            out.append(link)
         return out
 
     def reconfigure(self, config: bytes, running: Mapping[ConnKey, GatewayConnection]) -> None:

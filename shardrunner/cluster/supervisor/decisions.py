@@ -1,0 +1,64 @@
+"""The controller's say in the supervisor's decisions: whether an automatic reshard starts, and
+whether this host takes over blocks another host held. Without a controller, or for a hook it does
+not override, the answer is the default (yes) at once and nothing is called.
+
+Each hook runs under the controller's ``hook_timeout`` (:class:`~shardrunner.controller.guard.Guard`):
+one that raises or hangs is logged once, and the default applies.
+"""
+
+from __future__ import annotations
+
+from shardrunner.cluster.hosts.leases import LastHolder
+from shardrunner.controller.base import Controller, ReshardProposal, overrides
+from shardrunner.controller.guard import Guard
+from shardrunner.controller.load import load_controller
+from shardrunner.gateway.platform import Resize
+
+
+class SupervisorHooks:
+    """The supervisor's view of its controller (``Supervisor.hooks``)."""
+
+    def __init__(self, controller: Controller | None = None) -> None:
+        self.controller: Controller | None = None
+        self.guard: Guard | None = None
+        self._reshard = self._lease = False
+        if controller is not None:
+            self.use(controller)
+
+    def use(self, controller: Controller) -> None:
+        self.controller = controller
+        self.guard = Guard(controller)
+        self._reshard = overrides(controller, "should_reshard")
+        self._lease = overrides(controller, "take_lease")
+
+    def load(self, spec: str) -> None:
+        """Load the controller the setting names (unless one was given; ``ControllerError``)."""
+        if self.controller is None and spec:
+            self.use(load_controller(spec))
+
+    async def should_reshard(self, resize: Resize) -> bool:
+        if self.guard is None or not self._reshard:
+            return True
+        proposal = ReshardProposal(
+            platform=resize.platform,
+            current=resize.current,
+            count=resize.count,
+            keys=resize.keys,
+            fill=resize.fill,
+            new_fill=resize.new_fill,
+            reason=resize.reason,
+        )
+        return bool(await self.guard.call("should_reshard", True, proposal))
+
+    async def take_leases(self, claim: list[int], last: dict[int, LastHolder], me: str) -> list[int]:
+        """The blocks of ``claim`` to claim: those another host held only if the controller agrees
+        (blocks never held, or last held by this host ``me``, are claimed without asking)."""
+        if self.guard is None or not self._lease:
+            return claim
+        out = []
+        for block in claim:
+            holder = last.get(block)
+            other = holder.host if holder is not None and holder.host != me else None
+            if other is None or await self.guard.call("take_lease", True, block, other):
+                out.append(block)
+        return out

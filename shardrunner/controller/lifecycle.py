@@ -1,0 +1,86 @@
+"""From lifecycle notices to a controller's callbacks.
+
+The supervisor and the workers fan their lifecycle notices (``Notice(kind, conn, fields)``) out to
+listeners: plain callables that take a notice. :func:`lifecycle_listener` makes the one listener
+of a controller: it finds the callback for the notice's kind (``"ready"`` -> ``on_ready``; dots and
+dashes count as underscores: ``"reshard.started"`` -> ``on_reshard_started``) and, if the
+controller overrides it, runs it as a task under the controller's ``hook_timeout`` (contained by
+its :class:`~shardrunner.controller.guard.Guard`). A notice of a kind the controller does not
+handle costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
+
+from shardrunner.controller.base import Controller, overrides
+from shardrunner.controller.guard import Guard
+from shardrunner.protocol.keys import ConnKey
+
+#: Notice kind -> the controller's callback for it.
+CALLBACKS: Final[Mapping[str, str]] = {
+    kind: f"on_{kind}"
+    for kind in (
+        "ready",
+        "resumed",
+        "reconnecting",
+        "fatal",
+        "reshard_started",
+        "reshard_switched",
+        "lease_lost",
+        "lease_taken",
+        "worker_crashed",
+    )
+}
+
+
+class NoticeLike(Protocol):
+    """What a lifecycle notice has (``shardrunner.protocol.lifecycle.Notice``)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def conn(self) -> ConnKey | None: ...
+    @property
+    def fields(self) -> Mapping[str, Any]: ...
+
+
+def callback_of(kind: str) -> str | None:
+    """The callback a notice of ``kind`` goes to, or None."""
+    return CALLBACKS.get(kind.replace(".", "_").replace("-", "_"))
+
+
+def handles_lifecycle(controller: Controller) -> bool:
+    """Whether the controller overrides any lifecycle callback (else nothing needs wiring)."""
+    return any(overrides(controller, name) for name in CALLBACKS.values())
+
+
+class LifecycleListener:
+    """One controller's listener (a callable taking a notice; see the module)."""
+
+    def __init__(self, controller: Controller, guard: Guard | None = None) -> None:
+        self.guard = guard or Guard(controller)
+        self.wanted = frozenset(name for name in CALLBACKS.values() if overrides(controller, name))
+        #: The callbacks running now (a task nobody references may be collected before it ends).
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, notice: NoticeLike) -> None:
+        name = callback_of(notice.kind)
+        if name is None or name not in self.wanted:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.guard.fail(name, "was given a notice outside the event loop")
+            return
+        task = loop.create_task(self.guard.call(name, None, notice.conn, notice.fields))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+def lifecycle_listener(controller: Controller, guard: Guard | None = None) -> Callable[[NoticeLike], None]:
+    """The listener that hands each notice to ``controller``'s callback for its kind (see the
+    module). Call it from the event loop's thread; each callback runs as a task of that loop."""
+    return LifecycleListener(controller, guard)
