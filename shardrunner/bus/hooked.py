@@ -12,7 +12,8 @@ set to None at any time (a hook turned off after a stall): the router then takes
 - ``route(group, name, key, members)``: the member id that gets the event (``members`` are the
   group's members on this worker, a read-only view), or None for the rendezvous owner. It is asked
   for each event a group gets when published; events moved off a member that left go to the
-  rendezvous owner, as without a controller.
+  rendezvous owner, as without a controller. It must be given at construction (groups declared
+  while there is none are plain groups, whose owner lookup costs nothing more).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class HookedRouter(Router):
         self.publishing: Event | None = None
 
     def declare(self, name: str, events: Iterable[str] | None) -> Group:
+        if self.route is None:  # no routing function (given at construction): the plain groups
+            return Router.declare(self, name, events)
         group = self.groups.get(name)
         if group is None:
             routed = RoutedGroup(name, self.limits, None if events is None else frozenset(events))

@@ -40,6 +40,10 @@ Accept = Callable[[str, str, RoutingKey], bool]
 Route = Callable[[str, str, RoutingKey, Collection[str]], str | None]
 
 
+def _accept_all(platform: str, name: str, key: RoutingKey) -> bool:
+    return True
+
+
 class Guard:
     """The hooks of one controller, each contained (see the module)."""
 
@@ -105,17 +109,10 @@ class Guard:
         calls = 0
         off = False
 
-        def accept(platform: str, name: str, key: RoutingKey) -> bool:
-            nonlocal calls, off
-            calls += 1
+        def timed(platform: str, name: str, key: RoutingKey) -> bool:
+            nonlocal off, fn
             if off:
                 return True
-            if calls & _MASK != 1:
-                try:
-                    return fn(platform, name, key)
-                except Exception as exc:
-                    self.fail("accept", f"raised {type(exc).__name__}: {exc}", exc)
-                    return True
             started = clock()
             try:
                 ok = fn(platform, name, key)
@@ -124,10 +121,21 @@ class Guard:
                 return True
             took = clock() - started
             if took > budget:
-                off = True
+                off, fn = True, _accept_all  # never called again, even through this wrapper
                 self._stall("accept", took, on_stall)
                 return True
             return ok
+
+        def accept(platform: str, name: str, key: RoutingKey) -> bool:
+            nonlocal calls
+            calls += 1
+            if calls & _MASK != 1:
+                try:
+                    return fn(platform, name, key)
+                except Exception as exc:
+                    self.fail("accept", f"raised {type(exc).__name__}: {exc}", exc)
+                    return True
+            return timed(platform, name, key)
 
         return accept
 

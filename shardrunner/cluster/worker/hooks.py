@@ -41,18 +41,21 @@ class WorkerHooks:
         guard = self.guard
         if guard is None or not self.overridden & {"accept", "route"}:
             return Router(limits)
-        router = HookedRouter(limits)
+        router: HookedRouter | None = None
 
         def accept_off() -> None:
-            router.accept = None
+            if router is not None:
+                router.accept = None
 
         def route_off() -> None:
-            router.route = None
+            if router is not None:
+                router.route = None
 
-        if "accept" in self.overridden:
-            router.accept = guard.accept(accept_off)
-        if "route" in self.overridden:
-            router.route = guard.route(route_off)
+        router = HookedRouter(
+            limits,
+            accept=guard.accept(accept_off) if "accept" in self.overridden else None,
+            route=guard.route(route_off) if "route" in self.overridden else None,
+        )
         return router
 
     # -- the platforms ---------------------------------------------------------------------------
