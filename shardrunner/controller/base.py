@@ -127,16 +127,31 @@ class Controller:
         """A connection resumed its session."""
 
     async def on_reconnecting(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
-        """A connection was lost and is being made again."""
+        """A connection dropped and is being made again (the notice ``shardrunner.disconnected``)."""
 
     async def on_fatal(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
         """A connection closed fatally (after :meth:`on_fatal_close` decided what follows)."""
+
+    async def on_switched(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
+        """A reshard's switch: this connection of the new set delivers alone now."""
+
+    async def on_channel_joined(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
+        """Twitch: a channel is read (``info["channel"]``)."""
+
+    async def on_channel_failed(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
+        """Twitch: a channel cannot be read (``channel``, ``reason``); it is tried again later."""
+
+    async def on_channel_moved(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
+        """Twitch: a channel moved to another connection."""
 
     async def on_reshard_started(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
         """A reshard started its new set."""
 
     async def on_reshard_switched(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
         """A reshard's new set delivers now."""
+
+    async def on_reshard_aborted(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
+        """A reshard was aborted (the old set goes on)."""
 
     async def on_lease_lost(self, conn: ConnKey | None, info: Mapping[str, Any]) -> None:
         """This host lost blocks of connections (several hosts)."""

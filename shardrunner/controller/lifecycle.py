@@ -2,8 +2,9 @@
 
 The supervisor and the workers fan their lifecycle notices (``Notice(kind, conn, fields)``) out to
 listeners: plain callables that take a notice. :func:`lifecycle_listener` makes the one listener
-of a controller: it finds the callback for the notice's kind (``"ready"`` -> ``on_ready``; dots and
-dashes count as underscores: ``"reshard.started"`` -> ``on_reshard_started``) and, if the
+of a controller: it finds the callback for the notice's kind (``"shardrunner.ready"`` ->
+``on_ready``, ``"shardrunner.disconnected"`` -> ``on_reconnecting``; the prefix may be left out,
+and dots and dashes count as underscores: ``"reshard.started"`` -> ``on_reshard_started``) and, if the
 controller overrides it, runs it as a task under the controller's ``hook_timeout`` (contained by
 its :class:`~shardrunner.controller.guard.Guard`). A notice of a kind the controller does not
 handle costs one dictionary lookup.
@@ -19,20 +20,32 @@ from shardrunner.controller.base import Controller, overrides
 from shardrunner.controller.guard import Guard
 from shardrunner.protocol.keys import ConnKey
 
-#: Notice kind -> the controller's callback for it.
+#: The start of every lifecycle notice's kind (``shardrunner.ready``); dropped to find its callback.
+PREFIX: Final = "shardrunner."
+
+#: Notice kind (without :data:`PREFIX`) -> the controller's callback for it.
 CALLBACKS: Final[Mapping[str, str]] = {
-    kind: f"on_{kind}"
-    for kind in (
-        "ready",
-        "resumed",
-        "reconnecting",
-        "fatal",
-        "reshard_started",
-        "reshard_switched",
-        "lease_lost",
-        "lease_taken",
-        "worker_crashed",
-    )
+    **{
+        kind: f"on_{kind}"
+        for kind in (
+            "ready",
+            "resumed",
+            "reconnecting",
+            "fatal",
+            "switched",
+            "channel_joined",
+            "channel_failed",
+            "channel_moved",
+            "reshard_started",
+            "reshard_switched",
+            "reshard_aborted",
+            "lease_lost",
+            "lease_taken",
+            "worker_crashed",
+        )
+    },
+    # The worker's name for a connection that dropped and reconnects.
+    "disconnected": "on_reconnecting",
 }
 
 
@@ -48,7 +61,9 @@ class NoticeLike(Protocol):
 
 
 def callback_of(kind: str) -> str | None:
-    """The callback a notice of ``kind`` goes to, or None."""
+    """The callback a notice of ``kind`` goes to (``shardrunner.ready`` -> ``on_ready``), or None."""
+    if kind.startswith(PREFIX):
+        kind = kind[len(PREFIX) :]
     return CALLBACKS.get(kind.replace(".", "_").replace("-", "_"))
 
 

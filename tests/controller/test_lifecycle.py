@@ -50,8 +50,10 @@ async def drained(listener: LifecycleListener) -> None:
 
 
 def test_callback_of_when_kinds_are_dotted_or_dashed_finds_the_same_callback() -> None:
-    assert callback_of("ready") == "on_ready"
+    assert callback_of("ready") == callback_of("shardrunner.ready") == "on_ready"
     assert callback_of("reshard.started") == callback_of("reshard-started") == "on_reshard_started"
+    assert callback_of("shardrunner.disconnected") == "on_reconnecting"
+    assert callback_of("shardrunner.channel_moved") == "on_channel_moved"
     assert callback_of("something_else") is None
     assert all(hasattr(Controller, name) for name in CALLBACKS.values())
 
@@ -60,10 +62,10 @@ async def test_listener_when_notices_come_calls_the_overridden_callbacks_by_kind
     watcher = Watcher()
     listener = lifecycle_listener(watcher)
     assert isinstance(listener, LifecycleListener)
-    listener(Notice("ready", CONN, {"session": "s1"}))
-    listener(Notice("reshard.switched", None, {"count": 8}))
-    listener(Notice("resumed", CONN))  # not overridden: nothing runs
-    listener(Notice("channel_moved", CONN))  # no callback for it
+    listener(Notice("shardrunner.ready", CONN, {"session": "s1"}))
+    listener(Notice("shardrunner.reshard_switched", None, {"count": 8}))
+    listener(Notice("shardrunner.resumed", CONN))  # not overridden: nothing runs
+    listener(Notice("shardrunner.something_new", CONN))  # no callback for it
     assert len(listener.tasks) == 2
     await drained(listener)
     assert watcher.seen == [("ready", CONN, {"session": "s1"}), ("reshard_switched", None, {"count": 8})]
