@@ -101,6 +101,8 @@ def status_text(status: Mapping[str, Any], *, every_host: bool = False) -> str:
         cpu = "-" if w.get("cpu_percent") is None else f"{w['cpu_percent']:.0f}%"
         rss = "-" if w.get("rss") is None else f"{w['rss'] / 1048576:.0f} MiB"
         state = str(w.get("state", "?")) + (", ready" if w.get("ready") else "")
+        if w.get("filtered"):
+            state += f", {w['filtered']} events filtered by the controller"
         held = w.get("conns", w.get("shards"))
         lines.append(
             f"{w.get('slot', '?'):>6} {w.get('pid') or '-':>8} {cpu:>6} {rss:>9} {_count(held):>6}  {state}"

@@ -218,6 +218,8 @@ class Report(msgspec.Struct, tag="report"):
     #: Per connection, the oldest seq of its current session a consumer group has not acknowledged.
     low_water: list[tuple[ConnKey, int]] = []
     groups: list[GroupStats] = []
+    #: Events its controller's filter dropped before the bus, since the worker started.
+    filtered: int = 0
 
 
 class Ping(msgspec.Struct, tag="ping"):

@@ -1,6 +1,6 @@
 """A controller in real processes: the supervisor and its worker load it from the setting, its
 filter drops TYPING_START before the bus, and the bot gets exactly the other events, counted
-against the simulator's own log of what it sent."""
+against the simulator's own log of what it sent (and ``status`` counts the dropped ones)."""
 
 from __future__ import annotations
 
@@ -66,5 +66,12 @@ async def test_controller_when_set_filters_in_the_worker_and_the_bot_gets_exactl
     typing = len(sent) - len(expected)
     assert typing >= len(sent) // 4, f"the filter dropped a share: {typing} of {len(sent)}"
     assert not any(e["t"] == "TYPING_START" for e in bot.events)
+    counted: list[int] = []
+
+    async def filtered() -> bool:
+        counted.append((await c.status())["workers"][0]["filtered"])
+        return counted[-1] == typing
+
+    await wait_for(filtered, 10, "the status to count every dropped event")
     loaded = {int(p.name) for p in marks.iterdir()}
     assert loaded == {c.proc.pid, status["workers"][0]["pid"]}, "loaded by the supervisor and its worker"

@@ -134,6 +134,8 @@ class Worker:
     exited_at: float = 0.0
     #: Its bus's TCP endpoint as bots elsewhere reach it (``BusBound``, advertised), or "".
     bus_tcp: str = ""
+    #: Events its controller's filter dropped (its latest report).
+    filtered: int = 0
 
     @property
     def identity(self) -> bytes:

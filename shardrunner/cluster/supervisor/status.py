@@ -52,6 +52,8 @@ class WorkerStatus(msgspec.Struct):
     #: The slot's shard range for people (``0-3``), and its connections.
     shards: str
     conns: list[str]
+    #: Events its controller's filter dropped before the bus (docs/controllers.md).
+    filtered: int = 0
 
 
 class ConnStatus(msgspec.Struct):
@@ -151,6 +153,7 @@ def worker_status(worker: Worker, slot: Slot) -> WorkerStatus:
         rss=rss,
         shards=span(slot.desired.conns),
         conns=[str(c) for c in slot.desired.conns],
+        filtered=worker.filtered,
     )
 
 

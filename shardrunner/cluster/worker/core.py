@@ -286,7 +286,8 @@ class Worker(Leases):
             return m.Report(self.conns.reports())
         router = self.bus.router
         reports = self.conns.reports(router.withheld)
-        return m.Report(reports, self.conns.low_water(router.low_water()), router.group_stats())
+        low = self.conns.low_water(router.low_water())
+        return m.Report(reports, low, router.group_stats(), router.filtered)
 
     async def report_loop(self) -> None:
         while True:
