@@ -95,6 +95,18 @@ class LifecycleListener:
         task.add_done_callback(self.tasks.discard)
 
 
+def attach(
+    controller: Controller | None, listeners: list[Callable[[NoticeLike], None]], guard: Guard | None = None
+) -> LifecycleListener | None:
+    """Append ``controller``'s listener to a process's ``lifecycle_listeners`` when it overrides a
+    callback (nothing otherwise); ``guard``: the process's, so each hook is logged once per process."""
+    if controller is None or not handles_lifecycle(controller):
+        return None
+    listener = LifecycleListener(controller, guard)
+    listeners.append(listener)
+    return listener
+
+
 def lifecycle_listener(controller: Controller, guard: Guard | None = None) -> Callable[[NoticeLike], None]:
     """The listener that hands each notice to ``controller``'s callback for its kind (see the
     module). Call it from the event loop's thread; each callback runs as a task of that loop."""

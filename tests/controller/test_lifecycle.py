@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from shardrunner.controller import Controller, lifecycle_listener
-from shardrunner.controller.lifecycle import CALLBACKS, LifecycleListener, callback_of, handles_lifecycle
+from shardrunner.controller.lifecycle import (
+    CALLBACKS,
+    LifecycleListener,
+    attach,
+    callback_of,
+    handles_lifecycle,
+)
 from shardrunner.protocol.keys import ConnKey
 
 CONN = ConnKey("discord", 0, 2, 4)
@@ -95,3 +101,17 @@ def test_listener_when_called_outside_an_event_loop_counts_a_failure() -> None:
     listener = LifecycleListener(Watcher())
     listener(Notice("ready", CONN))
     assert listener.guard.failures == {"on_ready": 1}
+
+
+async def test_attach_when_the_controller_has_callbacks_appends_one_listener_else_none() -> None:
+    listeners: list[Any] = []
+    assert attach(None, listeners) is None
+    assert attach(Controller(), listeners) is None
+    assert listeners == []
+    watcher = Watcher()
+    listener = attach(watcher, listeners)
+    assert listeners == [listener]
+    listeners[0](Notice("shardrunner.ready", CONN))
+    assert listener is not None
+    await drained(listener)
+    assert watcher.seen == [("ready", CONN, {})]
