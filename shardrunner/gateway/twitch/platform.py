@@ -49,40 +49,44 @@ class TwitchPlatform:
             join, login = budget_names(spec.login, part.verified)
             url = part.backup_url if spec.backup and part.backup_url else part.url
             token = part.tokens.get(spec.login)
-            link: TwitchLink
             if spec.role == READ:
-                link = TwitchReader(
-                    conn,
-                    login=spec.login,
-                    token=token,
-                    channels=list(spec.channels),
-                    url=url,
-                    sink=sink,
-                    budgets=budgets,
-                    join_budget=join,
-                    login_budget=login,
-                    backup=spec.backup,
+                out.append(
+                    TwitchReader(
+                        conn,
+                        login=spec.login,
+                        token=token,
+                        channels=list(spec.channels),
+                        url=url,
+                        sink=sink,
+                        budgets=budgets,
+                        join_budget=join,
+                        login_budget=login,
+                        backup=spec.backup,
+                    )
                 )
             elif spec.role == SEND:
                 from shardrunner.gateway.twitch.sender import TwitchSender
 
-                link = TwitchSender(
-                    conn,
-                    login=spec.login,
-                    token=token or "",
-                    url=part.url,
-                    sink=sink,
-                    budgets=budgets,
-                    limits=part.limits_of(spec.login),
-                    moderates=frozenset(part.moderates.get(spec.login, ())),
-                    queue_size=part.send_queue,
-                    bypass_duplicates=part.bypass_duplicates,
-                    login_budget=login,
+                out.append(
+                    TwitchSender(
+                        conn,
+                        login=spec.login,
+                        token=token or "",
+                        url=part.url,
+                        sink=sink,
+                        budgets=budgets,
+                        limits=part.limits_of(spec.login),
+                        moderates=frozenset(part.moderates.get(spec.login, ())),
+                        queue_size=part.send_queue,
+                        bypass_duplicates=part.bypass_duplicates,
+                        login_budget=login,
+                    )
                 )
             else:
                 raise ValueError(f"{conn}: unknown Twitch connection role {spec.role!r}")
-            link.start_hook = self.start_hook
-            out.append(link)
+        for link in out:
+            if isinstance(link, TwitchLink):
+                link.start_hook = self.start_hook
         return out
 
     def reconfigure(self, config: bytes, running: Mapping[ConnKey, GatewayConnection]) -> None:

@@ -204,6 +204,7 @@ async def test_twitch_login_when_overridden_drops_membership_but_keeps_tags_and_
             return []
 
     assert await reader(Quiet())._caps() == [tw.CAP_TAGS, tw.CAP_COMMANDS]
+    assert WorkerHooks(Quiet()).load("twitch").start_hook is not None  # type: ignore[attr-defined]
     assert await reader(Controller())._caps() == list(tw.CAPS)
 
 
