@@ -55,6 +55,8 @@ class Guard:
         #: Hot-path hooks turned off after a stall.
         self.stalled: set[str] = set()
         self._said: set[str] = set()
+        #: Hooks past their timeout that have not ended yet (referenced until they do).
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     def fail(self, hook: str, why: str, exc: BaseException | None = None) -> None:
         """Count a failed call of ``hook``; log the first one (with ``exc``'s traceback)."""
@@ -78,14 +80,26 @@ class Guard:
         try:
             result = getattr(self.controller, hook)(*args)
             if inspect.isawaitable(result):
-                result = await asyncio.wait_for(result, timeout)
-        except TimeoutError:
-            self.fail(hook, f"took longer than its {timeout:g} s (hook_timeout)")
-            return default
+                task = asyncio.ensure_future(result)
+                done, _ = await asyncio.wait({task}, timeout=timeout)
+                if not done:
+                    # Cancelled, not awaited: a hook that ignores its cancellation cannot hold
+                    # the caller (asyncio.wait_for would wait for it to give in).
+                    task.cancel()
+                    self._abandoned.add(task)
+                    task.add_done_callback(self._forget)
+                    self.fail(hook, f"took longer than its {timeout:g} s (hook_timeout)")
+                    return default
+                result = task.result()
         except Exception as exc:
             self.fail(hook, f"raised {type(exc).__name__}: {exc}", exc)
             return default
         return result  # type: ignore[no-any-return]
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late failure of a hook already timed out says nothing
 
     def _stall(self, hook: str, took: float, on_stall: Callable[[], None]) -> None:
         self.failures[hook] = self.failures.get(hook, 0) + 1

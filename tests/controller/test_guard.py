@@ -156,3 +156,24 @@ def test_route_when_a_sampled_call_stalls_turns_the_hook_off() -> None:
     assert uninstalled == ["route"]
     assert route("bot", "X", 1, ["a"]) is None
     assert controller.calls == 1
+
+
+async def test_call_when_the_hook_ignores_its_cancellation_still_returns_at_the_timeout() -> None:
+    release = asyncio.Event()
+
+    class Stubborn(Controller):
+        hook_timeout = 0.05
+
+        async def take_lease(self, block: int, from_host: str) -> bool:
+            while not release.is_set():
+                try:
+                    await asyncio.sleep(0.01)
+                except asyncio.CancelledError:
+                    continue  # ignores it
+            return False
+
+    guard = Guard(Stubborn())
+    assert await asyncio.wait_for(guard.call("take_lease", True, 1, "h"), 5) is True
+    assert guard.failures == {"take_lease": 1}
+    release.set()
+    await asyncio.sleep(0.05)
