@@ -4,7 +4,7 @@
 ``controller`` setting. Importing this package loads nothing of the cluster or the gateway.
 """
 
-from shardrunner.controller.base import Controller, FatalAction, ReshardProposal, overrides
+from shardrunner.controller.base import Controller, FatalAction, ReshardProposal, overridden, overrides
 from shardrunner.controller.guard import Guard
 from shardrunner.controller.lifecycle import lifecycle_listener
 from shardrunner.controller.load import ControllerError, load_controller
@@ -17,5 +17,6 @@ __all__ = [
     "ReshardProposal",
     "lifecycle_listener",
     "load_controller",
+    "overridden",
     "overrides",
 ]

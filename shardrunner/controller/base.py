@@ -169,3 +169,9 @@ def overrides(controller: Controller, hook: str) -> bool:
     mine = getattr(controller, hook, None)
     base = getattr(Controller, hook)
     return getattr(mine, "__func__", mine) is not base
+
+
+def overridden(controller: Controller) -> list[str]:
+    """The hooks ``controller`` overrides, in the order of the class (for the start's log line)."""
+    hooks = [name for name, value in vars(Controller).items() if callable(value) and not name.startswith("_")]
+    return [name for name in hooks if overrides(controller, name)]

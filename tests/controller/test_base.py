@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shardrunner.controller import Controller, FatalAction, ReshardProposal, overrides
+from shardrunner.controller import Controller, FatalAction, ReshardProposal, overridden, overrides
 from shardrunner.protocol.keys import ConnKey
 
 CONN = ConnKey("discord", 0, 3, 8)
@@ -66,3 +66,8 @@ def test_controller_when_imported_alone_loads_no_cluster_gateway_or_settings_mod
     assert "shardrunner.controller" in loaded
     heavy = ("shardrunner.cluster", "shardrunner.gateway", "shardrunner.settings", "shardrunner.bus")
     assert [m for m in loaded if m.startswith(heavy)] == []
+
+
+def test_overridden_when_asked_lists_the_hooks_in_the_class_order() -> None:
+    assert overridden(Filter()) == ["accept", "on_ready"]
+    assert overridden(Controller()) == []

@@ -8,11 +8,15 @@ one that raises or hangs is logged once, and the default applies.
 
 from __future__ import annotations
 
+import logging
+
 from shardrunner.cluster.hosts.leases import LastHolder
-from shardrunner.controller.base import Controller, ReshardProposal, overrides
+from shardrunner.controller.base import Controller, ReshardProposal, overridden, overrides
 from shardrunner.controller.guard import Guard
 from shardrunner.controller.load import load_controller
 from shardrunner.gateway.platform import Resize
+
+log = logging.getLogger("shardrunner.supervisor")
 
 
 class SupervisorHooks:
@@ -34,7 +38,10 @@ class SupervisorHooks:
     def load(self, spec: str) -> None:
         """Load the controller the setting names (unless one was given; ``ControllerError``)."""
         if self.controller is None and spec:
-            self.use(load_controller(spec))
+            controller = load_controller(spec)
+            self.use(controller)
+            hooks = ", ".join(overridden(controller)) or "none"
+            log.info("controller %s loaded; the hooks it overrides: %s", spec, hooks)
 
     async def should_reshard(self, resize: Resize) -> bool:
         if self.guard is None or not self._reshard:

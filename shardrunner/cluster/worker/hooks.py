@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from shardrunner.bus.hooked import HookedRouter
 from shardrunner.bus.router import Limits, Router
@@ -22,6 +22,9 @@ from shardrunner.gateway.connection import StartHook
 from shardrunner.gateway.platform import Platform, Startable, load_platform
 from shardrunner.protocol.keys import ConnKey
 
+#: The hooks a worker installs (the lifecycle callbacks go through ``controller.lifecycle``).
+WORKER_HOOKS: Final = ("accept", "route", "identify", "twitch_login", "on_fatal_close")
+
 
 class WorkerHooks:
     """One worker's view of its controller (none: every hook is the default, nothing installed)."""
@@ -29,10 +32,9 @@ class WorkerHooks:
     def __init__(self, controller: Controller | None = None) -> None:
         self.controller = controller
         self.guard = Guard(controller) if controller is not None else None
+        #: The worker's hooks the controller overrides (the only ones installed).
         self.overridden: frozenset[str] = frozenset(
-            name
-            for name in ("accept", "route", "identify", "twitch_login", "on_fatal_close")
-            if controller is not None and overrides(controller, name)
+            name for name in WORKER_HOOKS if controller is not None and overrides(controller, name)
         )
 
     # -- the router ------------------------------------------------------------------------------

@@ -221,4 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         "curve_clients": args.curve_clients,
     }
     hooks = WorkerHooks(controller)
+    if controller is not None:
+        installed = ", ".join(sorted(hooks.overridden)) or "none"
+        log.info("worker %d: controller %s, installed: %s", args.slot, args.controller, installed)
     sys.exit(uvloop.run(run(args.endpoint, args.slot, args.generation, **tcp, hooks=hooks)))

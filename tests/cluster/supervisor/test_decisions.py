@@ -145,10 +145,14 @@ async def test_supervisor_when_the_controller_cannot_be_loaded_stops_the_start_i
     assert r.spawner.of_slot(0) == [], "nothing was started"
 
 
-async def test_supervisor_when_the_settings_name_a_controller_loads_it(rig: Make) -> None:
+async def test_supervisor_when_the_settings_name_a_controller_loads_it(
+    rig: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "shardrunner.supervisor")
     r = await rig(controller="tests.cluster.supervisor.test_decisions:Decline")
     await r.ready()
     assert type(r.sup.hooks.controller).__name__ == "Decline"
+    assert "the hooks it overrides: should_reshard, take_lease" in caplog.text
 
 
 async def test_supervisor_when_a_fatal_close_is_kept_by_the_controller_runs_on(rig: Make) -> None:
