@@ -44,6 +44,10 @@ def _accept_all(platform: str, name: str, key: RoutingKey) -> bool:
     return True
 
 
+def _no_route(group: str, name: str, key: RoutingKey, members: Collection[str]) -> str | None:
+    return None
+
+
 class Guard:
     """The hooks of one controller, each contained (see the module)."""
 
@@ -168,17 +172,10 @@ class Guard:
             self.fail("route", f"answered {member!r:.60}, not a member of the group on this worker")
             return None
 
-        def route(group: str, name: str, key: RoutingKey, members: Collection[str]) -> str | None:
-            nonlocal calls, off
-            calls += 1
+        def timed(group: str, name: str, key: RoutingKey, members: Collection[str]) -> str | None:
+            nonlocal off, fn
             if off:
                 return None
-            if calls & _MASK != 1:
-                try:
-                    return checked(fn(group, name, key, members), members)
-                except Exception as exc:
-                    self.fail("route", f"raised {type(exc).__name__}: {exc}", exc)
-                    return None
             started = clock()
             try:
                 member = fn(group, name, key, members)
@@ -187,9 +184,20 @@ class Guard:
                 return None
             took = clock() - started
             if took > budget:
-                off = True
+                off, fn = True, _no_route  # never called again, even through this wrapper
                 self._stall("route", took, on_stall)
                 return None
             return checked(member, members)
+
+        def route(group: str, name: str, key: RoutingKey, members: Collection[str]) -> str | None:
+            nonlocal calls
+            calls += 1
+            if calls & _MASK != 1:
+                try:
+                    return checked(fn(group, name, key, members), members)
+                except Exception as exc:
+                    self.fail("route", f"raised {type(exc).__name__}: {exc}", exc)
+                    return None
+            return timed(group, name, key, members)
 
         return route
