@@ -220,6 +220,8 @@ class Report(msgspec.Struct, tag="report"):
     groups: list[GroupStats] = []
     #: Events its controller's filter dropped before the bus, since the worker started.
     filtered: int = 0
+    #: Per controller hook, the calls that failed in this worker (raised, timed out, stalled).
+    hook_failures: dict[str, int] = {}
 
 
 class Ping(msgspec.Struct, tag="ping"):

@@ -166,10 +166,15 @@ def test_status_text_when_status_names_shards_only_builds_the_conn_names() -> No
 
 
 def test_status_text_when_a_controller_filters_says_how_many_events_it_dropped() -> None:
-    filtering = {**STATUS, "workers": [{**STATUS["workers"][0], "filtered": 1234}]}
-    [row] = [line for line in status_text(filtering).splitlines() if line.strip().startswith("0 ")]
-    assert row.endswith("running, ready, 1234 events filtered by the controller")
-    assert "filtered" not in status_text(STATUS)
+    worker = {**STATUS["workers"][0], "filtered": 1234, "hook_failures": {"identify": 1, "accept": 3}}
+    controller = {"name": "mybot.ops.Ops", "hooks": ["accept", "identify"], "failures": {"should_reshard": 2}}
+    text = status_text({**STATUS, "workers": [worker], "controller": controller})
+    [row] = [line for line in text.splitlines() if line.strip().startswith("0 ")]
+    assert row.endswith(
+        "running, ready, 1234 events filtered by the controller; failed calls: accept 3, identify 1"
+    )
+    assert "controller mybot.ops.Ops: accept, identify; failed calls: should_reshard 2" in text.splitlines()
+    assert "controller" not in status_text(STATUS)
 
 
 @pytest.mark.parametrize("command", ["status", "reload", "stop", "tail"])

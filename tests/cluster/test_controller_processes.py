@@ -73,5 +73,9 @@ async def test_controller_when_set_filters_in_the_worker_and_the_bot_gets_exactl
         return counted[-1] == typing
 
     await wait_for(filtered, 10, "the status to count every dropped event")
+    status = await c.status()
+    assert status["controller"]["hooks"] == ["accept"]
+    assert status["controller"]["failures"] == {}
+    assert status["workers"][0]["hook_failures"] == {}
     loaded = {int(p.name) for p in marks.iterdir()}
     assert loaded == {c.proc.pid, status["workers"][0]["pid"]}, "loaded by the supervisor and its worker"

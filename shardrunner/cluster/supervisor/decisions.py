@@ -9,6 +9,7 @@ one that raises or hangs is logged once, and the default applies.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from shardrunner.cluster.hosts.leases import LastHolder
 from shardrunner.controller.base import Controller, ReshardProposal, overridden, overrides
@@ -42,6 +43,17 @@ class SupervisorHooks:
             self.use(controller)
             hooks = ", ".join(overridden(controller)) or "none"
             log.info("controller %s loaded; the hooks it overrides: %s", spec, hooks)
+
+    def status(self) -> dict[str, Any] | None:
+        """What ``status`` shows of the controller (None: there is none)."""
+        if self.controller is None or self.guard is None:
+            return None
+        cls = type(self.controller)
+        return {
+            "name": f"{cls.__module__}.{cls.__qualname__}",
+            "hooks": overridden(self.controller),
+            "failures": dict(self.guard.failures),
+        }
 
     async def should_reshard(self, resize: Resize) -> bool:
         if self.guard is None or not self._reshard:

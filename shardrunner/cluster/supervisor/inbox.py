@@ -26,7 +26,7 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
     now = sup.clock.monotonic()
     if isinstance(message, m.Report):
         sup.book.on_report(worker.slot, message, now)
-        worker.filtered = message.filtered
+        worker.filtered, worker.hook_failures = message.filtered, message.hook_failures
     elif isinstance(message, m.Pong):
         worker.last_pong = now
         if worker.ready != message.ready:

@@ -9,7 +9,7 @@ read by the loop on its next step.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -134,8 +134,9 @@ class Worker:
     exited_at: float = 0.0
     #: Its bus's TCP endpoint as bots elsewhere reach it (``BusBound``, advertised), or "".
     bus_tcp: str = ""
-    #: Events its controller's filter dropped (its latest report).
+    #: Events its controller's filter dropped, and its hooks' failed calls (its latest report).
     filtered: int = 0
+    hook_failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def identity(self) -> bytes:

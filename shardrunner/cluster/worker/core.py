@@ -59,6 +59,7 @@ class Worker(Leases):
         load: Callable[[str], Platform] = load_platform,
         clock: Clock | None = None,
         on_fatal: Callable[[ConnKey, int], Awaitable[FatalAction]] | None = None,
+        hook_failures: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.slot = slot
         self.generation = generation
@@ -80,6 +81,8 @@ class Worker(Leases):
         )
         self.bus: Bus | None = None
         self._make_bus = make_bus
+        #: The controller's failed calls per hook (its guard's count), for the reports.
+        self._hook_failures = hook_failures
         self._bus_task: asyncio.Future[None] | None = None
         self._handing_off: asyncio.Task[list[SessionSnapshot]] | None = None
         self._deferred: m.Assign | None = None
@@ -287,7 +290,8 @@ class Worker(Leases):
         router = self.bus.router
         reports = self.conns.reports(router.withheld)
         low = self.conns.low_water(router.low_water())
-        return m.Report(reports, low, router.group_stats(), router.filtered)
+        failures = self._hook_failures() if self._hook_failures is not None else {}
+        return m.Report(reports, low, router.group_stats(), router.filtered, failures)
 
     async def report_loop(self) -> None:
         while True:

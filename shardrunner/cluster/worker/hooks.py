@@ -37,6 +37,10 @@ class WorkerHooks:
             name for name in WORKER_HOOKS if controller is not None and overrides(controller, name)
         )
 
+    def failures(self) -> dict[str, int]:
+        """Per hook, the calls that failed in this worker (raised, timed out, stalled)."""
+        return dict(self.guard.failures) if self.guard is not None else {}
+
     # -- the router ------------------------------------------------------------------------------
     def make_router(self, limits: Limits) -> Router:
         """The worker's router: hooked only if the controller filters or routes."""

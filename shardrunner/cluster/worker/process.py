@@ -106,7 +106,10 @@ async def run(
         worker.outbox.put_nowait(message)
 
     make_bus = make_bus_maker(ctx, tcp=bus_bind, curve=curve, post=post, make_router=hooks.make_router)
-    worker = Worker(slot, generation, make_bus=make_bus, load=hooks.load, on_fatal=hooks.on_fatal_close)
+    worker = Worker(
+        slot, generation, make_bus=make_bus, load=hooks.load, on_fatal=hooks.on_fatal_close,
+        hook_failures=hooks.failures,
+    )  # fmt: skip
     try:
         sock.connect(endpoint)
         await sock.send(m.encode(m.Hello(slot, generation, os.getpid())))

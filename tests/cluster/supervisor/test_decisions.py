@@ -107,6 +107,9 @@ async def test_should_reshard_when_the_hook_fails_reshards_as_without_a_controll
     await r.until(lambda: phase(r) == "done", 60, "the automatic reshard")
     assert r.sup.conns == conns(8, generation=1)
     assert f"{controller.__name__}.should_reshard" in caplog.text
+    status = r.sup.status().controller
+    assert status is not None
+    assert status["failures"] == {"should_reshard": 1}
 
 
 async def test_take_leases_when_the_controller_refuses_a_takeover_claims_the_others() -> None:
@@ -153,6 +156,11 @@ async def test_supervisor_when_the_settings_name_a_controller_loads_it(
     await r.ready()
     assert type(r.sup.hooks.controller).__name__ == "Decline"
     assert "the hooks it overrides: should_reshard, take_lease" in caplog.text
+    assert r.sup.status().controller == {
+        "name": "tests.cluster.supervisor.test_decisions.Decline",
+        "hooks": ["should_reshard", "take_lease"],
+        "failures": {},
+    }
 
 
 async def test_supervisor_when_a_fatal_close_is_kept_by_the_controller_runs_on(rig: Make) -> None:

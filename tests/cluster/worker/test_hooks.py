@@ -216,6 +216,9 @@ async def test_twitch_login_when_the_hook_fails_requests_every_capability(
 
 
 # -- fatal closes ------------------------------------------------------------------------------
+hooks_of: dict[Worker, WorkerHooks] = {}
+
+
 @pytest.fixture
 async def worker() -> AsyncIterator[Callable[[Controller], Any]]:
     made: list[Worker] = []
@@ -224,6 +227,7 @@ async def worker() -> AsyncIterator[Callable[[Controller], Any]]:
         platform, clock = FakePlatform(), FakeClock(fixed_random=0.5)
         hooks = WorkerHooks(controller)
         w = Worker(0, 1, load=lambda name: platform, clock=clock, on_fatal=hooks.on_fatal_close)
+        hooks_of[w] = hooks
         w.start(m.Assign(parts=[m.PlatformPart("discord", OLD, b"a")]))
         await clock.settle()
         made.append(w)
@@ -274,6 +278,7 @@ async def test_fatal_close_when_the_hook_fails_stops_the_cluster_as_without_a_co
     [report] = failed(w)
     assert (report.conn, report.code, report.stop) == (OLD[0], 4014, True)
     assert len(platform.built[OLD[0]]) == 1
+    assert hooks_of[w].failures() == {"on_fatal_close": 1}, "counted for the worker's reports"
 
 
 def test_hooks_when_events_reach_a_plain_router_publish_is_the_routers_own() -> None:
