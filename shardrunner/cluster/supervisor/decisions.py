@@ -9,11 +9,13 @@ one that raises or hangs is logged once, and the default applies.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from shardrunner.cluster.hosts.leases import LastHolder
 from shardrunner.controller.base import Controller, ReshardProposal, overridden, overrides
 from shardrunner.controller.guard import Guard
+from shardrunner.controller.lifecycle import NoticeLike, attach
 from shardrunner.controller.load import load_controller
 from shardrunner.gateway.platform import Resize
 
@@ -36,13 +38,17 @@ class SupervisorHooks:
         self._reshard = overrides(controller, "should_reshard")
         self._lease = overrides(controller, "take_lease")
 
-    def load(self, spec: str) -> None:
-        """Load the controller the setting names (unless one was given; ``ControllerError``)."""
+    def load(self, spec: str, listeners: list[Callable[[NoticeLike], None]] | None = None) -> None:
+        """Load the controller the setting names (unless one was given; ``ControllerError``); with
+        ``listeners`` (the supervisor's ``lifecycle_listeners``), add the controller's lifecycle
+        listener there when it has callbacks."""
         if self.controller is None and spec:
             controller = load_controller(spec)
             self.use(controller)
             hooks = ", ".join(overridden(controller)) or "none"
             log.info("controller %s loaded; the hooks it overrides: %s", spec, hooks)
+        if listeners is not None:
+            attach(self.controller, listeners, self.guard)
 
     def status(self) -> dict[str, Any] | None:
         """What ``status`` shows of the controller (None: there is none)."""

@@ -18,6 +18,7 @@ from shardrunner.bus.hooked import HookedRouter
 from shardrunner.bus.router import Limits, Router
 from shardrunner.controller.base import Controller, FatalAction, overrides
 from shardrunner.controller.guard import Guard
+from shardrunner.controller.lifecycle import NoticeLike, attach
 from shardrunner.gateway.connection import StartHook
 from shardrunner.gateway.platform import Platform, Startable, load_platform
 from shardrunner.protocol.keys import ConnKey
@@ -36,6 +37,11 @@ class WorkerHooks:
         self.overridden: frozenset[str] = frozenset(
             name for name in WORKER_HOOKS if controller is not None and overrides(controller, name)
         )
+
+    def attach(self, listeners: list[Callable[[NoticeLike], None]]) -> None:
+        """Add the controller's lifecycle listener to the worker's ``lifecycle_listeners`` when it
+        has callbacks (sharing this worker's guard)."""
+        attach(self.controller, listeners, self.guard)
 
     def failures(self) -> dict[str, int]:
         """Per hook, the calls that failed in this worker (raised, timed out, stalled)."""

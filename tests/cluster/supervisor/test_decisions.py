@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -171,3 +172,16 @@ async def test_supervisor_when_a_fatal_close_is_kept_by_the_controller_runs_on(r
     await r.advance(2)
     assert r.sup.state == "running"
     assert r.sup.error is None
+
+
+async def test_load_when_given_the_lifecycle_listeners_adds_the_controllers_listener_once() -> None:
+    class Watching(Controller):
+        async def on_worker_crashed(self, conn: object, info: object) -> None:
+            pass
+
+    listeners: list[Any] = []
+    SupervisorHooks(Watching()).load("", listeners)
+    assert len(listeners) == 1
+    SupervisorHooks(Decline()).load("", listeners)  # no callback: nothing added
+    SupervisorHooks().load("", listeners)
+    assert len(listeners) == 1

@@ -287,3 +287,15 @@ def test_hooks_when_events_reach_a_plain_router_publish_is_the_routers_own() -> 
     event = Event(CONN, "s", 1, "MESSAGE_CREATE", 1, b"{}")
     router.publish(event)
     assert router.dropped_unsubscribed == 1
+
+
+def test_attach_when_the_controller_has_lifecycle_callbacks_adds_one_listener() -> None:
+    class Watching(Controller):
+        async def on_ready(self, conn: object, info: object) -> None:
+            pass
+
+    listeners: list[Any] = []
+    WorkerHooks(Watching()).attach(listeners)
+    WorkerHooks(Presence()).attach(listeners)
+    WorkerHooks().attach(listeners)
+    assert len(listeners) == 1
