@@ -35,6 +35,8 @@ ALLOWED: dict[str, set[str]] = {
         "shardrunner.curve",
     },
     "shardrunner.settings": {"shardrunner.protocol", "shardrunner.rundir", "shardrunner.curve"},
+    # What bots' packages subclass: loads nothing of the cluster or the gateway.
+    "shardrunner.controller": {"shardrunner.protocol"},
     "shardrunner.cluster": {
         "shardrunner.protocol",
         "shardrunner.rundir",
@@ -45,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
         "shardrunner.gateway",
         "shardrunner.bus",
         "shardrunner.settings",
+        "shardrunner.controller",
     },
     # The Redis side of several hosts: driven by the supervisor, knowing nothing of it or the worker.
     "shardrunner.cluster.hosts": {"shardrunner.protocol", "shardrunner.identify", "shardrunner.cluster.plan"},

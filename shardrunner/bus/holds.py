@@ -34,9 +34,14 @@ class Holds:
         if i < 0:  # older than anything seen (not expected: connections publish in seq order)
             counts[0:0] = array("I", bytes(4 * -i))
             self.base, self.low, i = seq, 0, 0
-        elif i > len(counts):  # seqs in between are held by nobody (unsubscribed events)
-            counts.extend(array("I", bytes(4 * (i - len(counts)))))
-            counts.append(0)
+        elif i > len(counts):  # seqs in between are held by nobody (unsubscribed or filtered)
+            gap = i - len(counts)
+            if gap == 1:  # the usual gap (every other event filtered): no new array for it
+                counts.append(0)
+            else:
+                counts.frombytes(bytes(4 * gap))
+            counts.append(holders)
+            return
         counts[i] += holders
 
     def oldest(self) -> int | None:

@@ -48,6 +48,9 @@ _DEDUPE_MODE = p.Delivery.DEDUPE
 class Router:
     """All consumer groups of one worker."""
 
+    #: Events a controller's filter dropped: none here (see :mod:`.hooked`).
+    filtered = 0
+
     def __init__(self, limits: Limits | None = None, member_timeout: float = 5.0) -> None:
         self.limits = limits or Limits()
         self.member_timeout = member_timeout

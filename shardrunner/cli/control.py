@@ -78,6 +78,13 @@ def _count(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+def _failures(failures: Mapping[str, int] | None) -> str:
+    """``; failed calls: accept 3, identify 1`` (the controller's hooks), or nothing."""
+    if not failures:
+        return ""
+    return "; failed calls: " + ", ".join(f"{hook} {n}" for hook, n in sorted(failures.items()))
+
+
 def status_text(status: Mapping[str, Any], *, every_host: bool = False) -> str:
     """The status as the table ``shardrunner status`` prints: the cluster, its workers, its
     connections (named by ``conn``, e.g. ``discord:3/8``) and its consumer groups."""
@@ -90,6 +97,10 @@ def status_text(status: Mapping[str, Any], *, every_host: bool = False) -> str:
     ]
     if sup.get("error"):
         lines.append(f"error: {sup['error']}")
+    controller = status.get("controller")
+    if controller:
+        hooks = ", ".join(controller.get("hooks") or []) or "no hook"
+        lines.append(f"controller {controller.get('name')}: {hooks}{_failures(controller.get('failures'))}")
     reshard = status.get("reshard")
     if reshard:
         from shardrunner.cli.reshard import progress_text
@@ -101,6 +112,9 @@ def status_text(status: Mapping[str, Any], *, every_host: bool = False) -> str:
         cpu = "-" if w.get("cpu_percent") is None else f"{w['cpu_percent']:.0f}%"
         rss = "-" if w.get("rss") is None else f"{w['rss'] / 1048576:.0f} MiB"
         state = str(w.get("state", "?")) + (", ready" if w.get("ready") else "")
+        if w.get("filtered"):
+            state += f", {w['filtered']} events filtered by the controller"
+        state += _failures(w.get("hook_failures"))
         held = w.get("conns", w.get("shards"))
         lines.append(
             f"{w.get('slot', '?'):>6} {w.get('pid') or '-':>8} {cpu:>6} {rss:>9} {_count(held):>6}  {state}"

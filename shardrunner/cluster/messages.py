@@ -228,6 +228,10 @@ class Report(msgspec.Struct, tag="report"):
     #: Seconds the worker's event loop woke late for this report (its loop lag, measured on the
     #: report timer's sleep): a loop kept busy delays every connection's reads.
     loop_lag: float = 0.0
+    #: Events its controller's filter dropped before the bus, since the worker started.
+    filtered: int = 0
+    #: Per controller hook, the calls that failed in this worker (raised, timed out, stalled).
+    hook_failures: dict[str, int] = {}
 
 
 class Ping(msgspec.Struct, tag="ping"):
@@ -285,11 +289,13 @@ class Finished(msgspec.Struct, tag="finished"):
 
 
 class ConnFailed(msgspec.Struct, tag="conn_failed"):
-    """A connection stopped on a fatal close code: reconnecting cannot help, the cluster must stop."""
+    """A connection stopped on a fatal close code: reconnecting cannot help, the cluster must stop
+    (``stop``), or, when the worker's controller said to keep the others running, not."""
 
     conn: ConnKey
     code: int
     message: str
+    stop: bool = True
 
 
 class Reconfigure(msgspec.Struct, tag="reconfigure"):

@@ -8,7 +8,7 @@ A platform's package (``shardrunner.gateway.discord``, Twitch chat later) implem
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,13 @@ Notify = Callable[[Notice], None]
 
 def no_notice(notice: Notice) -> None:
     """The ``notify`` of a connection nobody listens to (the default; the worker sets its own)."""
+
+
+#: A controller's say in how a connection starts: called with the connection's key and what the
+#: platform is about to send (no secret in it: Discord's IDENTIFY without the token, Twitch's nick
+#: and capabilities), it returns what to send instead. Installed only when a controller changes it;
+#: it never raises and never hangs (the worker contains it).
+StartHook = Callable[[ConnKey, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class ConnState(enum.Enum):

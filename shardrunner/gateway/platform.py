@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from shardrunner.gateway.connection import GatewayConnection, Sink
+from shardrunner.gateway.connection import GatewayConnection, Sink, StartHook
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
 from shardrunner.protocol.envelope import Event, RoutingKey, SessionSnapshot
@@ -154,6 +154,14 @@ class StatefulPlatform(Platform, Protocol):
     def state_mark(self, conn: ConnKey) -> tuple[str, int] | None:
         """The ``(session, seq)`` those events reflect: every event of it up to that seq
         (``("", 0)``: kept, but no session start seen; None: this connection keeps no state)."""
+
+
+@runtime_checkable
+class Startable(Platform, Protocol):
+    """A platform whose connections let a controller change what they send to start (Discord's
+    IDENTIFY, Twitch's login): the worker sets :attr:`start_hook` before any build."""
+
+    start_hook: StartHook | None
 
 
 @runtime_checkable

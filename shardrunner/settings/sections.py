@@ -44,6 +44,18 @@ def to_platforms(value: object) -> str:
     return ",".join(dict.fromkeys(names))
 
 
+def to_controller(value: object) -> str:
+    """``module:Class`` or ``path/file.py:Class`` (loaded at start: :mod:`shardrunner.controller`);
+    empty or ``none`` for no controller."""
+    text = str(value).strip() if value is not None else ""
+    if text.lower() in ("", "none"):
+        return ""
+    target, sep, attr = text.rpartition(":")
+    if not sep or not target or not attr.isidentifier():
+        raise ValueError("must be module:Class or path/file.py:Class")
+    return text
+
+
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 _PROGRESS: Final = ("auto", "always", "never")
 _LOG_FORMATS: Final = ("text", "json")
@@ -184,6 +196,15 @@ CLUSTER: Final = Section(
             "127.0.0.1",
             "the address the metrics endpoint listens on (0.0.0.0 exposes it to every network)",
             metavar="ADDR",
+        ),
+        Setting(
+            "controller",
+            to_controller,
+            "",
+            "the controller to load in the supervisor and every worker: a subclass of "
+            "shardrunner.controller.Controller, as module:Class or path/file.py:Class (docs/controllers.md)",
+            metavar="MODULE:CLASS",
+            default_text="none",
         ),
     ),
     help="the supervisor and its workers",

@@ -52,6 +52,7 @@ class Settings:
     progress: Progress
     metrics_port: int
     metrics_bind: str
+    controller: str
     # [discord]
     token: str | None
     api_url: str

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from shardrunner.settings import load_settings
 from shardrunner.settings.sections import available_cpus
+from tests.settings.helpers import load_error
 
 # -- the default worker count -------------------------------------------------------------------
 
@@ -38,3 +40,23 @@ def test_available_cpus_when_no_quota_counts_the_affinity(
     (tmp_path / "sys" / "fs" / "cgroup").mkdir(parents=True)
     (tmp_path / "sys" / "fs" / "cgroup" / "cpu.max").write_text("max 100000\n")
     assert available_cpus(tmp_path) == 3
+
+
+# -- the controller -------------------------------------------------------------------------------
+
+
+def test_controller_when_set_from_the_environment_or_the_command_line_is_kept_as_given() -> None:
+    assert load_settings({"sim": True}, {}, None).controller == ""
+    env = load_settings({"sim": True}, {"SHARDRUNNER_CONTROLLER": "mybot.ops:Ops"}, None)
+    assert (env.controller, env.source("controller")) == (
+        "mybot.ops:Ops",
+        "environment variable SHARDRUNNER_CONTROLLER",
+    )
+    assert load_settings({"sim": True, "controller": " ops.py:Ops "}, {}, None).controller == "ops.py:Ops"
+    assert load_settings({"sim": True, "controller": "none"}, {}, None).controller == ""
+
+
+def test_controller_when_not_shaped_module_class_fails_in_one_sentence() -> None:
+    message = load_error({"sim": True, "controller": "mybot.ops"}, {})
+    assert "controller" in message
+    assert "must be module:Class or path/file.py:Class" in message

@@ -26,9 +26,10 @@ from shardrunner.cluster.supervisor import status as st
 from shardrunner.cluster.supervisor.assign import make_assign
 from shardrunner.cluster.supervisor.book import SessionBook
 from shardrunner.cluster.supervisor.budgets import BudgetGrants
-from shardrunner.cluster.supervisor.channels import change_channels, restore_channels, save_channel_state
+from shardrunner.cluster.supervisor.channels import change_channels, restore_channels
 from shardrunner.cluster.supervisor.claim import RunDirTaken, claim, release
 from shardrunner.cluster.supervisor.commands import ControlServer
+from shardrunner.cluster.supervisor.decisions import SupervisorHooks
 from shardrunner.cluster.supervisor.delivery import DeliveryTable
 from shardrunner.cluster.supervisor.grants import IdentifyGrants
 from shardrunner.cluster.supervisor.hosts import HostAgent
@@ -47,14 +48,14 @@ from shardrunner.cluster.supervisor.resizing import (
     prefer_saved_sets,
     reshard_command,
     resharded,
-    save_state,
     settle_on_stop,
     sleep_while_switching,
     switched,
 )
 from shardrunner.cluster.supervisor.signals import unless_stopped
-from shardrunner.cluster.supervisor.spawner import ProcessSpawner, Spawner
+from shardrunner.cluster.supervisor.spawner import Spawner, process_spawner
 from shardrunner.control import CommandError
+from shardrunner.controller import Controller, ControllerError
 from shardrunner.gateway.platform import PlatformError, PlatformPlan
 from shardrunner.protocol.envelope import SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
@@ -74,7 +75,8 @@ class Supervisor:
 
     The seams, for tests: ``discover`` makes the platform plans (default: each platform's
     discovery), ``spawner`` starts worker processes, ``link`` carries messages to and from them,
-    ``clock`` is time; ``handle_signals=False`` leaves the process's signal handlers alone.
+    ``clock`` is time; ``handle_signals=False`` leaves the process's signal handlers alone;
+    ``controller`` is used instead of the one the settings name.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Supervisor:
         link: WorkerLink | None = None,
         clock: Clock | None = None,
         handle_signals: bool = True,
+        controller: Controller | None = None,
     ) -> None:
         self.settings = settings
         self.run_dir = RunDir(settings.run_dir)
@@ -94,14 +97,9 @@ class Supervisor:
         self._discover = discover or discover_platforms
         self._ctx = zmq.asyncio.Context()
         self.link = link or ZmqWorkerLink(self._ctx, self.run_dir.workers_endpoint)
-        self.spawner = spawner or ProcessSpawner(
-            self.run_dir,
-            settings.log_level,
-            log_format=settings.log_format,
-            bus_bind=settings.bus_bind,
-            curve_server_key=settings.curve_server_key,
-            curve_clients=settings.curve_clients,
-        )
+        self.spawner = spawner or process_spawner(self.run_dir, settings)
+        #: The controller's decisions (its hooks that the supervisor asks).
+        self.hooks = SupervisorHooks(controller)
         self._handle_signals = handle_signals
         self.state = "starting"
         self.exit_code = 0
@@ -172,7 +170,7 @@ class Supervisor:
             self.hosts.start()
         try:
             await self._loop()
-            await self._save()
+            startup.save_on_stop(self)
         finally:
             if self.hosts is not None:
                 await self.hosts.close()
@@ -187,8 +185,9 @@ class Supervisor:
     async def _prepare(self) -> None:
         s = self.settings
         try:
+            self.hooks.load(s.controller, self.lifecycle_listeners)  # first: a wrong one changes nothing
             claim(self.run_dir)
-        except RunDirTaken as exc:
+        except (ControllerError, RunDirTaken) as exc:
             raise ClusterError(str(exc)) from None
         self._claimed = True
         try:
@@ -363,19 +362,6 @@ class Supervisor:
             self.exit_code = 1
             log.error("%s", message)
         self.request_stop()
-
-    async def _save(self) -> None:
-        save_channel_state(self)
-        path = save_state(self)
-        if path is None:
-            return
-        if self.settings.sim:
-            log.info("stopped; the built-in simulator starts empty, so the next start identifies")
-        else:
-            count, window = len(self.book.resume_from(self.local_conns())), self.settings.resume_window
-            log.info(
-                "stopped; %d sessions saved to %s (a start within %.0f s resumes them)", count, path, window
-            )
 
     def _cleanup(self) -> None:
         if self.grants is not None:

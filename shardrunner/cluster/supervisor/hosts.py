@@ -250,8 +250,9 @@ class HostAgent:
             live=self.hosts,
             releasing=bool(self.giving),
         )
-        if decision.claim:
-            got = await self.leases.claim(decision.claim)
+        claim = await self.sup.hooks.take_leases(decision.claim, self.last, self.name)
+        if claim:
+            got = await self.leases.claim(claim)
             if got:
                 log.info("%s: took %d blocks", decision.why, len(got))
                 await self.take(got)

@@ -26,6 +26,7 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
     now = sup.clock.monotonic()
     if isinstance(message, m.Report):
         sup.book.on_report(worker.slot, message, now)
+        worker.filtered, worker.hook_failures = message.filtered, message.hook_failures
     elif isinstance(message, m.Pong):
         worker.last_pong = now
         if worker.ready != message.ready:
@@ -76,5 +77,7 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
         resharder = sup.resharder
         if resharder is not None and resharder.on_failed(message.conn):
             resharder.abort(f"a new shard closed fatally: {message.message}")
-        else:
+        elif message.stop:
             sup.fail(message.message)
+        else:
+            log.error("%s (the controller keeps the other connections running)", message.message)

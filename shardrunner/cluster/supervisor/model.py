@@ -9,7 +9,7 @@ read by the loop on its next step.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -59,6 +59,8 @@ class SupervisorSettings(Protocol):
     def metrics_port(self) -> int: ...
     @property
     def metrics_bind(self) -> str: ...
+    @property
+    def controller(self) -> str: ...
     # The bus and control sockets on TCP (bots on other machines), with CURVE.
     @property
     def bus_bind(self) -> str: ...
@@ -136,6 +138,9 @@ class Worker:
     exited_at: float = 0.0
     #: Its bus's TCP endpoint as bots elsewhere reach it (``BusBound``, advertised), or "".
     bus_tcp: str = ""
+    #: Events its controller's filter dropped, and its hooks' failed calls (its latest report).
+    filtered: int = 0
+    hook_failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def identity(self) -> bytes:

@@ -209,6 +209,9 @@ class AutoReshard:
         if resize.refused:
             self._say(f"a reshard is due ({resize.reason}) but refused: {resize.refused}")
             return
+        if not await sup.hooks.should_reshard(resize):
+            self._say(f"a reshard is due ({resize.reason}) but the controller declines it for now")
+            return
         if sup.stopping or resharder.active:
             return
         resharder.start(p, resize)

@@ -14,11 +14,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import psutil
 
+from shardrunner.controller.load import absolute_spec
 from shardrunner.rundir import RunDir
+
+if TYPE_CHECKING:
+    from shardrunner.cluster.supervisor.model import SupervisorSettings
 
 #: The worker's module, started as ``python -m`` with ``--endpoint --slot --generation --log-level``.
 WORKER_MODULE: Final = "shardrunner.cluster.worker"
@@ -48,6 +52,19 @@ class Spawner(Protocol):
 
     def spawn(self, slot: int, generation: int, endpoint: str) -> WorkerHandle:
         """Start the worker of ``slot`` with ``generation``, to connect to the link at ``endpoint``."""
+
+
+def process_spawner(run_dir: RunDir, settings: SupervisorSettings) -> ProcessSpawner:
+    """The spawner of the workers of a supervisor with these settings."""
+    return ProcessSpawner(
+        run_dir,
+        settings.log_level,
+        log_format=settings.log_format,
+        bus_bind=settings.bus_bind,
+        curve_server_key=settings.curve_server_key,
+        curve_clients=settings.curve_clients,
+        controller=settings.controller,
+    )
 
 
 class ProcessHandle:
@@ -88,7 +105,8 @@ class ProcessHandle:
 class ProcessSpawner:
     """Spawns ``python -m shardrunner.cluster.worker --endpoint E --slot N --generation G --log-level L``,
     logging to ``RUN_DIR/worker-N.log``; with ``bus_bind``, the worker binds a CURVE bus on TCP too
-    (``--bus-bind``, and the key *paths*: the worker reads the keys)."""
+    (``--bus-bind``, and the key *paths*: the worker reads the keys); with ``controller``, it loads
+    that controller (``--controller``, a file's path made absolute)."""
 
     def __init__(
         self,
@@ -99,6 +117,7 @@ class ProcessSpawner:
         bus_bind: str = "",
         curve_server_key: str | None = None,
         curve_clients: str | None = None,
+        controller: str = "",
     ) -> None:
         self.run_dir = run_dir
         self.log_level = log_level
@@ -107,6 +126,7 @@ class ProcessSpawner:
         if bus_bind:
             self.bus_args = ["--bus-bind", bus_bind, "--curve-server-key", curve_server_key or "",
                              "--curve-clients", curve_clients or ""]  # fmt: skip
+        self.controller_args = ["--controller", absolute_spec(controller)] if controller else []
 
     def spawn(self, slot: int, generation: int, endpoint: str) -> WorkerHandle:
         log_path = self.run_dir.worker_log(slot)
@@ -114,7 +134,7 @@ class ProcessSpawner:
         command = [
             sys.executable, "-m", WORKER_MODULE, "--endpoint", endpoint, "--slot", str(slot),
             "--generation", str(generation), "--log-level", self.log_level,
-            "--log-format", self.log_format, *self.bus_args,
+            "--log-format", self.log_format, *self.bus_args, *self.controller_args,
         ]  # fmt: skip
         with open(log_path, "ab") as log_file:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(

@@ -10,10 +10,12 @@ import zmq
 
 from shardrunner.cluster import statefile
 from shardrunner.cluster.plan import plan_platforms
+from shardrunner.cluster.supervisor.channels import save_channel_state
 from shardrunner.cluster.supervisor.commands import ControlServer
 from shardrunner.cluster.supervisor.hosts import HostAgent
 from shardrunner.cluster.supervisor.model import DesiredSlot, Slot
 from shardrunner.cluster.supervisor.queues import local_queues, shared_queues
+from shardrunner.cluster.supervisor.resizing import save_state
 from shardrunner.curve import CurveError, CurveServer
 from shardrunner.gateway.platform import PlatformError
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -93,3 +95,17 @@ def log_start(sup: Supervisor, resumable: set[ConnKey]) -> None:
     else:
         counts = (len(sup.conns), len(sup.slots), len(resumable))
         log.info("starting %d connections on %d workers (%d to resume): %s", *counts, described)
+
+
+def save_on_stop(sup: Supervisor) -> None:
+    """At a stop: the channel table and the state file (the sessions a start within the resume
+    window resumes), and a line saying what the next start will do."""
+    save_channel_state(sup)
+    path = save_state(sup)
+    if path is None:
+        return
+    if sup.settings.sim:
+        log.info("stopped; the built-in simulator starts empty, so the next start identifies")
+    else:
+        count, window = len(sup.book.resume_from(sup.local_conns())), sup.settings.resume_window
+        log.info("stopped; %d sessions saved to %s (a start within %.0f s resumes them)", count, path, window)

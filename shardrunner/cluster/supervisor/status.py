@@ -52,6 +52,10 @@ class WorkerStatus(msgspec.Struct):
     #: The slot's shard range for people (``0-3``), and its connections.
     shards: str
     conns: list[str]
+    #: Events its controller's filter dropped before the bus, and per hook its failed calls
+    #: (docs/controllers.md).
+    filtered: int = 0
+    hook_failures: dict[str, int] = {}
 
 
 class ConnStatus(msgspec.Struct):
@@ -104,6 +108,9 @@ class ClusterStatus(msgspec.Struct):
     #: Several hosts (``--coordinator``): this host, every host, every block's lease, as this host's
     #: last beat saw them (``status --all`` prints them); None on one host.
     hosts: dict[str, Any] | None = None
+    #: The controller (None: none): its class, the hooks it overrides, the supervisor's failed calls
+    #: per hook (each worker's are in its own entry).
+    controller: dict[str, Any] | None = None
 
 
 def cluster_status(sup: Supervisor) -> ClusterStatus:
@@ -127,6 +134,7 @@ def cluster_status(sup: Supervisor) -> ClusterStatus:
         reshard=sup.resharder.status() if sup.resharder is not None else None,
         budgets=budget_usage(sup),
         hosts=sup.hosts.status() if sup.hosts is not None else None,
+        controller=sup.hooks.status(),
     )
 
 
@@ -151,6 +159,8 @@ def worker_status(worker: Worker, slot: Slot) -> WorkerStatus:
         rss=rss,
         shards=span(slot.desired.conns),
         conns=[str(c) for c in slot.desired.conns],
+        filtered=worker.filtered,
+        hook_failures=worker.hook_failures,
     )
 
 

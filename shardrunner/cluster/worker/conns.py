@@ -4,7 +4,9 @@ Each connection runs in a task of its own. One that raises an unexpected excepti
 the worker (or any other connection) down: the exception is logged with the connection's key,
 counted and reported, and that connection alone is rebuilt from its session, so it resumes, after
 a backoff. A fatal close (:class:`~shardrunner.gateway.connection.ConnFatalError`) is not retried:
-it is reported for the supervisor to stop the cluster.
+it is reported for the supervisor to stop the cluster, unless a controller's ``on_fatal_close``
+says to keep the others running (reported, with ``stop`` false) or to retry it (rebuilt afresh,
+after the same backoff as a crash).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shardrunner.bus import protocol as bp
 from shardrunner.clock import Clock, wait_with_timeout
 from shardrunner.cluster import messages as m
+from shardrunner.controller.base import FatalAction
 from shardrunner.gateway.backoff import Backoff
 from shardrunner.gateway.connection import (
     CommandRejected,
@@ -89,11 +92,13 @@ class ConnTable:
         name: str = "worker",
         budgets: Budgets | None = None,
         notify: Callable[[Notice, int], None] = _no_notice,
+        on_fatal: Callable[[ConnKey, int], Awaitable[FatalAction]] | None = None,
     ) -> None:
         self._load = load
         #: Every connection's lifecycle notices, and the table's own (fatal, crashed), each with the
         #: lease epoch of the connection's entry (its events carry it: so must these).
         self._notify = notify
+        self._on_fatal = on_fatal
         self._identify = identify
         self._budgets = budgets
         self._on_failed = on_failed
@@ -164,13 +169,23 @@ class ConnTable:
                 return
             conn = entry.conn
             started = self._clock.monotonic()
+            afresh = False
             try:
                 await conn.run()
                 return
             except ConnFatalError as exc:
-                self._notice(entry, Notice(lifecycle.FATAL, key, {"code": exc.code, "reason": exc.advice}))
-                self._on_failed(m.ConnFailed(key, exc.code, str(exc)))
-                return
+                verdict = FatalAction.STOP if self._on_fatal is None else await self._on_fatal(key, exc.code)
+                if verdict is not FatalAction.RETRY or self._closing.is_set() or entry.closing.is_set():
+                    self._notice(
+                        entry, Notice(lifecycle.FATAL, key, {"code": exc.code, "reason": exc.advice})
+                    )
+                    self._on_failed(m.ConnFailed(key, exc.code, str(exc), verdict is FatalAction.STOP))
+                    return
+                entry.last_error = str(exc)[:_ERROR_CHARS]
+                entry.restarting = True
+                delay = entry.backoff.next()
+                log.warning("%s: the controller retries %s afresh in %.1f s", self._name, exc, delay)
+                afresh = True  # a fatal close leaves no session worth resuming
             except Exception as exc:
                 if self._closing.is_set() or entry.closing.is_set():
                     return  # it was being closed anyway
@@ -192,7 +207,7 @@ class ConnTable:
                     entry.crashes,
                     delay,
                 )
-            snapshot = await self._salvage(conn)
+            snapshot = None if afresh else await self._salvage(conn)
             with contextlib.suppress(TimeoutError):
                 await wait_with_timeout(self._clock, entry.closing.wait(), delay)
             if self._closing.is_set() or entry.closing.is_set() or self.entries.get(key) is not entry:

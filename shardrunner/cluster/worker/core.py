@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from shardrunner.bus import protocol as bp
@@ -34,6 +34,7 @@ from shardrunner.cluster.worker.views import (
     describe_modes,
     drop,
 )
+from shardrunner.controller.base import FatalAction
 from shardrunner.gateway.platform import Platform, load_platform
 from shardrunner.identify.relay import RelayBudgets, RelayIdentifyQueue
 from shardrunner.protocol import lifecycle
@@ -61,6 +62,8 @@ class Worker(Leases):
         make_bus: Callable[[m.Assign, ConnTable], Bus] | None = None,
         load: Callable[[str], Platform] = load_platform,
         clock: Clock | None = None,
+        on_fatal: Callable[[ConnKey, int], Awaitable[FatalAction]] | None = None,
+        hook_failures: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.slot = slot
         self.generation = generation
@@ -84,9 +87,12 @@ class Worker(Leases):
             name=f"worker {slot}",
             budgets=self.budgets,
             notify=self.notice,
+            on_fatal=on_fatal,
         )
         self.bus: Bus | None = None
         self._make_bus = make_bus
+        #: The controller's failed calls per hook (its guard's count), for the reports.
+        self._hook_failures = hook_failures
         self._bus_task: asyncio.Future[None] | None = None
         self._handing_off: asyncio.Task[list[SessionSnapshot]] | None = None
         self._deferred: m.Assign | None = None
@@ -309,7 +315,9 @@ class Worker(Leases):
             return m.Report(self.conns.reports())
         router = self.bus.router
         reports = self.conns.reports(router.withheld)
-        return m.Report(reports, self.conns.low_water(router.low_water()), router.group_stats())
+        low = self.conns.low_water(router.low_water())
+        failures = self._hook_failures() if self._hook_failures is not None else {}
+        return m.Report(reports, low, router.group_stats(), filtered=router.filtered, hook_failures=failures)
 
     async def report_loop(self) -> None:
         lag = 0.0

@@ -3,7 +3,9 @@
 Started by the supervisor as ``python -m shardrunner.cluster.worker --endpoint E --slot N
 --generation G --log-level L`` (spawned, never forked), with ``--bus-bind tcp://ADDR
 --curve-server-key PATH --curve-clients DIR`` when bots on other machines reach its bus: it then
-also binds a CURVE bus on TCP and says where in :class:`~shardrunner.cluster.messages.BusBound`.
+also binds a CURVE bus on TCP and says where in :class:`~shardrunner.cluster.messages.BusBound`;
+with ``--controller SPEC`` it loads that controller at boot and installs the hooks it overrides
+(:mod:`.hooks`).
 It connects a DEALER socket to the supervisor, says :class:`~shardrunner.cluster.messages.Hello`,
 and waits for an :class:`~shardrunner.cluster.messages.Assign` with its platform parts and the
 sessions to resume.
@@ -38,6 +40,8 @@ from shardrunner.cluster import messages as m
 from shardrunner.cluster.exitcodes import BOOT_FAILED
 from shardrunner.cluster.worker.conns import ConnTable
 from shardrunner.cluster.worker.core import Bus, Worker
+from shardrunner.cluster.worker.hooks import WorkerHooks
+from shardrunner.controller.load import ControllerError, load_controller
 from shardrunner.curve import CurveError, CurveServer
 from shardrunner.gateway.platform import import_platforms
 
@@ -52,12 +56,14 @@ def make_bus_maker(
     tcp: str = "",
     curve: CurveServer | None = None,
     post: Callable[[m.Message], None] | None = None,
+    make_router: Callable[[Limits], Router] = Router,
 ) -> Callable[[m.Assign, ConnTable], Bus]:
     """The worker's ``make_bus``: its ipc bus, and with ``tcp`` a CURVE bus on TCP too (the port
-    the OS picked goes to ``post`` as :class:`~shardrunner.cluster.messages.BusBound`)."""
+    the OS picked goes to ``post`` as :class:`~shardrunner.cluster.messages.BusBound`); the router
+    from ``make_router`` (a controller's hooked one)."""
 
     def make_bus(assign: m.Assign, conns: ConnTable) -> Bus:
-        router = Router(Limits(max_events=assign.queue_events, max_bytes=assign.queue_bytes))
+        router = make_router(Limits(max_events=assign.queue_events, max_bytes=assign.queue_bytes))
         for name, events in assign.groups:
             router.declare(name, events)
         server = BusServer(
@@ -81,8 +87,10 @@ async def run(
     bus_bind: str = "",
     curve_server_key: str | None = None,
     curve_clients: str | None = None,
+    hooks: WorkerHooks | None = None,
 ) -> int:
     """The worker's whole life; returns its exit code."""
+    hooks = hooks or WorkerHooks()
     curve = None
     if bus_bind:
         try:
@@ -99,7 +107,12 @@ async def run(
     def post(message: m.Message) -> None:
         worker.outbox.put_nowait(message)
 
-    worker = Worker(slot, generation, make_bus=make_bus_maker(ctx, tcp=bus_bind, curve=curve, post=post))
+    make_bus = make_bus_maker(ctx, tcp=bus_bind, curve=curve, post=post, make_router=hooks.make_router)
+    worker = Worker(
+        slot, generation, make_bus=make_bus, load=hooks.load, on_fatal=hooks.on_fatal_close,
+        hook_failures=hooks.failures,
+    )  # fmt: skip
+    hooks.attach(worker.lifecycle_listeners)
     try:
         sock.connect(endpoint)
         await sock.send(m.encode(m.Hello(slot, generation, os.getpid())))
@@ -179,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bus-bind", default="")
     parser.add_argument("--curve-server-key", default=None)
     parser.add_argument("--curve-clients", default=None)
+    parser.add_argument("--controller", default="")
     args = parser.parse_args(argv)
     logs.configure(
         args.log_level,
@@ -196,6 +210,10 @@ def main(argv: list[str] | None = None) -> None:
         import uvloop
 
         import_platforms()
+        controller = load_controller(args.controller) if args.controller else None
+    except ControllerError as exc:
+        log.error("worker %d cannot start: %s", args.slot, exc)
+        sys.exit(BOOT_FAILED)
     except Exception as exc:
         log.error("worker %d cannot start: %s: %s", args.slot, type(exc).__name__, exc)
         sys.exit(BOOT_FAILED)
@@ -208,4 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         "curve_server_key": args.curve_server_key,
         "curve_clients": args.curve_clients,
     }
-    sys.exit(uvloop.run(run(args.endpoint, args.slot, args.generation, **tcp)))
+    hooks = WorkerHooks(controller)
+    if controller is not None:
+        installed = ", ".join(sorted(hooks.overridden)) or "none"
+        log.info("worker %d: controller %s, installed: %s", args.slot, args.controller, installed)
+    sys.exit(uvloop.run(run(args.endpoint, args.slot, args.generation, **tcp, hooks=hooks)))

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 import msgspec
 
+from shardrunner.gateway.connection import StartHook
 from shardrunner.protocol.compression import Compression
 
 HELLO_TIMEOUT_S: Final = 20.0
@@ -32,6 +33,8 @@ class ShardOptions:
     connect_timeout: float = CONNECT_TIMEOUT_S
     #: Command slots kept free for heartbeats in every 60 s window.
     heartbeat_reserve: int = 3
+    #: A controller's change of the IDENTIFY (``d`` without the token), when it has one.
+    start_hook: StartHook | None = None
 
 
 class PartConfig(msgspec.Struct, kw_only=True):

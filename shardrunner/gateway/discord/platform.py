@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-from shardrunner.gateway.connection import GatewayConnection, Sink
+from shardrunner.gateway.connection import GatewayConnection, Sink, StartHook
 from shardrunner.gateway.discord.options import PartConfig
 from shardrunner.gateway.discord.resize import DiscordRules, propose
 from shardrunner.gateway.discord.rest import SessionStartLimit, fetch_gateway_bot
@@ -286,6 +286,8 @@ class DiscordPlatform:
     """Discord as a worker runs it (a :class:`~shardrunner.gateway.platform.Platform`)."""
 
     name = NAME
+    #: A controller's change of the IDENTIFY (set by the worker; see ``Startable``).
+    start_hook: StartHook | None = None
 
     def __init__(self) -> None:
         #: Each connection's state cache (``state_cache`` on): kept here, not in the shard, so a
@@ -303,6 +305,7 @@ class DiscordPlatform:
     ) -> list[GatewayConnection]:
         part = PartConfig.decode(config)
         options = part.options()
+        options.start_hook = self.start_hook
         return [
             DiscordShard(
                 conn,

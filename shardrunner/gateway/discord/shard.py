@@ -241,14 +241,19 @@ class DiscordShard(Receiving, Sending):
                     )
                 else:
                     self._set_state(ConnState.IDENTIFYING)
-                    acquire = self.identify_queue.acquire(self.conn)
-                    allowed, _ = await self._await_or_closed(conn, acquire, None)
+                    # A controller's change comes before the grant is asked for: it never
+                    # lengthens the grant's hold.
+                    hooked = await self._hooked_identify(conn) if self.options.start_hook else None
+                    allowed = False
+                    if hooked is not None or self.options.start_hook is None:
+                        acquire = self.identify_queue.acquire(self.conn)
+                        allowed, _ = await self._await_or_closed(conn, acquire, None)
                     if allowed and conn.closed.done():
                         self.identify_queue.release(self.conn, ready=False)  # granted too late
                     elif allowed:
                         self._identifying = True
                         self.counters.identifies += 1
-                        self._send_now(conn, self._identify_payload())
+                        self._send_now(conn, hooked or self._identify_payload())
                         # In the same step: the limit's window counts from the send.
                         self.identify_queue.sent(self.conn)
             await conn.closed
@@ -291,6 +296,19 @@ class DiscordShard(Receiving, Sending):
                 self._why = Why.ZOMBIE
             conn.abort()
         return False, None
+
+    async def _hooked_identify(self, conn: Connection) -> dict[str, Any] | None:
+        """The IDENTIFY as the start hook changed it (its ``d`` without the token goes to the hook;
+        the token and the shard pair are put back). None: the connection closed while it ran."""
+        hook = self.options.start_hook
+        assert hook is not None
+        payload = self._identify_payload()
+        d = payload["d"]
+        shown = {k: v for k, v in d.items() if k != "token"}
+        ok, changed = await self._await_or_closed(conn, hook(self.conn, shown), None)
+        if not ok:
+            return None
+        return {"op": payload["op"], "d": {**changed, "token": d["token"], "shard": d["shard"]}}
 
     def _after_close(self, code: int | None, *, used_resume_url: bool, reached: bool) -> None:
         why = self._why

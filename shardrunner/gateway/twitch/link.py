@@ -33,13 +33,22 @@ from typing import Any, Final
 
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.gateway.backoff import Backoff
-from shardrunner.gateway.connection import ConnCounters, ConnFatalError, ConnState, Notify, Sink, no_notice
+from shardrunner.gateway.connection import (
+    ConnCounters,
+    ConnFatalError,
+    ConnState,
+    Notify,
+    Sink,
+    StartHook,
+    no_notice,
+)
 from shardrunner.gateway.transport import Connection, PicowsTransport, Transport, TransportError
 from shardrunner.gateway.twitch.session import IrcSession, LoginFailed, Outcome
 from shardrunner.gateway.twitch.session import State as SessionState
 from shardrunner.gateway.twitch.tcp import TcpTransport
 from shardrunner.identify.budget import Budgets
 from shardrunner.protocol import irc, lifecycle
+from shardrunner.protocol import twitch as tw
 from shardrunner.protocol.envelope import Event, SessionSnapshot
 from shardrunner.protocol.irc import peek_chat
 from shardrunner.protocol.keys import ConnKey
@@ -100,6 +109,8 @@ class TwitchLink:
 
     #: Hand on only lines that name a channel (the sender: its USERSTATEs and NOTICEs).
     channel_events_only = False
+    #: A controller's change of the capabilities each login requests (set by the platform).
+    start_hook: StartHook | None = None
 
     def __init__(
         self,
@@ -208,6 +219,7 @@ class TwitchLink:
         sock = Socket(self)
         if not replacing:
             self.state = ConnState.CONNECTING
+        caps = await self._caps()  # before the budget: a controller's hook never holds a use
         ticket = await self.budgets.acquire(self.login_budget, self.login, 1)
         try:
             if self._stop.is_set():
@@ -220,7 +232,7 @@ class TwitchLink:
             raise
         self._sockets.add(sock)
         sock.last_read = self.clock.monotonic()
-        for line in sock.session.hello():
+        for line in sock.session.hello(caps):
             sock.write(line)
         ticket.used()  # the window counts from the write
         self.counters.identifies += 1
@@ -232,6 +244,15 @@ class TwitchLink:
             self._discard(sock)
             raise
         return sock
+
+    async def _caps(self) -> list[str]:
+        """The capabilities to request: all of them, or those the start hook keeps (tags and
+        commands always: the session needs ROOMSTATE and the tags)."""
+        if self.start_hook is None:
+            return list(tw.CAPS)
+        answer = await self.start_hook(self.conn, {"nick": self.login, "caps": list(tw.CAPS)})
+        wanted = set(answer.get("caps", tw.CAPS)) | {tw.CAP_TAGS, tw.CAP_COMMANDS}
+        return [c for c in tw.CAPS if c in wanted]
 
     def _discard(self, sock: Socket, *, abort: bool = False) -> None:
         """Close ``sock`` (if open), end its tasks, settle what waited on it."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shardrunner.gateway.connection import GatewayConnection, Sink
+from shardrunner.gateway.connection import GatewayConnection, Sink, StartHook
 from shardrunner.gateway.twitch.config import READ, SEND, PartConfig, budget_names
+from shardrunner.gateway.twitch.link import TwitchLink
 from shardrunner.gateway.twitch.plan import NAME
 from shardrunner.gateway.twitch.reader import Budgets, TwitchReader
 from shardrunner.identify.protocol import IdentifyQueue
@@ -26,6 +27,8 @@ class TwitchPlatform:
     """Twitch as a worker runs it (a :class:`~shardrunner.gateway.platform.Platform`)."""
 
     name = NAME
+    #: A controller's change of the logins' capabilities (set by the worker; see ``Startable``).
+    start_hook: StartHook | None = None
 
     def __init__(self) -> None:
         self._part: PartConfig | None = None
@@ -83,6 +86,9 @@ class TwitchPlatform:
                 )
             else:
                 raise ValueError(f"{conn}: unknown Twitch connection role {spec.role!r}")
+        for link in out:
+            if isinstance(link, TwitchLink):
+                link.start_hook = self.start_hook
         return out
 
     def reconfigure(self, config: bytes, running: Mapping[ConnKey, GatewayConnection]) -> None:

@@ -21,6 +21,7 @@ Nothing here blocks or sleeps, so every rule is tested by feeding lines.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shardrunner.protocol import irc
@@ -84,14 +85,14 @@ class IrcSession:
         return f"IrcSession({self.login!r}, {self.state.value}, {len(self.channels)} channels)"
 
     # -- what to write -----------------------------------------------------------------------------
-    def hello(self) -> list[bytes]:
+    def hello(self, caps: Sequence[str] = tw.CAPS) -> list[bytes]:
         """The lines that open the login: capabilities, then PASS before NICK."""
         self.state = State.LOGGING_IN
         token = self._token or "SCHMOOPIIE"  # what anonymous logins usually send (tmi.js)
         if not token.startswith("oauth:") and not self.anonymous:
             token = "oauth:" + token
         return [
-            irc.format("CAP", ["REQ", " ".join(tw.CAPS)], trailing=True),
+            irc.format("CAP", ["REQ", " ".join(caps)], trailing=True),
             irc.format("PASS", [token]),
             irc.format("NICK", [self.login]),
         ]

@@ -61,6 +61,7 @@ class FakeSettings:
     standby: bool = False
     lease_ttl: float = 10.0
     lease_blocks: int = 0
+    controller: str = ""
 
 
 def conns(count: int, generation: int = 0, platform: str = "discord") -> list[ConnKey]:

@@ -33,6 +33,17 @@ def test_spawner_when_spawning_starts_the_module_with_the_interface_arguments_an
     handle.send_signal(9)  # gone: nothing happens
 
 
+def test_spawner_when_a_controller_is_set_passes_it_with_a_files_path_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    by_file = spawner.ProcessSpawner(RunDir(tmp_path), "info", controller="ops/ctl.py:Ops")
+    assert by_file.controller_args == ["--controller", f"{tmp_path / 'ops' / 'ctl.py'}:Ops"]
+    by_module = spawner.ProcessSpawner(RunDir(tmp_path), "info", controller="mybot.ops:Ops")
+    assert by_module.controller_args == ["--controller", "mybot.ops:Ops"]
+    assert spawner.ProcessSpawner(RunDir(tmp_path), "info").controller_args == []
+
+
 def test_last_line_when_the_log_is_empty_or_missing_says_so(tmp_path: Path) -> None:
     assert spawner.last_line(tmp_path / "nope.log") == "no log"
     (tmp_path / "empty.log").write_text("\n \n")

@@ -663,3 +663,45 @@ async def test_shard_lifecycle_when_closed_or_handed_off_says_nothing(rig: Rig) 
     await rig.ready(await rig.connection(2))
     await rig.shard.close(handoff=True)
     assert _kinds(notices) == ["ready"]
+
+
+async def test_shard_when_a_start_hook_is_set_runs_it_before_asking_for_the_grant(rig: Rig) -> None:
+    asked: list[tuple[ConnKey, dict[str, object], list[ConnKey]]] = []
+    release = asyncio.Event()
+
+    async def hook(conn: ConnKey, d: dict[str, object]) -> dict[str, object]:
+        asked.append((conn, dict(d), list(rig.queue.acquired)))
+        await release.wait()
+        return {**d, "intents": 1, "presence": {"status": "dnd"}, "token": "other", "shard": [5, 6]}
+
+    rig.shard.options.start_hook = hook
+    conn = await rig.connection(1)
+    conn.hello()
+    await rig.clock.settle()
+    [(who, shown, acquired)] = asked
+    assert (who, acquired) == (CONN, []), "the grant is not asked for while the hook runs"
+    assert "token" not in shown
+    assert shown["shard"] == [0, 1]
+    assert conn.sent == []
+    assert rig.queue.acquired == []
+    release.set()
+    await rig.clock.settle()
+    assert rig.queue.acquired == [CONN]
+    d = conn.sent[0]["d"]
+    assert (d["token"], d["shard"], d["intents"], d["presence"]) == (TOKEN, [0, 1], 1, {"status": "dnd"})
+
+
+async def test_shard_when_the_connection_closes_during_the_start_hook_asks_no_grant(rig: Rig) -> None:
+    async def hook(conn: ConnKey, d: dict[str, object]) -> dict[str, object]:
+        await asyncio.Event().wait()
+        return d
+
+    rig.shard.options.start_hook = hook
+    conn = await rig.connection(1)
+    conn.hello()
+    await rig.clock.settle()
+    conn.server_close(4000)
+    await rig.clock.settle()
+    assert rig.queue.acquired == []
+    assert conn.sent == []
+    assert rig.shard.state is ConnState.RECONNECTING

@@ -32,6 +32,14 @@ def test_hello_when_logging_in_sends_caps_then_pass_before_nick() -> None:
         IrcSession("bot", None)
 
 
+def test_hello_when_given_capabilities_requests_those() -> None:
+    s = IrcSession("bot", "abc")
+    assert (
+        s.hello(["twitch.tv/tags", "twitch.tv/commands"])[0]
+        == b"CAP REQ :twitch.tv/tags twitch.tv/commands\r\n"
+    )
+
+
 def test_feed_when_the_welcome_ends_is_ready_and_answers_ping_at_once() -> None:
     s = IrcSession("bot", "oauth:abc")
     s.hello()
