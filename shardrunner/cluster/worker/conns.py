@@ -22,6 +22,7 @@ from typing import Any, Final
 from shardrunner.bus import protocol as bp
 from shardrunner.clock import Clock, wait_with_timeout
 from shardrunner.cluster import messages as m
+from shardrunner.cluster.worker.reports import conn_reports
 from shardrunner.controller.base import FatalAction
 from shardrunner.gateway.backoff import Backoff
 from shardrunner.gateway.connection import (
@@ -304,37 +305,7 @@ class ConnTable:
         """Every connection's report; its routing keys only when they changed since the last one.
 
         ``withheld``: per connection, the events the bus kept from every group (its router's)."""
-        withheld = withheld or {}
-        out = []
-        for key, e in self.entries.items():
-            conn, c = e.conn, e.conn.counters
-            changed = e.keys_sent != c.keys_version
-            e.keys_sent = c.keys_version
-            state = ConnState.RECONNECTING if e.restarting else conn.state
-            out.append(
-                m.ConnReport(
-                    conn=key,
-                    state=state.value,
-                    seq=conn.seq,
-                    session_id=conn.session_id,
-                    resume_url=conn.resume_url,
-                    events_in=c.events_in,
-                    heartbeat_latency=c.heartbeat_latency,
-                    key_count=c.key_count,
-                    resumes=c.resumes,
-                    identifies=c.identifies,
-                    last_resume_at=c.last_resume_at,
-                    crashes=e.crashes,
-                    last_error=e.last_error,
-                    keys=sorted(c.keys) if changed else None,
-                    keys_pending=c.keys_pending,
-                    withheld=withheld.get(key, 0),
-                    detail=_detail(conn),
-                    bytes_in=c.bytes_in,
-                    reconnects=c.reconnects,
-                )
-            )
-        return out
+        return conn_reports(self.entries, withheld or {})
 
     def low_water(self, held: dict[tuple[ConnKey, str], int]) -> list[tuple[ConnKey, int]]:
         """Per connection, the oldest seq of its current session that a group still holds."""
@@ -387,20 +358,6 @@ class ConnTable:
                 events.extend(loaded.state_events(key))
                 marks.append(bp.StateMark(key, mark[0], mark[1]))
         return events, marks
-
-
-def _detail(conn: GatewayConnection) -> dict[str, Any] | None:
-    """What the platform shows of a connection beyond the neutral counters (Twitch: its role,
-    login, channels and failed channels), for ``status``."""
-    describe = getattr(conn, "describe", None)
-    if not callable(describe):
-        return None
-    try:
-        detail: dict[str, Any] = describe()
-    except Exception:
-        log.exception("%s: describe() raised", conn.conn)
-        return None
-    return detail
 
 
 def _drop(event: object) -> None:
