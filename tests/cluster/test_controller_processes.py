@@ -28,6 +28,9 @@ class Half(Controller):
 
     def accept(self, platform, name, key):
         return name != "TYPING_START"
+
+    async def on_ready(self, conn, info):
+        Path(os.environ["CONTROLLER_MARKS"], f"ready-{conn.shard}-{os.getpid()}").write_text(info["session"])
 """
 
 
@@ -74,8 +77,12 @@ async def test_controller_when_set_filters_in_the_worker_and_the_bot_gets_exactl
 
     await wait_for(filtered, 10, "the status to count every dropped event")
     status = await c.status()
-    assert status["controller"]["hooks"] == ["accept"]
+    assert status["controller"]["hooks"] == ["accept", "on_ready"]
     assert status["controller"]["failures"] == {}
     assert status["workers"][0]["hook_failures"] == {}
-    loaded = {int(p.name) for p in marks.iterdir()}
-    assert loaded == {c.proc.pid, status["workers"][0]["pid"]}, "loaded by the supervisor and its worker"
+    loaded = {int(p.name) for p in marks.iterdir() if p.name.isdigit()}
+    worker_pid = status["workers"][0]["pid"]
+    assert loaded == {c.proc.pid, worker_pid}, "loaded by the supervisor and its worker"
+    # The lifecycle callback ran in the worker, once per shard, with the session it started.
+    ready = {p.name: p.read_text() for p in marks.iterdir() if p.name.startswith("ready-")}
+    assert ready == {f"ready-{s.shard_id}-{worker_pid}": sid for sid, s in live.items()}
