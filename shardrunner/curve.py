@@ -1,5 +1,6 @@
 """CURVE for the TCP endpoints: the workers' buses and the supervisor's control socket, reached by
-bots on other machines.
+bots on other machines; and the ipc endpoints' socket files, made this user's only
+(:func:`restrict_ipc`: they are in the run dir, mode 0700, too).
 
 Keys are pyzmq certificate files (``shardrunner keys``): the cluster's server pair (its secret on
 every host, its public with every bot) and one pair per bot (its public in every host's clients
@@ -11,7 +12,9 @@ keys never appear in a repr, log or error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,3 +181,11 @@ def check_bind(address: str) -> str:
     if not text.startswith("tcp://") or not text.removeprefix("tcp://").strip(":*"):
         raise ValueError("must be a tcp://ADDRESS (or tcp://ADDRESS:PORT) endpoint")
     return text
+
+
+def restrict_ipc(endpoint: str) -> None:
+    """After binding ``ipc://PATH``: the socket file's mode 0600 (connecting needs write permission
+    on it), whatever the umask made it. Other endpoints are left alone."""
+    if endpoint.startswith("ipc://"):
+        with contextlib.suppress(OSError):
+            os.chmod(endpoint.removeprefix("ipc://"), 0o600)

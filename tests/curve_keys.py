@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
+import zmq.asyncio
 from zmq.auth.certs import create_certificates
+from zmq.utils.monitor import parse_monitor_message
 
 from shardrunner.curve import CurveKeys, CurveServer
 
@@ -48,3 +51,19 @@ def handshake_events(sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
         zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     )
     return sock.get_monitor_socket(events)
+
+
+async def handshake(monitor: zmq.asyncio.Socket, timeout: float = 10.0) -> int:
+    """The next handshake outcome the monitor reports."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "no handshake outcome"
+        assert await monitor.poll(int(left * 1000)), "no handshake outcome"
+        event = parse_monitor_message(await monitor.recv_multipart())["event"]
+        if event & (
+            zmq.EVENT_HANDSHAKE_SUCCEEDED
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+        ):
+            return int(event)

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -24,37 +25,63 @@ def free_port() -> int:
         return port
 
 
-def _ping(port: int) -> bool:
+def _ping(port: int, password: str | None = None) -> bool:
+    hello = b"PING\r\n" if password is None else _command(b"AUTH", password.encode()) + b"PING\r\n"
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            s.sendall(hello)
+            answer = b""
+            while answer.count(b"\r\n") < hello.count(b"PING"):
+                more = s.recv(64)
+                if not more:
+                    return False
+                answer += more
+            return answer.startswith(b"+OK\r\n+PONG" if password is not None else b"+PONG")
     except OSError:
         return False
 
 
-class RedisServer:
-    """One ``redis-server`` process; :meth:`stop` kills it, :meth:`start` runs it again on its port."""
+def _command(*words: bytes) -> bytes:
+    """One command in RESP (a password may hold spaces)."""
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
 
-    def __init__(self, directory: Path) -> None:
+
+class RedisServer:
+    """One ``redis-server`` process; :meth:`stop` kills it, :meth:`start` runs it again on its port.
+    With ``password`` it requires it (``requirepass``, given in a config file read from stdin, so
+    that it is not in the server's command line) and :attr:`url` carries it."""
+
+    def __init__(self, directory: Path, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(MISSING, pytrace=False)
         self.binary = binary
         self.directory = directory
         self.port = free_port()
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        if self.password is None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
         args += ["no", "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        if self.password is None:
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        else:  # "-" reads a config file from stdin, given before the command line's options
+            quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
+            self.process = subprocess.Popen(
+                [self.binary, "-", *args[1:]], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+            )
+            assert self.process.stdin is not None
+            self.process.stdin.write(f'requirepass "{quoted}"\n'.encode())
+            self.process.stdin.close()
         deadline = time.monotonic() + timeout
-        while not _ping(self.port):
+        while not _ping(self.port, self.password):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
                 self.stop()

@@ -29,7 +29,7 @@ import zmq.asyncio
 
 from shardrunner.bus import protocol as p
 from shardrunner.bus.router import Router
-from shardrunner.curve import CurveServer, tcp_bind
+from shardrunner.curve import CurveServer, restrict_ipc, tcp_bind
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 
@@ -93,6 +93,7 @@ class BusServer:
 
     def bind(self) -> None:
         self._sock.bind(self.endpoint)
+        restrict_ipc(self.endpoint)
         if self._tcp is not None:
             self._tcp.bind(tcp_bind(self._tcp_bind))
             self.tcp_endpoint = self._tcp.getsockopt_string(zmq.LAST_ENDPOINT)

@@ -22,7 +22,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -63,14 +63,25 @@ class CoordinatorDown(ConnectionError):
 
 
 def redact(url: str) -> str:
-    """``url`` without its password (``redis://user:***@host:port/db``)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` without its password: in the user part (``redis://user:***@host:port/db``) and in a
+    ``password=`` query parameter (``unix:///run/redis.sock?password=***``). Never raises: a URL
+    that does not parse loses everything up to its last ``@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        scheme, sep, rest = url.rpartition("://")
+        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
+    out = url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        out = out.replace(parts.netloc, f"{userinfo.partition(':')[0]}:***@{hostport}", 1)
+    if parts.query:
+        query = "&".join(
+            "password=***" if item.partition("=")[0].lower() == "password" else item
+            for item in parts.query.split("&")
+        )
+        out = out.replace(f"?{parts.query}", f"?{query}", 1)
+    return out
 
 
 class Coordinator:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import socket
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from shardrunner.settings.registry import (
     Section,
@@ -36,6 +36,10 @@ def to_redis_url(value: object) -> str | None:
     scheme, sep, rest = text.partition("://")
     if not sep or scheme.lower() not in _SCHEMES or not rest.strip("/"):
         raise ValueError("must be a Redis URL such as redis://host:6379/0 (rediss:// for TLS)")
+    try:
+        urlsplit(text).port  # noqa: B018 (parsing it is the check)
+    except ValueError:
+        raise ValueError("must be a Redis URL such as redis://host:6379/0, its port a number") from None
     return text
 
 

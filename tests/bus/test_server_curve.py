@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 import zmq
 import zmq.asyncio
-from zmq.utils.monitor import parse_monitor_message
 
 from shardrunner.bus import protocol as p
 from shardrunner.bus.server import BusServer
@@ -25,7 +23,7 @@ from shardrunner.curve import CurveKeys
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from tests.conftest import wait_for
-from tests.curve_keys import Keys, handshake_events, make_keys
+from tests.curve_keys import Keys, handshake, handshake_events, make_keys
 
 CONN = ConnKey("discord", 1, 3, 8)
 
@@ -75,22 +73,6 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
         ctx.destroy(linger=0)
 
 
-async def _handshake(monitor: zmq.asyncio.Socket, timeout: float = 10.0) -> int:
-    """The next handshake outcome the monitor reports."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, "no handshake outcome"
-        assert await monitor.poll(int(left * 1000)), "no handshake outcome"
-        event = parse_monitor_message(await monitor.recv_multipart())["event"]
-        if event & (
-            zmq.EVENT_HANDSHAKE_SUCCEEDED
-            | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-        ):
-            return int(event)
-
-
 async def test_bus_on_tcp_when_made_binds_a_port_the_os_chose_and_posts_bus_bound(bench: Bench) -> None:
     endpoint = bench.server.tcp_endpoint
     assert endpoint.startswith("tcp://127.0.0.1:")
@@ -127,7 +109,7 @@ async def test_bus_on_tcp_when_the_key_is_unknown_refuses_and_logs_once(
         monitor = handshake_events(sock)
         sock.connect(bench.server.tcp_endpoint)
         await sock.send(p.encode(p.Join("g", "stranger")))
-        assert await _handshake(monitor) == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        assert await handshake(monitor) == zmq.EVENT_HANDSHAKE_FAILED_AUTH
         sock.disable_monitor()
         monitor.close()
     refused = [r.getMessage() for r in caplog.records if "refused a bot" in r.getMessage()]
@@ -149,7 +131,7 @@ async def test_bus_on_tcp_when_the_bot_has_no_curve_gets_nothing(bench: Bench) -
     monitor = handshake_events(plain)
     plain.connect(bench.server.tcp_endpoint)
     await plain.send(p.encode(p.Join("g", "plain")))
-    assert await _handshake(monitor) == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    assert await handshake(monitor) == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     plain.disable_monitor()
     monitor.close()
     assert bench.server.router.groups == {}
@@ -165,3 +147,27 @@ async def test_bus_on_tcp_when_a_local_member_joins_the_ipc_socket_still_serves_
     assert await local.poll(5000)
     assert isinstance(p.decode(await local.recv()), p.Batch)
     local.close()
+
+
+async def test_bus_on_tcp_when_a_bot_has_a_wrong_key_pair_or_server_key_gets_nothing(bench: Bench) -> None:
+    bot, stranger = bench.keys.bot(), bench.keys.stranger()
+    wrong = {
+        "impostor": CurveKeys(
+            bot.server_public, bot.public, stranger.secret
+        ),  # an authorised key, not its secret
+        "lost": CurveKeys(stranger.public, bot.public, bot.secret),  # trusts another server
+    }
+    socks = [bench.member(curve) for curve in wrong.values()]
+    for sock, name in zip(socks, wrong, strict=True):
+        sock.connect(bench.server.tcp_endpoint)
+        await sock.send(p.encode(p.Join(name, name)))
+    good = bench.member(bot)  # after them, on the same endpoint: its join is what the server got
+    good.connect(bench.server.tcp_endpoint)
+    await good.send(p.encode(p.Join("good", "good")))
+    await wait_for(lambda: "good" in bench.server.router.groups, 10, "the authorised bot's join")
+    bench.server.publish(Event(CONN, "s", 1, "MESSAGE_CREATE", 7, b"{}"))
+    assert await good.poll(5000)
+    assert set(bench.server.router.groups) == {"good"}
+    for sock in (*socks, good):
+        assert not await sock.poll(0) or sock is good
+        sock.close()

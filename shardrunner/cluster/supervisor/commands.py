@@ -26,7 +26,7 @@ import zmq.asyncio
 
 from shardrunner.cluster.supervisor.status import ClusterStatus
 from shardrunner.control import CommandError
-from shardrunner.curve import CurveServer, tcp_bind
+from shardrunner.curve import CurveServer, restrict_ipc, tcp_bind
 
 log = logging.getLogger("shardrunner.supervisor")
 
@@ -190,6 +190,7 @@ class ControlServer:
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 1000)
         sock.bind(self.endpoint)
+        restrict_ipc(self.endpoint)
         self._sock = sock
         if self._tcp_bind and self._curve is not None:
             # The context's ZAP handler: the workers' link sockets on this context are NULL, untouched.

@@ -293,7 +293,9 @@ class HostAgent:
         for block in sorted(got):
             block_conns = self.layout.blocks[block]
             snaps = book.resume_from(block_conns)
-            identify += len(block_conns) - len(snaps)
+            resumed = {snap.conn for snap in snaps}
+            # Only the platforms with identify limits ask the gate (Twitch's connections never do).
+            identify += sum(1 for c in block_conns if c not in resumed and self._identifies(c))
             slot = moves.add(
                 self.sup.slots,
                 block_conns,
@@ -313,6 +315,10 @@ class HostAgent:
         if self.sup.grants is not None:  # the first take arms the gate (later ones find it open)
             self.sup.grants.expect(identify, time.monotonic())
         self.sup.wake()
+
+    def _identifies(self, conn: ConnKey) -> bool:
+        plan = self.sup.plans.get(conn.platform)
+        return plan is not None and bool(plan.limits)
 
     def give(self, block: int) -> None:
         """Hand ``block`` to whoever takes it next: close resumably, write its sessions, release."""

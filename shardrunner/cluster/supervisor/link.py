@@ -14,6 +14,7 @@ import zmq
 import zmq.asyncio
 
 from shardrunner.cluster import messages as m
+from shardrunner.curve import restrict_ipc
 
 log = logging.getLogger("shardrunner.supervisor")
 
@@ -62,6 +63,7 @@ class ZmqWorkerLink:
         # would leave its connection waiting for ever.
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.bind(self._endpoint)
+        restrict_ipc(self._endpoint)
         self._sock = sock
 
     def send(self, identity: bytes, message: m.Message) -> bool:

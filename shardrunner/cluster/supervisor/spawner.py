@@ -3,8 +3,10 @@ sees each through a :class:`WorkerHandle`; tests give it fake ones.
 
 The real spawner starts ``python -m shardrunner.cluster.worker`` by module name (the supervisor
 never imports the worker), never forks, puts the worker in a session of its own (Ctrl-C reaches the
-supervisor only; it stops the workers) and keeps the token out of its environment (it comes in the
-assignment, over the worker link).
+supervisor only; it stops the workers) and keeps every secret out of its command line and its
+environment (the token, the Twitch accounts, the Redis URL and password: the worker gets what it
+needs in the assignment, over the worker link in the run dir; its CURVE keys by their files' paths).
+Its log is ``RUN_DIR/worker-N.log``, mode 0600.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ import psutil
 
 from shardrunner.controller.load import absolute_spec
 from shardrunner.rundir import RunDir
+from shardrunner.settings.load import ALL_SECTIONS
 
 if TYPE_CHECKING:
     from shardrunner.cluster.supervisor.model import SupervisorSettings
 
 #: The worker's module, started as ``python -m`` with ``--endpoint --slot --generation --log-level``.
 WORKER_MODULE: Final = "shardrunner.cluster.worker"
+
+#: The environment variables of the secret settings, none of which a worker inherits.
+SECRET_ENV: Final = frozenset(s.env_var for section in ALL_SECTIONS for s in section.settings if s.secret)
 
 
 class WorkerHandle(Protocol):
@@ -130,13 +136,16 @@ class ProcessSpawner:
 
     def spawn(self, slot: int, generation: int, endpoint: str) -> WorkerHandle:
         log_path = self.run_dir.worker_log(slot)
-        env = {k: v for k, v in os.environ.items() if k != "SHARDRUNNER_TOKEN"}  # it comes in Assign
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}  # they come in Assign
         command = [
             sys.executable, "-m", WORKER_MODULE, "--endpoint", endpoint, "--slot", str(slot),
             "--generation", str(generation), "--log-level", self.log_level,
             "--log-format", self.log_format, *self.bus_args, *self.controller_args,
         ]  # fmt: skip
-        with open(log_path, "ab") as log_file:  # the child keeps its own copy of the descriptor
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)  # a log an older version left readable
+        with os.fdopen(fd, "ab") as log_file:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

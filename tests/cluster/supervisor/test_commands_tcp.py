@@ -10,13 +10,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import zmq.asyncio
 
 from shardrunner.cluster.supervisor.commands import ControlServer, remote_refusal
 from shardrunner.cluster.supervisor.status import ClusterStatus
 from shardrunner.control import NEED_KEYS, CommandError, call_any, call_endpoint
-from tests.curve_keys import Keys, make_keys
+from shardrunner.curve import CurveKeys
+from tests.curve_keys import Keys, handshake, handshake_events, make_keys
 
 ENDPOINTS = {"platforms": {}, "workers": [{"endpoint": "ipc:///x", "tcp": "tcp://h:1", "conns": []}]}
 
@@ -104,6 +106,30 @@ async def test_control_on_tcp_when_the_key_is_unknown_cannot_reach_it(
     with pytest.raises(CommandError) as info:
         await call_endpoint(server.tcp_endpoint, "endpoints", curve=keys.stranger(), timeout=2)
     assert f"cannot reach the control socket {server.tcp_endpoint}" in str(info.value)
+
+
+async def test_control_on_tcp_when_the_key_is_wrong_or_missing_answers_nothing(
+    served: tuple[ControlServer, Keys, Target],
+) -> None:
+    server, keys, _ = served
+    bot, stranger = keys.bot(), keys.stranger()
+    impostor = CurveKeys(bot.server_public, bot.public, stranger.secret)  # an authorised key, not its secret
+    with pytest.raises(CommandError, match="cannot reach the control socket"):
+        await call_endpoint(server.tcp_endpoint, "endpoints", curve=impostor, timeout=1)
+    ctx = zmq.asyncio.Context()
+    plain = ctx.socket(zmq.DEALER)  # no CURVE at all
+    try:
+        plain.setsockopt(zmq.LINGER, 0)
+        monitor = handshake_events(plain)
+        plain.connect(server.tcp_endpoint)
+        await plain.send_multipart([b"", msgspec.json.encode({"command": "endpoints"})])
+        assert await handshake(monitor) == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+        assert not await plain.poll(0)
+        plain.disable_monitor()
+        monitor.close()
+    finally:
+        plain.close()
+        ctx.term()
 
 
 async def test_control_call_when_a_tcp_endpoint_has_no_keys_says_which_are_needed() -> None:

@@ -30,3 +30,13 @@ def test_host_agent_when_it_loses_blocks_says_lease_lost_for_each() -> None:
         for b in (0, 1)
     ]
     assert (agent.held, agent.epochs, woken) == ({}, {}, [True])
+
+
+def test_host_agent_when_counting_first_identifies_leaves_out_platforms_without_limits() -> None:
+    # Twitch's connections never ask the identify gate: counting them held it shut for its 5 s.
+    agent = HostAgent.__new__(HostAgent)
+    plans = {"discord": SimpleNamespace(limits=[object()]), "twitch": SimpleNamespace(limits=[])}
+    agent.sup = SimpleNamespace(plans=plans)  # type: ignore[assignment]
+    assert agent._identifies(ConnKey("discord", 0, 1, 2))
+    assert not agent._identifies(ConnKey("twitch", 0, 1, 2))
+    assert not agent._identifies(ConnKey("other", 0, 0, 1))

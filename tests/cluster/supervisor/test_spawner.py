@@ -1,4 +1,5 @@
-"""The real spawner: the worker by module name, its arguments, its log, no token in its environment."""
+"""The real spawner: the worker by module name, its arguments, its log (mode 0600), no secret in
+its environment."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from shardrunner.cluster.supervisor import spawner
 from shardrunner.rundir import RunDir
 
 
-def test_spawner_when_spawning_starts_the_module_with_the_interface_arguments_and_no_token(
+def test_spawner_when_spawning_starts_the_module_with_the_interface_arguments_and_no_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert spawner.WORKER_MODULE == "shardrunner.cluster.worker"
     monkeypatch.setattr(spawner, "WORKER_MODULE", "tests.cluster.supervisor.echo_worker")
-    monkeypatch.setenv("SHARDRUNNER_TOKEN", "secret")
+    for name in ("TOKEN", "TWITCH_ACCOUNTS", "COORDINATOR", "COORDINATOR_PASSWORD"):
+        monkeypatch.setenv(f"SHARDRUNNER_{name}", "secret")
+    assert {
+        "SHARDRUNNER_TOKEN",
+        "SHARDRUNNER_TWITCH_ACCOUNTS",
+        "SHARDRUNNER_COORDINATOR",
+    } <= spawner.SECRET_ENV
     handle = spawner.ProcessSpawner(RunDir(tmp_path), "debug").spawn(1, 7, "ipc:///x/workers.sock")
     deadline = time.monotonic() + 20
     while handle.poll() is None:
@@ -29,7 +36,7 @@ def test_spawner_when_spawning_starts_the_module_with_the_interface_arguments_an
         == "--endpoint ipc:///x/workers.sock --slot 1 --generation 7 --log-level debug --log-format text "
         "no-token"
     )
-    assert (tmp_path / "worker-1.log").exists()
+    assert (tmp_path / "worker-1.log").stat().st_mode & 0o777 == 0o600
     handle.send_signal(9)  # gone: nothing happens
 
 
