@@ -36,14 +36,16 @@ _B64 = (base64.b64encode, base64.urlsafe_b64encode)
 class Secret:
     """A value that must appear nowhere, under a ``label`` that says which one it is in a report.
 
-    ``public_parts``: dot-separated parts of the value that are not secret (a Discord token's first
-    part is the bot's user id in base64, which Discord shows to anyone) and are not looked for alone.
+    ``dotted``: the value is parts joined by dots (a Discord token), each secret part looked for
+    alone too, but ``public_parts`` (a Discord token's first part is the bot's user id in base64,
+    which Discord shows to anyone).
     ``raw``: the bytes the text stands for, when it is an encoding (a CURVE key's Z85 text stands
     for 32 bytes, which are looked for as they are, in hex and in base64).
     """
 
     label: str
     value: str = field(repr=False)
+    dotted: bool = False
     public_parts: tuple[str, ...] = field(default=(), repr=False)
     raw: bytes | None = field(default=None, repr=False)
 
@@ -57,7 +59,7 @@ class Secret:
     def discord_token(cls, label: str, token: str) -> Secret:
         """A bot token ``base64(user id).timestamp.hmac``: the user id part is public."""
         head = token.split(".", 1)[0]
-        return cls(label, token, public_parts=(head,))
+        return cls(label, token, dotted=True, public_parts=(head,))
 
     @classmethod
     def curve_key(cls, label: str, z85: str | bytes) -> Secret:
@@ -89,9 +91,8 @@ class Secret:
             out["url-encoded"] = quoted.encode()
         if plus not in (quoted, self.value):
             out["url-encoded plus"] = plus.encode()
-        parts = self.value.split(".")
-        if len(parts) > 1:
-            for i, part in enumerate(parts, 1):
+        if self.dotted:
+            for i, part in enumerate(self.value.split("."), 1):
                 if len(part) >= MIN_FORM and part not in self.public_parts:
                     out[f"part {i}"] = part.encode()
         if self.raw is not None:

@@ -38,6 +38,8 @@ def start(**values: object) -> None:
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format, process="supervisor", text=LOG_FORMAT)
+    for warning in exposed_secrets(settings):
+        log.warning("%s", warning)
     check_run_dir(Path(settings.run_dir), create=True)
     if settings.sim:
         code, error = _run_with_simulator(settings)
@@ -45,6 +47,28 @@ def start(**values: object) -> None:
         code, error = _run_supervisor(settings)
     if code:
         raise click.ClickException(error or f"the cluster stopped with status {code}")
+
+
+def exposed_secrets(settings: Settings) -> list[str]:
+    """A sentence for each secret given on the command line, where `ps` shows it to every user of
+    the machine (a Redis URL only when it holds a password)."""
+    from shardrunner.settings.sections import START_SECTIONS
+
+    out = []
+    for setting in (s for section in START_SECTIONS for s in section.settings if s.secret):
+        value = getattr(settings, setting.name, None)
+        if not value or not settings.source(setting.name).startswith("command line"):
+            continue
+        if setting.name == "coordinator":
+            from shardrunner.identify.coordinator import redact
+
+            if redact(str(value)) == value:
+                continue  # no password in it
+        out.append(
+            f"{setting.option} was given on the command line, where `ps` shows it to every user of this "
+            f"machine: give it in {setting.env_var} or the config file instead (docs/security.md)"
+        )
+    return out
 
 
 def _run_supervisor(settings: Settings) -> tuple[int, str | None]:

@@ -71,11 +71,29 @@ def test_start_when_settings_are_fine_runs_the_supervisor_with_them(
     assert (tmp_path / "run").is_dir()
 
 
+def test_start_when_secrets_are_on_the_command_line_warns_of_each_never_showing_it(
+    tmp_path: Path, ran: list[Settings]
+) -> None:
+    args = ["--run-dir", str(tmp_path), "--token", TOKEN, "--twitch-accounts", "bot:oauth:abcdefgh"]
+    code, output = invoke(*args, "--coordinator", "redis://:s3cret@127.0.0.1:1/0")
+    assert code == 0, output
+    warned = [line.partition("shardrunner.cli: ")[2] for line in output.splitlines() if " WARNING " in line]
+    assert [w.split(" ")[0] for w in warned] == ["--token", "--twitch-accounts", "--coordinator"]
+    assert "give it in SHARDRUNNER_TOKEN or the config file instead" in warned[0]
+    assert TOKEN not in output
+    assert "abcdefgh" not in output
+    assert "s3cret" not in output
+    env = {"SHARDRUNNER_TOKEN": TOKEN}
+    code, output = invoke("--run-dir", str(tmp_path), "--coordinator", "redis://127.0.0.1:1/0", env=env)
+    assert code == 0, output
+    assert " WARNING " not in output, "from the environment, or no password: nothing to say"
+
+
 def test_start_when_the_supervisor_fails_says_its_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(start, "_run_supervisor", lambda settings: (1, "Discord refused the token"))
-    code, output = invoke("--run-dir", str(tmp_path), "--token", TOKEN)
+    code, output = invoke("--run-dir", str(tmp_path), env={"SHARDRUNNER_TOKEN": TOKEN})
     assert (code, output) == (1, "Error: Discord refused the token\n")
 
 

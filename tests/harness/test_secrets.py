@@ -81,13 +81,13 @@ def test_scan_when_a_curve_key_is_planted_finds_its_z85_raw_hex_and_base64(tmp_p
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     leaks = scan([secret], files=[tmp_path / name for name in files])
-    found = {Path(leak.where).name: leak.form for leak in leaks}
+    found = {(Path(leak.where).name, leak.form) for leak in leaks}
     assert found == {
-        "z85.log": "raw",
-        "raw.bin": "raw bytes",
-        "hex.log": "hex",
-        "HEX.log": "HEX",
-        "b64.log": "raw bytes base64 at offset 0",
+        ("z85.log", "raw"),
+        ("raw.bin", "raw bytes"),
+        ("hex.log", "hex"),
+        ("HEX.log", "HEX"),
+        ("b64.log", "raw bytes base64 at offset 0"),
     }
     public = (tmp_path / "server.key").read_bytes()
     assert scan([secret], texts={"public": public}) == [], "the public key file holds no secret"
