@@ -50,6 +50,15 @@ def _load(path: str | Path, *, secret: bool) -> tuple[bytes, bytes | None]:
         raise CurveError(
             f"the CURVE key {path} holds no secret key: give the .key_secret file, not the public .key"
         )
+    if secret:
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode & 0o777
+            if mode & 0o077:
+                log.warning(
+                    "the secret CURVE key %s can be read by other users (mode %03o): `chmod 600` it",
+                    path,
+                    mode,
+                )
     return public, secret_key
 
 

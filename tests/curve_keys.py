@@ -41,6 +41,8 @@ def make_keys(tmp_path: Path) -> Keys:
     bot_public, bot_secret = create_certificates(keys, "bot")
     create_certificates(keys, "stranger")
     Path(clients / "bot.key").write_bytes(Path(bot_public).read_bytes())
+    for secret in keys.glob("*.key_secret"):
+        secret.chmod(0o600)  # as `shardrunner keys` writes them
     return Keys(keys, clients, keys / "server.key_secret", keys / "server.key", Path(bot_secret),
                 keys / "stranger.key_secret")  # fmt: skip
 

@@ -2,9 +2,10 @@
 account's OAuth token, a Redis coordinator behind a password, CURVE keys on TCP endpoints and
 metrics, all at debug level, through a controller whose hooks raise with what they were given and
 crash a connection, a worker killed with SIGKILL, bad settings and a stop. Its output, the CLI's
-(status, status --json, the errors), a metrics scrape, every process's command line and every file
-of the run dir are scanned with `harness.secrets` for every form of each secret. The run dir is
-the user's alone: the directory 0700, its sockets, logs and state file closed to others too."""
+(status, status --json, the errors), a metrics scrape, every process's command line, every file
+of the run dir and every key in Redis are scanned with `harness.secrets` for every form of each
+secret. The run dir is the user's alone: the directory 0700, its sockets, logs and state file
+closed to others too."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import IO, Any
 
 import aiohttp
 import pytest
+import redis as redis_sync
 
 from harness.cluster import ClusterProcess
 from harness.procs import free_port
@@ -102,6 +104,8 @@ async def test_cluster_when_run_with_every_secret_shows_none_of_them(
                 await asyncio.to_thread(cluster.proc.wait, 20)
             printed.join()
             await cluster.stop(grace=5)
+            with contextlib.suppress(Exception):  # the state in Redis, once the stop wrote it
+                outputs["the coordinator's keys"] = redis_contents(redis.port, password)
             redis.stop()
     outputs["the cluster's output"] = printed.text()
     outputs["this test's captured output"] = capfd.readouterr().err
@@ -111,6 +115,7 @@ async def test_cluster_when_run_with_every_secret_shows_none_of_them(
     assert "Traceback" in worker_logs(run_dir), "the controller's failure came with its traceback"
     assert "discord:1/2 crashed" in worker_logs(run_dir) or "discord:0/2 crashed" in worker_logs(run_dir)
     assert (run_dir / "sessions.json").stat().st_mode & 0o777 == 0o600, "the stop wrote the state file"
+    assert b"sessions" in outputs["the coordinator's keys"], "and the sessions in Redis"
 
     leaks = scan(guarded, files=collect_run_outputs(run_dir), texts=outputs)
     assert not leaks, "secrets shown:\n" + "\n".join(map(str, leaks))
@@ -193,6 +198,25 @@ async def cli_outputs(
     assert "unreachable" in out["an unreachable Redis"]
     assert "invalid setting token" in out["a token that is not one"]
     return out
+
+
+def redis_contents(port: int, password: str) -> bytes:
+    """Every key of the coordinator and its value, one per line (sessions, leases, hosts...)."""
+    client = redis_sync.Redis(port=port, password=password)
+    lines = []
+    for key in client.scan_iter():
+        kind = client.type(key)
+        value: Any = {
+            b"string": client.get,
+            b"hash": client.hgetall,
+            b"list": lambda k: client.lrange(k, 0, -1),
+            b"set": client.smembers,
+            b"zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+            b"stream": lambda k: client.xrange(k),
+        }.get(kind, lambda k: b"")(key)
+        lines.append(key + b" " + repr(value).encode())
+    client.close()
+    return b"\n".join(lines)
 
 
 def worker_logs(run_dir: Path) -> str:
