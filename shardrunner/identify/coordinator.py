@@ -63,8 +63,9 @@ class CoordinatorDown(ConnectionError):
 
 
 def redact(url: str) -> str:
-    """``url`` without its password: in the user part (``redis://user:***@host:port/db``) and in a
-    ``password=`` query parameter (``unix:///run/redis.sock?password=***``). Never raises: a URL
+    """``url`` without its password: in the user part (``redis://user:***@host:port/db``; a user
+    part without a colon, often a password put where the user goes, as ``redis://***@host``) and in
+    a ``password=`` query parameter (``unix:///run/redis.sock?password=***``). Never raises: a URL
     that does not parse loses everything up to its last ``@``."""
     try:
         parts = urlsplit(url)
@@ -73,8 +74,9 @@ def redact(url: str) -> str:
         return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
     out = url
     userinfo, at, hostport = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        out = out.replace(parts.netloc, f"{userinfo.partition(':')[0]}:***@{hostport}", 1)
+    if at:
+        user = f"{userinfo.partition(':')[0]}:***" if ":" in userinfo else "***"
+        out = out.replace(parts.netloc, f"{user}@{hostport}", 1)
     if parts.query:
         query = "&".join(
             "password=***" if item.partition("=")[0].lower() == "password" else item

@@ -129,6 +129,7 @@ def test_coordinator_when_the_url_has_a_password_never_shows_it() -> None:
     assert redact("rediss://:s3cret@db.example/0") == "rediss://:***@db.example/0"
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert redact("redis://u:p@ss:w@[::1]:6379/0") == "redis://u:***@[::1]:6379/0"
+    assert redact("redis://s3cret@db.example/0") == "redis://***@db.example/0"
     assert redact("unix:///run/r.sock?db=1&password=s3cret") == "unix:///run/r.sock?db=1&password=***"
     assert redact("redis://:s3cret@[::1/0") == "redis://***@[::1/0"  # no parse: no password either
     assert redact("redis://:s3cret@h:notaport/0") == "redis://:***@h:notaport/0"

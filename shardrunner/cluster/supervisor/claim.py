@@ -39,9 +39,16 @@ def claim(run_dir: RunDir) -> None:
         raise RunDirTaken(f"cannot create the run directory {run_dir.path}: {exc.strerror}") from None
     if not run_dir.path.is_dir():
         raise RunDirTaken(f"the run directory {run_dir.path} is not a directory")
+    owner = run_dir.path.stat().st_uid
+    if owner != os.geteuid():
+        # Its owner could replace the sockets, the logs and the state file (a /tmp name made first).
+        raise RunDirTaken(
+            f"the run directory {run_dir.path} belongs to another user (uid {owner}), who could replace "
+            "what is in it: pass a --run-dir of your own"
+        )
     # Its ipc sockets (control, workers, buses) are reachable by whoever may enter it: this user only.
     with contextlib.suppress(OSError):
-        if run_dir.path.stat().st_uid == os.getuid() and run_dir.path.stat().st_mode & 0o077:
+        if run_dir.path.stat().st_mode & 0o077:
             run_dir.path.chmod(0o700)
     other = running_cluster(run_dir)
     if other is not None:
