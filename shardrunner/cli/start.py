@@ -50,24 +50,37 @@ def start(**values: object) -> None:
 
 
 def exposed_secrets(settings: Settings) -> list[str]:
-    """A sentence for each secret given on the command line, where `ps` shows it to every user of
-    the machine (a Redis URL only when it holds a password)."""
+    """A sentence for each secret that other users of the machine can read: given on the command
+    line, where `ps` shows it (a Redis URL only when it holds a password), or in a file (the config
+    file, the Twitch accounts file) that others may read."""
     from shardrunner.settings.sections import START_SECTIONS
 
     out = []
+    files = {settings.twitch_accounts_file: "the Twitch accounts"} if settings.twitch_accounts_file else {}
     for setting in (s for section in START_SECTIONS for s in section.settings if s.secret):
         value = getattr(settings, setting.name, None)
-        if not value or not settings.source(setting.name).startswith("command line"):
+        source = settings.source(setting.name)
+        if not value:
             continue
         if setting.name == "coordinator":
             from shardrunner.identify.coordinator import redact
 
             if redact(str(value)) == value:
                 continue  # no password in it
-        out.append(
-            f"{setting.option} was given on the command line, where `ps` shows it to every user of this "
-            f"machine: give it in {setting.env_var} or the config file instead (docs/security.md)"
-        )
+        if source.startswith("config file "):
+            files.setdefault(source.removeprefix("config file "), f"{setting.name}")
+        if source.startswith("command line"):
+            out.append(
+                f"{setting.option} was given on the command line, where `ps` shows it to every user of "
+                f"this machine: give it in {setting.env_var} or the config file instead (docs/security.md)"
+            )
+    for path, what in files.items():
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            continue  # said where the file is read
+        if mode & 0o077:
+            out.append(f"{path} holds {what} and other users can read it (mode {mode:03o}): `chmod 600` it")
     return out
 
 

@@ -89,6 +89,36 @@ def test_start_when_secrets_are_on_the_command_line_warns_of_each_never_showing_
     assert " WARNING " not in output, "from the environment, or no password: nothing to say"
 
 
+def test_start_when_a_file_holding_secrets_is_open_to_others_warns_naming_it(
+    tmp_path: Path, ran: list[Settings]
+) -> None:
+    config, accounts = tmp_path / "shardrunner.toml", tmp_path / "accounts.txt"
+    config.write_text(f'[discord]\ntoken = "{TOKEN}"\n')
+    accounts.write_text("bot:abcdefgh\n")
+    for path in (config, accounts):
+        path.chmod(0o644)
+    args = [
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--config",
+        str(config),
+        "--twitch-accounts-file",
+        str(accounts),
+    ]
+    code, output = invoke(*args)
+    assert code == 0, output
+    warned = [line.partition("shardrunner.cli: ")[2] for line in output.splitlines() if " WARNING " in line]
+    assert warned == [
+        f"{accounts} holds the Twitch accounts and other users can read it (mode 644): `chmod 600` it",
+        f"{config} holds token and other users can read it (mode 644): `chmod 600` it",
+    ]
+    for path in (config, accounts):
+        path.chmod(0o600)
+    code, output = invoke(*args)
+    assert code == 0, output
+    assert " WARNING " not in output
+
+
 def test_start_when_the_supervisor_fails_says_its_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
