@@ -2,9 +2,9 @@
 account's OAuth token, a Redis coordinator behind a password, CURVE keys on TCP endpoints and
 metrics, all at debug level, through a controller whose hooks raise with what they were given and
 crash a connection, a worker killed with SIGKILL, bad settings and a stop. Its output, the CLI's
-(status, status --json, the errors), a metrics scrape, every process's command line, every file
-of the run dir and every key in Redis are scanned with `harness.secrets` for every form of each
-secret. The run dir is the user's alone: the directory 0700, its sockets, logs and state file
+(status, status --json, status over TCP, the errors), a metrics scrape, every process's command
+line, every file of the run dir and every key in Redis are scanned with `harness.secrets` for every
+form of each secret. The run dir is the user's alone: the directory 0700, its sockets, logs and state file
 closed to others too."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import signal
 import stat
@@ -19,16 +20,19 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
 import pytest
 import redis as redis_sync
+from click.testing import CliRunner
 
 from harness.cluster import ClusterProcess
 from harness.procs import free_port
 from harness.secrets import Secret, collect_run_outputs, process_cmdlines, process_tree, scan
+from shardrunner.cli import main
 from shardrunner.sim.discord.world import make_token
 from tests.cluster.conftest import shardrunner
 from tests.conftest import SimFactory, wait_for
@@ -57,13 +61,12 @@ async def test_cluster_when_run_with_every_secret_shows_none_of_them(
             for n in ("server", "bot")
         ),
     ]
-    redis = RedisServer(tmp_path, password=password)
-    redis.start()
     sim = await sim_factory(shards=SHARDS, token=token, identify_window=0.1, heartbeat_interval_ms=10_000)
     outputs: dict[str, str | bytes] = {}
     metrics_port, control_port = free_port(), free_port()
     run_dir = tmp_path / "run"
-    async with running(channels=CHANNELS, accounts={"secbot": oauth}, rate=5.0) as twitch:
+    redis = RedisServer(tmp_path, password=password)
+    async with running(channels=CHANNELS, accounts={"secbot": oauth}, rate=5.0) as twitch, stopped(redis):
         cluster = ClusterProcess(
             sim.url + "/api/v10",
             "--platforms", "discord,twitch", "--twitch-url", twitch.ws_url,
@@ -104,21 +107,29 @@ async def test_cluster_when_run_with_every_secret_shows_none_of_them(
                 await asyncio.to_thread(cluster.proc.wait, 20)
             printed.join()
             await cluster.stop(grace=5)
-            with contextlib.suppress(Exception):  # the state in Redis, once the stop wrote it
-                outputs["the coordinator's keys"] = redis_contents(redis.port, password)
-            redis.stop()
+        outputs["the coordinator's keys"] = redis_contents(redis.port, password)  # once the stop wrote it
     outputs["the cluster's output"] = printed.text()
     outputs["this test's captured output"] = capfd.readouterr().err
-    assert "controller Leaky.identify raised RuntimeError" in outputs["the cluster's output"] + worker_logs(
-        run_dir
-    )
-    assert "Traceback" in worker_logs(run_dir), "the controller's failure came with its traceback"
-    assert "discord:1/2 crashed" in worker_logs(run_dir) or "discord:0/2 crashed" in worker_logs(run_dir)
+    logs = worker_logs(run_dir)
+    assert "controller Leaky.identify raised RuntimeError" in logs
+    assert "controller Leaky.twitch_login raised RuntimeError" in logs
+    assert "Traceback" in logs, "the controller's failures came with their tracebacks"
+    assert re.search(r"discord:\d/2 crashed .*\nTraceback", logs), "a connection crashed, with its traceback"
     assert (run_dir / "sessions.json").stat().st_mode & 0o777 == 0o600, "the stop wrote the state file"
     assert b"sessions" in outputs["the coordinator's keys"], "and the sessions in Redis"
 
     leaks = scan(guarded, files=collect_run_outputs(run_dir), texts=outputs)
     assert not leaks, "secrets shown:\n" + "\n".join(map(str, leaks))
+
+
+@contextlib.asynccontextmanager
+async def stopped(redis: RedisServer) -> AsyncIterator[None]:
+    """``redis`` running, and stopped whatever happens."""
+    redis.start()
+    try:
+        yield
+    finally:
+        redis.stop()
 
 
 class Printed:
@@ -170,29 +181,41 @@ async def replaced(cluster: ClusterProcess, victim: int) -> bool:
 async def cli_outputs(
     run_dir: Path, password: str, token: str, control_port: int, keys: Path
 ) -> dict[str, str]:
-    """What the CLI prints: status (text, JSON, over TCP), and errors of settings holding secrets."""
+    """What the CLI prints: status as text (locally and over TCP) from real processes, and, in this
+    process (to spare a start-up each), the JSON status and errors of settings holding secrets."""
     quoted = urllib.parse.quote(password, safe="")
     other = str(run_dir.parent / "other")
-    runs = {
+    processes = {
         "status": ("status", "--run-dir", str(run_dir)),
-        "status --json": ("status", "--json", "--run-dir", str(run_dir)),
         "status over TCP": (
             "status", "--control", f"tcp://127.0.0.1:{control_port}",
             "--server-key", str(keys / "server.key"), "--key", str(keys / "bot.key_secret"),
         ),
+    }  # fmt: skip
+    failing = {
         "a Redis URL with a bad port": (
             "start", "--sim", "--run-dir", other, "--coordinator", f"redis://:{quoted}@127.0.0.1:x/0",
         ),
         "an unreachable Redis": ("hosts", "list", "--coordinator", f"redis://:{quoted}@127.0.0.1:1/0"),
         "a token that is not one": ("start", "--run-dir", other, "--token", f"{token}.extra"),
     }  # fmt: skip
-    done = await asyncio.gather(*(shardrunner(*args, timeout=60) for args in runs.values()))
+    done = await asyncio.gather(
+        *(shardrunner(*args, timeout=60) for args in processes.values()),
+        asyncio.to_thread(lambda: [CliRunner().invoke(main, list(args)) for args in failing.values()]),
+    )
     out = {}
-    for (name, args), result in zip(runs.items(), done, strict=True):
-        failed = args[0] == "start" or args[0] == "hosts"
-        assert (result.returncode != 0) == failed, f"{name}: {result.returncode}\n{result.stderr}"
+    for name, result in zip(processes, done[:-1], strict=True):
+        assert result.returncode == 0, f"{name}: {result.returncode}\n{result.stderr}"
         out[name] = result.stdout + result.stderr
+    for name, invoked in zip(failing, done[-1], strict=True):
+        assert invoked.exit_code != 0, f"{name}: {invoked.output}"
+        assert "Traceback" not in invoked.output
+        out[name] = invoked.output
+    out["status --json"] = (
+        await asyncio.to_thread(CliRunner().invoke, main, ["status", "--json", "--run-dir", str(run_dir)])
+    ).output
     assert "secbot" in out["status"]
+    assert "secbot" in out["status over TCP"]
     assert "discord:1/2" in out["status --json"]
     assert "its port a number" in out["a Redis URL with a bad port"]
     assert "unreachable" in out["an unreachable Redis"]
