@@ -115,7 +115,7 @@ async def test_control_on_tcp_when_the_key_is_wrong_or_missing_answers_nothing(
     bot, stranger = keys.bot(), keys.stranger()
     impostor = CurveKeys(bot.server_public, bot.public, stranger.secret)  # an authorised key, not its secret
     with pytest.raises(CommandError, match="cannot reach the control socket"):
-        await call_endpoint(server.tcp_endpoint, "endpoints", curve=impostor, timeout=1)
+        await call_endpoint(server.tcp_endpoint, "endpoints", curve=impostor, timeout=0.5)
     ctx = zmq.asyncio.Context()
     plain = ctx.socket(zmq.DEALER)  # no CURVE at all
     try:
