@@ -52,7 +52,9 @@ def accepted(sim: Simulator, kind: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def cluster(sim_factory: SimFactory, tmp_path: Path) -> AsyncIterator[Any]:
+async def cluster(sim_factory: SimFactory, tmp_path: Path, bots: Any) -> AsyncIterator[Any]:
+    # After ``bots`` (set up first, torn down last): the clusters stop while their bots still
+    # acknowledge, so that a stop does not wait on its drain to dead bots.
     made: list[Cluster] = []
 
     async def start(sim: Simulator | None = None, *args: str, env: dict[str, str] | None = None) -> Cluster:
