@@ -48,7 +48,7 @@ class TwitchCluster(ClusterProcess):
         super().__init__(
             None,
             "--platforms", "twitch", "--twitch-url", sim.ws_url, "--twitch-channels-file", str(names),
-            "--hung-after", "5", "--groups", "test", "--log-level", "warning",
+            "--hung-after", "5", "--worker-backoff", "0.2", "--groups", "test", "--log-level", "warning",
             "--twitch-join-window", str(sim.config.join_window),
             "--twitch-message-window", str(sim.config.message_window), *args,
             token=None, run_dir=run_dir, output=True,
