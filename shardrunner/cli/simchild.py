@@ -45,10 +45,14 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 
 def twitch_simulator_command(settings: Settings, channels_file: Path | None) -> list[str]:
     """The Twitch simulator's command line for a ``--sim`` run: the configured channels (or its
-    default 20), free ports, 20 chat lines per second over all channels."""
+    default 20), the cluster's limit windows (``--twitch-join-window``, ``--twitch-message-window``:
+    the simulator enforces what the cluster paces for), free ports, 20 chat lines per second over
+    all channels."""
     return [
         sys.executable, "-m", "shardrunner", "sim", "twitch", "--port", "0", "--irc-port", "0",
         *(["--channels", str(channels_file)] if channels_file is not None else []),
+        "--join-window", str(settings.twitch_join_window),
+        "--message-window", str(settings.twitch_message_window),
         "--rate", "20", "--log-level", "warning",
     ]  # fmt: skip
 

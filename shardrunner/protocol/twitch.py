@@ -4,7 +4,7 @@ the NOTICE msg-ids a runtime acts on, and the default limits. No I/O; imports no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 #: Twitch's chat endpoints (plain ``ws://...:80`` answers 301 since August 2025).
@@ -103,8 +103,23 @@ class TwitchLimits:
     max_channels: int = 100
 
     @classmethod
-    def verified(cls) -> TwitchLimits:
-        return cls(login_count=200, join_count=2000, privmsg_count=7500)
+    def verified(cls, *, join_window: float = 10.0, message_window: float = 30.0) -> TwitchLimits:
+        """A verified bot's limits, in windows of ``join_window`` (JOINs and logins) and
+        ``message_window`` (PRIVMSG) seconds."""
+        return cls(login_count=200, join_count=2000, privmsg_count=7500).with_windows(
+            join_window, message_window
+        )
+
+    def with_windows(self, join_window: float, message_window: float) -> TwitchLimits:
+        """The same counts in other windows: ``join_window`` seconds for the JOINs and logins,
+        ``message_window`` for the PRIVMSG (moderator or not); tests shorten them, as settings."""
+        return replace(
+            self,
+            login_window=join_window,
+            join_window=join_window,
+            privmsg_window=message_window,
+            privmsg_mod_window=message_window,
+        )
 
 
 NORMAL_LIMITS: Final = TwitchLimits()

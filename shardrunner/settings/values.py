@@ -94,6 +94,8 @@ class Settings:
     twitch_login_limit: int
     twitch_message_limit: int
     twitch_mod_message_limit: int
+    twitch_join_window: float
+    twitch_message_window: float
     twitch_channel_interval: float
     twitch_channel_limit: int
     # [bus]

@@ -9,11 +9,17 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
-from shardrunner.cli.simchild import SimulatorError, simulator_command, start_simulator
+from shardrunner.cli.simchild import (
+    SimulatorError,
+    simulator_command,
+    start_simulator,
+    twitch_simulator_command,
+)
 from shardrunner.settings import load_settings
 
 LISTENS = [
@@ -102,3 +108,31 @@ def test_simulator_command_when_shards_auto_asks_for_4_and_the_identify_limits()
         "--rate": "20",
         "--log-level": "warning",
     }
+
+
+def test_twitch_simulator_command_when_windows_are_short_gives_the_simulator_the_same() -> None:
+    from shardrunner.cli.sim import sim_twitch
+    from shardrunner.sim.twitch.config import load_twitch_config
+
+    settings = load_settings(
+        {"sim": True, "twitch_join_window": "3", "twitch_message_window": "10"}, {}, None
+    )
+    cmd = twitch_simulator_command(settings, None)
+    assert cmd[1:5] == ["-m", "shardrunner", "sim", "twitch"]
+    # The simulator's own command line reads them (its options, as it parses them).
+    values = dict(sim_twitch.make_context("twitch", cmd[5:]).params)
+    values.pop("config", None)
+    config, _ = load_twitch_config(values, {}, None)
+    assert (config.join_window, config.message_window) == (3.0, 10.0)
+    assert config.limits("anyone") == settings_limits(settings)
+
+
+def settings_limits(settings: Any) -> Any:
+    """The limits the cluster paces for, as its discovery reads them (no verified account)."""
+    import asyncio
+
+    from shardrunner.gateway.twitch.config import PartConfig
+    from shardrunner.gateway.twitch.discovery import discover_from
+
+    plan = asyncio.run(discover_from(settings.replace(twitch_channels="chan0")))
+    return PartConfig.decode(plan.part_config()).limits_of("anyone")

@@ -25,7 +25,11 @@ class Cluster(ClusterProcess):
 
     def __init__(self, sim: Simulator, run_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.sim = sim
-        options = ["--identify-window", str(sim.config.identify_window), "--hung-after", "5"]
+        # A crashed worker is replaced after 0.2 s (not 1 s: the tests that kill one wait for that).
+        options = [
+            "--identify-window", str(sim.config.identify_window),
+            "--hung-after", "5", "--worker-backoff", "0.2",
+        ]  # fmt: skip
         super().__init__(
             sim.url + "/api/v10", *options, *args, token=TOKEN, run_dir=run_dir, env=env, output=True
         )
@@ -52,7 +56,9 @@ def accepted(sim: Simulator, kind: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def cluster(sim_factory: SimFactory, tmp_path: Path) -> AsyncIterator[Any]:
+async def cluster(sim_factory: SimFactory, tmp_path: Path, bots: Any) -> AsyncIterator[Any]:
+    # After ``bots`` (set up first, torn down last): the clusters stop while their bots still
+    # acknowledge, so that a stop does not wait on its drain to dead bots.
     made: list[Cluster] = []
 
     async def start(sim: Simulator | None = None, *args: str, env: dict[str, str] | None = None) -> Cluster:

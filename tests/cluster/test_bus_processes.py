@@ -208,14 +208,13 @@ async def test_group_when_its_queue_overflows_is_told_the_exact_gap(
 async def test_send_when_addressed_by_guild_reaches_the_shard_that_owns_it(running: Any, bots: Any) -> None:
     c = await running()
     guild = c.sim.world.guilds_by_shard[2][0]
-    bot = bots(c.run_dir, "--send-guild", str(guild))
+    bots(c.run_dir, "--send-guild", str(guild))  # killed after the cluster stopped (the fixture)
     await wait_for(
         lambda: any(cmd["op"] == 3 for cmd in c.sim.stats()["commands"]), 20, "the presence update"
     )
     [command] = [cmd for cmd in c.sim.stats()["commands"] if cmd["op"] == 3]
     assert command["shard"] == [2, SHARDS]
     assert command["d"] == {"since": None, "activities": [], "status": "dnd", "afk": False}
-    bot.stop()
 
 
 async def test_bot_when_its_handler_blocks_for_seconds_does_not_delay_heartbeats(

@@ -183,7 +183,8 @@ async def test_worker_when_hung_is_killed_and_replaced_and_its_shards_resume(
     sim = await sim_factory(
         shards=8, guilds_per_shard=2, rate=50, identify_window=0.25, heartbeat_interval_ms=20000
     )
-    c = await cluster(sim, "--workers", "2")
+    # Hung after 3 s without a pong (the other tests': 5 s).
+    c = await cluster(sim, "--workers", "2", "--hung-after", "3")
     status = await c.ready(8)
     frozen = status["workers"][1]["pid"]
     os.kill(frozen, signal.SIGSTOP)  # alive, but answers no ping: hung

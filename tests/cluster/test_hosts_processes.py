@@ -39,7 +39,10 @@ async def sim(sim_factory: SimFactory) -> Simulator:
 
 
 @pytest.fixture
-async def hosts(sim: Simulator, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[MakeHost]:
+async def hosts(
+    sim: Simulator, redis_server: RedisServer, tmp_path: Path, bots: Any
+) -> AsyncIterator[MakeHost]:
+    # After ``bots`` (torn down last): the hosts stop while their bots still acknowledge.
     made: list[Cluster] = []
 
     def start(name: str, *args: str) -> Cluster:

@@ -9,12 +9,13 @@ refused login stops the cluster in one sentence; a suspended channel is not join
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,14 @@ from tests.sim.twitch.helpers import running
 
 pytestmark = pytest.mark.timeout(240)
 
+#: Twitch's limit windows shortened, with the same counts, for the simulator and the cluster alike
+#: (the tests that wait on the JOIN or message windows): 20 JOINs per 3 s, 20 messages per 10 s.
+SHORT = {"join_window": 3.0, "message_window": 10.0}
+
 
 class TwitchCluster(ClusterProcess):
-    """`shardrunner start --platforms twitch` against the in-process simulator ``sim``."""
+    """`shardrunner start --platforms twitch` against the in-process simulator ``sim``, with its limit
+    windows (``--twitch-join-window``, ``--twitch-message-window``)."""
 
     status_timeout = 5
 
@@ -42,7 +48,9 @@ class TwitchCluster(ClusterProcess):
         super().__init__(
             None,
             "--platforms", "twitch", "--twitch-url", sim.ws_url, "--twitch-channels-file", str(names),
-            "--hung-after", "5", "--groups", "test", "--log-level", "warning", *args,
+            "--hung-after", "5", "--worker-backoff", "0.2", "--groups", "test", "--log-level", "warning",
+            "--twitch-join-window", str(sim.config.join_window),
+            "--twitch-message-window", str(sim.config.message_window), *args,
             token=None, run_dir=run_dir, output=True,
         )  # fmt: skip
 
@@ -86,7 +94,21 @@ class TwitchBot(BotProcess):
 
 
 @pytest.fixture
-async def twitch(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+async def simulator() -> AsyncIterator[Callable[..., Awaitable[TwitchSimulator]]]:
+    """Start in-process Twitch simulators (options of TwitchSimConfig); stopped after the clusters."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(**options: Any) -> TwitchSimulator:
+            return await stack.enter_async_context(running(**options))
+
+        yield start
+
+
+@pytest.fixture
+async def twitch(tmp_path: Path, simulator: Any, bots: Any) -> AsyncIterator[Callable[..., Any]]:
+    # After ``simulator`` and ``bots`` (set up first, torn down last): the clusters stop while the
+    # simulator still answers and the bots still acknowledge, so that a stop waits on neither a
+    # dead server nor a drain to dead bots.
     made: list[TwitchCluster] = []
 
     def start(sim: TwitchSimulator, channels: list[str], *args: str) -> TwitchCluster:
@@ -191,52 +213,53 @@ async def replaced(c: TwitchCluster, pid: int, timeout: float = 30) -> None:
 
 
 async def test_twitch_cluster_with_backup_readers_delivers_every_message_once_through_faults(
-    twitch: Any, bots: Any
+    simulator: Any, twitch: Any, bots: Any
 ) -> None:
     channels = [f"chan{i}" for i in range(200)]
-    async with running(channels=tuple(channels), rate=300.0, zipf=1.0, reconnect_grace=1.0) as sim:
-        c = twitch(sim, channels, "--workers", "2", "--twitch-backup-readers", "--twitch-spare-readers", "0")
-        status = await c.joined(400)
-        await wait_for(lambda: read_twice(sim), 30, "every channel read twice")
-        since = unheard(sim)
-        readers = [r for r in status["shards"] if (r.get("detail") or {}).get("role") == "read"]
-        assert len(readers) == 8
-        assert {r["delivery"] for r in readers} == {"dedupe"}
-        bot = bots(c.run_dir, "--member", "a")
-        await bot.wait_ready()
-        await wait_for(lambda: len(bot.events) > 500, 20, "traffic reaches the bot")
+    sim = await simulator(channels=tuple(channels), rate=300.0, zipf=1.0, reconnect_grace=1.0, **SHORT)
+    c = twitch(sim, channels, "--workers", "2", "--twitch-backup-readers", "--twitch-spare-readers", "0")
+    status = await c.joined(400)
+    await wait_for(lambda: read_twice(sim), 30, "every channel read twice")
+    since = unheard(sim)
+    readers = [r for r in status["shards"] if (r.get("detail") or {}).get("role") == "read"]
+    assert len(readers) == 8
+    assert {r["delivery"] for r in readers} == {"dedupe"}
+    bot = bots(c.run_dir, "--member", "a")
+    await bot.wait_ready()
+    await wait_for(lambda: len(bot.events) > 500, 20, "traffic reaches the bot")
 
-        # RECONNECT (make before break), then a drop without close: one connection at a time, each
-        # read again by its replacement before the next fault (a channel's two readers both down
-        # at once would lose what was said meanwhile: the JOIN limit makes a rejoin take seconds).
-        for kind in ("reconnect", "drop"):
-            target = sim_conns(sim)[0]
-            sim.faults.apply(kind, target)
-            # Healed by the simulator's own account (the cluster's reports lag by a second): the
-            # faulted connection is gone and every channel has its two readers again.
-            await wait_for(lambda t=target: t.closed and read_twice(sim), 60, f"the {kind} is over")
+    # RECONNECT (make before break), then a drop without close: one connection at a time, each
+    # read again by its replacement before the next fault (a channel's two readers both down
+    # at once would lose what was said meanwhile: the JOIN limit makes a rejoin take seconds).
+    for kind in ("reconnect", "drop"):
+        target = sim_conns(sim)[0]
+        sim.faults.apply(kind, target)
+        # Healed by the simulator's own account (the cluster's reports lag by a second): the
+        # faulted connection is gone and every channel has its two readers again.
+        await wait_for(lambda t=target: t.closed and read_twice(sim), 60, f"the {kind} is over")
 
-        # A worker killed with SIGKILL: the backups on the other worker read its channels meanwhile.
-        before = worker_pids(await c.status())
-        os.kill(before[0], signal.SIGKILL)
-        await replaced(c, before[0])
-        await wait_for(lambda: read_twice(sim), 60, "every channel read twice again")
-        await c.joined(400, timeout=60)
+    # A worker killed with SIGKILL: the backups on the other worker read its channels meanwhile.
+    before = worker_pids(await c.status())
+    os.kill(before[0], signal.SIGKILL)
+    await replaced(c, before[0])
+    await wait_for(lambda: read_twice(sim), 60, "every channel read twice again")
+    await c.joined(400, timeout=60)
 
-        # The bot restarts; the durable group kept its events meanwhile.
-        await bot.terminate()
-        seen = len(bot.events)
-        later = bots(c.run_dir, "--member", "b")
-        await later.wait_ready()
-        await wait_for(lambda: len(later.events) > 200, 20, "traffic reaches the new bot")
-        count = await exactly_once(sim, bot, later, since=since)
-        assert count > 3000
-        assert seen > 0
-        assert not sim.stats.violations
+    # The bot restarts; the durable group kept its events meanwhile.
+    await bot.terminate()
+    seen = len(bot.events)
+    later = bots(c.run_dir, "--member", "b")
+    await later.wait_ready()
+    await wait_for(lambda: len(later.events) > 200, 20, "traffic reaches the new bot")
+    count = await exactly_once(sim, bot, later, since=since)
+    assert count > 3000
+    assert seen > 0
+    assert not sim.stats.violations
 
 
-def joins_within_limit(sim: TwitchSimulator, limit: int = 20, window: float = 10.0) -> list[str]:
-    """Logins whose JOINs (one record per channel) exceed ``limit`` in any ``window``."""
+def joins_within_limit(sim: TwitchSimulator, limit: int = 20) -> list[str]:
+    """Logins whose JOINs (one record per channel) exceed ``limit`` in any JOIN window of ``sim``."""
+    window = sim.config.join_window
     by_login: dict[str, list[float]] = {}
     for j in sim.stats.joins:
         by_login.setdefault(str(j["account"]), []).append(float(j["time"]))
@@ -254,102 +277,99 @@ def joins_within_limit(sim: TwitchSimulator, limit: int = 20, window: float = 10
 
 
 async def test_twitch_cluster_joining_2000_channels_and_after_a_mass_reconnect_stays_within_the_join_limit(
-    twitch: Any,
+    simulator: Any, twitch: Any
 ) -> None:
     channels = [f"ch{i}" for i in range(2000)]
-    async with running(channels=tuple(channels), rate=50.0, reconnect_grace=2.0) as sim:
-        c = twitch(sim, channels, "--workers", "2", "--twitch-spare-readers", "0")
-        started = time.monotonic()
-        await c.joined(2000, timeout=90)
-        took = time.monotonic() - started
-        # 40 anonymous logins of 50 channels each: 20 JOINs per 10 s each, so about 20 s at best.
-        assert took >= 20
-        assert not sim.stats.violations, [(v["kind"], v["account"], v["time"]) for v in sim.stats.violations][
-            :8
-        ]
-        assert not joins_within_limit(sim)
-        for conn in sim_conns(sim):
-            sim.faults.apply("reconnect", conn)
-        await wait_for(lambda: len(sim.stats.joins) >= 4000, 90, "every channel joined again")
-        await c.joined(2000, timeout=60)
-        assert not sim.stats.violations, [(v["kind"], v["account"], v["time"]) for v in sim.stats.violations][
-            :8
-        ]
-        assert not joins_within_limit(sim)
+    sim = await simulator(channels=tuple(channels), rate=50.0, reconnect_grace=2.0, **SHORT)
+    c = twitch(sim, channels, "--workers", "2", "--twitch-spare-readers", "0")
+    started = time.monotonic()
+    await c.joined(2000, timeout=90)
+    took = time.monotonic() - started
+    # 40 anonymous logins of 50 channels each: 20 JOINs per window each (20, 20 then 10), so
+    # two windows at best.
+    assert took >= 2 * SHORT["join_window"]
+    assert not sim.stats.violations, [(v["kind"], v["account"], v["time"]) for v in sim.stats.violations][:8]
+    assert not joins_within_limit(sim)
+    for conn in sim_conns(sim):
+        sim.faults.apply("reconnect", conn)
+    await wait_for(lambda: len(sim.stats.joins) >= 4000, 90, "every channel joined again")
+    await c.joined(2000, timeout=60)
+    assert not sim.stats.violations, [(v["kind"], v["account"], v["time"]) for v in sim.stats.violations][:8]
+    assert not joins_within_limit(sim)
 
 
 async def test_twitch_cluster_sending_over_the_limit_paces_and_a_suspended_channel_is_not_joined_in_a_loop(
-    twitch: Any, bots: Any
+    simulator: Any, twitch: Any, bots: Any
 ) -> None:
     channels = ["chan0", "chan1", "chan2", "chan3", "chan4", "gone"]
-    async with running(channels=tuple(channels), suspended=frozenset({"gone"}), rate=0.0) as sim:
-        c = twitch(
-            sim, channels, "--workers", "2", "--twitch-accounts", "bot:oauth:abc", "--no-twitch-anonymous"
-        )
-        status = await c.joined(5)
-        failed = {ch for r in status["shards"] for ch in ((r.get("detail") or {}).get("failed") or {})}
-        assert failed == {"gone"}
-        bot = bots(c.run_dir, "--send", "26", "--send-to", "chan0,chan1,chan2,chan3,chan4")
-        await wait_for(lambda: len(bot.sent) == 26, 90, "every send answered")
-        assert [s for s in bot.sent if "error" in s] == []
-        ids = {s["id"] for s in bot.sent}
-        assert len(ids) == 26
-        # The limit is 20 per 30 s: 6 of them waited for the window.
-        assert sum(1 for s in bot.sent if s["took"] >= 25) >= 6
-        delivered_ok = [m for m in sim.stats.messages if m["accepted"]]
-        assert len(delivered_ok) == 26
-        assert not sim.stats.violations
-        # The suspended channel was tried once (retried hourly, not in a loop).
-        assert sum(1 for j in sim.stats.joins if j.get("channel") == "gone") == 1
-        # A stop keeps the durable groups for the next start (there are no sessions to keep).
-        await c.stop(grace=20)
-        from shardrunner.cluster import statefile
+    sim = await simulator(channels=tuple(channels), suspended=frozenset({"gone"}), rate=0.0, **SHORT)
+    c = twitch(sim, channels, "--workers", "2", "--twitch-accounts", "bot:oauth:abc", "--no-twitch-anonymous")
+    status = await c.joined(5)
+    failed = {ch for r in status["shards"] for ch in ((r.get("detail") or {}).get("failed") or {})}
+    assert failed == {"gone"}
+    bot = bots(c.run_dir, "--send", "26", "--send-to", "chan0,chan1,chan2,chan3,chan4")
+    await wait_for(lambda: len(bot.sent) == 26, 90, "every send answered")
+    assert [s for s in bot.sent if "error" in s] == []
+    ids = {s["id"] for s in bot.sent}
+    assert len(ids) == 26
+    # The limit is 20 per window: 6 of them waited for the window (the first 20 go within 4 s,
+    # at one per second per channel).
+    window = SHORT["message_window"]
+    assert sum(1 for s in bot.sent if s["took"] >= window * 25 / 30) >= 6
+    delivered_ok = [m for m in sim.stats.messages if m["accepted"]]
+    assert len(delivered_ok) == 26
+    assert not sim.stats.violations
+    # The suspended channel was tried once (retried hourly, not in a loop).
+    assert sum(1 for j in sim.stats.joins if j.get("channel") == "gone") == 1
+    # A stop keeps the durable groups for the next start (there are no sessions to keep).
+    await c.stop(grace=20)
+    from shardrunner.cluster import statefile
 
-        assert dict(statefile.load_groups(c.run_dir)) == {"test": None}
+    assert dict(statefile.load_groups(c.run_dir)) == {"test": None}
 
 
-async def test_twitch_cluster_when_the_login_is_refused_stops_in_one_sentence(twitch: Any) -> None:
-    async with running(channels=("chan0",), accounts={"bot": "right"}) as sim:
-        c = twitch(
-            sim, ["chan0"], "--twitch-accounts", "bot:wrong", "--no-twitch-anonymous", "--workers", "1"
-        )
-        code = await c.exit_code(60)
-        assert code == 1
-        out = c.output()
-        assert "bot" in out
-        assert "wrong" not in out
-        logins = [entry for entry in sim.stats.logins if entry.get("account") == "bot"]
-        assert 1 <= len(logins) <= 2, "no login loop"
+async def test_twitch_cluster_when_the_login_is_refused_stops_in_one_sentence(
+    simulator: Any, twitch: Any
+) -> None:
+    sim = await simulator(channels=("chan0",), accounts={"bot": "right"})
+    c = twitch(sim, ["chan0"], "--twitch-accounts", "bot:wrong", "--no-twitch-anonymous", "--workers", "1")
+    code = await c.exit_code(60)
+    assert code == 1
+    out = c.output()
+    assert "bot" in out
+    assert "wrong" not in out
+    logins = [entry for entry in sim.stats.logins if entry.get("account") == "bot"]
+    assert 1 <= len(logins) <= 2, "no login loop"
 
 
 async def test_twitch_cluster_with_backup_readers_loses_nothing_through_a_rolling_reload(
-    twitch: Any, bots: Any
+    simulator: Any, twitch: Any, bots: Any
 ) -> None:
     channels = [f"chan{i}" for i in range(40)]
-    async with running(channels=tuple(channels), rate=200.0) as sim:
-        c = twitch(
-            sim, channels, "--workers", "2", "--twitch-backup-readers", "--twitch-spare-readers", "0",
-            "--twitch-channels-per-conn", "10",
-        )  # fmt: skip
-        await c.joined(80)
-        since = unheard(sim)
-        bot = bots(c.run_dir, "--member", "a")
-        await bot.wait_ready()
-        await wait_for(lambda: len(bot.events) > 200, 20, "traffic reaches the bot")
-        before = set(worker_pids(await c.status()))
-        result = await shardrunner_cli("reload", "--run-dir", str(c.run_dir), "--timeout", "120")
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "reload done" in result.stdout
+    sim = await simulator(channels=tuple(channels), rate=200.0)
+    c = twitch(
+        sim, channels, "--workers", "2", "--twitch-backup-readers", "--twitch-spare-readers", "0",
+        "--twitch-channels-per-conn", "10",
+    )  # fmt: skip
+    await c.joined(80)
+    since = unheard(sim)
+    bot = bots(c.run_dir, "--member", "a")
+    await bot.wait_ready()
+    await wait_for(lambda: len(bot.events) > 200, 20, "traffic reaches the bot")
+    before = set(worker_pids(await c.status()))
+    result = await shardrunner_cli("reload", "--run-dir", str(c.run_dir), "--timeout", "120")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reload done" in result.stdout
 
-        async def replaced_all() -> bool:
-            pids = set(worker_pids(await c.status()))
-            return len(pids) == 2 and not pids & before
+    async def replaced_all() -> bool:
+        pids = set(worker_pids(await c.status()))
+        return len(pids) == 2 and not pids & before
 
-        await wait_for(replaced_all, 30, "every worker replaced")
-        await wait_for(lambda: read_twice(sim), 60, "every channel read twice again")
-        await c.joined(80)
-        await exactly_once(sim, bot, since=since)
-        assert not sim.stats.violations
+    await wait_for(replaced_all, 30, "every worker replaced")
+    await wait_for(lambda: read_twice(sim), 60, "every channel read twice again")
+    await c.joined(80)
+    await exactly_once(sim, bot, since=since)
+    assert not sim.stats.violations
 
 
 async def shardrunner_cli(*args: str) -> Any:

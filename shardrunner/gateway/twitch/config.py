@@ -53,9 +53,12 @@ class PartConfig(msgspec.Struct):
         return _decoder.decode(data)
 
     def limits_of(self, login: str) -> TwitchLimits:
-        """The limits of ``login``: the verified ones if it is a verified bot."""
+        """The limits of ``login``: the verified ones if it is a verified bot (in the configured
+        windows)."""
         if login in self.verified:
-            return TwitchLimits.verified()
+            return TwitchLimits.verified(
+                join_window=self.limits.join_window, message_window=self.limits.privmsg_window
+            )
         return self.limits
 
 

@@ -38,6 +38,8 @@ class TwitchSettings(Protocol):
     twitch_mod_message_limit: int
     twitch_channel_interval: float
     twitch_channel_limit: int
+    twitch_join_window: float
+    twitch_message_window: float
     workers: int
 
 
@@ -60,7 +62,7 @@ async def discover_from(settings: TwitchSettings) -> TwitchPlan:
         privmsg_mod_count=s.twitch_mod_message_limit,
         channel_interval=s.twitch_channel_interval,
         max_channels=s.twitch_channel_limit,
-    )
+    ).with_windows(s.twitch_join_window, s.twitch_message_window)
     try:
         return TwitchPlan(
             accounts=accounts,

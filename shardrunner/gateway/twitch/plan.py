@@ -36,8 +36,6 @@ from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.twitch import TwitchLimits
 
 NAME = "twitch"
-JOIN_WINDOW_S = 10.0
-LOGIN_WINDOW_S = 10.0
 
 
 class TwitchPlan:
@@ -136,12 +134,14 @@ class TwitchPlan:
 
     @property
     def budgets(self) -> list[Budget]:
-        n, v = self.limits_, TwitchLimits.verified()
+        """The JOIN and login budgets per account, in the configured windows (``--twitch-join-window``)."""
+        n = self.limits_
+        v = TwitchLimits.verified(join_window=n.join_window, message_window=n.privmsg_window)
         return [
-            Budget(JOIN, n.join_count, JOIN_WINDOW_S),
-            Budget(JOIN_VERIFIED, v.join_count, JOIN_WINDOW_S),
-            Budget(LOGIN, n.login_count, LOGIN_WINDOW_S),
-            Budget(LOGIN_VERIFIED, v.login_count, LOGIN_WINDOW_S),
+            Budget(JOIN, n.join_count, n.join_window),
+            Budget(JOIN_VERIFIED, v.join_count, v.join_window),
+            Budget(LOGIN, n.login_count, n.login_window),
+            Budget(LOGIN_VERIFIED, v.login_count, v.login_window),
         ]
 
     @property

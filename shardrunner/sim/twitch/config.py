@@ -59,6 +59,9 @@ class TwitchSimConfig:
     verified_message_limit: int = 7500
     mod_message_limit: int = 100
     channel_limit: int = 100
+    #: Seconds of the JOIN and login windows, and of the PRIVMSG windows (Twitch's: 10 and 30).
+    join_window: float = 10.0
+    message_window: float = 30.0
     seed: int = 1
     fault_rate: float = 0.0
     faults: tuple[str, ...] = ("reconnect", "drop", "stall")
@@ -71,22 +74,24 @@ class TwitchSimConfig:
             raise ConfigError("--channels: a channel is named twice")
 
     def limits(self, login: str) -> TwitchLimits:
-        """The limits of one account."""
+        """The limits of one account, in the configured windows."""
         if login in self.verified:
-            return TwitchLimits(
+            limits = TwitchLimits(
                 login_count=self.verified_login_limit,
                 join_count=self.verified_join_limit,
                 privmsg_count=self.verified_message_limit,
                 privmsg_mod_count=self.mod_message_limit,
                 max_channels=self.channel_limit,
             )
-        return TwitchLimits(
-            login_count=self.login_limit,
-            join_count=self.join_limit,
-            privmsg_count=self.message_limit,
-            privmsg_mod_count=self.mod_message_limit,
-            max_channels=self.channel_limit,
-        )
+        else:
+            limits = TwitchLimits(
+                login_count=self.login_limit,
+                join_count=self.join_limit,
+                privmsg_count=self.message_limit,
+                privmsg_mod_count=self.mod_message_limit,
+                max_channels=self.channel_limit,
+            )
+        return limits.with_windows(self.join_window, self.message_window)
 
     def is_moderator(self, login: str, channel: str) -> bool:
         """Moderator or broadcaster (the channel of the same name) of ``channel``."""
