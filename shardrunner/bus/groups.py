@@ -36,7 +36,15 @@ class Limits:
     max_events: int = 100_000
     max_bytes: int = 256 * 1024 * 1024
     max_inflight: int = 4096
+    #: Bytes of event bodies sent and not acknowledged, per member: with big events (a large
+    #: GUILD_CREATE) the window in events alone would let a stuck bot pin gigabytes. A member with
+    #: nothing in flight is always sent one event, however big.
+    max_inflight_bytes: int = 32 * 1024 * 1024
     batch_size: int = 64
+    #: Seconds a batch may stay sent and unacknowledged by a member that is still alive (a stuck
+    #: handler): past that its in-flight events are given up, counted as dropped and told as a gap,
+    #: so a stuck bot cannot pin the worker's memory (its holds) and the resume point for ever.
+    ack_timeout: float = 120.0
 
 
 @dataclass(eq=False, slots=True)
@@ -50,6 +58,7 @@ class Member:
     next_batch: int = 1
     inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
     inflight_events: int = 0
+    inflight_bytes: int = 0
     waiting: deque[Item] = field(default_factory=deque)
     #: When each in-flight batch was sent (the router's monotonic clock), oldest first.
     sent_at: deque[float] = field(default_factory=deque)
@@ -98,6 +107,44 @@ class Group:
     def owes(self) -> int:
         """Events held for this group: waiting, in its backlog, or sent and not acknowledged."""
         return self.held_events + sum(m.inflight_events for m in self.members.values())
+
+
+def lost(group: Group, event: Event) -> None:
+    """Count an event the group will not get (dropped or given up) in the ranges of its gaps."""
+    group.dropped_total += 1
+    ranges = group.dropped.setdefault((event.conn, event.session), [])
+    if ranges and ranges[-1][1] + 1 == event.seq:
+        ranges[-1][1] = event.seq
+    else:
+        ranges.append([event.seq, event.seq])
+
+
+def give_up(group: Group, member: Member) -> list[Item]:
+    """A stuck member's events in flight, taken from it and counted as lost (its window is free)."""
+    items = [item for _, batch in member.inflight for item in batch]
+    for event, _ in items:
+        lost(group, event)
+    member.inflight.clear()
+    member.sent_at.clear()
+    member.inflight_events = member.inflight_bytes = 0
+    return items
+
+
+def take(member: Member, limits: Limits) -> list[Item]:
+    """The next batch for a member, popped from its waiting queue: at most ``batch_size`` events,
+    within its in-flight windows in events and in bytes (one event however big when nothing is in
+    flight, so a body larger than the bytes window still goes). Empty: nothing to send now."""
+    waiting = member.waiting
+    n = min(len(waiting), limits.batch_size, limits.max_inflight - member.inflight_events)
+    room = limits.max_inflight_bytes - member.inflight_bytes
+    items: list[Item] = []
+    for _ in range(n):
+        size = len(waiting[0][0].data)
+        if size > room and (items or member.inflight_events):
+            break
+        items.append(waiting.popleft())
+        room -= size
+    return items
 
 
 def stats(group: Group, now: float) -> p.GroupStats:
