@@ -136,15 +136,20 @@ def take(member: Member, limits: Limits) -> list[Item]:
     flight, so a body larger than the bytes window still goes). Empty: nothing to send now."""
     waiting = member.waiting
     n = min(len(waiting), limits.batch_size, limits.max_inflight - member.inflight_events)
+    if n <= 0:
+        return []
+    items = [waiting.popleft() for _ in range(n)]
     room = limits.max_inflight_bytes - member.inflight_bytes
-    items: list[Item] = []
-    for _ in range(n):
-        size = len(waiting[0][0].data)
-        if size > room and (items or member.inflight_events):
+    if sum(len(e.data) for e, _ in items) <= room:
+        return items  # the usual case
+    keep = 0
+    for event, _ in items:
+        room -= len(event.data)
+        if room < 0 and (keep or member.inflight_events):
             break
-        items.append(waiting.popleft())
-        room -= size
-    return items
+        keep += 1
+    waiting.extendleft(reversed(items[keep:]))
+    return items[:keep]
 
 
 def stats(group: Group, now: float) -> p.GroupStats:
