@@ -9,6 +9,7 @@ import hashlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from shardrunner.bus import protocol as p
 from shardrunner.protocol.envelope import Event
@@ -24,6 +25,10 @@ REDELIVERED = 1
 #: Published while its connection was in ``dedupe`` mode: the client checks it against the events
 #: of the platform's other connection sets (generations).
 DEDUPE = 2
+#: A group's gap reports go out at most this often (what is dropped meanwhile joins the next), so a
+#: flood past a group's bounds sends each member one Gap per connection session a second, not one
+#: per turn of the worker's loop.
+GAP_EVERY_S: Final = 1.0
 #: The flags of a marked item also carry when the worker received it (wall clock, milliseconds),
 #: shifted past the two flag bits: ``flags >> STAMP_SHIFT``.
 STAMP_SHIFT = 2
@@ -64,6 +69,8 @@ class Member:
     sent_at: deque[float] = field(default_factory=deque)
     #: The lifecycle events it named in its events (``events`` holds the platform's).
     lifecycle: frozenset[str] = frozenset()
+    #: Its events in flight were given up (ack timeout): nothing more is sent until it acknowledges.
+    stalled: bool = False
 
 
 @dataclass(eq=False)
@@ -85,6 +92,8 @@ class Group:
     owners: dict[object, Member] = field(default_factory=dict)
     #: The lifecycle events (``shardrunner.*``) its members asked for: they are opt-in.
     lifecycle: frozenset[str] = frozenset()
+    #: When its gap reports last went out (the router's clock).
+    gaps_at: float = float("-inf")
 
     def owner(self, key: object) -> Member:
         member = self.owners.get(key)
@@ -119,14 +128,29 @@ def lost(group: Group, event: Event) -> None:
         ranges.append([event.seq, event.seq])
 
 
+def gaps(group: Group, now: float) -> list[bytes]:
+    """The group's gap reports, one per connection session, encoded; what they report is forgotten."""
+    out = [
+        p.encode(
+            p.Gap(group.name, conn, session, sum(b - a + 1 for a, b in ranges), [(a, b) for a, b in ranges])
+        )
+        for (conn, session), ranges in group.dropped.items()
+    ]
+    group.dropped.clear()
+    group.gaps_at = now
+    return out
+
+
 def give_up(group: Group, member: Member) -> list[Item]:
-    """A stuck member's events in flight, taken from it and counted as lost (its window is free)."""
+    """A stuck member's events in flight, taken from it and counted as lost. Nothing more is sent
+    to it until it acknowledges something (its events wait in its queue, within the bounds)."""
     items = [item for _, batch in member.inflight for item in batch]
     for event, _ in items:
         lost(group, event)
     member.inflight.clear()
     member.sent_at.clear()
     member.inflight_events = member.inflight_bytes = 0
+    member.stalled = True
     return items
 
 
@@ -136,7 +160,7 @@ def take(member: Member, limits: Limits) -> list[Item]:
     flight, so a body larger than the bytes window still goes). Empty: nothing to send now."""
     waiting = member.waiting
     n = min(len(waiting), limits.batch_size, limits.max_inflight - member.inflight_events)
-    if n <= 0:
+    if n <= 0 or member.stalled:
         return []
     items = [waiting.popleft() for _ in range(n)]
     room = limits.max_inflight_bytes - member.inflight_bytes

@@ -285,6 +285,7 @@ class Router:
         if member is None or group is None:
             return
         member.last_seen = now
+        member.stalled = False  # it acknowledges again: its window opens
         while member.inflight and member.inflight[0][0] <= ack.batch:
             _, items = member.inflight.popleft()
             member.sent_at.popleft()
@@ -323,18 +324,9 @@ class Router:
         for group in self.groups.values():
             if not group.members:
                 continue
-            if group.dropped:
-                for (conn, session), ranges in group.dropped.items():
-                    gap = p.Gap(
-                        group.name,
-                        conn,
-                        session,
-                        sum(b - a + 1 for a, b in ranges),
-                        [(a, b) for a, b in ranges],
-                    )
-                    data = p.encode(gap)
+            if group.dropped and now - group.gaps_at >= tables.GAP_EVERY_S:
+                for data in tables.gaps(group, now):
                     out.extend((m.identity, data) for m in group.members.values())
-                group.dropped.clear()
             limits = group.limits
             for member in group.members.values():
                 while items := tables.take(member, limits):

@@ -163,11 +163,34 @@ def test_router_when_a_live_member_acknowledges_nothing_past_the_ack_timeout_giv
     out = r.flush()
     gaps = [m for _, d in out if isinstance(m := p.decode(d), p.Gap)]
     assert gaps == [p.Gap("g", C0, "s", 10, [(1, 10)])]
-    assert seqs(out, b"a") == [11, 12, 13, 14, 15], "its window is free again"
+    assert seqs(out, b"a") == [], "stalled: nothing more until it acknowledges"
     assert r.low_water() == {(C0, "s"): 11}, "the given-up events hold the resume point no more"
-    r.ack(p.Ack("g", "a", 1), 32)  # a late ack of a given-up batch changes nothing
-    assert group.members["a"].inflight_events == 5
     assert r.group_stats()[0].dropped == 10
+    r.ack(p.Ack("g", "a", 1), 32)  # a late ack, of a given-up batch: it is working again
+    assert seqs(r.flush(), b"a") == [11, 12, 13, 14, 15]
+    assert group.members["a"].inflight_events == 5
+
+
+def test_router_when_drops_go_on_tells_them_in_one_gap_a_second() -> None:
+    r = Router(Limits(max_events=2))
+    clock = [0.0]
+    r.now = lambda: clock[0]
+    r.join(b"a", p.Join("g", "a"), 0)
+    r.groups["g"].members["a"].stalled = True  # holds everything back: its queue overflows
+
+    def gaps() -> list[p.Gap]:
+        return [m for _, d in r.flush() if isinstance(m := p.decode(d), p.Gap)]
+
+    for s in range(1, 6):
+        r.publish(ev(s))
+    assert gaps() == [p.Gap("g", C0, "s", 3, [(1, 3)])], "the first at once"
+    r.publish(ev(6))
+    clock[0] += 0.5
+    r.publish(ev(7))
+    assert gaps() == [], "within the second: kept for the next"
+    clock[0] += 0.5
+    assert gaps() == [p.Gap("g", C0, "s", 2, [(4, 5)])]
+    assert gaps() == []
 
 
 def test_router_when_a_member_rejoins_gets_its_unacked_events_again() -> None:
