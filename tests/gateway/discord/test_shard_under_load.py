@@ -30,20 +30,20 @@ from tests.fakes import GrantAll
 
 pytestmark = pytest.mark.timeout(60)
 
-INTERVAL_MS = 600
+INTERVAL_MS = 800
 #: A heartbeat may leave this much after its interval (the event loop's turn on a loaded machine: up
 #: to 0.15 s seen at a load of 10 on 2 cores, the simulators in the same process), still well
-#: before the gateway's deadline (interval x 1.5, 0.9 s).
-SLACK_S = 0.25
+#: before the gateway's deadline (interval x 1.5, 1.2 s).
+SLACK_S = 0.3
 
 
 async def test_shard_when_flooded_beside_a_stuck_bot_sends_every_heartbeat_on_time(
     sim_factory: SimFactory, tmp_path: Path
 ) -> None:
-    # One simulator per shard, so one shard can be flooded: 5,000 dispatches/s against 250.
+    # One simulator per shard, so one shard can be flooded: 2,000 dispatches/s against 100.
     sims = [
         await sim_factory(shards=2, rate=rate, guilds_per_shard=3, heartbeat_interval_ms=INTERVAL_MS)
-        for rate in (5_000, 250)
+        for rate in (2_000, 100)
     ]
 
     async def no_command(command: p.Command) -> tuple[str | None, object]:
@@ -82,7 +82,7 @@ async def test_shard_when_flooded_beside_a_stuck_bot_sends_every_heartbeat_on_ti
     try:
         for shard in shards:
             await wait_for(lambda s=shard: s.state is ConnState.READY, 15, f"{shard} ready")
-        await wait_for(lambda: len(beats[0]) >= 7 and len(beats[1]) >= 7, 20, "seven heartbeats each")
+        await wait_for(lambda: len(beats[0]) >= 6 and len(beats[1]) >= 6, 20, "six heartbeats each")
         group = router.groups["g"]
         assert group.dropped_total > 0, "the flood went past the stuck bot's bounds"
         assert group.held_events <= limits.max_events
