@@ -9,6 +9,7 @@ import hashlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from shardrunner.bus import protocol as p
 from shardrunner.protocol.envelope import Event
@@ -24,6 +25,10 @@ REDELIVERED = 1
 #: Published while its connection was in ``dedupe`` mode: the client checks it against the events
 #: of the platform's other connection sets (generations).
 DEDUPE = 2
+#: A group's gap reports go out at most this often (what is dropped meanwhile joins the next), so a
+#: flood past a group's bounds sends each member one Gap per connection session a second, not one
+#: per turn of the worker's loop.
+GAP_EVERY_S: Final = 1.0
 #: The flags of a marked item also carry when the worker received it (wall clock, milliseconds),
 #: shifted past the two flag bits: ``flags >> STAMP_SHIFT``.
 STAMP_SHIFT = 2
@@ -36,7 +41,15 @@ class Limits:
     max_events: int = 100_000
     max_bytes: int = 256 * 1024 * 1024
     max_inflight: int = 4096
+    #: Bytes of event bodies sent and not acknowledged, per member: with big events (a large
+    #: GUILD_CREATE) the window in events alone would let a stuck bot pin gigabytes. A member with
+    #: nothing in flight is always sent one event, however big.
+    max_inflight_bytes: int = 32 * 1024 * 1024
     batch_size: int = 64
+    #: Seconds a batch may stay sent and unacknowledged by a member that is still alive (a stuck
+    #: handler): past that its in-flight events are given up, counted as dropped and told as a gap,
+    #: so a stuck bot cannot pin the worker's memory (its holds) and the resume point for ever.
+    ack_timeout: float = 120.0
 
 
 @dataclass(eq=False, slots=True)
@@ -50,11 +63,14 @@ class Member:
     next_batch: int = 1
     inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
     inflight_events: int = 0
+    inflight_bytes: int = 0
     waiting: deque[Item] = field(default_factory=deque)
     #: When each in-flight batch was sent (the router's monotonic clock), oldest first.
     sent_at: deque[float] = field(default_factory=deque)
     #: The lifecycle events it named in its events (``events`` holds the platform's).
     lifecycle: frozenset[str] = frozenset()
+    #: Its events in flight were given up (ack timeout): nothing more is sent until it acknowledges.
+    stalled: bool = False
 
 
 @dataclass(eq=False)
@@ -76,6 +92,8 @@ class Group:
     owners: dict[object, Member] = field(default_factory=dict)
     #: The lifecycle events (``shardrunner.*``) its members asked for: they are opt-in.
     lifecycle: frozenset[str] = frozenset()
+    #: When its gap reports last went out (the router's clock).
+    gaps_at: float = float("-inf")
 
     def owner(self, key: object) -> Member:
         member = self.owners.get(key)
@@ -98,6 +116,64 @@ class Group:
     def owes(self) -> int:
         """Events held for this group: waiting, in its backlog, or sent and not acknowledged."""
         return self.held_events + sum(m.inflight_events for m in self.members.values())
+
+
+def lost(group: Group, event: Event) -> None:
+    """Count an event the group will not get (dropped or given up) in the ranges of its gaps."""
+    group.dropped_total += 1
+    ranges = group.dropped.setdefault((event.conn, event.session), [])
+    if ranges and ranges[-1][1] + 1 == event.seq:
+        ranges[-1][1] = event.seq
+    else:
+        ranges.append([event.seq, event.seq])
+
+
+def gaps(group: Group, now: float) -> list[bytes]:
+    """The group's gap reports, one per connection session, encoded; what they report is forgotten."""
+    out = [
+        p.encode(
+            p.Gap(group.name, conn, session, sum(b - a + 1 for a, b in ranges), [(a, b) for a, b in ranges])
+        )
+        for (conn, session), ranges in group.dropped.items()
+    ]
+    group.dropped.clear()
+    group.gaps_at = now
+    return out
+
+
+def give_up(group: Group, member: Member) -> list[Item]:
+    """A stuck member's events in flight, taken from it and counted as lost. Nothing more is sent
+    to it until it acknowledges something (its events wait in its queue, within the bounds)."""
+    items = [item for _, batch in member.inflight for item in batch]
+    for event, _ in items:
+        lost(group, event)
+    member.inflight.clear()
+    member.sent_at.clear()
+    member.inflight_events = member.inflight_bytes = 0
+    member.stalled = True
+    return items
+
+
+def take(member: Member, limits: Limits) -> list[Item]:
+    """The next batch for a member, popped from its waiting queue: at most ``batch_size`` events,
+    within its in-flight windows in events and in bytes (one event however big when nothing is in
+    flight, so a body larger than the bytes window still goes). Empty: nothing to send now."""
+    waiting = member.waiting
+    n = min(len(waiting), limits.batch_size, limits.max_inflight - member.inflight_events)
+    if n <= 0 or member.stalled:
+        return []
+    items = [waiting.popleft() for _ in range(n)]
+    room = limits.max_inflight_bytes - member.inflight_bytes
+    if sum(len(e.data) for e, _ in items) <= room:
+        return items  # the usual case
+    keep = 0
+    for event, _ in items:
+        room -= len(event.data)
+        if room < 0 and (keep or member.inflight_events):
+            break
+        keep += 1
+    waiting.extendleft(reversed(items[keep:]))
+    return items[:keep]
 
 
 def stats(group: Group, now: float) -> p.GroupStats:

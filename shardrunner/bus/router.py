@@ -10,9 +10,10 @@ Rules:
   to one member, chosen by rendezvous hashing: a member joining or leaving moves only its share of
   the keys, and one key's events stay in order on one member. Events without a routing key stay
   together per platform and shard number, whatever the connection set.
-- A member has at most ``max_inflight`` unacknowledged events; the rest waits, unsent. Acks are
-  cumulative by batch. A member that leaves or goes silent has its unacknowledged events
-  redelivered to the others (marked as redelivered) and its waiting ones routed anew.
+- A member has at most ``max_inflight`` unacknowledged events (and ``max_inflight_bytes``); the
+  rest waits, unsent. Acks are cumulative by batch. A member that leaves or goes silent has its
+  unacknowledged events redelivered (marked) and its waiting ones routed anew; one stuck past
+  ``ack_timeout`` has them given up (a gap).
 - A group without members keeps its events in a backlog. Backlog and waiting events together are
   bounded (events and bytes); past that the oldest are dropped, counted, and reported to the
   group as gaps (which seqs) once it has a member again.
@@ -27,6 +28,7 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +42,7 @@ from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.lifecycle import PREFIX as _LIFECYCLE
 
 __all__ = ["Group", "Item", "Limits", "Member", "Router"]
+log = logging.getLogger("shardrunner.bus")
 
 _LIVE = p.Delivery.LIVE
 _DEDUPE_MODE = p.Delivery.DEDUPE
@@ -67,13 +70,13 @@ class Router:
         self._last_holds: Holds | None = None
         #: Connections not delivered normally (see :meth:`set_delivery`); empty in the usual case.
         self._modes: dict[ConnKey, p.Delivery] = {}
-        #: Per connection, the events a ``hold`` or ``mute`` mode kept from every group.
         #: Milliseconds of wall clock now: the stamp of a marked event (a seam for the tests).
         self.stamp: Callable[[], int] = _now_ms
         #: Seconds of a monotonic clock: when batches are sent, for the acknowledgement lag (a seam).
         self.now: Callable[[], float] = time.monotonic
         #: The window marked batches carry (set with the modes).
         self.dedupe_window_ms = 0
+        #: Per connection, the events a ``hold`` or ``mute`` mode kept from every group.
         self.withheld: dict[ConnKey, int] = {}
 
     # -- membership -------------------------------------------------------------------------
@@ -126,13 +129,22 @@ class Router:
                 m.last_seen = now
 
     def expire(self, now: float) -> list[str]:
-        """Remove members silent for longer than the timeout; return their ids."""
+        """Remove members silent for longer than the timeout; return their ids. A member alive but
+        with a batch unacknowledged past ``ack_timeout`` (stuck) has what it has in flight given up:
+        dropped, counted, told as a gap; its window is free again."""
         gone = []
+        sent_before = self.now()
         for group in self.groups.values():
             for m in list(group.members.values()):
                 if now - m.last_seen > self.member_timeout:
                     self._remove(group, m.id)
                     gone.append(m.id)
+                elif m.sent_at and sent_before - m.sent_at[0] > group.limits.ack_timeout:
+                    items = tables.give_up(group, m)
+                    self._release(items)
+                    log.warning("member %s of group %s acknowledged nothing for %g s: its %d events in"
+                                " flight are given up (told as a gap)", m.id, group.name,
+                                group.limits.ack_timeout, len(items))  # fmt: skip
         return gone
 
     def _remove(self, group: Group, member_id: str, *, keep_group: bool = False) -> None:
@@ -264,12 +276,7 @@ class Router:
         self._release(((event, 0),))
         group.held_events -= 1
         group.held_bytes -= len(event.data)
-        group.dropped_total += 1
-        ranges = group.dropped.setdefault((event.conn, event.session), [])
-        if ranges and ranges[-1][1] + 1 == event.seq:
-            ranges[-1][1] = event.seq
-        else:
-            ranges.append([event.seq, event.seq])
+        tables.lost(group, event)
 
     # -- acknowledgements ---------------------------------------------------------------------
     def ack(self, ack: p.Ack, now: float) -> None:
@@ -278,10 +285,12 @@ class Router:
         if member is None or group is None:
             return
         member.last_seen = now
+        member.stalled = False  # it acknowledges again: its window opens
         while member.inflight and member.inflight[0][0] <= ack.batch:
             _, items = member.inflight.popleft()
             member.sent_at.popleft()
             member.inflight_events -= len(items)
+            member.inflight_bytes -= sum(len(e.data) for e, _ in items)
             group.delivered += len(items)
             self._release(items)
 
@@ -315,27 +324,16 @@ class Router:
         for group in self.groups.values():
             if not group.members:
                 continue
-            if group.dropped:
-                for (conn, session), ranges in group.dropped.items():
-                    gap = p.Gap(
-                        group.name,
-                        conn,
-                        session,
-                        sum(b - a + 1 for a, b in ranges),
-                        [(a, b) for a, b in ranges],
-                    )
-                    data = p.encode(gap)
+            if group.dropped and now - group.gaps_at >= tables.GAP_EVERY_S:
+                for data in tables.gaps(group, now):
                     out.extend((m.identity, data) for m in group.members.values())
-                group.dropped.clear()
             limits = group.limits
             for member in group.members.values():
-                waiting = member.waiting
-                while waiting and member.inflight_events < limits.max_inflight:
-                    n = min(len(waiting), limits.batch_size, limits.max_inflight - member.inflight_events)
-                    items = [waiting.popleft() for _ in range(n)]
-                    for event, _ in items:
-                        group.held_events -= 1
-                        group.held_bytes -= len(event.data)
+                while items := tables.take(member, limits):
+                    n = len(items)
+                    group.held_events -= n
+                    group.held_bytes -= (size := sum(len(e.data) for e, _ in items))
+                    member.inflight_bytes += size
                     batch_no = member.next_batch
                     member.next_batch += 1
                     member.inflight.append((batch_no, items))

@@ -226,7 +226,7 @@ class BusServer:
             gone = self.router.expire(time.monotonic())
             if gone:
                 log.info("members gone silent: %s; their events go to the others", ", ".join(gone))
-                self.flush()
+            self.flush()  # also the gap reports that waited for their second (GAP_EVERY_S)
 
     async def drain(
         self, timeout: float, *, absent: bool = False, conns: Collection[ConnKey] | None = None

@@ -122,6 +122,77 @@ def test_router_when_bytes_exceed_the_limit_drops_oldest() -> None:
     assert group.dropped_total == 7
 
 
+def test_router_when_big_events_fill_the_bytes_window_holds_the_rest_back() -> None:
+    r = Router(Limits(max_inflight_bytes=1000, batch_size=64))
+    r.join(b"a", p.Join("g", "a"), 0)
+    for s in range(1, 11):
+        r.publish(ev(s, size=300))
+    out = r.flush()
+    assert seqs(out, b"a") == [1, 2, 3], "900 bytes in flight; a fourth would pass 1000"
+    member = r.groups["g"].members["a"]
+    assert (member.inflight_bytes, r.groups["g"].held_bytes) == (900, 2100)
+    r.ack(p.Ack("g", "a", batches(out, b"a")[-1].batch), 1)
+    assert member.inflight_bytes == 0
+    assert seqs(r.flush(), b"a") == [4, 5, 6]
+    r.publish(ev(11, size=5000))
+    r.ack(p.Ack("g", "a", 2), 2)
+    assert seqs(r.flush(), b"a") == [7, 8, 9]
+    r.ack(p.Ack("g", "a", 3), 3)
+    assert seqs(r.flush(), b"a") == [10], "the big one waits for an empty window"
+    r.ack(p.Ack("g", "a", 4), 4)
+    assert seqs(r.flush(), b"a") == [11], "bigger than the window: it goes alone"
+    assert r.flush() == []
+
+
+def test_router_when_a_live_member_acknowledges_nothing_past_the_ack_timeout_gives_its_window_up() -> None:
+    r = Router(Limits(max_inflight=10, ack_timeout=30))
+    clock = [100.0]
+    r.now = lambda: clock[0]
+    r.join(b"a", p.Join("g", "a"), 0)
+    for s in range(1, 16):
+        r.publish(ev(s))
+    assert seqs(r.flush(), b"a") == list(range(1, 11))
+    clock[0] += 29
+    r.alive(b"a", p.Alive("a", [p.Join("g", "a")]), 29)
+    assert r.expire(29) == []
+    assert r.groups["g"].dropped_total == 0, "within the ack timeout nothing is given up"
+    clock[0] += 2
+    assert r.expire(31) == [], "alive: still a member"
+    group = r.groups["g"]
+    assert (group.dropped_total, group.members["a"].inflight_events) == (10, 0)
+    out = r.flush()
+    gaps = [m for _, d in out if isinstance(m := p.decode(d), p.Gap)]
+    assert gaps == [p.Gap("g", C0, "s", 10, [(1, 10)])]
+    assert seqs(out, b"a") == [], "stalled: nothing more until it acknowledges"
+    assert r.low_water() == {(C0, "s"): 11}, "the given-up events hold the resume point no more"
+    assert r.group_stats()[0].dropped == 10
+    r.ack(p.Ack("g", "a", 1), 32)  # a late ack, of a given-up batch: it is working again
+    assert seqs(r.flush(), b"a") == [11, 12, 13, 14, 15]
+    assert group.members["a"].inflight_events == 5
+
+
+def test_router_when_drops_go_on_tells_them_in_one_gap_a_second() -> None:
+    r = Router(Limits(max_events=2))
+    clock = [0.0]
+    r.now = lambda: clock[0]
+    r.join(b"a", p.Join("g", "a"), 0)
+    r.groups["g"].members["a"].stalled = True  # holds everything back: its queue overflows
+
+    def gaps() -> list[p.Gap]:
+        return [m for _, d in r.flush() if isinstance(m := p.decode(d), p.Gap)]
+
+    for s in range(1, 6):
+        r.publish(ev(s))
+    assert gaps() == [p.Gap("g", C0, "s", 3, [(1, 3)])], "the first at once"
+    r.publish(ev(6))
+    clock[0] += 0.5
+    r.publish(ev(7))
+    assert gaps() == [], "within the second: kept for the next"
+    clock[0] += 0.5
+    assert gaps() == [p.Gap("g", C0, "s", 2, [(4, 5)])]
+    assert gaps() == []
+
+
 def test_router_when_a_member_rejoins_gets_its_unacked_events_again() -> None:
     r = Router()
     r.join(b"a", p.Join("g", "a"), 0)

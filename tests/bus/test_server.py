@@ -8,12 +8,13 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 import pytest
 import zmq
 import zmq.asyncio
 
 from shardrunner.bus import protocol as p
-from shardrunner.bus.router import Router
+from shardrunner.bus.router import Limits, Router
 from shardrunner.bus.server import BusServer
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
@@ -185,3 +186,84 @@ async def test_bus_server_when_asked_for_state_answers_in_chunks_with_the_marks_
     assert [m.marks for m in states] == [[]] * 4 + [marks]
     assert empty == p.State(8, [], [], last=True)
     assert asked == ["discord", "twitch"]
+
+
+async def test_bus_server_when_a_stuck_bot_meets_a_flooded_shard_stays_within_its_bounds_and_tells_the_gap(
+    tmp_path: Path,
+) -> None:
+    """20x the queue offered, one shard at 20x the other's rate, to a member that joined and then
+    neither reads nor acknowledges: the router's accounting and the process's RSS stay under what
+    the bounds allow, and once the bot reads again it gets every event but the dropped ones, which
+    its gaps name exactly (the group's ``dropped`` counts them)."""
+    size, limits = 8192, Limits(max_events=2000, max_bytes=4 << 20, max_inflight_bytes=2 << 20)
+    offered = 20 * limits.max_events
+    flooded, quiet = ConnKey("discord", 0, 0, 2), ConnKey("discord", 0, 1, 2)
+
+    async def no_command(command: p.Command) -> tuple[str | None, object]:
+        return "no", None
+
+    ctx = zmq.asyncio.Context()
+    router = Router(limits)
+    server = BusServer(ctx, f"ipc://{tmp_path}/flood.sock", router, no_command)
+    server.bind()
+    task = asyncio.ensure_future(server.run())
+    member = ctx.socket(zmq.DEALER)
+    member.setsockopt(zmq.LINGER, 0)
+    member.connect(server.endpoint)
+    rss = psutil.Process().memory_info
+    try:
+        await member.send(p.encode(p.Join("g", "m")))
+        await wait_for(lambda: "g" in router.groups, 5, "the member's join")
+        group = router.groups["g"]
+        # What the bounds allow: the queue's bytes, the bytes window (held by the router, copied
+        # once into ZeroMQ's queue and once more into this process's DEALER), and each held
+        # event's object (under 1 KiB), plus 24 MiB for the allocator's slack.
+        ceiling = limits.max_bytes + 3 * limits.max_inflight_bytes + limits.max_events * 1024 + (24 << 20)
+        before, peak = rss().rss, 0
+        seqs = {flooded: 0, quiet: 0}
+        for n in range(offered):
+            conn = quiet if n % 21 == 20 else flooded
+            seqs[conn] += 1
+            server.publish(Event(conn, "s", seqs[conn], "MESSAGE_CREATE", n % 50, bytes(size)))
+            if n % 500 == 499:
+                await asyncio.sleep(0)  # a turn of the loop: the flush, the socket
+                assert group.held_events <= limits.max_events
+                assert group.held_bytes <= limits.max_bytes
+                assert group.members["m"].inflight_bytes <= limits.max_inflight_bytes
+                peak = max(peak, rss().rss - before)
+        assert peak < ceiling, f"RSS grew {peak >> 20} MiB; the bounds allow {ceiling >> 20} MiB"
+        assert offered * size > 8 * ceiling, "the test offers far more than the bounds allow"
+        stats = router.group_stats()[0]
+        assert stats.dropped == group.dropped_total > offered - limits.max_events
+        # The bot reads again: it acknowledges every batch, collects its gaps.
+        got: dict[ConnKey, set[int]] = {flooded: set(), quiet: set()}
+        gaps: dict[ConnKey, set[int]] = {flooded: set(), quiet: set()}
+        told = 0
+        deadline = time.monotonic() + 10
+        # Until nothing is owed and every drop was told (the last gap within a second: GAP_EVERY_S).
+        while await member.poll(100) or group.owes() or told < group.dropped_total:
+            assert time.monotonic() < deadline, f"still owed after 10 s: {group.owes()}"
+            if not await member.poll(0):
+                continue
+            message = p.decode(await member.recv())
+            if isinstance(message, p.Batch):
+                for e in message.events:
+                    got[e.conn].add(e.seq)
+                await member.send(p.encode(p.Ack("g", "m", message.batch)))
+            elif isinstance(message, p.Gap):
+                assert message.session == "s"
+                told += message.count
+                for a, b in message.ranges:
+                    gaps[message.conn].update(range(a, b + 1))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        member.close()
+        server.close()
+        ctx.term()
+    for conn, last in seqs.items():
+        assert not got[conn] & gaps[conn], f"{conn}: a seq both delivered and reported lost"
+        assert got[conn] | gaps[conn] == set(range(1, last + 1)), f"{conn}: a seq unaccounted for"
+    assert told == stats.dropped == sum(map(len, gaps.values()))
+    assert gaps[quiet], "the quiet shard's old events are dropped too: the bound is the group's"

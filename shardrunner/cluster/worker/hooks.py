@@ -4,8 +4,9 @@
   with the guarded hooks (a stalled one is uninstalled, so the router goes back to the default);
   with neither overridden it is the plain :class:`~shardrunner.bus.router.Router`, unchanged.
 - ``identify`` / ``twitch_login``: the platform's ``start_hook`` (``Startable``), set when the
-  platform is loaded, before it builds a connection; an answer of the wrong shape is a failure,
-  and the payload the platform made is sent.
+  platform is loaded, before it builds a connection; an answer of the wrong shape (for
+  ``identify``: not a dict, or one the shard's JSON encoder refuses) is a failure, and the payload
+  the platform made is sent.
 - ``on_fatal_close``: asked by the connection table when a connection closed fatally.
 """
 
@@ -20,6 +21,7 @@ from shardrunner.controller.base import Controller, FatalAction, overrides
 from shardrunner.controller.guard import Guard
 from shardrunner.controller.lifecycle import attach
 from shardrunner.gateway.connection import StartHook
+from shardrunner.gateway.discord.views import encode as encode_identify
 from shardrunner.gateway.platform import Platform, Startable, load_platform
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.lifecycle import Notice
@@ -88,10 +90,15 @@ class WorkerHooks:
 
             async def identify(conn: ConnKey, payload: dict[str, Any]) -> dict[str, Any]:
                 answer: object = await guard.call("identify", payload, conn, dict(payload))
-                if isinstance(answer, dict):
-                    return answer
-                guard.fail("identify", f"answered {type(answer).__name__}, not a dict")
-                return payload
+                if not isinstance(answer, dict):
+                    guard.fail("identify", f"answered {type(answer).__name__}, not a dict")
+                    return payload
+                try:
+                    encode_identify(answer)
+                except Exception as exc:  # what the shard would send cannot be made of it
+                    guard.fail("identify", f"answered a payload that cannot be encoded ({exc})")
+                    return payload
+                return answer
 
             return identify
         if platform == "twitch" and "twitch_login" in self.overridden:

@@ -19,6 +19,7 @@ from typing import Any
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.gateway.backoff import Backoff
 from shardrunner.gateway.connection import ConnCounters, ConnState, Notify, Sink, no_notice
+from shardrunner.gateway.discord import views
 from shardrunner.gateway.discord.advice import ShardFatalError, fatal_advice
 from shardrunner.gateway.discord.options import ShardOptions
 from shardrunner.gateway.discord.receive import RESUME_CLOSE_CODE, Receiving, Why
@@ -108,6 +109,7 @@ class DiscordShard(Receiving, Sending):
         self._beat_sent_at = 0.0
         self._identifying = False
         self._reached = False  # READY or RESUMED arrived on the current connection
+        self._said_bad_hook = False  # an identify hook's unsendable payload was logged
         #: A close decided before the transport handed over the connection (op 7/9 with the handshake).
         self._pending_close: int | None = None
         self._stop_why = Why.STOP
@@ -308,7 +310,19 @@ class DiscordShard(Receiving, Sending):
         ok, changed = await self._await_or_closed(conn, hook(self.conn, shown), None)
         if not ok:
             return None
-        return {"op": payload["op"], "d": {**changed, "token": d["token"], "shard": d["shard"]}}
+        try:
+            hooked = {"op": payload["op"], "d": {**changed, "token": d["token"], "shard": d["shard"]}}
+            views.encode(hooked)
+        except Exception as exc:  # not a mapping, or not JSON: the default IDENTIFY, not a crash
+            if not self._said_bad_hook:
+                self._said_bad_hook = True
+                log.error(
+                    "%s: the identify hook's payload cannot be sent (%s); the default IDENTIFY is",
+                    self.conn,
+                    exc,
+                )
+            return payload
+        return hooked
 
     def _after_close(self, code: int | None, *, used_resume_url: bool, reached: bool) -> None:
         why = self._why

@@ -117,6 +117,12 @@ def add_routes(app: web.Application, sim: TwitchSimulator) -> None:
             server = body.get("server")
             applied = sim.faults.server_change(name, how, str(server) if server else None)
             return _json({"applied": applied})
+        if kind == "raid":
+            name = normalize_channel(str(body.get("channel", "")))
+            if name not in sim.channels:
+                return _json({"error": f"no channel {name!r}"}, 400)
+            lines, over = int(body.get("lines", 1000)), float(body.get("seconds", 1.0))
+            return _json({"applied": sim.faults.raid(name, lines, over)})
         targets = [
             c
             for c in sim.connections

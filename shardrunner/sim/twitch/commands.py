@@ -55,6 +55,10 @@ def handle_line(sim: TwitchSimulator, conn: Connection, raw: bytes) -> None:
             conn.reply("PONG", [SERVER, msg.params[-1] if msg.params else SERVER])
     elif cmd == "PONG":
         conn.pong_deadline = None
+        if conn.ping_sent_at is not None:
+            conn.pongs += 1
+            conn.pong_max = max(conn.pong_max, time.monotonic() - conn.ping_sent_at)
+            conn.ping_sent_at = None
     elif cmd == "QUIT":
         conn.gone("QUIT")
         sim.loop_close(conn)

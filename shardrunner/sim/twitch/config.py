@@ -16,7 +16,9 @@ from shardrunner.protocol.twitch import PING_INTERVAL_S, TwitchLimits, normalize
 from shardrunner.settings import SIM_TWITCH_SECTIONS, Resolved, resolve
 
 #: Faults the simulator can inject (``POST /_sim/fault``; the first five also from ``--faults``).
-FAULT_KINDS: Final = ("reconnect", "drop", "stall", "no_pong", "server_change", "login_failure", "slow_kill")
+FAULT_KINDS: Final = (
+    "reconnect", "drop", "stall", "no_pong", "server_change", "login_failure", "slow_kill", "raid"
+)  # fmt: skip
 RANDOM_FAULTS: Final = ("reconnect", "drop", "stall", "no_pong", "server_change")
 CONFIG_ENV: Final = "SHARDRUNNER_SIM_TWITCH_CONFIG"
 

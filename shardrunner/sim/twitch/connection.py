@@ -59,6 +59,10 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self.next_ping = self.opened + sim.config.ping_interval
         self.pong_deadline: float | None = None
+        #: When the oldest unanswered PING went out; PONGs answered; the longest wait for one (s).
+        self.ping_sent_at: float | None = None
+        self.pongs = 0
+        self.pong_max = 0.0
         self.stalled_until = 0.0
         self.no_pong_until = 0.0
         self.slow_kill: int | None = None
@@ -85,6 +89,8 @@ class Connection:
             "queued": len(self._queue),
             "lines_in": self.lines_in,
             "lines_out": self.lines_out,
+            "pongs": self.pongs,
+            "pong_max": round(self.pong_max, 4),
             "age": round(time.monotonic() - self.opened, 3),
         }
 

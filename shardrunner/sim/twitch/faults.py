@@ -12,7 +12,10 @@
   picks one channel of the connection;
 - ``login_failure``: the next ``count`` logins (of ``account``, or of anyone) fail;
 - ``slow_kill``: the connection is killed (no close) once more than ``lines`` lines are queued
-  unread (``lines`` 0: at once).
+  unread (``lines`` 0: at once);
+- ``raid`` (a channel): a raid's ``USERNOTICE`` (``msg-id=raid``) and then a burst of ``lines``
+  generated chat lines (1000 by default) in that channel over ``seconds`` (1 by default; 0: at
+  once), to every connection in it, beside the usual traffic.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ SERVER_CHANGE = "server_change"
 if TYPE_CHECKING:
     from shardrunner.sim.twitch.connection import Connection
     from shardrunner.sim.twitch.server import TwitchSimulator
+    from shardrunner.sim.twitch.traffic import Channel
 
 
 class Faults:
@@ -91,6 +95,32 @@ class Faults:
             conn.send(told)
         self._later(self._move(channel, conns))
         return len(conns)
+
+    def raid(self, channel: str, lines: int, seconds: float = 1.0) -> int:
+        """A raid on ``channel``: its USERNOTICE, then ``lines`` chat lines spread over ``seconds``
+        (0: all at once); returns the connections in it (each line's id is kept in the channel's
+        ``ids``, as generated ones are)."""
+        sim = self.sim
+        ch = sim.channels[channel]
+        for conn in list(ch.members):
+            sim.record("faults", conn, kind="raid", channel=channel, lines=lines)
+        notice, ident = sim.traffic.raid(ch)
+        sim.deliver(ch, notice, ident, None, time.monotonic(), False)
+        self._later(self._burst(ch, lines, seconds))
+        return len(ch.members)
+
+    async def _burst(self, ch: Channel, lines: int, seconds: float) -> None:
+        sim = self.sim
+        started = time.monotonic()
+        sent = 0
+        while sent < lines:
+            now = time.monotonic()
+            due = lines if seconds <= 0 else min(lines, int(lines * (now - started) / seconds) + 1)
+            for _ in range(due - sent):
+                for target, data, ident, source in sim.traffic.lines(ch):
+                    sim.deliver(target, data, ident, source, now, False)
+            sent = due
+            await asyncio.sleep(0.01)
 
     async def _move(self, channel: str, conns: list[Connection]) -> None:
         await asyncio.sleep(self.sim.config.reconnect_grace)

@@ -307,7 +307,7 @@ class TwitchSimulator:
         ping = line("PING", [SERVER], prefix=None)
         for conn in list(self.connections):
             if conn.pong_deadline is not None and now > conn.pong_deadline:
-                conn.pong_deadline = None
+                conn.pong_deadline = conn.ping_sent_at = None
                 self.violation("pong_timeout", conn)
                 self.faults._later(conn.close("pong timeout"))
             elif now >= conn.next_ping:
@@ -315,6 +315,7 @@ class TwitchSimulator:
                 conn.send(ping)
                 if conn.pong_deadline is None:
                     conn.pong_deadline = now + cfg.pong_timeout
+                    conn.ping_sent_at = now
 
     def _generate(self, now: float, dt: float) -> None:
         cfg = self.config
@@ -328,9 +329,9 @@ class TwitchSimulator:
             if ch.suspended:
                 continue
             for target, data, ident, source in traffic.lines(ch):
-                self._deliver(target, data, ident, source, now, rng.random() < cfg.swap_rate)
+                self.deliver(target, data, ident, source, now, rng.random() < cfg.swap_rate)
                 if rng.random() < cfg.duplicate_rate:
-                    self._deliver(target, data, None, None, now, False)
+                    self.deliver(target, data, None, None, now, False)
             if cfg.membership and ch.members:
                 joined_or_left = traffic.membership(ch)
                 if joined_or_left is not None:
@@ -342,7 +343,7 @@ class TwitchSimulator:
                 self._send_all(ch, ch.held)
                 ch.held = None
 
-    def _deliver(
+    def deliver(
         self, ch: Channel, line: bytes, ident: str | None, source: str | None, now: float, swap: bool
     ) -> None:
         if ident is not None:

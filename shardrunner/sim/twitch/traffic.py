@@ -208,9 +208,11 @@ class Traffic:
         )
         return "tmi.twitch.tv", {key: value, "room-id": ch.room_id}, "ROOMSTATE", [ch.irc_name]
 
-    def _usernotice(self, ch: Channel, now_ms: str) -> tuple[str, dict[str, str], str, list[str]]:
+    def _usernotice(
+        self, ch: Channel, now_ms: str, kind: str | None = None
+    ) -> tuple[str, dict[str, str], str, list[str]]:
         login, _, tags = self._chatter()
-        kind = self.rng.choice(("sub", "resub", "subgift", "raid"))
+        kind = kind or self.rng.choice(("sub", "resub", "subgift", "raid"))
         tags.update({"id": self.uuid(), "login": login, "msg-id": kind, "room-id": ch.room_id})
         tags["tmi-sent-ts"] = now_ms
         name = tags["display-name"]
@@ -252,6 +254,11 @@ class Traffic:
                 }
             )
         return "tmi.twitch.tv", tags, "USERNOTICE", params
+
+    def raid(self, ch: Channel) -> tuple[bytes, str]:
+        """A raid's USERNOTICE (``msg-id=raid``) in ``ch``, and its id."""
+        prefix, tags, command, params = self._usernotice(ch, str(int(time.time() * 1000)), "raid")
+        return line(command, params, tags=tags, prefix=prefix), tags["id"]
 
     def membership(self, ch: Channel) -> bytes | None:
         """Now and then, in a room of at most 1,000 users, a chatter's JOIN or PART (for the

@@ -87,6 +87,11 @@ class Nonsense(Controller):
         return "explode"  # type: ignore[return-value]
 
 
+class Unencodable(Controller):
+    async def identify(self, conn: ConnKey, payload: dict[str, Any]) -> dict[str, Any]:
+        return {**payload, "presence": {"status": object()}}  # no JSON for it
+
+
 class Verdict(Controller):
     def __init__(self, verdict: FatalAction) -> None:
         self.verdict = verdict
@@ -166,7 +171,7 @@ async def test_identify_when_overridden_sends_the_changed_payload_with_its_own_t
     assert queue.acquired == [CONN]
 
 
-@pytest.mark.parametrize("controller", [Raising, Hanging, Nonsense])
+@pytest.mark.parametrize("controller", [Raising, Hanging, Nonsense, Unencodable])
 async def test_identify_when_the_hook_fails_sends_the_default_identify(
     shard: Any, controller: type[Controller], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -178,6 +183,16 @@ async def test_identify_when_the_hook_fails_sends_the_default_identify(
     [record] = [r for r in caplog.records if r.name == "shardrunner.controller"]
     assert f"{controller.__name__}.identify" in record.getMessage()
     assert TOKEN not in caplog.text
+
+
+async def test_identify_when_the_payload_cannot_be_encoded_counts_a_failure_each_time() -> None:
+    hooks = WorkerHooks(Unencodable())
+    hook = hooks.start_hook("discord")
+    assert hook is not None
+    payload = {"intents": 513, "shard": [1, 4]}
+    for _ in range(2):
+        assert await hook(CONN, payload) is payload
+    assert hooks.failures() == {"identify": 2}
 
 
 def test_load_when_the_platform_takes_no_start_hook_leaves_it_alone() -> None:

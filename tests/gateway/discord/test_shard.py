@@ -705,3 +705,25 @@ async def test_shard_when_the_connection_closes_during_the_start_hook_asks_no_gr
     assert rig.queue.acquired == []
     assert conn.sent == []
     assert rig.shard.state is ConnState.RECONNECTING
+
+
+async def test_shard_when_the_start_hook_answers_an_unencodable_payload_sends_the_default_identify(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def hook(conn: ConnKey, d: dict[str, object]) -> dict[str, object]:
+        return {**d, "presence": object()}  # msgspec cannot encode it
+
+    rig.shard.options.start_hook = hook
+    for n in (1, 2):  # logged once, however many identifies
+        conn = await rig.connection(n)
+        conn.hello()
+        await rig.clock.settle()
+        d = conn.sent[0]["d"]
+        assert "presence" not in d
+        assert (d["token"], d["shard"]) == (TOKEN, [0, 1])
+        assert rig.shard.state is ConnState.IDENTIFYING, "the connection stays up"
+        conn.server_close(4000)
+        await rig.clock.settle()
+        await rig.clock.advance(10)
+    assert len([r for r in caplog.records if "identify hook" in r.getMessage()]) == 1
+    assert TOKEN not in caplog.text

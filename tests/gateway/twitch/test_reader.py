@@ -309,3 +309,41 @@ async def test_reader_lifecycle_when_a_channel_fails_and_the_socket_is_replaced_
         assert notices[4].fields["resumable"] is False
         await rig.stop()
         assert len(notices) == 8, "a close says nothing"
+
+
+async def test_reader_when_its_channel_is_raided_answers_every_ping_within_the_deadline() -> None:
+    # PING every 0.1 s, 1 s to answer it (Twitch's own deadline is not documented; libraries allow
+    # 5-10 s). Three raids on one channel, each its USERNOTICE and then 5,000 chat lines at once;
+    # the next raid once the reader has handed the last one's lines on.
+    async with running(channels=tuple(CHANNELS), ping_interval=0.1, pong_timeout=1.0, rate=200.0) as sim:
+        rig = Rig(sim, sim.ws_url)
+        await until(lambda: rig.reader.state is ConnState.READY, 10, "ready")
+        await until(lambda: bool(sim.channels["chan1"].members), 10, "chan1 joined")
+        [conn] = sim.connections
+        seen: set[str] = set()
+
+        def handed_on() -> bool:  # parses only what came since the last look
+            for e in rig.events[len(seen_events) :]:
+                seen_events.append(e)
+                ident = irc.parse(e.data).tags.get("id")
+                if ident is not None:
+                    seen.add(ident)
+            return set(sim.channels["chan1"].ids) <= seen
+
+        seen_events: list[Event] = []
+        for n in range(1, 4):
+            raid = {"kind": "raid", "channel": "chan1", "lines": 5000}
+            assert await admin(sim, "POST", "/_sim/fault", raid) == (200, {"applied": 1})
+            await until(lambda n=n: conn.pongs >= 5 * n, 10, f"PINGs answered during raid {n}: {conn.info()}")
+            await until(handed_on, 20, f"raid {n} handed on")
+        await quiesce(sim, rig)
+        status, stats = await admin(sim, "GET", "/_sim/stats")
+        assert status == 200
+        assert [v for v in stats["violations"] if v["kind"] == "pong_timeout"] == []
+        assert stats["closes"] == []
+        [info] = stats["connections"]
+        assert info["pong_max"] < 1.0, f"a PONG took {info['pong_max']} s"
+        raids = [e for e in rig.events if b"msg-id=raid" in e.data and b"USERNOTICE" in e.data]
+        assert len(raids) >= 3
+        assert len(set(rig.ids())) == len(rig.ids()), "each line handed on once"
+        await rig.stop()

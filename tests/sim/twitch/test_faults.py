@@ -69,6 +69,26 @@ async def test_server_change_reconnects_the_channel_and_parts_it() -> None:
         await c.join("chan")
 
 
+async def test_raid_sends_its_usernotice_then_a_burst_of_chat_in_the_channel() -> None:
+    async with running(channels=("chan", "other")) as sim:
+        c = await RawIrc.tcp(sim)
+        await c.login()
+        await c.join("chan")
+        start = len(c.lines)
+        raid = {"kind": "raid", "channel": "#chan", "lines": 200, "seconds": 0.05}
+        assert await admin(sim, "POST", "/_sim/fault", raid) == (200, {"applied": 1})
+        notice = await c.wait(lambda m: m.command == "USERNOTICE", start=start)
+        assert (notice.tags["msg-id"], notice.params[0]) == ("raid", "#chan")
+        assert "msg-param-viewerCount" in notice.tags
+        await c.wait(lambda m: len(c.lines) - start == 201, start=start)  # no other traffic: rate 0
+        got = [m.tags["id"] for m in c.lines[start:] if "id" in m.tags]
+        assert got == sim.channels["chan"].ids, "the USERNOTICE first, then the burst, in order"
+        assert got[0] == notice.tags["id"]
+        assert sim.channels["other"].ids == []
+        status, body = await admin(sim, "POST", "/_sim/fault", {"kind": "raid", "channel": "nope"})
+        assert (status, body) == (400, {"error": "no channel 'nope'"})
+
+
 async def test_server_change_by_notice_names_the_other_server_and_parts_it() -> None:
     async with running(channels=("chan", "other"), reconnect_grace=0.1) as sim:
         c = await RawIrc.tcp(sim)
