@@ -1,7 +1,6 @@
 """A controller for tests/cluster/test_secrets_processes.py that fails as loudly as it can: its
 hooks raise with everything they were given in the message (so the traceback in the worker's log
-shows what a controller sees), and one IDENTIFY it answers cannot be encoded (a connection crash,
-restarted by the worker). None of it may carry a secret."""
+shows what a controller sees). None of it may carry a secret."""
 
 from __future__ import annotations
 
@@ -11,18 +10,8 @@ from shardrunner.controller import Controller
 from shardrunner.protocol.keys import ConnKey
 
 
-class Unencodable:
-    """A value no IDENTIFY encoder takes."""
-
-
 class Leaky(Controller):
-    def __init__(self) -> None:
-        self.identifies = 0
-
     async def identify(self, conn: ConnKey, payload: dict[str, Any]) -> dict[str, Any]:
-        self.identifies += 1
-        if self.identifies == 1:
-            return {**payload, "nonsense": Unencodable()}
         raise RuntimeError(f"identify of {conn} refused, given {payload!r}")
 
     async def twitch_login(self, conn: ConnKey, nick: str, caps: list[str]) -> list[str]:

@@ -1,7 +1,7 @@
 """No secret in anything a real cluster shows: a `shardrunner start` with a Discord token, a Twitch
 account's OAuth token, a Redis coordinator behind a password, CURVE keys on TCP endpoints and
-metrics, all at debug level, through a controller whose hooks raise with what they were given and
-crash a connection, a worker killed with SIGKILL, bad settings and a stop. Its output, the CLI's
+metrics, all at debug level, through a controller whose hooks raise with what they were given (their
+tracebacks in the workers' logs), a worker killed with SIGKILL, bad settings and a stop. Its output, the CLI's
 (status, status --json, status over TCP, the errors), a metrics scrape, every process's command
 line, every file of the run dir and every key in Redis are scanned with `harness.secrets` for every
 form of each secret. The run dir is the user's alone: the directory 0700, its sockets, logs and state file
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import secrets
 import signal
 import stat
@@ -114,7 +113,6 @@ async def test_cluster_when_run_with_every_secret_shows_none_of_them(
     assert "controller Leaky.identify raised RuntimeError" in logs
     assert "controller Leaky.twitch_login raised RuntimeError" in logs
     assert "Traceback" in logs, "the controller's failures came with their tracebacks"
-    assert re.search(r"discord:\d/2 crashed .*\nTraceback", logs), "a connection crashed, with its traceback"
     assert (run_dir / "sessions.json").stat().st_mode & 0o777 == 0o600, "the stop wrote the state file"
     assert b"sessions" in outputs["the coordinator's keys"], "and the sessions in Redis"
 
