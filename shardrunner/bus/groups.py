@@ -48,6 +48,8 @@ class Member:
     events: frozenset[str] | None
     last_seen: float
     next_batch: int = 1
+    #: The highest batch it acknowledged (acks are cumulative: one below this goes backwards).
+    acked: int = 0
     inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
     inflight_events: int = 0
     waiting: deque[Item] = field(default_factory=deque)
@@ -117,6 +119,17 @@ def stats(group: Group, now: float) -> p.GroupStats:
         redelivered=group.redelivered,
         ack_lag=max(0.0, now - oldest),
     )
+
+
+def gap_reports(group: Group) -> list[bytes]:
+    """The group's drops since the last report, one encoded :class:`~.protocol.Gap` per connection
+    session; the record starts afresh."""
+    out = [
+        p.encode(p.Gap(group.name, conn, session, sum(b - a + 1 for a, b in rs), [(a, b) for a, b in rs]))
+        for (conn, session), rs in group.dropped.items()
+    ]
+    group.dropped.clear()
+    return out
 
 
 def split_events(events: Iterable[str] | None) -> tuple[frozenset[str] | None, frozenset[str]]:

@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
+from shardrunner.bus import checks
 from shardrunner.bus import groups as tables
 from shardrunner.bus import protocol as p
 from shardrunner.bus.groups import DEDUPE, REDELIVERED, STAMP_SHIFT, Group, Item, Limits, Member, key_of
@@ -57,24 +58,25 @@ class Router:
         self.groups: dict[str, Group] = {}
         self._by_name: dict[str, list[Group]] = {}
         self.dropped_unsubscribed = 0
+        #: Members' messages refused (:mod:`.checks`), counted by the server: ``bus_rejected``.
+        self.rejected = 0
         self._outbox: list[tuple[bytes, bytes]] = []
         self._holds: dict[tuple[ConnKey, str], Holds] = {}
         # The holds of the last event published: consecutive events mostly come from one
         # connection, whose events all carry its one ConnKey object, so an identity check finds the
-        # run without hashing the key (a different but equal key only costs the dict lookup).
+        # run without hashing the key (a different but equal key costs the dict lookup).
         self._last_conn: ConnKey | None = None
         self._last_session = ""
         self._last_holds: Holds | None = None
         #: Connections not delivered normally (see :meth:`set_delivery`); empty in the usual case.
         self._modes: dict[ConnKey, p.Delivery] = {}
-        #: Per connection, the events a ``hold`` or ``mute`` mode kept from every group.
         #: Milliseconds of wall clock now: the stamp of a marked event (a seam for the tests).
         self.stamp: Callable[[], int] = _now_ms
         #: Seconds of a monotonic clock: when batches are sent, for the acknowledgement lag (a seam).
         self.now: Callable[[], float] = time.monotonic
         #: The window marked batches carry (set with the modes).
         self.dedupe_window_ms = 0
-        self.withheld: dict[ConnKey, int] = {}
+        self.withheld: dict[ConnKey, int] = {}  # per connection, what hold or mute kept from all
 
     # -- membership -------------------------------------------------------------------------
     def declare(self, name: str, events: Iterable[str] | None) -> Group:
@@ -111,19 +113,28 @@ class Router:
             group.held_bytes -= len(event.data)
         self._reroute(group, held, front=False)
 
-    def leave(self, group_name: str, member: str) -> None:
+    def leave(self, group_name: str, member: str, identity: bytes | None = None) -> str | None:
+        """Remove a member; else why not (see :mod:`.checks`; ``identity`` None: not checked)."""
         group = self.groups.get(group_name)
-        if group is not None and member in group.members:
+        refused = checks.leave(group, group_name, member, identity)
+        if refused is None and group is not None:
             self._remove(group, member)
+        return refused
 
-    def alive(self, identity: bytes, alive: p.Alive, now: float) -> None:
+    def alive(self, identity: bytes, alive: p.Alive, now: float) -> str | None:
+        """Refresh a member, admitting again the joins it repeats; else why not (:mod:`.checks`)."""
+        refused = None
         for join in alive.joins:
+            if join.member != alive.member:
+                refused = checks.other_join(alive, join)
+                continue
             group = self.groups.get(join.group)
             m = group.members.get(alive.member) if group is not None else None
             if m is None:
                 self.join(identity, join, now)  # removed while silent, or this worker is new
             else:
                 m.last_seen = now
+        return refused
 
     def expire(self, now: float) -> list[str]:
         """Remove members silent for longer than the timeout; return their ids."""
@@ -272,11 +283,14 @@ class Router:
             ranges.append([event.seq, event.seq])
 
     # -- acknowledgements ---------------------------------------------------------------------
-    def ack(self, ack: p.Ack, now: float) -> None:
+    def ack(self, ack: p.Ack, now: float, identity: bytes | None = None) -> str | None:
+        """Release what a member acknowledged; else why not (:mod:`.checks`)."""
         group = self.groups.get(ack.group)
         member = group.members.get(ack.member) if group else None
-        if member is None or group is None:
-            return
+        refused = checks.ack(member, ack, identity)
+        if refused is not None or member is None or group is None:
+            return refused
+        member.acked = ack.batch
         member.last_seen = now
         while member.inflight and member.inflight[0][0] <= ack.batch:
             _, items = member.inflight.popleft()
@@ -284,6 +298,7 @@ class Router:
             member.inflight_events -= len(items)
             group.delivered += len(items)
             self._release(items)
+        return None
 
     def _release(self, items: Iterable[Item]) -> None:
         """Items no longer held by one group (acknowledged or dropped)."""
@@ -316,17 +331,8 @@ class Router:
             if not group.members:
                 continue
             if group.dropped:
-                for (conn, session), ranges in group.dropped.items():
-                    gap = p.Gap(
-                        group.name,
-                        conn,
-                        session,
-                        sum(b - a + 1 for a, b in ranges),
-                        [(a, b) for a, b in ranges],
-                    )
-                    data = p.encode(gap)
+                for data in tables.gap_reports(group):
                     out.extend((m.identity, data) for m in group.members.values())
-                group.dropped.clear()
             limits = group.limits
             for member in group.members.values():
                 waiting = member.waiting
