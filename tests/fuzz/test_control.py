@@ -21,7 +21,7 @@ import msgspec
 import pytest
 import zmq
 import zmq.asyncio
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from shardrunner.cluster import messages as m
@@ -109,7 +109,6 @@ def _answer(body_frames: list[bytes], *, remote: bool = False) -> dict[str, Any]
     return reply
 
 
-@settings(max_examples=150)
 @given(body=bodies, remote=st.booleans())
 def test_control_when_a_request_is_anything_the_answer_is_a_result_or_one_line_error(
     body: bytes, remote: bool

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from shardrunner.cluster import statefile
@@ -61,7 +61,6 @@ def good(where: Path) -> bytes:
     return _written(where)
 
 
-@settings(max_examples=150)
 @given(data=st.data())
 def test_statefile_when_bytes_are_cut_flipped_or_spliced_never_resumes_what_was_not_written(
     where: Path, good: bytes, data: st.DataObject
@@ -146,7 +145,6 @@ def test_statefile_when_the_corpus_is_replayed_refuses_each_with_one_line(where:
         assert why.endswith("identifying"), (name, why)
 
 
-@settings(max_examples=100)
 @given(
     doc=st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
