@@ -99,12 +99,17 @@ async def call_endpoint(
         if not await sock.poll(int(timeout * 1000)):
             raise _NoAnswer(f"{endpoint} did not answer {command!r} within {timeout:.0f} s")
         frames = await sock.recv_multipart()
-        reply = msgspec.json.decode(frames[-1])
     finally:
         sock.close()
         ctx.term()
+    try:
+        reply = msgspec.json.decode(frames[-1])
+    except msgspec.DecodeError:
+        reply = None
+    if not isinstance(reply, dict):
+        raise CommandError(f"{endpoint} did not answer {command!r} with a control answer (a JSON object)")
     if not reply.get("ok"):
-        raise CommandError(reply.get("error", "the command failed"))
+        raise CommandError(str(reply.get("error", "the command failed")))
     return reply.get("result")
 
 

@@ -61,6 +61,8 @@ class Member:
     events: frozenset[str] | None
     last_seen: float
     next_batch: int = 1
+    #: The highest batch it acknowledged (acks are cumulative: one below this goes backwards).
+    acked: int = 0
     inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)
     inflight_events: int = 0
     inflight_bytes: int = 0
@@ -192,6 +194,27 @@ def stats(group: Group, now: float) -> p.GroupStats:
         delivered=group.delivered,
         redelivered=group.redelivered,
         ack_lag=max(0.0, now - oldest),
+    )
+
+
+def batch(group: str, batch_no: int, items: list[Item], window_ms: int) -> bytes:
+    """One encoded :class:`~.protocol.Batch` of ``items``, with the indexes of the redelivered and
+    the marked ones (and the marks' stamps and window) when any item is flagged."""
+    events = [e for e, _ in items]
+    flagged = [i for i, (_, flags) in enumerate(items) if flags]
+    if not flagged:
+        return p.encode(p.Batch(group, batch_no, events))
+    marked = [i for i in flagged if items[i][1] & DEDUPE]
+    return p.encode(
+        p.Batch(
+            group,
+            batch_no,
+            events,
+            [i for i in flagged if items[i][1] & REDELIVERED],
+            marked,
+            [items[i][1] >> STAMP_SHIFT for i in marked],
+            window_ms if marked else 0,
+        )
     )
 
 

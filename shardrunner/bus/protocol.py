@@ -172,7 +172,17 @@ class State(msgspec.Struct, tag="state"):
     last: bool = True
 
 
-BusMessage = Join | Leave | Alive | Ack | Batch | Gap | Command | CommandResult | StateRequest | State
+class Rejected(msgspec.Struct, tag="rejected"):
+    """Worker -> member: a message of this peer was refused (not a bus message, or one it may not
+    send: an ack for a batch never sent, another member's leave...; see docs/delivery.md). Sent at
+    most once a second per peer; every refusal is counted in the worker's ``bus_rejected``."""
+
+    reason: str
+
+
+BusMessage = (
+    Join | Leave | Alive | Ack | Batch | Gap | Command | CommandResult | StateRequest | State | Rejected
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BusMessage)

@@ -33,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
+from shardrunner.bus import checks
 from shardrunner.bus import groups as tables
 from shardrunner.bus import protocol as p
 from shardrunner.bus.groups import DEDUPE, REDELIVERED, STAMP_SHIFT, Group, Item, Limits, Member, key_of
@@ -60,11 +61,13 @@ class Router:
         self.groups: dict[str, Group] = {}
         self._by_name: dict[str, list[Group]] = {}
         self.dropped_unsubscribed = 0
+        #: Members' messages refused (:mod:`.checks`), counted by the server: ``bus_rejected``.
+        self.rejected = 0
         self._outbox: list[tuple[bytes, bytes]] = []
         self._holds: dict[tuple[ConnKey, str], Holds] = {}
         # The holds of the last event published: consecutive events mostly come from one
         # connection, whose events all carry its one ConnKey object, so an identity check finds the
-        # run without hashing the key (a different but equal key only costs the dict lookup).
+        # run without hashing the key (a different but equal key costs the dict lookup).
         self._last_conn: ConnKey | None = None
         self._last_session = ""
         self._last_holds: Holds | None = None
@@ -76,8 +79,7 @@ class Router:
         self.now: Callable[[], float] = time.monotonic
         #: The window marked batches carry (set with the modes).
         self.dedupe_window_ms = 0
-        #: Per connection, the events a ``hold`` or ``mute`` mode kept from every group.
-        self.withheld: dict[ConnKey, int] = {}
+        self.withheld: dict[ConnKey, int] = {}  # per connection, what hold or mute kept from all
 
     # -- membership -------------------------------------------------------------------------
     def declare(self, name: str, events: Iterable[str] | None) -> Group:
@@ -114,19 +116,28 @@ class Router:
             group.held_bytes -= len(event.data)
         self._reroute(group, held, front=False)
 
-    def leave(self, group_name: str, member: str) -> None:
+    def leave(self, group_name: str, member: str, identity: bytes | None = None) -> str | None:
+        """Remove a member; else why not (see :mod:`.checks`; ``identity`` None: not checked)."""
         group = self.groups.get(group_name)
-        if group is not None and member in group.members:
+        refused = checks.leave(group, group_name, member, identity)
+        if refused is None and group is not None:
             self._remove(group, member)
+        return refused
 
-    def alive(self, identity: bytes, alive: p.Alive, now: float) -> None:
+    def alive(self, identity: bytes, alive: p.Alive, now: float) -> str | None:
+        """Refresh a member, admitting again the joins it repeats; else why not (:mod:`.checks`)."""
+        refused = None
         for join in alive.joins:
+            if join.member != alive.member:
+                refused = checks.other_join(alive, join)
+                continue
             group = self.groups.get(join.group)
             m = group.members.get(alive.member) if group is not None else None
             if m is None:
                 self.join(identity, join, now)  # removed while silent, or this worker is new
             else:
                 m.last_seen = now
+        return refused
 
     def expire(self, now: float) -> list[str]:
         """Remove members silent for longer than the timeout; return their ids. A member alive but
@@ -279,11 +290,14 @@ class Router:
         tables.lost(group, event)
 
     # -- acknowledgements ---------------------------------------------------------------------
-    def ack(self, ack: p.Ack, now: float) -> None:
+    def ack(self, ack: p.Ack, now: float, identity: bytes | None = None) -> str | None:
+        """Release what a member acknowledged; else why not (:mod:`.checks`)."""
         group = self.groups.get(ack.group)
         member = group.members.get(ack.member) if group else None
-        if member is None or group is None:
-            return
+        refused = checks.ack(member, ack, identity)
+        if refused is not None or member is None or group is None:
+            return refused
+        member.acked = ack.batch
         member.last_seen = now
         member.stalled = False  # it acknowledges again: its window opens
         while member.inflight and member.inflight[0][0] <= ack.batch:
@@ -293,6 +307,7 @@ class Router:
             member.inflight_bytes -= sum(len(e.data) for e, _ in items)
             group.delivered += len(items)
             self._release(items)
+        return None
 
     def _release(self, items: Iterable[Item]) -> None:
         """Items no longer held by one group (acknowledged or dropped)."""
@@ -339,21 +354,8 @@ class Router:
                     member.inflight.append((batch_no, items))
                     member.sent_at.append(now)
                     member.inflight_events += n
-                    events = [e for e, _ in items]
-                    flagged = [i for i, (_, flags) in enumerate(items) if flags]
-                    if flagged:
-                        batch = p.Batch(
-                            group.name,
-                            batch_no,
-                            events,
-                            [i for i in flagged if items[i][1] & REDELIVERED],
-                            marked := [i for i in flagged if items[i][1] & DEDUPE],
-                            [items[i][1] >> STAMP_SHIFT for i in marked],
-                            self.dedupe_window_ms if marked else 0,
-                        )
-                    else:
-                        batch = p.Batch(group.name, batch_no, events)
-                    out.append((member.identity, p.encode(batch)))
+                    data = tables.batch(group.name, batch_no, items, self.dedupe_window_ms)
+                    out.append((member.identity, data))
         return out
 
     def send_to(self, identity: bytes, message: p.BusMessage) -> None:

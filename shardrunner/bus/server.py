@@ -27,6 +27,7 @@ from typing import Any, Final
 import zmq
 import zmq.asyncio
 
+from shardrunner.bus import checks
 from shardrunner.bus import protocol as p
 from shardrunner.bus.router import Router
 from shardrunner.curve import CurveServer, restrict_ipc, tcp_bind
@@ -86,6 +87,7 @@ class BusServer:
                 raise ValueError("a TCP bus needs CURVE keys")
             self._tcp = _router_socket(plain)
             curve.apply(self._tcp)
+        self._peers = checks.Peers()
         self._flush_scheduled = False
         self._check_scheduled = False
         self._tasks: set[asyncio.Future[None]] = set()
@@ -123,13 +125,21 @@ class BusServer:
         got = False
         while True:
             try:
-                identity, data = sock.recv_multipart(flags=zmq.NOBLOCK)
+                frames = sock.recv_multipart(flags=zmq.NOBLOCK)
             except zmq.Again:
                 return got
             except zmq.ZMQError:
                 return got  # closed
             got = True
-            self._on_message(tag + identity if tag else identity, data, now)
+            identity = tag + frames[0] if tag else frames[0]
+            if len(frames) != 2:
+                self._reject(identity, checks.frames(len(frames) - 1), now)
+                continue
+            try:
+                self._on_message(identity, frames[1], now)
+            except Exception:  # a bug of ours, not the peer's: the loop and the other members go on
+                log.exception("a bus message from %r could not be handled", identity)
+                self._reject(identity, "the worker failed to handle this message", now)
 
     def close(self) -> None:
         self._sock.close()
@@ -177,24 +187,50 @@ class BusServer:
     def _on_message(self, identity: bytes, data: bytes, now: float) -> None:
         try:
             message = p.decode(data)
-        except Exception:
-            log.warning("undecodable bus message from %r", identity)
+        except Exception as exc:  # msgspec's DecodeError, or anything it meets in garbage
+            self._reject(identity, checks.undecodable(exc), now)
             return
+        refused: str | None = None
         if isinstance(message, p.Ack):
-            self.router.ack(message, now)
+            refused = self.router.ack(message, now, identity)
         elif isinstance(message, p.Alive):
-            self.router.alive(identity, message, now)
+            refused = self.router.alive(identity, message, now)
         elif isinstance(message, p.Join):
-            log.info("member %s joined group %s", message.member, message.group)
-            self.router.join(identity, message, now)
+            refused = checks.join(message, self.router.groups)
+            if refused is None:
+                log.info("member %s joined group %s", message.member, message.group)
+                self.router.join(identity, message, now)
         elif isinstance(message, p.Leave):
-            self.router.leave(message.group, message.member)
+            refused = self.router.leave(message.group, message.member, identity)
         elif isinstance(message, p.Command):
-            task = asyncio.ensure_future(self._command(identity, message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            refused = checks.command(message)
+            if refused is not None:
+                self.router.send_to(identity, p.CommandResult(message.request, False, refused))
+            else:
+                task = asyncio.ensure_future(self._command(identity, message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         elif isinstance(message, p.StateRequest):
-            self._answer_state(identity, message)
+            if self._peers.state_allowed(identity, now):
+                self._answer_state(identity, message)
+            else:
+                refused = checks.state_refusal()
+        else:
+            refused = checks.unexpected(message)
+        if refused is not None:
+            self._reject(identity, refused, now)
+
+    def _reject(self, identity: bytes, reason: str, now: float) -> None:
+        """Count a refused message; tell its peer (and log) at most once a second per peer."""
+        self.router.rejected += 1
+        if self._peers.tell(identity, now):
+            log.warning(
+                "refused a bus message from %r: %s (%d refused so far)",
+                identity,
+                reason,
+                self.router.rejected,
+            )
+            self.router.send_to(identity, p.Rejected(reason))
 
     def _answer_state(self, identity: bytes, request: p.StateRequest) -> None:
         """The state, at once (it is in memory), in messages of at most about
@@ -271,4 +307,5 @@ def _router_socket(ctx: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, 0)  # bounded by the router's in-flight windows instead
     sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, checks.MAX_MESSAGE_BYTES)
     return sock

@@ -114,6 +114,8 @@ def status_text(status: Mapping[str, Any], *, every_host: bool = False) -> str:
         state = str(w.get("state", "?")) + (", ready" if w.get("ready") else "")
         if w.get("filtered"):
             state += f", {w['filtered']} events filtered by the controller"
+        if w.get("bus_rejected"):
+            state += f", {w['bus_rejected']} bots' messages refused by its bus"
         state += _failures(w.get("hook_failures"))
         held = w.get("conns", w.get("shards"))
         lines.append(

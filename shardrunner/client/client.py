@@ -236,6 +236,8 @@ class Client(DiscordCommands, TwitchCommands, StateRequests, LifecycleHandlers):
                 fut.set_result(message)
         elif isinstance(message, p.State):
             self._on_state(message)
+        elif isinstance(message, p.Rejected):
+            log.warning("the worker at %s refused a message of this bot: %s", link.endpoint, message.reason)
 
     def _on_marked_batch(self, link: Link, message: p.Batch) -> None:
         """A batch with events to check across connection sets: during a reshard's switch only, so

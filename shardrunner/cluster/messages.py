@@ -232,6 +232,8 @@ class Report(msgspec.Struct, tag="report"):
     filtered: int = 0
     #: Per controller hook, the calls that failed in this worker (raised, timed out, stalled).
     hook_failures: dict[str, int] = {}
+    #: Bots' messages its bus refused since the worker started (docs/delivery.md, bad input).
+    bus_rejected: int = 0
 
 
 class Ping(msgspec.Struct, tag="ping"):

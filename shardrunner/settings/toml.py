@@ -38,6 +38,8 @@ def read_toml(path: str, named_by: str = "") -> dict[str, Any]:
         raise SettingsError(f"{where} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise SettingsError(f"{where} is not valid TOML: it is not UTF-8 text") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise SettingsError(f"{where} is not valid TOML here: its values nest too deeply") from None
 
 
 def read_config(
@@ -74,12 +76,14 @@ def read_config(
             raise SettingsError(f"unknown setting {key!r} in config file {path}{suggestion(name, by_name)}")
         put(name, key, value)
 
+    full = {s.name for s in known}
     for section in known:
         table = _table(data, section.table)
         if table is None:
             continue
         if section.name not in used:
             continue  # another command's settings
+        _check_tables_in(data, section, full, path)
         for key, value in table.items():
             name = key.replace("-", "_")
             written = f"{section.name}.{key}"
@@ -110,6 +114,25 @@ def _table(data: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any] 
         node = node[part]
     # A table that holds sub-sections (``[sim]`` holding ``[sim.discord]``) is not itself settings.
     return {k: v for k, v in node.items() if not isinstance(v, dict)}
+
+
+def _check_tables_in(data: Mapping[str, Any], section: Section, full: set[str], path: str) -> None:
+    # A table inside a section's table is a sub-section ([sim] holds [sim.discord]) or a mistake:
+    # a setting written as a table (``workers = {}``), or a table no section has.
+    node: Any = data
+    for part in section.table:
+        node = node[part]
+    for key, value in node.items():
+        if not isinstance(value, dict) or f"{section.name}.{key}" in full:
+            continue
+        name = key.replace("-", "_")
+        if name in {s.name for s in section.settings}:
+            raise SettingsError(
+                f"invalid setting {name}: must be a value, not a table (in section [{section.name}] of "
+                f"config file {path})",
+                name,
+            )
+        raise SettingsError(f"unknown section [{section.name}.{key}] in config file {path}")
 
 
 def _check_unknown_tables(data: Mapping[str, Any], known: Sequence[Section], path: str) -> None:

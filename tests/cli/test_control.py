@@ -166,12 +166,18 @@ def test_status_text_when_status_names_shards_only_builds_the_conn_names() -> No
 
 
 def test_status_text_when_a_controller_filters_says_how_many_events_it_dropped() -> None:
-    worker = {**STATUS["workers"][0], "filtered": 1234, "hook_failures": {"identify": 1, "accept": 3}}
+    worker = {
+        **STATUS["workers"][0],
+        "filtered": 1234,
+        "hook_failures": {"identify": 1, "accept": 3},
+        "bus_rejected": 5,
+    }
     controller = {"name": "mybot.ops.Ops", "hooks": ["accept", "identify"], "failures": {"should_reshard": 2}}
     text = status_text({**STATUS, "workers": [worker], "controller": controller})
     [row] = [line for line in text.splitlines() if line.strip().startswith("0 ")]
     assert row.endswith(
-        "running, ready, 1234 events filtered by the controller; failed calls: accept 3, identify 1"
+        "running, ready, 1234 events filtered by the controller, 5 bots' messages refused by its bus; "
+        "failed calls: accept 3, identify 1"
     )
     assert "controller mybot.ops.Ops: accept, identify; failed calls: should_reshard 2" in text.splitlines()
     assert "controller" not in status_text(STATUS)

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from shardrunner.cluster import statefile
@@ -53,9 +54,10 @@ def test_statefile_when_stale_or_foreign_is_ignored_with_the_reason(
 ) -> None:
     path = statefile.write(tmp_path, TOKEN, conns(2), [snap(0)])
     if age:
-        old = time.time() - age
-        data = path.read_bytes().replace(b'"written_at":', b'"written_at":%f,"x":' % old, 1)
-        path.write_bytes(data)
+        table = statefile._read(tmp_path)
+        table.written_at = time.time() - age
+        table.digest = statefile.digest_of(table)  # an old table, not an edited one
+        path.write_bytes(msgspec.json.encode(table))
         os.utime(path)
     loaded, why = statefile.load(tmp_path, conns(count), token, 60)
     assert loaded == []

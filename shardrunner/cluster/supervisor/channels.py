@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from shardrunner.bus.protocol import Delivery
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.supervisor.delivery import DeliveryTable
@@ -28,20 +30,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("shardrunner.supervisor")
 
 
+class _Changes(msgspec.Struct):
+    added: list[str] = []
+    removed: list[str] = []
+    rates: dict[str, float] = {}
+
+
 def load_changes(path: Path) -> tuple[list[str], list[str], dict[str, float]]:
-    """(added, removed, rates) as kept in ``path`` (nothing if it is missing or unreadable)."""
+    """(added, removed, rates) as kept in ``path`` (nothing if it is missing, unreadable, or not of
+    that shape: one line says so)."""
     try:
-        data = json.loads(path.read_text())
+        data = msgspec.json.decode(path.read_bytes(), type=_Changes)
     except FileNotFoundError:
         return [], [], {}
-    except (OSError, ValueError) as exc:
-        log.warning("%s cannot be read (%s): starting from the configured channels", path, exc)
+    except (OSError, msgspec.DecodeError) as exc:
+        log.warning("%s cannot be read (%s): starting from the configured channels", path, str(exc)[:200])
         return [], [], {}
-    if not isinstance(data, dict):
-        return [], [], {}
-    rates = data.get("rates")
-    rates = {str(k): float(v) for k, v in rates.items()} if isinstance(rates, dict) else {}
-    return [str(c) for c in data.get("added", [])], [str(c) for c in data.get("removed", [])], rates
+    return data.added, data.removed, data.rates
 
 
 def save_changes(path: Path, plan: KeyedPlan, rates: dict[str, float] | None = None) -> None:

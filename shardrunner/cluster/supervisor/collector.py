@@ -42,6 +42,8 @@ class WorkerView:
     cpu_percent: float | None
     rss: int | None
     loop_lag: float | None
+    #: Bots' messages its bus refused (its latest report).
+    bus_rejected: int = 0
 
 
 @dataclass
@@ -185,16 +187,18 @@ class SupervisorCollector(Collector):
         lag = _gauge(
             "worker_event_loop_lag_seconds", "how late the worker's loop woke, last report", ("worker",)
         )
+        rejected = _counter("worker_bus_rejected_messages", "bots' messages its bus refused", ("worker",))
         for w in self.view.workers:
             slot = [str(w.slot)]
             ready.add_metric(slot, 1 if w.ready else 0)
+            rejected.add_metric(slot, w.bus_rejected)
             if w.cpu_percent is not None:
                 cpu.add_metric(slot, w.cpu_percent / 100)
             if w.rss is not None:
                 rss.add_metric(slot, w.rss)
             if w.loop_lag is not None:
                 lag.add_metric(slot, w.loop_lag)
-        yield from (ready, cpu, rss, lag)
+        yield from (ready, cpu, rss, lag, rejected)
 
     def _budgets(self) -> Iterator[Metric]:
         labels = ("budget", "key")

@@ -18,7 +18,7 @@ import abc
 import asyncio
 import contextlib
 import logging
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import msgspec
 import zmq
@@ -29,6 +29,12 @@ from shardrunner.control import CommandError
 from shardrunner.curve import CurveServer, restrict_ipc, tcp_bind
 
 log = logging.getLogger("shardrunner.supervisor")
+
+#: A larger request closes its peer's connection unread (ZeroMQ's MAXMSGSIZE; a channels add of
+#: 100,000 names is about 3 MB).
+MAX_REQUEST_BYTES: Final = 16 << 20
+#: Requests answered at once; past that the next ones are refused until some are done.
+MAX_PENDING: Final = 256
 
 
 class ControlTarget(Protocol):
@@ -185,10 +191,13 @@ class ControlServer:
         self._tcp: zmq.asyncio.Socket | None = None
         self._auth: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Requests answered with an error (bad ones, and refused ones) since the start.
+        self.refused = 0
 
     def bind(self) -> None:
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
         sock.bind(self.endpoint)
         restrict_ipc(self.endpoint)
         self._sock = sock
@@ -197,6 +206,7 @@ class ControlServer:
             self._auth = self._curve.authenticator(self._ctx)
             tcp = self._ctx.socket(zmq.ROUTER)
             tcp.setsockopt(zmq.LINGER, 1000)
+            tcp.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
             self._curve.apply(tcp)
             tcp.bind(tcp_bind(self._tcp_bind))
             self._tcp = tcp
@@ -213,6 +223,14 @@ class ControlServer:
     async def _serve(self, sock: zmq.asyncio.Socket, *, remote: bool) -> None:
         while True:
             frames = await sock.recv_multipart()
+            if len(self._tasks) >= MAX_PENDING:
+                # A peer sending requests faster than they are answered (a reload takes minutes):
+                # the next ones are refused at once, so its flood stays bounded.
+                self.refused += 1
+                with contextlib.suppress(zmq.ZMQError):
+                    reply = {"ok": False, "error": f"{MAX_PENDING} requests are in progress: try again later"}
+                    await sock.send_multipart([frames[0], b"", msgspec.json.encode(reply)])
+                continue
             task = asyncio.ensure_future(self._answer(sock, frames, remote))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -220,11 +238,16 @@ class ControlServer:
     async def _answer(self, sock: zmq.asyncio.Socket, frames: list[bytes], remote: bool) -> None:
         identity, body = frames[0], frames[-1]
         try:
+            if len(frames) < 2:
+                raise CommandError("a control request is a JSON object after an empty frame")
             request = msgspec.json.decode(body)
-            name = request.get("command") if isinstance(request, dict) else None
-            command = COMMANDS.get(name or "")
+            if not isinstance(request, dict):
+                raise CommandError('a control request is a JSON object: {"command": NAME, ...}')
+            name = request.get("command")
+            command = COMMANDS.get(name) if isinstance(name, str) else None
             if command is None:
-                raise CommandError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
+                shown = repr(name)[:80]
+                raise CommandError(f"unknown command {shown}; known: {', '.join(sorted(COMMANDS))}")
             if remote and command.name not in REMOTE_COMMANDS:
                 raise CommandError(remote_refusal(command.name))
             reply: dict[str, Any] = {"ok": True, "result": await command.execute(self.target, request)}
@@ -232,6 +255,12 @@ class ControlServer:
             reply = {"ok": False, "error": str(exc)}
         except msgspec.DecodeError:
             reply = {"ok": False, "error": "the request is not JSON"}
+        except Exception as exc:  # a request of a shape no command expected: answered, logged, served on
+            log.exception("a control request failed")
+            failed = f"the request failed ({type(exc).__name__}): see the supervisor's log"
+            reply = {"ok": False, "error": failed}
+        if not reply["ok"]:
+            self.refused += 1
         if sock in (self._sock, self._tcp):
             with contextlib.suppress(zmq.ZMQError):
                 await sock.send_multipart([identity, b"", msgspec.json.encode(reply)])

@@ -27,6 +27,7 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
     if isinstance(message, m.Report):
         sup.book.on_report(worker.slot, message, now)
         worker.filtered, worker.hook_failures = message.filtered, message.hook_failures
+        worker.bus_rejected = message.bus_rejected
     elif isinstance(message, m.Pong):
         worker.last_pong = now
         if worker.ready != message.ready:

@@ -49,6 +49,8 @@ class ZmqWorkerLink:
         self._ctx = ctx
         self._endpoint = endpoint
         self._sock: zmq.asyncio.Socket | None = None
+        #: Messages from workers that were dropped, undecodable.
+        self.undecodable = 0
 
     @property
     def endpoint(self) -> str:
@@ -86,11 +88,21 @@ class ZmqWorkerLink:
     async def recv(self) -> tuple[bytes, m.Message]:
         assert self._sock is not None
         while True:
-            identity, data = await self._sock.recv_multipart()
+            frames = await self._sock.recv_multipart()
+            identity = frames[0]
             try:
-                return identity, m.decode(data)
-            except Exception:
-                log.warning("worker %s sent something undecodable", identity.decode(errors="replace"))
+                if len(frames) != 2:
+                    raise ValueError(f"{len(frames) - 1} frames instead of one")
+                return identity, m.decode(frames[1])
+            except Exception as exc:
+                # Dropped (a worker of another version, or a bug): the worker's pings and reports
+                # go on, or its deadlines replace it.
+                self.undecodable += 1
+                log.warning(
+                    "worker %s sent something undecodable (%s); dropped",
+                    identity.decode(errors="replace"),
+                    str(exc)[:200],
+                )
 
     def close(self) -> None:
         if self._sock is not None:

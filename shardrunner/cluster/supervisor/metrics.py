@@ -52,7 +52,8 @@ def snapshot(sup: Supervisor) -> MetricsView:
         for w in sup.reconciler.live():
             if w.slot in live:
                 cpu, rss = w.handle.usage()
-                workers.append(WorkerView(w.slot, w.ready, cpu, rss, book.loop_lag.get(w.slot)))
+                view = WorkerView(w.slot, w.ready, cpu, rss, book.loop_lag.get(w.slot), w.bus_rejected)
+                workers.append(view)
     grants = sup.grants
     starts = {}
     for name, plan in sup.plans.items():

@@ -141,6 +141,8 @@ class Worker:
     #: Events its controller's filter dropped, and its hooks' failed calls (its latest report).
     filtered: int = 0
     hook_failures: dict[str, int] = field(default_factory=dict)
+    #: Bots' messages its bus refused (its latest report).
+    bus_rejected: int = 0
 
     @property
     def identity(self) -> bytes:

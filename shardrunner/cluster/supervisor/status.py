@@ -56,6 +56,8 @@ class WorkerStatus(msgspec.Struct):
     #: (docs/controllers.md).
     filtered: int = 0
     hook_failures: dict[str, int] = {}
+    #: Bots' messages its bus refused (docs/delivery.md, bad input).
+    bus_rejected: int = 0
 
 
 class ConnStatus(msgspec.Struct):
@@ -161,6 +163,7 @@ def worker_status(worker: Worker, slot: Slot) -> WorkerStatus:
         conns=[str(c) for c in slot.desired.conns],
         filtered=worker.filtered,
         hook_failures=worker.hook_failures,
+        bus_rejected=worker.bus_rejected,
     )
 
 

@@ -317,7 +317,14 @@ class Worker(Leases):
         reports = self.conns.reports(router.withheld)
         low = self.conns.low_water(router.low_water())
         failures = self._hook_failures() if self._hook_failures is not None else {}
-        return m.Report(reports, low, router.group_stats(), filtered=router.filtered, hook_failures=failures)
+        return m.Report(
+            reports,
+            low,
+            router.group_stats(),
+            filtered=router.filtered,
+            hook_failures=failures,
+            bus_rejected=router.rejected,
+        )
 
     async def report_loop(self) -> None:
         lag = 0.0

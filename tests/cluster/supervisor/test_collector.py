@@ -67,7 +67,7 @@ def view() -> MetricsView:
                 ),
             ),
         ],
-        workers=[WorkerView(0, True, 150.0, 64 << 20, 0.002), WorkerView(1, False, None, None, None)],
+        workers=[WorkerView(0, True, 150.0, 64 << 20, 0.002, 7), WorkerView(1, False, None, None, None)],
         groups=[
             (0, GroupStats("bots", None, 2, 10, 1000, 4, 1, 500, 3, 0.25)),
             (1, GroupStats("bots", None, 2, 0, 0, 0, 0, 80, 0, 0.0)),
@@ -153,6 +153,7 @@ def test_collector_groups_and_workers_when_scraped_show_each_workers_share() -> 
     assert at(t, "shardrunner_worker_cpu_usage_ratio", worker="0") == 1.5
     assert at(t, "shardrunner_worker_resident_memory_bytes", worker="0") == 64 << 20
     assert at(t, "shardrunner_worker_event_loop_lag_seconds", worker="0") == 0.002
+    assert at(t, "shardrunner_worker_bus_rejected_messages_total", worker="0") == 7
     assert (at(t, "shardrunner_worker_ready", worker="0"), at(t, "shardrunner_worker_ready", worker="1")) == (
         1,
         0,

@@ -28,6 +28,7 @@ class FakeRouter:
         self.withheld: dict[ConnKey, int] = {}
         self.owed = 0
         self.filtered = 0
+        self.rejected = 0
 
     def low_water(self) -> dict[tuple[ConnKey, str], int]:
         return dict(self.held)
@@ -223,11 +224,13 @@ async def test_worker_when_reporting_asks_the_router_for_low_water_and_groups(ri
     bus.router.held = {(OLD[3], f"session-{OLD[3]}"): 12, (OLD[2], "an-older-session"): 3}
     bus.router.stats = [bp.GroupStats("bots", None, 1, 2, 3, 4, 5)]
     bus.router.filtered = 41
+    bus.router.rejected = 3
     report = worker.report()
     assert report is not None
     assert report.low_water == [(OLD[3], 12)], "only the current session's low water"
     assert report.groups == bus.router.stats
     assert report.filtered == 41, "what a controller's filter dropped"
+    assert report.bus_rejected == 3, "what the bus refused of the bots' messages"
     by_conn = {r.conn: r for r in report.conns}
     assert (by_conn[OLD[3]].key_count, by_conn[OLD[3]].keys) == (2, [7, 9])
     assert (by_conn[OLD[3]].bytes_in, by_conn[OLD[3]].reconnects) == (4096, 2)
