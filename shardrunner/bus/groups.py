@@ -60,7 +60,7 @@ class Member:
     identity: bytes
     events: frozenset[str] | None
     last_seen: float
-    next_batch: int = 1
+    next_batch: int = 1  # one past the last batch number sent to it (numbers are the router's)
     #: The highest batch it acknowledged (acks are cumulative: one below this goes backwards).
     acked: int = 0
     inflight: deque[tuple[int, list[Item]]] = field(default_factory=deque)

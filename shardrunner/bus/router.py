@@ -80,6 +80,7 @@ class Router:
         #: The window marked batches carry (set with the modes).
         self.dedupe_window_ms = 0
         self.withheld: dict[ConnKey, int] = {}  # per connection, what hold or mute kept from all
+        self._batch_no = 0  # the last batch number given (to any member)
 
     # -- membership -------------------------------------------------------------------------
     def declare(self, name: str, events: Iterable[str] | None) -> Group:
@@ -349,8 +350,11 @@ class Router:
                     group.held_events -= n
                     group.held_bytes -= (size := sum(len(e.data) for e, _ in items))
                     member.inflight_bytes += size
-                    batch_no = member.next_batch
-                    member.next_batch += 1
+                    # Numbered across the router, not per member: a member removed while silent and
+                    # admitted again never sees a number it has already processed (its client acks
+                    # only numbers above the highest it processed on this link).
+                    self._batch_no = batch_no = self._batch_no + 1
+                    member.next_batch = batch_no + 1
                     member.inflight.append((batch_no, items))
                     member.sent_at.append(now)
                     member.inflight_events += n
