@@ -10,23 +10,24 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
 import zmq
 
 from shardrunner.bus import protocol as p
-from shardrunner.client.dedupe import STALE, CrossDedupe, Dedupe, Epochs, raw_identity
-from shardrunner.client.discord import DiscordCommands, discord_identity
+from shardrunner.client.dedupe import STALE, CrossDedupe, Dedupe, Epochs
+from shardrunner.client.discord import DiscordCommands
 from shardrunner.client.errors import ClientError
 from shardrunner.client.events import ClientEvent, Gap
+from shardrunner.client.identity import cross_duplicate
 from shardrunner.client.lifecycle import LifecycleHandlers
 from shardrunner.client.link import Link
 from shardrunner.client.remote import Discovery
 from shardrunner.client.state import StateRequests, _Answer
-from shardrunner.client.twitch import TwitchCommands, twitch_identity
-from shardrunner.protocol.envelope import Event, RoutingKey
+from shardrunner.client.twitch import TwitchCommands
+from shardrunner.protocol.envelope import RoutingKey
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.routing import owner
 from shardrunner.rundir import resolve_run_dir
@@ -42,16 +43,6 @@ DISCOVER_EVERY_S: Final = 1.0
 ALIVE_EVERY_S: Final = 1.0
 
 Handler = Callable[[ClientEvent], Awaitable[None]]
-
-#: Each platform's identity of an event across connection sets (None: the event has no copy on
-#: another set); a platform not named here uses the hash of the raw body.
-IDENTITIES: Final[dict[str, Callable[[str, bytes], Hashable]]] = {
-    "discord": discord_identity,
-    "twitch": twitch_identity,
-}
-#: Platforms whose identity is unique for ever (Twitch's message ids): two copies match whenever
-#: their workers received them, not only within the reshard window.
-UNIQUE_IDENTITY: Final = frozenset({"twitch"})
 
 
 class Client(DiscordCommands, TwitchCommands, StateRequests, LifecycleHandlers):
@@ -204,6 +195,9 @@ class Client(DiscordCommands, TwitchCommands, StateRequests, LifecycleHandlers):
     # -- receiving ------------------------------------------------------------------------------
     def _on_message(self, link: Link, message: p.BusMessage) -> None:
         if isinstance(message, p.Batch):
+            if message.batch <= link.received:
+                self._renumbered(link)
+            link.received = message.batch
             if message.dedupe and self.dedupe:
                 self._on_marked_batch(link, message)
                 return
@@ -239,6 +233,16 @@ class Client(DiscordCommands, TwitchCommands, StateRequests, LifecycleHandlers):
         elif isinstance(message, p.Rejected):
             log.warning("the worker at %s refused a message of this bot: %s", link.endpoint, message.reason)
 
+    def _renumbered(self, link: Link) -> None:
+        """A new worker at an endpoint this client knew (a supervisor started again in the same run
+        dir): its batch numbers start afresh, and what the old one sent (replayed by the new one, the
+        dedupe drops repeats) must not acknowledge them."""
+        log.info("the worker at %s is a new one: its batches are counted afresh", link.endpoint)
+        link.done = link.acked = 0
+        self._queue = deque((e, lk, 0 if lk is link else b, last) for e, lk, b, last in self._queue)
+        if self._current is not None and self._current[0] is link:
+            self._current = (link, 0, self._current[2])
+
     def _on_marked_batch(self, link: Link, message: p.Batch) -> None:
         """A batch with events to check across connection sets: during a reshard's switch only, so
         the usual batch does not pay for it."""
@@ -253,7 +257,7 @@ class Client(DiscordCommands, TwitchCommands, StateRequests, LifecycleHandlers):
                 self.stale_dropped += 1
             elif verdict:
                 self.duplicates += 1
-            elif i in marked and self._cross_duplicate(event, now, marked[i], window):
+            elif i in marked and cross_duplicate(self._cross, event, now, marked[i], window):
                 self.cross_duplicates += 1
             else:
                 self._queue.append((ClientEvent(event, i in again), link, message.batch, i == last))
@@ -261,17 +265,6 @@ class Client(DiscordCommands, TwitchCommands, StateRequests, LifecycleHandlers):
             if i == last:
                 self._queue.append((_SKIP, link, message.batch, True))
         self._ready.set()
-
-    def _cross_duplicate(self, event: Event, now: float, stamp: int, window: int) -> bool:
-        conn = event.conn
-        platform = conn.platform
-        identity = IDENTITIES.get(platform, raw_identity)(event.name, event.data)
-        if identity is None:
-            return False
-        if platform in UNIQUE_IDENTITY:
-            # A backup reader's copy comes from another connection of the same set.
-            return self._cross.duplicate(platform, (conn.generation, conn.shard), identity, now, stamp, 0)
-        return self._cross.duplicate(platform, conn.generation, identity, now, stamp, window)
 
     # -- consuming ------------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[ClientEvent]:

@@ -42,6 +42,7 @@ class Link:
         self.sock.connect(endpoint)
         self.acked = 0
         self.done = 0  # highest batch fully processed
+        self.received = 0  # highest batch number received (numbers only grow from one worker)
         self.closed = False
         self._on_message = on_message
         self._loop = asyncio.get_running_loop()

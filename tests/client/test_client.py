@@ -322,3 +322,32 @@ async def test_client_when_a_superseded_holder_sends_late_drops_its_events_and_c
 
         await wait_for(lambda: 3 in acked(), 5, "the dropped batches acknowledged")
         assert client.duplicates == 0
+
+
+async def test_client_when_a_new_worker_answers_at_a_known_endpoint_acknowledges_its_batches(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    """A supervisor started again in the same run dir numbers its workers' endpoints again, and the
+    new worker's batches start again at 1: the client must count that link afresh (it acknowledged
+    batch 3 of the old worker) or it never acknowledges the new one's, whose window then fills."""
+    bus = next(iter(cluster.workers))
+    conn = OLD[0]
+    async with Client(tmp_path) as client:
+        await wait_for(lambda: bus in cluster.members, 5, "the join")
+        for n in range(1, 4):
+            await cluster.send(bus, p.Batch("default", n, [Event(conn, "s", n, "MESSAGE_CREATE", 1, b"{}")]))
+        got = [await asyncio.wait_for(client.next_event(), 5) for _ in range(3)]
+        assert [e.seq for e in got] == [1, 2, 3]
+
+        def acked() -> list[int]:
+            return [m.batch for m in cluster.got[bus] if isinstance(m, p.Ack)]
+
+        client._mark_current_done()
+        await wait_for(lambda: acked()[-1:] == [3], 5, "the old worker's batches acknowledged")
+        # The new worker resumes from before what it does not know was processed: seq 3 comes again.
+        replay = [Event(conn, "s", s, "MESSAGE_CREATE", 1, b"{}") for s in (3, 4, 5)]
+        await cluster.send(bus, p.Batch("default", 1, replay))
+        got = [await asyncio.wait_for(client.next_event(), 5) for _ in range(2)]
+        assert [e.seq for e in got] == [4, 5], "the replayed seq 3 is dropped by the dedupe"
+        client._mark_current_done()
+        await wait_for(lambda: acked()[-1:] == [1], 5, "the new worker's batch 1 acknowledged")
