@@ -80,6 +80,9 @@ class ConnCounters:
     sink_errors: int = 0
     #: Events whose routing key could not be read (delivered without one).
     key_errors: int = 0
+    #: What the platform sent that could not be read: payloads or lines dropped (undecodable, of an
+    #: unknown shape), and messages that ended the connection (a corrupted stream, one too large).
+    decode_errors: int = 0
     #: Seconds between the last heartbeat and its answer.
     heartbeat_latency: float | None = None
     last_resume_at: float | None = None
@@ -133,6 +136,7 @@ class ConnCounters:
             "gaps": self.gaps,
             "sink_errors": self.sink_errors,
             "key_errors": self.key_errors,
+            "decode_errors": self.decode_errors,
             "heartbeat_latency": self.heartbeat_latency,
             "last_resume_at": self.last_resume_at,
             "keys": self.key_count,
