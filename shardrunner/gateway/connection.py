@@ -125,6 +125,13 @@ class ConnCounters:
             pending.discard(key)
             self.keys_pending = len(pending)
 
+    def decode_error(self, n: int = 1) -> bool:
+        """Count ``n`` inputs that could not be read; True when the count passes a power of two:
+        the caller logs then (the 1st, 2nd, 4th...), so a flood of them is a few lines of log."""
+        before = self.decode_errors
+        self.decode_errors = before + n
+        return before.bit_length() != self.decode_errors.bit_length()
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "events_in": self.events_in,

@@ -186,11 +186,8 @@ class Receiving:
             self._unusable(f"an unusable payload ({exc})")
 
     def _dropped(self, what: str) -> None:
-        counters = self.counters
-        counters.decode_errors += 1
-        n = counters.decode_errors
-        if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th...: a flood of them cannot flood the log
-            log.warning("%s: %s dropped (%d so far)", self.conn, what, n)
+        if self.counters.decode_error():
+            log.warning("%s: %s dropped (%d so far)", self.conn, what, self.counters.decode_errors)
 
     def _unusable(self, what: str) -> None:
         # Nothing more of this connection is read: after a broken stream what it would inflate to
