@@ -5,8 +5,9 @@ the hot path's :func:`~shardrunner.protocol.irc.peek_chat` finds what ``parse`` 
 line to it; :class:`~shardrunner.protocol.irc.LineBuffer` with ``drop_long`` skips a line over the
 limit and keeps every other, however the stream is cut. The session (``gateway/twitch/session.py``)
 takes any parsed line. And through a real socket: the simulator sends the corpus's lines to a
-reading connection in the middle of its traffic; the connection keeps its socket, counts what it
-dropped (``decode_errors``) and hands on every generated message once.
+reading connection in the middle of its traffic (it counts what it dropped, ``decode_errors``, and
+hands on every generated message once, through the corpus's RECONNECT too) and to a sending
+connection (which still gets Twitch's answer to each send).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from hypothesis import strategies as st
 
 from shardrunner.gateway.connection import ConnState
 from shardrunner.gateway.twitch.reader import TwitchReader
+from shardrunner.gateway.twitch.sender import TwitchSender
 from shardrunner.gateway.twitch.session import IrcSession, LoginFailed
 from shardrunner.gateway.twitch.session import State as SessionState
 from shardrunner.protocol import irc
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from tests.fuzz.corpus import corpus
-from tests.gateway.twitch.helpers import CountingBudgets, until
+from tests.gateway.twitch.helpers import CountingBudgets, limit_account, until
 from tests.sim.twitch.helpers import admin, running
 
 LIMIT = irc.MAX_TAGS_BYTES + 2 + irc.MAX_LINE_BYTES
@@ -288,3 +290,34 @@ async def test_reader_when_closed_during_a_replacement_stops_without_waiting_for
         await reader.close()
         await asyncio.wait_for(task, 10)
         assert loop.time() - started < 5, "the close waited for the replacement's joins"
+
+
+async def test_sender_when_twitch_sends_bad_lines_reads_on_and_gets_every_answer() -> None:
+    async with running(channels=("chan0",)) as sim:
+        sender = TwitchSender(
+            ConnKey("twitch", 0, 1, 2),
+            login="bot",
+            token="abc",
+            url=f"irc://127.0.0.1:{sim.irc_port}",  # the corpus is not all UTF-8: no WebSocket text
+            sink=lambda e: None,
+            budgets=CountingBudgets(),
+            limits=limit_account(sim, "bot", channel_interval=0.05),  # short: three sends, no wait
+        )
+        task = asyncio.ensure_future(sender.run())
+        try:
+            await until(lambda: sender.state is ConnState.READY, 10, "logged in")
+            (conn,) = sim.connections
+            bad = 0
+            for _, data in corpus("irc_lines"):
+                conn.send(data if data.endswith(b"\n") else data + b"\r\n")
+                bad += _unreadable(data)
+            await until(lambda: sender.counters.decode_errors >= bad, 10, "the bad lines counted")
+            for i in range(3):
+                answer = await sender.send_command(
+                    {"channel": "chan0", "text": f"still here {i}"}, timeout=10
+                )
+                assert answer["id"], answer
+            assert sender.counters.decode_errors == bad
+        finally:
+            await sender.close()
+            await asyncio.wait_for(task, 10)
