@@ -318,10 +318,10 @@ def peek_chat(line: bytes) -> tuple[str, str, str | None] | None:
     """``(command, channel without '#', id tag or None)`` of a tagged chat line (PRIVMSG,
     USERNOTICE with tags and a prefix), found without parsing it; None for every other line, which
     :func:`parse` reads. What it finds is what :func:`parse` would (a property test checks it): a
-    line parse would refuse (NUL or CR inside, not UTF-8, a tag without a key, an empty prefix) or
+    line parse would refuse (NUL, CR or LF inside, not UTF-8, a tag without a key, an empty prefix) or
     read otherwise (an escape or a second ``id`` in the tags, extra spaces) is left to it. The
     line itself goes on as it came, for whoever reads it to :func:`parse`."""
-    if line[:1] != b"@" or b"\0" in line or b"\r" in line:
+    if line[:1] != b"@" or b"\0" in line or b"\r" in line or b"\n" in line:
         return None
     if not line.isascii():
         try:

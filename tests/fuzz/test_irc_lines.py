@@ -201,6 +201,7 @@ def test_session_when_it_reads_any_line_never_raises_but_for_a_refused_login(
 @pytest.mark.parametrize("name", [n for n, _ in corpus("irc_lines")])
 def test_corpus_when_its_lines_are_read_never_raise(name: str) -> None:
     data = dict(corpus("irc_lines"))[name]
+    _agrees(data.removesuffix(b"\n").removesuffix(b"\r"))  # the whole input as one line too
     buf = irc.LineBuffer(drop_long=True)
     session = IrcSession("bot", "token")
     session.state = SessionState.READY
