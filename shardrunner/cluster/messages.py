@@ -205,6 +205,8 @@ class ConnReport(msgspec.Struct, array_like=True):
     #: how many times the connection reconnected; both count from the worker's start.
     bytes_in: int = 0
     reconnects: int = 0
+    #: What the platform sent that the connection could not read (``ConnCounters.decode_errors``).
+    decode_errors: int = 0
 
     def snapshot(self, keys: list[int | str]) -> SessionSnapshot | None:
         if self.session_id is None or self.resume_url is None:

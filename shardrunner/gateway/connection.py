@@ -80,6 +80,9 @@ class ConnCounters:
     sink_errors: int = 0
     #: Events whose routing key could not be read (delivered without one).
     key_errors: int = 0
+    #: What the platform sent that could not be read: payloads or lines dropped (undecodable, of an
+    #: unknown shape), and messages that ended the connection (a corrupted stream, one too large).
+    decode_errors: int = 0
     #: Seconds between the last heartbeat and its answer.
     heartbeat_latency: float | None = None
     last_resume_at: float | None = None
@@ -122,6 +125,13 @@ class ConnCounters:
             pending.discard(key)
             self.keys_pending = len(pending)
 
+    def decode_error(self, n: int = 1) -> bool:
+        """Count ``n`` inputs that could not be read; True when the count passes a power of two:
+        the caller logs then (the 1st, 2nd, 4th...), so a flood of them is a few lines of log."""
+        before = self.decode_errors
+        self.decode_errors = before + n
+        return before.bit_length() != self.decode_errors.bit_length()
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "events_in": self.events_in,
@@ -133,6 +143,7 @@ class ConnCounters:
             "gaps": self.gaps,
             "sink_errors": self.sink_errors,
             "key_errors": self.key_errors,
+            "decode_errors": self.decode_errors,
             "heartbeat_latency": self.heartbeat_latency,
             "last_resume_at": self.last_resume_at,
             "keys": self.key_count,

@@ -12,11 +12,14 @@ against 540k for aiohttp and 190k for websockets (docs/performance.md, benchmark
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from shardrunner.protocol.compression import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("shardrunner.gateway")
 
@@ -50,13 +53,16 @@ class Transport(Protocol):
 
 
 class _Listener(WSListener):
-    """Hands complete messages to the shard; reassembles the rare fragmented one."""
+    """Hands complete messages to the shard; reassembles the rare fragmented one, up to ``limit``
+    bytes (a longer message closes the connection with 1009, as a frame over it does in picows)."""
 
-    def __init__(self, on_message: OnMessage, closed: asyncio.Future[int | None]) -> None:
+    def __init__(self, on_message: OnMessage, closed: asyncio.Future[int | None], limit: int) -> None:
         self.on_message = on_message
         self.closed = closed
+        self.limit = limit
         self.close_code: int | None = None
         self._fragments: list[bytes] | None = None
+        self._size = 0
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
@@ -65,8 +71,16 @@ class _Listener(WSListener):
                 self.on_message(frame.get_payload_as_bytes())
             else:
                 self._fragments = [frame.get_payload_as_bytes()]
+                self._size = frame.payload_size
         elif kind is WSMsgType.CONTINUATION:
             if self._fragments is not None:
+                self._size += frame.payload_size
+                if self._size > self.limit:
+                    log.warning("a fragmented message over %d bytes: closing (1009)", self.limit)
+                    self._fragments = None
+                    transport.send_close(WSCloseCode.MESSAGE_TOO_BIG)
+                    transport.disconnect()
+                    return
                 self._fragments.append(frame.get_payload_as_bytes())
                 if frame.fin:
                     data = b"".join(self._fragments)
@@ -83,6 +97,21 @@ class _Listener(WSListener):
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if not self.closed.done():
             self.closed.set_result(self.close_code)
+        # picows keeps the error that made it disconnect (a frame over the limit, a protocol error:
+        # it logged it) for ``wait_disconnected``; taken here, asyncio does not report it as never
+        # retrieved. One short task per disconnect, none while a connection lives.
+        task = asyncio.ensure_future(_reap(transport))
+        _reaping.add(task)
+        task.add_done_callback(_reaping.discard)
+
+
+#: The reaping tasks under way (asyncio keeps only weak references to tasks).
+_reaping: set[asyncio.Task[None]] = set()
+
+
+async def _reap(transport: WSTransport) -> None:
+    with contextlib.suppress(Exception):
+        await transport.wait_disconnected()
 
 
 class PicowsConnection:
@@ -111,17 +140,20 @@ class PicowsConnection:
 
 
 class PicowsTransport:
-    """Gateway connections over picows."""
+    """Gateway connections over picows; a message over ``max_message`` bytes closes with 1009."""
+
+    def __init__(self, max_message: int = MAX_MESSAGE_BYTES) -> None:
+        self.max_message = max_message
 
     async def connect(self, url: str, on_message: OnMessage, *, timeout: float = 10.0) -> Connection:
         closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         try:
             transport, listener = await ws_connect(
-                lambda: _Listener(on_message, closed),
+                lambda: _Listener(on_message, closed, self.max_message),
                 url,
                 websocket_handshake_timeout=timeout,
                 enable_auto_pong=True,
-                max_frame_size=64 * 1024 * 1024,
+                max_frame_size=self.max_message,
                 # Idle shards are the common case and each holds one: 4 KiB instead of picows' 16
                 # took an idle shard from 67.8 to 55.9 KiB, for about 4 % of full-load throughput
                 # (docs/performance.md, decision 8).

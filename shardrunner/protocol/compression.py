@@ -41,6 +41,21 @@ ZLIB_SUFFIX: Final = b"\x00\x00\xff\xff"
 ZSTD_END_FRAME: Final = b"\x01\x00\x00"
 ZSTD_LEVEL: Final = 3
 ZLIB_LEVEL: Final = 6
+#: The largest message a receiving side takes, compressed (buffered until complete) or inflated:
+#: Discord's largest payloads (a big guild's GUILD_CREATE, a READY of 2,500 guilds) are a few MiB,
+#: so this bounds what a broken or hostile peer can make a connection hold without refusing any.
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+#: A zstd block holds at most 128 KiB and takes at least 4 bytes (an RLE block), so one input byte
+#: can make up to 32 KiB: a long message is fed in steps of ``limit >> _ZSTD_RATIO_LOG`` bytes (at
+#: least 64), which bounds how far the output can overshoot the limit before it is caught (half).
+_ZSTD_RATIO_LOG: Final = 16
+_ZSTD_BLOCK_MAX: Final = 128 * 1024
+#: The most a deflate stream can inflate per input byte (1,032), with room to spare.
+_DEFLATE_MAX_RATIO: Final = 1040
+
+
+class MessageTooLarge(ValueError):
+    """A message, compressed or inflated, is over the receiving side's limit."""
 
 
 class Compression(enum.Enum):
@@ -179,37 +194,80 @@ def compress_segment(mode: Compression, payloads: list[bytes]) -> list[bytes]:
 class ZlibStreamDecompressor:
     """Inflates a zlib-stream: buffers fragments until the sync-flush suffix, then inflates.
 
-    :meth:`feed` returns the complete payload, or ``None`` while a payload is still incomplete.
+    :meth:`feed` returns the complete payload, or ``None`` while a payload is still incomplete. It
+    raises :class:`MessageTooLarge` when the buffered message or its payload goes over ``limit``
+    bytes, and ``zlib.error`` for a corrupted stream; either way the stream cannot go on.
     """
 
-    __slots__ = ("_buffer", "_inflater")
+    __slots__ = ("_buffer", "_inflater", "_unbounded_below", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_MESSAGE_BYTES) -> None:
         self._inflater = _inflate_lib.decompressobj()
         self._buffer = bytearray()
+        self.limit = limit
+        # Deflate makes at most 1,032 bytes of one (a 258-byte match in 2 bits): a message this
+        # short is inflated without a bound, which costs about 4 % per message here.
+        self._unbounded_below = limit // _DEFLATE_MAX_RATIO
 
     def feed(self, data: bytes) -> bytes | None:
         if self._buffer or not data.endswith(ZLIB_SUFFIX):
             self._buffer += data
+            if len(self._buffer) > self.limit:
+                self._buffer.clear()
+                raise MessageTooLarge(f"a zlib-stream message over {self.limit} bytes without its suffix")
             if not self._buffer.endswith(ZLIB_SUFFIX):
                 return None
             data = bytes(self._buffer)
             self._buffer.clear()
-        out: bytes = self._inflater.decompress(data)
+        if len(data) <= self._unbounded_below:  # nearly every message: it cannot go over
+            out: bytes = self._inflater.decompress(data)
+            return out
+        # One byte over the limit is enough to know (the rest stays in the inflater, never used).
+        out = self._inflater.decompress(data, self.limit + 1)
+        if len(out) > self.limit:
+            raise MessageTooLarge(f"a zlib-stream payload inflating to over {self.limit} bytes")
         return out
 
 
 class ZstdStreamDecompressor:
-    """Decompresses a zstd-stream message by message, across frame boundaries."""
+    """Decompresses a zstd-stream message by message, across frame boundaries.
 
-    __slots__ = ("_dctx", "_obj")
+    Raises :class:`MessageTooLarge` for a payload over ``limit`` bytes and ``zstandard.ZstdError``
+    for a corrupted stream; either way the stream cannot go on.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_dctx", "_obj", "_short", "_step", "limit")
+
+    def __init__(self, limit: int = MAX_MESSAGE_BYTES) -> None:
         self._dctx = zstandard.ZstdDecompressor()
         self._obj = self._dctx.decompressobj()
+        self.limit = limit
+        self._step = max(64, limit >> _ZSTD_RATIO_LOG)
+        # A call makes at most 128 KiB per block it ends (one may have begun in the message
+        # before), and a block takes at least 4 bytes: a message this short cannot make more
+        # than ``limit``, so it needs no check (64 MiB: 2,044 bytes, nearly every message).
+        self._short = max(0, (limit // _ZSTD_BLOCK_MAX - 1) * 4)
 
     def feed(self, data: bytes) -> bytes | None:
+        if len(data) <= self._short:
+            out = self._obj.decompress(data)
+            return self._across(out) if self._obj.eof else out
+        parts: list[bytes] = []
+        total = 0
+        for at in range(0, len(data), self._step):
+            part = self._decompress(data[at : at + self._step])
+            total += len(part)
+            if total > self.limit:
+                raise MessageTooLarge(f"a zstd-stream payload decompressing to over {self.limit} bytes")
+            parts.append(part)
+        return b"".join(parts)
+
+    def _decompress(self, data: bytes) -> bytes:
         out = self._obj.decompress(data)
+        return self._across(out) if self._obj.eof else out
+
+    def _across(self, out: bytes) -> bytes:
+        """``out`` and what follows the end of its frame (a splice starts a new one)."""
         while self._obj.eof:
             rest = self._obj.unused_data
             self._obj = self._dctx.decompressobj()
@@ -233,10 +291,10 @@ class StreamDecompressor(Protocol):
         """Return the payload that ``data`` completes, or ``None`` if it is not complete yet."""
 
 
-def new_decompressor(mode: Compression) -> StreamDecompressor:
-    """A fresh decompressor for one connection."""
+def new_decompressor(mode: Compression, limit: int = MAX_MESSAGE_BYTES) -> StreamDecompressor:
+    """A fresh decompressor for one connection, refusing messages over ``limit`` bytes."""
     if mode is Compression.ZLIB_STREAM:
-        return ZlibStreamDecompressor()
+        return ZlibStreamDecompressor(limit)
     if mode is Compression.ZSTD_STREAM:
-        return ZstdStreamDecompressor()
+        return ZstdStreamDecompressor(limit)
     return PlainDecompressor()

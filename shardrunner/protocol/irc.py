@@ -190,7 +190,7 @@ def parse(line: bytes | str, *, strict: bool = False) -> Message:
         middle = text[pos:colon]
     else:
         middle = text[pos:]
-    words = middle.split()
+    words = [w for w in middle.split(" ") if w]  # only spaces separate (str.split() takes NBSP, tabs...)
     if not words:
         raise IrcError("no command")
     command = words[0]
@@ -219,6 +219,9 @@ def format(
         command, params, tags, prefix = msg.command, msg.params, msg.tags, msg.prefix
     parts: list[str] = []
     if tags:
+        for k, v in tags.items():
+            if not k or not k.isprintable() or any(c in k for c in "=; \\") or "\0" in v:
+                raise IrcError(f"a tag cannot be sent as {k[:20]!r}={v[:20]!r}")  # NUL has no escape
         parts.append("@" + ";".join(f"{k}={escape_tag(v)}" for k, v in tags.items()) + " ")
     if prefix is not None:
         parts.append(f":{prefix} ")
@@ -239,38 +242,57 @@ def format(
 
 class LineBuffer:
     """Splits a byte stream into lines (CRLF or a bare LF), keeping a partial last line for the
-    next :meth:`feed`. ``limit`` bounds one line: a longer one raises :class:`IrcError`."""
+    next :meth:`feed`. ``limit`` bounds one line: a longer one raises :class:`IrcError` (a server
+    drops such a client), or with ``drop_long`` is skipped up to its line end and counted in
+    :attr:`dropped` (a client keeps every other line of what the server sent)."""
 
-    __slots__ = ("_tail", "limit")
+    __slots__ = ("_skipping", "_tail", "drop_long", "dropped", "limit")
 
-    def __init__(self, limit: int = MAX_TAGS_BYTES + 2 + MAX_LINE_BYTES) -> None:
+    def __init__(self, limit: int = MAX_TAGS_BYTES + 2 + MAX_LINE_BYTES, *, drop_long: bool = False) -> None:
         self._tail = b""
         self.limit = limit
+        self.drop_long = drop_long
+        #: Lines over the limit skipped (``drop_long``).
+        self.dropped = 0
+        self._skipping = False  # inside a line over the limit: everything up to its LF goes
 
     def feed(self, data: bytes) -> builtins.list[bytes]:
         """The complete lines in the tail plus ``data``, without their line ends (empty lines
         skipped)."""
-        if not self._tail and data.endswith(b"\r\n"):
+        if not self._tail and not self._skipping and data.endswith(b"\r\n"):
             # The usual case (Twitch ends every line with CRLF, a frame ends with a line): split in C.
             parts = data[:-2].split(b"\r\n")
             if data.count(b"\n") == len(parts) and max(map(len, parts)) <= self.limit:
                 return [p for p in parts if p] if b"" in parts else parts
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                return []
+            data = data[end + 1 :]
+            self._skipping = False
         if self._tail:
             data = self._tail + data
         parts = data.split(b"\n")
         self._tail = parts.pop()
         if len(self._tail) > self.limit:
             self._tail = b""
-            raise IrcError(f"a line over {self.limit} bytes")
+            self._too_long()
+            self._skipping = True
         lines = []
         for p in parts:
             if p.endswith(b"\r"):
                 p = p[:-1]
             if p:
                 if len(p) > self.limit:
-                    raise IrcError(f"a line over {self.limit} bytes")
+                    self._too_long()
+                    continue
                 lines.append(p)
         return lines
+
+    def _too_long(self) -> None:
+        if not self.drop_long:
+            raise IrcError(f"a line over {self.limit} bytes")
+        self.dropped += 1
 
     @property
     def pending(self) -> int:
@@ -295,23 +317,32 @@ _CHAT: Final = (b"PRIVMSG", b"USERNOTICE")
 def peek_chat(line: bytes) -> tuple[str, str, str | None] | None:
     """``(command, channel without '#', id tag or None)`` of a tagged chat line (PRIVMSG,
     USERNOTICE with tags and a prefix), found without parsing it; None for every other line, which
-    :func:`parse` reads. The ``id`` value never holds an escape (Twitch's are UUIDs), so it is the
-    raw bytes; the line itself goes on as it came, for whoever reads it to :func:`parse`."""
-    if line[:1] != b"@":
+    :func:`parse` reads. What it finds is what :func:`parse` would (a property test checks it): a
+    line parse would refuse (NUL, CR or LF inside, not UTF-8, a tag without a key, an empty prefix) or
+    read otherwise (an escape or a second ``id`` in the tags, extra spaces) is left to it. The
+    line itself goes on as it came, for whoever reads it to :func:`parse`."""
+    if line[:1] != b"@" or b"\0" in line or b"\r" in line or b"\n" in line:
         return None
-    end_tags = line.find(b" :")
-    if end_tags < 0:
+    if not line.isascii():
+        try:
+            line.decode()
+        except UnicodeDecodeError:
+            return None
+    end_tags = line.find(b" ")
+    if end_tags < 0 or line[end_tags + 1 : end_tags + 2] != b":":
+        return None
+    tags = line[1:end_tags]
+    if tags[:1] == b"=" or b";=" in tags:
         return None
     end_prefix = line.find(b" ", end_tags + 2)
     end_command = line.find(b" ", end_prefix + 1)
-    if end_prefix < 0 or end_command < 0 or line[end_command + 1 : end_command + 2] != b"#":
+    if end_prefix <= end_tags + 2 or end_command < 0 or line[end_command + 1 : end_command + 2] != b"#":
         return None
     command = line[end_prefix + 1 : end_command]
     if command not in _CHAT:
         return None
     end_channel = line.find(b" ", end_command + 1)
-    channel = line[end_command + 2 : end_channel if end_channel >= 0 else len(line)].rstrip(b"\r\n")
-    tags = line[1:end_tags]
+    channel = line[end_command + 2 : end_channel if end_channel >= 0 else len(line)]
     if tags.startswith(b"id="):
         at = 3
     else:
@@ -320,5 +351,13 @@ def peek_chat(line: bytes) -> tuple[str, str, str | None] | None:
     ident: str | None = None
     if at >= 0:
         stop = tags.find(b";", at)
-        ident = tags[at : stop if stop >= 0 else len(tags)].decode("ascii", "replace") or None
-    return command.decode(), channel.decode("utf-8", "replace"), ident
+        if stop < 0:
+            stop = len(tags)
+        rest = tags[stop:]
+        if b";id=" in rest or b";id;" in rest or rest.endswith(b";id"):
+            return None  # a second id: parse() keeps the last
+        raw_id = tags[at:stop]
+        if b"\\" in raw_id:
+            return None  # Twitch's ids are UUIDs: an escape is parse()'s to read
+        ident = raw_id.decode() or None
+    return command.decode(), channel.decode(), ident

@@ -118,11 +118,12 @@ class SupervisorCollector(Collector):
                 latency.add_metric(labels, r.heartbeat_latency)
             total = sums.get((conn.platform, str(slot)))
             if total is None:
-                total = sums[(conn.platform, str(slot))] = [0, 0, 0, 0]
+                total = sums[(conn.platform, str(slot))] = [0, 0, 0, 0, 0]
             total[0] += r.bytes_in
             total[1] += r.reconnects
             total[2] += r.resumes
             total[3] += r.identifies
+            total[4] += r.decode_errors
             if r.detail is not None and conn.platform in details:
                 details[conn.platform].add(labels[1:], r.detail)
         for (platform, generation), per_state in sorted(counts.items()):
@@ -219,6 +220,7 @@ def _worker_sums(sums: dict[tuple[str, str], list[int]]) -> Iterator[Metric]:
         _counter("worker_reconnects", "reconnections of its connections", labels),
         _counter("worker_resumes", "sessions its connections resumed", labels),
         _counter("worker_identifies", "sessions its connections identified", labels),
+        _counter("worker_decode_errors", "payloads or lines its connections could not read", labels),
     )
     for (platform, slot), values in sorted(sums.items()):
         for family, value in zip(families, values, strict=True):

@@ -86,6 +86,8 @@ class ConnStatus(msgspec.Struct):
     delivery: str = "live"
     #: What its platform shows beyond these (Twitch: role, login, channels, joining, failed).
     detail: dict[str, Any] | None = None
+    #: Payloads or lines it could not read (dropped, or ended the connection; see docs/gateway.md).
+    decode_errors: int = 0
 
 
 class GroupStatus(msgspec.Struct):
@@ -203,6 +205,7 @@ def conn_statuses(
                     withheld=r.withheld if r else 0,
                     delivery=str(getattr((delivery or {}).get(conn), "value", "live")),
                     detail=r.detail if r else None,
+                    decode_errors=r.decode_errors if r else 0,
                 )
             )
     return out

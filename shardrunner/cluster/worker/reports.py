@@ -46,6 +46,7 @@ def conn_reports(entries: Mapping[ConnKey, Entry], withheld: Mapping[ConnKey, in
                 detail=_detail(conn),
                 bytes_in=c.bytes_in,
                 reconnects=c.reconnects,
+                decode_errors=c.decode_errors,
             )
         )
     return out

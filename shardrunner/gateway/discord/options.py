@@ -9,7 +9,7 @@ from typing import Any, Final
 import msgspec
 
 from shardrunner.gateway.connection import StartHook
-from shardrunner.protocol.compression import Compression
+from shardrunner.protocol.compression import MAX_MESSAGE_BYTES, Compression
 
 HELLO_TIMEOUT_S: Final = 20.0
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -33,6 +33,9 @@ class ShardOptions:
     connect_timeout: float = CONNECT_TIMEOUT_S
     #: Command slots kept free for heartbeats in every 60 s window.
     heartbeat_reserve: int = 3
+    #: The largest message the shard takes, compressed or inflated; a larger one ends the
+    #: connection (the transport closes with 1009, or the shard with 4000) and the shard resumes.
+    max_message: int = MAX_MESSAGE_BYTES
     #: A controller's change of the IDENTIFY (``d`` without the token), when it has one.
     start_hook: StartHook | None = None
 

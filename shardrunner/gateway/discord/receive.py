@@ -20,6 +20,7 @@ from shardrunner.clock import Clock
 from shardrunner.gateway.backoff import Backoff
 from shardrunner.gateway.connection import ConnCounters, ConnState, Notify, Sink
 from shardrunner.gateway.discord import views
+from shardrunner.gateway.discord.options import ShardOptions
 from shardrunner.gateway.limiter import CommandLimiter
 from shardrunner.gateway.transport import Connection
 from shardrunner.identify.protocol import IdentifyQueue
@@ -53,11 +54,24 @@ class Why(enum.Enum):
     STREAM_ERROR = "stream_error"
 
 
+class _Condemned:
+    """The decompressor of a connection being closed for a broken stream: reads nothing more."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes) -> bytes | None:
+        return None
+
+
+_CONDEMNED: Final = _Condemned()
+
+
 class Receiving:
     """The part of :class:`~shardrunner.gateway.discord.shard.DiscordShard` that reads the gateway."""
 
     # Set by DiscordShard.__init__; declared here for the methods below.
     conn: ConnKey
+    options: ShardOptions
     sink: Sink
     clock: Clock
     identify_queue: IdentifyQueue
@@ -142,23 +156,57 @@ class Receiving:
         self.counters.bytes_in += len(data)
         try:
             payload = self._inflate.feed(data)
-            if payload is None:
-                return
+        except Exception as exc:
+            # A stream that cannot be inflated cannot be continued: resume on a new connection.
+            self._unusable(f"a message that cannot be inflated ({exc})")
+            return
+        if payload is None:
+            return
+        try:
             env = _decode_envelope(payload)
+            if not payload.isascii():
+                payload.decode()  # msgspec skips ``d`` unchecked: consumers must get valid UTF-8
+        except (msgspec.DecodeError, ValueError, RecursionError) as exc:
+            if self.options.compression.binary:
+                # Inflated without an error but not JSON: the stream's history is suspect, and
+                # later payloads could inflate wrong without an error. Resume on a new connection.
+                self._unusable(f"an undecodable payload ({exc})")
+            else:
+                # Plain JSON: the next payload is read on its own, and a resume would only be sent
+                # this one again. Dropped and counted.
+                self._dropped(f"an undecodable payload ({exc})")
+            return
+        try:
             if env.op == 0:
                 self._on_dispatch(env)
             else:
                 self._on_control(env)
         except Exception as exc:
-            # A stream that cannot be decoded cannot be continued: resume on a new connection.
-            log.error("%s: undecodable payload (%s), reconnecting", self.conn, exc)
-            if self._why is None:
-                self._why = Why.STREAM_ERROR
-                self._close_current(RESUME_CLOSE_CODE)
+            # HELLO or READY unusable: the connection cannot go on without them.
+            self._unusable(f"an unusable payload ({exc})")
+
+    def _dropped(self, what: str) -> None:
+        if self.counters.decode_error():
+            log.warning("%s: %s dropped (%d so far)", self.conn, what, self.counters.decode_errors)
+
+    def _unusable(self, what: str) -> None:
+        # Nothing more of this connection is read: after a broken stream what it would inflate to
+        # could be wrong without an error, and it is closing anyway.
+        self._inflate = _CONDEMNED
+        self.counters.decode_errors += 1
+        log.error("%s: %s, reconnecting", self.conn, what)
+        if self._why is None:
+            self._why = Why.STREAM_ERROR
+            self._close_current(RESUME_CLOSE_CODE)
 
     def _on_dispatch(self, env: views.Envelope) -> None:
-        name = env.t or ""
+        name = env.t
         seq = env.s
+        if not name:
+            # Nothing to hand on; its seq is not taken either, so a valid dispatch of that seq
+            # (a resume's replay) is still delivered.
+            self._dropped(f"a dispatch without a name (seq {seq})")
+            return
         if seq is not None:
             last = self.seq
             if seq <= last:
@@ -184,7 +232,7 @@ class Receiving:
         else:
             try:
                 key = self._route_key(name, env.d)
-            except (msgspec.DecodeError, ValueError):
+            except (msgspec.DecodeError, ValueError, RecursionError):
                 # An odd key must not cost the event (or, replayed forever, the connection).
                 self.counters.key_errors += 1
                 log.warning("%s: %s %s has no usable guild id; routed without one", self.conn, name, seq)
@@ -221,7 +269,12 @@ class Receiving:
         ready = views.decode_ready(d)
         self.session_id = ready.session_id
         self.resume_url = ready.resume_gateway_url.rstrip("/")
-        guilds = [int(g.id) for g in ready.guilds if g.id]
+        guilds = []
+        for g in ready.guilds:
+            try:
+                guilds.append(int(g.id or ""))
+            except ValueError:
+                self.counters.key_errors += 1  # one odd guild must not cost the session
         self.counters.set_keys(guilds)
         self.counters.expect_keys(guilds)  # each pending until its GUILD_CREATE (or DELETE) comes
         self._resume_url_failed = False
@@ -255,10 +308,12 @@ class Receiving:
             if self._conn is not None:
                 self._beat(self._conn)  # the gateway asks for one now
         elif op == Op.HELLO:
-            hello = views.decode_hello(env.d)
+            interval = views.decode_hello(env.d).heartbeat_interval
+            if not views.MIN_HEARTBEAT_MS <= interval <= views.MAX_HEARTBEAT_MS:
+                raise ValueError(f"a HELLO with heartbeat_interval {interval} ms")
             if self._hello is not None and not self._hello.done():
                 self._reached = False
-                self._hello.set_result(hello.heartbeat_interval / 1000)
+                self._hello.set_result(interval / 1000)
         elif op == Op.RECONNECT:
             log.info("%s: gateway asked to reconnect (op 7)", self.conn)
             if self._why is None:
@@ -274,3 +329,5 @@ class Receiving:
                 self._why = Why.INVALID_SESSION
                 self._invalid_resumable = resumable and self.session_id is not None
                 self._close_current(RESUME_CLOSE_CODE if self._invalid_resumable else 1000)
+        else:
+            self._dropped(f"a payload of unknown op {op}")

@@ -81,7 +81,7 @@ class DiscordShard(Receiving, Sending):
         self.identify_queue: IdentifyQueue = identify_queue or LocalIdentifyQueue(
             [StartLimit("discord.identify", 1, 5.0)], _one_bucket, clock=self.clock
         )
-        self.transport: Transport = transport or PicowsTransport()
+        self.transport: Transport = transport or PicowsTransport(options.max_message)
         self.counters = ConnCounters()
         #: The lease epoch of this host's hold on the shard (set by the worker), on every event.
         self.epoch = 0
@@ -101,7 +101,7 @@ class DiscordShard(Receiving, Sending):
             self._import(snapshot)
         # Connection
         self._conn: Connection | None = None
-        self._inflate: StreamDecompressor = new_decompressor(options.compression)
+        self._inflate: StreamDecompressor = new_decompressor(options.compression, options.max_message)
         self._hello: asyncio.Future[float] | None = None
         self._why: Why | None = None
         self._invalid_resumable = False
@@ -202,7 +202,7 @@ class DiscordShard(Receiving, Sending):
         self._reached = False
         self._pending_close = None
         self._acked = True
-        self._inflate = new_decompressor(self.options.compression)
+        self._inflate = new_decompressor(self.options.compression, self.options.max_message)
         self._hello = asyncio.get_running_loop().create_future()
         self.limiter.reset()
         try:

@@ -6,9 +6,13 @@ building it, and ``d`` stays the raw bytes it arrived as (:class:`msgspec.Raw`),
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
+
+#: A sequence number: msgspec would take any integer, and one beyond 64 bits (no gateway numbers
+#: that far) would leave every later dispatch looking like one already seen.
+Seq = Annotated[int, msgspec.Meta(le=2**63 - 1)]
 
 
 class Envelope(msgspec.Struct):
@@ -16,7 +20,7 @@ class Envelope(msgspec.Struct):
 
     op: int
     d: msgspec.Raw = msgspec.Raw(b"null")
-    s: int | None = None
+    s: Seq | None = None
     t: str | None = None
 
 
@@ -35,6 +39,12 @@ class GuildSelf(msgspec.Struct):
 
 class Hello(msgspec.Struct):
     heartbeat_interval: int
+
+
+#: The heartbeat intervals a HELLO may give (Discord's is 41,250 ms): at 0 or below a shard would
+#: beat without pause, far above it would never find a dead connection.
+MIN_HEARTBEAT_MS: Final = 10
+MAX_HEARTBEAT_MS: Final = 600_000
 
 
 class Ready(msgspec.Struct):

@@ -50,7 +50,6 @@ from shardrunner.identify.budget import Budgets
 from shardrunner.protocol import irc, lifecycle
 from shardrunner.protocol import twitch as tw
 from shardrunner.protocol.envelope import Event, SessionSnapshot
-from shardrunner.protocol.irc import peek_chat
 from shardrunner.protocol.keys import ConnKey
 from shardrunner.protocol.lifecycle import Notice
 
@@ -71,7 +70,7 @@ class Socket:
     def __init__(self, link: TwitchLink) -> None:
         self.id = uuid.uuid4().hex[:16]
         self.session = IrcSession(link.login, link.token)
-        self.lines = irc.LineBuffer()
+        self.lines = irc.LineBuffer(drop_long=True)
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.conn: Connection | None = None
         self.seq = 0
@@ -314,21 +313,20 @@ class TwitchLink:
     def _on_data(self, sock: Socket, data: bytes) -> None:
         self.counters.bytes_in += len(data)
         sock.last_read = self.clock.monotonic()
-        try:
-            lines = sock.lines.feed(data)
-        except irc.IrcError as exc:
-            log.warning("%s: an unreadable line (%s)", self.conn, exc)
-            return
+        buffer, dropped = sock.lines, sock.lines.dropped
+        lines = buffer.feed(data)
+        if buffer.dropped != dropped:
+            self._unreadable(f"a line over {buffer.limit} bytes", buffer.dropped - dropped)
         ready = sock.session.state is SessionState.READY
         for line in lines:
-            chat = peek_chat(line) if ready else None
+            chat = irc.peek_chat(line) if ready else None
             if chat is not None:  # the hot path: a chat line, handed on unparsed
                 self._publish_line(sock, chat[0], chat[1], chat[2], line)
                 continue
             try:
                 message = irc.parse(line)
             except irc.IrcError as exc:
-                log.warning("%s: an unreadable line (%s)", self.conn, exc)
+                self._unreadable(str(exc))
                 continue
             try:
                 outcome = sock.session.feed(message)
@@ -348,13 +346,16 @@ class TwitchLink:
             for event in outcome.events:
                 self._publish(sock, event, line)
 
+    def _unreadable(self, why: str, lines: int = 1) -> None:
+        if self.counters.decode_error(lines):  # logged at the 1st, 2nd, 4th...
+            log.warning("%s: unreadable line dropped (%s)", self.conn, why)
+
     def _publish(self, sock: Socket, message: irc.Message, raw: bytes) -> None:
         channel = message.channel
         if channel is None and self.channel_events_only:
             return
-        self._publish_line(
-            sock, message.command, channel[1:] if channel else None, message.tags.get("id"), raw
-        )
+        msg_id = message.tags.get("id") or None  # "" is none, as peek_chat says (else all but one go)
+        self._publish_line(sock, message.command, channel[1:] if channel else None, msg_id, raw)
 
     def _publish_line(
         self, sock: Socket, command: str, channel: str | None, msg_id: str | None, raw: bytes

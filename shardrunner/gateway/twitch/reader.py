@@ -270,10 +270,10 @@ class TwitchReader(TwitchLink):
             return old
         new.spawn(self._joiner(new))
         self._check_settled(new)
-        try:
-            # Joined means confirmed (ROOMSTATE), not asked: only then may the old socket go.
-            await wait_with_timeout(self.clock, new.settled.wait(), JOIN_CONFIRM_S)
-        except TimeoutError:
+        # Joined means confirmed (ROOMSTATE), not asked: only then may the old socket go. A close
+        # meanwhile ends the wait (it would have waited for joins nobody needs).
+        await _either(new.settled, self._stop, timeout=JOIN_CONFIRM_S, clock=self.clock)
+        if not new.settled.is_set() and not self._stop.is_set():
             log.warning("%s: not every join of the replacement was confirmed; switching anyway", self.conn)
         self._discard(old)
         self.counters.reconnects += 1

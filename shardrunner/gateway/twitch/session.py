@@ -120,11 +120,15 @@ class IrcSession:
             self.state = State.READY
             out.ready = True
         elif command == "NOTICE" and message.params[:1] == ["*"]:
-            text = message.trailing
-            if tw.LOGIN_FAILED.lower() in text.lower() or tw.IMPROPER_AUTH.lower() in text.lower():
+            text = message.trailing.lower()
+            # Only the login can fail: after it such a NOTICE is one more line (an exception then
+            # would cost the rest of what was read with it).
+            if self.state is not State.READY and (
+                tw.LOGIN_FAILED.lower() in text or tw.IMPROPER_AUTH.lower() in text
+            ):
                 self.state = State.FAILED
                 raise LoginFailed(
-                    f"Twitch refused the login of {self.login} ({text}): check its OAuth token "
+                    f"Twitch refused the login of {self.login} ({message.trailing}): check its OAuth token "
                     "(it must be a user token with the chat:read and chat:edit scopes)"
                 )
             out.events.append(message)

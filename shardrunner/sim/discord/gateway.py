@@ -203,7 +203,7 @@ class Connection:
             return
         try:
             msg = _json_decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # nested too deep too
             sim.recorder.violation("decode_error", self, repr(raw[:80]))
             await self.close(CloseCode.DECODE_ERROR)
             return
@@ -265,8 +265,10 @@ class Connection:
             model = sim.world.model(gid)
             wanted = d.get("user_ids")
             if isinstance(wanted, list | str):
-                members = [
-                    int(u) for u in ([wanted] if isinstance(wanted, str) else wanted) if str(u).isdigit()
+                members = [  # isdecimal and ASCII: "²".isdigit() is true and int() refuses it
+                    int(u)
+                    for u in ([wanted] if isinstance(wanted, str) else wanted)
+                    if str(u).isascii() and str(u).isdecimal()
                 ]
             else:
                 limit = d.get("limit") or 0

@@ -33,7 +33,7 @@ def view() -> MetricsView:
         waits.observe(seconds)
     return MetricsView(
         conns=[
-            (0, D0, "ready", report(D0, bytes_in=1000, reconnects=2)),
+            (0, D0, "ready", report(D0, bytes_in=1000, reconnects=2, decode_errors=3)),
             (0, D1, "resuming", report(D1, events_in=50, heartbeat_latency=None, bytes_in=500, resumes=3)),
             (1, D2, "starting", None),
             (1, NEW, "ready", report(NEW, events_in=7, last_error=f"boom {TOKEN}")),
@@ -115,13 +115,14 @@ def test_collector_connections_when_scraped_show_each_state_count_and_each_conne
     assert ("shardrunner_connection_events_total", frozenset(d2.items())) not in t
     assert at(t, "shardrunner_connection_heartbeat_latency_seconds", **d0) == 0.05
     assert ("shardrunner_connection_heartbeat_latency_seconds", frozenset(d1.items())) not in t
-    # Bytes, reconnects, resumes and identifies: summed per worker and platform.
+    # Bytes, reconnects, resumes, identifies and decode errors: summed per worker and platform.
     w0 = {"platform": "discord", "worker": "0"}
     assert at(t, "shardrunner_worker_received_bytes_total", **w0) == 1500
     assert at(t, "shardrunner_worker_reconnects_total", **w0) == 2
     assert at(t, "shardrunner_worker_resumes_total", **w0) == 4
     assert at(t, "shardrunner_worker_identifies_total", **w0) == 4
     assert at(t, "shardrunner_worker_identifies_total", platform="discord", worker="1") == 2
+    assert at(t, "shardrunner_worker_decode_errors_total", **w0) == 3
 
 
 def test_collector_identify_when_scraped_shows_the_waits_the_queue_and_the_start_budget() -> None:

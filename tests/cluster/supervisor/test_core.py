@@ -138,7 +138,7 @@ async def test_control_when_asked_over_the_socket_answers_status_endpoints_and_s
         "conn": "discord:5/8", "platform": "discord", "shard": 5, "count": 8, "generation": 0, "id": 5,
         "worker": 1, "state": "ready", "latency_ms": 0, "events_per_s": 0.0, "events": 10, "keys": 1,
         "resumes": 0, "identifies": 1, "crashes": 0, "last_error": None, "last_resume_ago_s": 0,
-        "keys_pending": 0, "withheld": 0, "delivery": "live", "detail": None,
+        "keys_pending": 0, "withheld": 0, "delivery": "live", "detail": None, "decode_errors": 0,
     }  # fmt: skip
     assert status["supervisor"]["num_shards"] == 8
     assert status["supervisor"]["platforms"] == {"discord": {"shards": 8, "sets": [8]}}

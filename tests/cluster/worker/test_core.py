@@ -221,6 +221,7 @@ async def test_worker_when_reporting_asks_the_router_for_low_water_and_groups(ri
     await clock.settle()
     platform.latest(OLD[3]).counters.set_keys([7, 9])
     platform.latest(OLD[3]).counters.bytes_in, platform.latest(OLD[3]).counters.reconnects = 4096, 2
+    platform.latest(OLD[3]).counters.decode_errors = 5
     bus.router.held = {(OLD[3], f"session-{OLD[3]}"): 12, (OLD[2], "an-older-session"): 3}
     bus.router.stats = [bp.GroupStats("bots", None, 1, 2, 3, 4, 5)]
     bus.router.filtered = 41
@@ -234,6 +235,7 @@ async def test_worker_when_reporting_asks_the_router_for_low_water_and_groups(ri
     by_conn = {r.conn: r for r in report.conns}
     assert (by_conn[OLD[3]].key_count, by_conn[OLD[3]].keys) == (2, [7, 9])
     assert (by_conn[OLD[3]].bytes_in, by_conn[OLD[3]].reconnects) == (4096, 2)
+    assert by_conn[OLD[3]].decode_errors == 5
     again = worker.report()
     assert again is not None
     assert all(r.keys is None for r in again.conns), "keys only when they changed"

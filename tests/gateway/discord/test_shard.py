@@ -436,16 +436,30 @@ def test_shard_when_snapshot_is_for_another_shard_refuses_it() -> None:
         )
 
 
-async def test_shard_when_stream_is_undecodable_reconnects_and_resumes(rig: Rig) -> None:
+async def test_shard_when_a_plain_payload_is_undecodable_drops_and_counts_it(rig: Rig) -> None:
     conn = await rig.connection(1)
     await rig.ready(conn)
     conn.on_message(b"{not json")
+    conn.dispatch(2, "TYPING_START", {"guild_id": "1"})
     await rig.clock.settle()
-    assert conn.client_close_code == 4000
+    assert conn.client_close_code is None, "plain JSON: the next payload reads on its own"
+    assert rig.shard.counters.decode_errors == 1
+    assert [e.seq for e in rig.events] == [1, 2]
+
+
+async def test_shard_when_a_hello_is_unusable_reconnects_and_resumes(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    conn.server_close(None)
     conn2 = await rig.connection(2)
-    conn2.hello()
+    conn2.hello(interval_ms=0)  # a HELLO the shard cannot heartbeat by
     await rig.clock.settle()
-    assert conn2.sent[0]["op"] == 6
+    assert conn2.client_close_code == 4000
+    assert rig.shard.counters.decode_errors == 1
+    conn3 = await rig.connection(3)
+    conn3.hello()
+    await rig.clock.settle()
+    assert conn3.sent[0]["op"] == 6
 
 
 async def test_shard_when_sink_raises_counts_it_and_keeps_going(rig: Rig) -> None:
