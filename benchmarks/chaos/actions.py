@@ -176,7 +176,8 @@ class Chaos:
                 "kill_redis_empty" if empty else "kill_redis", outcome="skipped", reason="down already"
             )
             return
-        down = round(self.rng.uniform(1.0, 3.0), 2)
+        # Below the lease TTL minus its margin: an outage the hosts ride out (docs/hosts.md).
+        down = round(self.rng.uniform(1.0, min(2.5, self.world.ttl - 2.0)), 2)
         self.busy.add("redis")
         redis.kill()
         kind = "kill_redis_empty" if empty else "kill_redis"
