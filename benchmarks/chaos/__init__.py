@@ -20,7 +20,7 @@ The schedule (seeded: ``--seed`` fixes it; OUT/actions.jsonl logs each action wi
 target and outcome): rounds of every action kind, each round shuffled, one action every
 ``--interval`` seconds: kill -9 of a worker, of a bot (restarted 1-4 s later with the same member
 id), of an active host's supervisor (its workers are left to stop on their own; the standby takes
-over; a new standby host starts TTL + 3 s later), of redis-server (restarted 1-2.5 s later on the
+over; a new standby host starts TTL + 1 s later), of redis-server (restarted 1-2.5 s later on the
 same port, with its data or emptied: an outage below the lease TTL minus its margin); SIGSTOP of a
 worker or a supervisor for less than TTL / 2 or for more than the TTL, then SIGCONT; ``shardrunner
 reload`` of a host; every Discord simulator fault (op 7, op 9 resumable and not, drop, close 4000,

@@ -22,6 +22,9 @@ from benchmarks.chaos.world import CHANNELS, GROUPS, REDIS_PASSWORD, SHARDS, Mem
 from benchmarks.harness import TOKEN
 from harness.procs import REPO
 
+#: Seconds without a new event at any bot after which the Twitch count is final.
+QUIET_S = 3.0
+
 
 class Clock:
     def __init__(self) -> None:
@@ -125,9 +128,12 @@ async def boot(world: World, clock: Clock) -> None:
 
 async def drained(world: World, sessions: Sessions, chaos: Chaos, timeout: float, clock: Clock) -> float:
     """Seconds until every shard has a connected live session that wrote all it has, and each
-    group's bots hold every id they should (or the deadline)."""
+    group's bots hold every Discord id they should and every Twitch id, or have received nothing
+    for QUIET_S (a Twitch line lost stays lost: there is no replay to wait for); or the deadline."""
     started = time.monotonic()
     deadline = started + timeout
+    sizes: list[int] = []
+    quiet_since = time.monotonic()
     while time.monotonic() < deadline:
         await asyncio.sleep(1.0)
         try:
@@ -143,7 +149,12 @@ async def drained(world: World, sessions: Sessions, chaos: Chaos, timeout: float
             continue
         result = account(bots=world.incarnations, dstats=stats, dispatches=dispatches, sent_max=sessions.sent,
                          tstats=tw, window=(0, 1), started_wall=0)  # fmt: skip
-        if result["lost"] == 0:
+        size = sum(b.out.stat().st_size for b in world.incarnations if b.out.exists())
+        if not sizes or size != sizes[-1]:
+            quiet_since = time.monotonic()
+        sizes.append(size)
+        discord_lost = sum(g["discord_lost"] for g in result["groups"].values())
+        if result["lost"] == 0 or (discord_lost == 0 and time.monotonic() - quiet_since >= QUIET_S):
             return time.monotonic() - started
     clock.say(f"delivery did not settle within {timeout:.0f} s: counting what there is")
     return time.monotonic() - started
@@ -173,8 +184,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
-    interval = args.interval if args.interval else max(0.5, min(4.0, seconds / len(KINDS)))
-    plan = schedule(args.seed, seconds, interval)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else KINDS
+    interval = args.interval if args.interval else max(0.5, min(4.0, seconds / len(kinds)))
+    plan = schedule(args.seed, seconds, interval, kinds)
     (out / "schedule.json").write_text(json.dumps(plan))
     clock.say(
         f"seed {args.seed}: {len(plan)} actions over {seconds:g} s, one every {interval:g} s; out dir {out}"
@@ -242,6 +254,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "seconds": seconds,
         "interval": interval,
+        "kinds": list(kinds),
         "ttl": args.ttl,
         "rates": {"discord_per_shard": args.discord_rate, "twitch": args.twitch_rate},
         "settle_s": round(settle, 2),
@@ -338,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--interval", type=float, help="seconds between actions (default: the run's length / "
                         f"{len(KINDS)}, from 0.5 to 4)")  # fmt: skip
+    parser.add_argument(
+        "--kinds", help=f"comma-separated subset of the action kinds (default all: {', '.join(KINDS)})"
+    )
     parser.add_argument("--ttl", type=float, default=5.0, help="the hosts' --lease-ttl (default 5)")
     parser.add_argument(
         "--discord-rate", type=float, default=25.0, help="dispatches per second per shard (default 25)"
@@ -350,6 +366,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON too")
     args = parser.parse_args(argv)
+    unknown = [k for k in (args.kinds or "").split(",") if k.strip() and k.strip() not in KINDS]
+    if unknown:
+        parser.error(f"unknown action kind {unknown[0]!r}")
     import uvloop
 
     loop = uvloop.new_event_loop()

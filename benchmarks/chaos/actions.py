@@ -42,16 +42,23 @@ DISCORD_FAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def schedule(seed: int, seconds: float, interval: float, start: float = 0.0) -> list[tuple[float, str]]:
-    """(offset in seconds, kind): rounds of every kind, shuffled per round, one every ``interval``
-    seconds from ``start`` until ``seconds``."""
+#: How long a fault waits for a target (a connected session, a reader in a channel) before it is
+#: skipped: a takeover leaves every connection of a platform down for a moment.
+TARGET_WAIT_S = 10.0
+
+
+def schedule(
+    seed: int, seconds: float, interval: float, kinds: tuple[str, ...] = KINDS
+) -> list[tuple[float, str]]:
+    """(offset in seconds, kind): rounds of every one of ``kinds``, shuffled per round, one every
+    ``interval`` seconds until ``seconds``."""
     rng = random.Random(seed)
     out: list[tuple[float, str]] = []
-    t = start
+    t = 0.0
     while t < seconds:
-        kinds = list(KINDS)
-        rng.shuffle(kinds)
-        for k in kinds:
+        order = list(kinds)
+        rng.shuffle(order)
+        for k in order:
             if t >= seconds:
                 break
             out.append((round(t, 3), k))
@@ -138,8 +145,14 @@ class Chaos:
 
         async def back() -> None:
             await asyncio.sleep(down)
-            hosts = self.world.live_hosts()
-            new = self.world.start_bot(bot.name, bot.group, self.rng.choice(hosts))
+            # A host that answers now: not paused by the schedule, its control socket bound.
+            deadline = time.monotonic() + 30
+            while True:
+                hosts = [h for h in self._hosts(holding=False) if (h.run_dir / "control.sock").exists()]
+                if hosts or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            new = self.world.start_bot(bot.name, bot.group, self.rng.choice(hosts or self.world.live_hosts()))
             self.record("bot_restarted", bot=f"{new.name}.{new.incarnation}")
             self.busy.discard(bot.name)
 
@@ -162,7 +175,7 @@ class Chaos:
             h.standby = False
 
         async def new_standby() -> None:
-            await asyncio.sleep(self.world.ttl + 3)
+            await asyncio.sleep(self.world.ttl + 1)
             new = self.world.start_host(standby=True)
             self.record("host_started", host=new.name, standby=True)
 
@@ -278,14 +291,18 @@ class Chaos:
     async def _discord(self, kind: str) -> None:
         shards = list(range(SHARDS))
         self.rng.shuffle(shards)
-        for shard in shards:
-            status, answer = await http(
-                self.world.dsim_port, "POST", "fault", {**DISCORD_FAULTS[kind], "shard": shard}
-            )
-            if status == 200:
-                self.record(kind, outcome="done", shard=shard, applied=answer.get("applied"))
+        deadline = time.monotonic() + TARGET_WAIT_S
+        while True:  # every shard may be between connections a moment (a takeover): wait for one
+            for shard in shards:
+                body = {**DISCORD_FAULTS[kind], "shard": shard}
+                status, answer = await http(self.world.dsim_port, "POST", "fault", body)
+                if status == 200:
+                    self.record(kind, outcome="done", shard=shard, applied=answer.get("applied"))
+                    return
+            if time.monotonic() > deadline:
+                self.record(kind, outcome="skipped", reason="no connected session")
                 return
-        self.record(kind, outcome="skipped", reason="no connected session")
+            await asyncio.sleep(0.2)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_discord_"):
@@ -306,11 +323,16 @@ class Chaos:
                 kind, outcome="done" if ok else "skipped", channel=channel, applied=answer.get("applied")
             )
             return
-        _, stats = await http(self.world.tsim_port, "GET", "stats")
-        conns = [c for c in stats["connections"] if c.get("channels")]
-        if not conns:
-            self.record(kind, outcome="skipped", reason="no connection in a channel")
-            return
+        deadline = time.monotonic() + TARGET_WAIT_S
+        while True:
+            _, stats = await http(self.world.tsim_port, "GET", "stats")
+            conns = [c for c in stats["connections"] if c.get("channels")]
+            if conns:
+                break
+            if time.monotonic() > deadline:
+                self.record(kind, outcome="skipped", reason="no connection in a channel")
+                return
+            await asyncio.sleep(0.2)
         target = self.rng.choice(conns)
         body: dict[str, Any] = {"kind": fault, "connection": target["connection"]}
         if fault in ("stall", "no_pong"):

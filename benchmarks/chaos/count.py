@@ -152,6 +152,8 @@ def account(
     return {
         "groups": groups,
         "lost": sum(g["discord_lost"] + g["twitch_lost"] for g in groups.values()),
+        "lost_discord": sum(g["discord_lost"] for g in groups.values()),
+        "lost_twitch": sum(g["twitch_lost"] for g in groups.values()),
         "duplicates": sum(g["discord_duplicates"] + g["twitch_duplicates"] for g in groups.values()),
         "identifies": len(accepted),
         "resumes": sum(1 for r in dstats["resumes"] if r["accepted"]),
