@@ -12,12 +12,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
 from benchmarks.chaos.world import CHANNELS, SHARDS, Host, World, http
 from harness.procs import REPO
+
+T = TypeVar("T")
 
 #: Every kind of action; a schedule is rounds of these, each round shuffled by the seed.
 KINDS = (
@@ -45,6 +47,8 @@ DISCORD_FAULTS: dict[str, dict[str, Any]] = {
 #: How long a fault waits for a target (a connected session, a reader in a channel) before it is
 #: skipped: a takeover leaves every connection of a platform down for a moment.
 TARGET_WAIT_S = 10.0
+#: How long the end of a run waits for a reload command still running.
+RELOAD_WAIT_S = 15.0
 
 
 def schedule(
@@ -81,6 +85,7 @@ class Chaos:
         self.killed_pids: set[int] = set()
         self.tasks: list[asyncio.Future[None]] = []
         self.reloads: list[dict[str, Any]] = []
+        self.reload_tasks: list[asyncio.Future[None]] = []
 
     def record(self, kind: str, **what: Any) -> dict[str, Any]:
         entry = {"time": round(time.time(), 3), "kind": kind, **what}
@@ -92,10 +97,19 @@ class Chaos:
     def later(self, coro: Awaitable[None]) -> None:
         self.tasks.append(asyncio.ensure_future(coro))
 
-    async def settle(self) -> None:
-        """Wait for the pending restarts and SIGCONTs."""
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+    async def settle(self, reload_wait: float = RELOAD_WAIT_S) -> None:
+        """Wait for the pending restarts and SIGCONTs, and up to ``reload_wait`` seconds for the
+        reload commands still running (then they are killed, recorded as unfinished: a reload of a
+        host that has just lost its blocks waits out its 60 s ready timeout)."""
+        others = [t for t in self.tasks if t not in self.reload_tasks]
+        if others:
+            await asyncio.gather(*others, return_exceptions=True)
+        pending = [t for t in self.reload_tasks if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=reload_wait)
+            for t in late:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # -- targets -------------------------------------------------------------------------------
     def _hosts(self, *, holding: bool) -> list[Host]:
@@ -103,6 +117,16 @@ class Chaos:
         if holding:
             live = [h for h in live if h.cluster.workers() and not h.standby] or live
         return live
+
+    async def _wait(self, pick: Callable[[], T]) -> T:
+        """``pick()`` until it finds a target (every one may be busy a moment: paused, reloading,
+        restarting), at most TARGET_WAIT_S seconds; its last answer."""
+        deadline = time.monotonic() + TARGET_WAIT_S
+        while True:
+            found = pick()
+            if found or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(0.2)
 
     def _worker(self) -> tuple[Host, psutil.Process] | None:
         choices = [
@@ -121,7 +145,7 @@ class Chaos:
 
     # -- processes -----------------------------------------------------------------------------
     async def _kill_worker(self) -> None:
-        found = self._worker()
+        found = await self._wait(self._worker)
         if found is None:
             self.record("kill_worker", outcome="skipped", reason="no worker")
             return
@@ -159,8 +183,13 @@ class Chaos:
         self.later(back())
 
     async def _kill_supervisor(self) -> None:
+        def candidates() -> list[Host]:
+            if len(self.world.live_hosts()) < 3:
+                return []
+            return [h for h in self._hosts(holding=True) if not h.standby]
+
+        holding = await self._wait(candidates)
         live = self.world.live_hosts()
-        holding = [h for h in self._hosts(holding=True) if not h.standby]
         if len(live) < 3 or not holding:
             self.record("kill_supervisor", outcome="skipped", reason=f"{len(live)} live hosts")
             return
@@ -227,7 +256,7 @@ class Chaos:
 
     async def _stop_worker(self, long: bool) -> None:
         kind = "stop_worker_long" if long else "stop_worker_short"
-        found = self._worker()
+        found = await self._wait(self._worker)
         if found is None:
             self.record(kind, outcome="skipped", reason="no worker")
             return
@@ -242,7 +271,7 @@ class Chaos:
 
     async def _stop_supervisor(self, long: bool) -> None:
         kind = "stop_supervisor_long" if long else "stop_supervisor_short"
-        hosts = self._hosts(holding=True)
+        hosts = await self._wait(lambda: self._hosts(holding=True))
         if not hosts:
             self.record(kind, outcome="skipped", reason="no host")
             return
@@ -256,7 +285,7 @@ class Chaos:
         await self._stop_supervisor(True)
 
     async def _reload(self) -> None:
-        hosts = self._hosts(holding=True)
+        hosts = await self._wait(lambda: self._hosts(holding=True))
         if not hosts:
             self.record("reload", outcome="skipped", reason="no host")
             return
@@ -275,6 +304,17 @@ class Chaos:
                 except TimeoutError:
                     proc.kill()
                     out = b"(timed out after 90 s)"
+                except asyncio.CancelledError:
+                    proc.kill()
+                    await proc.wait()
+                    done: dict[str, Any] = {
+                        "host": host.name,
+                        "code": None,
+                        "output": "(unfinished at the end)",
+                    }
+                    self.reloads.append(done)
+                    self.record("reload_done", **done, started=entry["time"])
+                    raise
                 done = {
                     "host": host.name,
                     "code": proc.returncode,
@@ -285,7 +325,9 @@ class Chaos:
             finally:
                 self.busy.discard(host.name)
 
-        self.later(run())
+        task = asyncio.ensure_future(run())
+        self.tasks.append(task)
+        self.reload_tasks.append(task)
 
     # -- simulator faults ----------------------------------------------------------------------
     async def _discord(self, kind: str) -> None:
