@@ -40,8 +40,10 @@ class ClusterProcess(Process):
         shards: int | None = None,
         env: dict[str, str] | None = None,
         output: bool = False,
+        log: Path | None = None,
     ) -> None:
-        """``api_url`` and ``token`` None: a cluster without Discord (``--platforms twitch``)."""
+        """``api_url`` and ``token`` None: a cluster without Discord (``--platforms twitch``);
+        ``log``: its stdout and stderr appended to that file."""
         self._own_run_dir = run_dir is None
         self.run_dir = Path(tempfile.mkdtemp(prefix="sr-cluster-")) if run_dir is None else run_dir
         self.shards = shards
@@ -52,7 +54,7 @@ class ClusterProcess(Process):
             *(["--shards", str(shards)] if shards is not None else []), *args,
         ]  # fmt: skip
         secret = {"SHARDRUNNER_TOKEN": token} if token is not None else {}
-        super().__init__(command, env={**secret, **(env or {})}, output=output)
+        super().__init__(command, env={**secret, **(env or {})}, output=output, log=log)
         self.supervisor = psutil.Process(self.proc.pid)
 
     def workers(self) -> list[psutil.Process]:

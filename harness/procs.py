@@ -50,22 +50,35 @@ class Process:
     ``stop()`` (async) and ``stop_sync()`` send SIGTERM, give it ``grace`` seconds, SIGKILL it,
     then SIGKILL every pid in ``seen``. The async stop waits in a thread: a caller's loop may run
     a simulator that must answer the child while it stops (a blocking wait there made each stop run
-    into the close timeouts). ``output=True`` keeps stdout and stderr together in a pipe.
+    into the close timeouts). ``output=True`` keeps stdout and stderr together in a pipe; ``log``
+    appends both to that file instead (what a long run keeps without anyone reading a pipe).
     """
 
     def __init__(
-        self, command: Sequence[str], *, env: dict[str, str] | None = None, output: bool = False
+        self,
+        command: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        output: bool = False,
+        log: Path | None = None,
     ) -> None:
         self.command = list(command)
         self.seen: set[int] = set()
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.command,
-            cwd=REPO,
-            stdout=subprocess.PIPE if output else None,
-            stderr=subprocess.STDOUT if output else None,
-            env={**os.environ, **(env or {})},
-        )
+        sink: int | IO[bytes] | None = subprocess.PIPE if output else None
+        if log is not None:
+            sink = open(log, "ab")  # noqa: SIM115 - the child has its own copy once spawned
+        try:
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=REPO,
+                stdout=sink,
+                stderr=subprocess.STDOUT if output or log is not None else None,
+                env={**os.environ, **(env or {})},
+            )
+        finally:
+            if log is not None and not isinstance(sink, int) and sink is not None:
+                sink.close()
 
     @property
     def pid(self) -> int:

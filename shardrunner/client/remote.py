@@ -17,6 +17,7 @@ from typing import Any
 from shardrunner.client.errors import ClientError
 from shardrunner.control import CommandError, call, call_any
 from shardrunner.curve import CurveError, CurveKeys
+from shardrunner.rundir import RunDir
 
 CONTROL_ENV = "SHARDRUNNER_CONTROL"
 SERVER_KEY_ENV = "SHARDRUNNER_SERVER_KEY"
@@ -47,6 +48,9 @@ class Discovery:
         self.curve: CurveKeys | None = None
         #: The control endpoints of the hosts the last answer listed.
         self.hosts: list[str] = []
+        #: Local mode: the other hosts' control sockets (ipc) the last answer listed, asked when
+        #: the run dir's supervisor is gone (killed: its host's blocks went to the others).
+        self.local_hosts: list[str] = []
         #: The endpoint that answered last.
         self.last = ""
         if self.control:
@@ -77,15 +81,36 @@ class Discovery:
         """One control command (``endpoints``, ``status``): ClientError with the reason otherwise."""
         try:
             if not self.remote:
-                return await call(self.run_dir, command, timeout=timeout, **fields)
-            self.last, result = await call_any(
-                self.order(), command, curve=self.curve, timeout=timeout, **fields
-            )
+                result = await self._ask_local(command, timeout, fields)
+            else:
+                self.last, result = await call_any(
+                    self.order(), command, curve=self.curve, timeout=timeout, **fields
+                )
         except CommandError as exc:
             raise ClientError(str(exc)) from None
         if command == "endpoints" and isinstance(result, dict):
-            hosts = result.get("hosts") or []
-            self.hosts = [str(h["control"]) for h in hosts if isinstance(h, dict) and h.get("control")]
+            hosts = [h for h in result.get("hosts") or [] if isinstance(h, dict)]
+            self.hosts = [str(h["control"]) for h in hosts if h.get("control")]
+            if not self.remote:
+                own = RunDir(self.run_dir).control_endpoint
+                self.local_hosts = [str(h["local"]) for h in hosts if h.get("local") and h["local"] != own]
+        return result
+
+    async def _ask_local(self, command: str, timeout: float, fields: dict[str, Any]) -> Any:
+        """The run dir's supervisor; once it is gone, the other hosts on this machine that the
+        last answer listed (the one that answered last first)."""
+        try:
+            result = await call(self.run_dir, command, timeout=timeout, **fields)
+        except CommandError as exc:
+            if not self.local_hosts:
+                raise
+            others = list(dict.fromkeys(([self.last] if self.last else []) + self.local_hosts))
+            try:
+                self.last, result = await call_any(others, command, timeout=min(timeout, 2.0), **fields)
+            except CommandError as again:
+                raise CommandError(f"{exc}; {again}") from None
+            return result
+        self.last = ""
         return result
 
     def worker_endpoint(self, worker: Mapping[str, Any]) -> str | None:

@@ -88,6 +88,8 @@ class Adopt(msgspec.Struct, tag="adopt"):
     snapshots: list[SessionSnapshot] = []
     #: The lease epoch of each connection, stamped on its events (those not listed: 0).
     epochs: list[tuple[ConnKey, int]] = []
+    #: The delivery mode of each connection that is not live (Twitch's backup readers: dedupe).
+    delivery: list[tuple[ConnKey, Delivery]] = []
 
     def __repr__(self) -> str:  # never show a platform's config (it holds the token)
         return f"Adopt(parts={self.parts!r}, snapshots={len(self.snapshots)})"

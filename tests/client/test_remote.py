@@ -160,3 +160,51 @@ def test_discovery_when_local_picks_the_ipc_endpoint_and_remote_the_tcp_one(
     assert remote.worker_endpoint(worker) == "tcp://h:5"
     assert remote.worker_endpoint({"endpoint": "ipc:///other-host.sock"}) is None
     assert host.keys.bot().secret.decode() not in repr(remote.curve)
+
+
+@dataclass
+class LocalHost:
+    """A host's control socket in its own run dir (local mode: ipc only), answering ``endpoints``
+    with every host's ``local`` endpoint as the hosts' records hold them."""
+
+    name: str
+    run_dir: Path
+    hosts: list[dict[str, str]]
+
+    def status(self) -> ClusterStatus:
+        raise AssertionError("not asked")
+
+    def endpoints(self) -> dict[str, Any]:
+        return {"platforms": {}, "workers": [], "hosts": self.hosts, "answered_by": self.name}
+
+
+async def test_discovery_in_local_mode_when_its_supervisor_is_gone_asks_the_other_hosts(
+    tmp_path: Path,
+) -> None:
+    # Found by the chaos soak: a bot on one machine whose run dir's supervisor was killed never
+    # learned of the hosts that took its blocks, and stopped receiving anything.
+    ctx = zmq.asyncio.Context()
+    dirs = {n: tmp_path / n for n in ("a", "b")}
+    for d in dirs.values():
+        d.mkdir()
+    records = [{"name": n, "control": "", "local": f"ipc://{d}/control.sock"} for n, d in dirs.items()]
+    servers = []
+    for n, d in dirs.items():
+        server = ControlServer(ctx, f"ipc://{d}/control.sock", LocalHost(n, d, records))  # type: ignore[arg-type]
+        server.bind()
+        servers.append((server, asyncio.ensure_future(server.serve())))
+    try:
+        discovery = Discovery(dirs["a"], env={})
+        assert (await discovery.ask("endpoints"))["answered_by"] == "a"
+        assert discovery.local_hosts == [records[1]["local"]], "the others, not itself"
+        # a's supervisor is killed: its pid file names a dead process.
+        (dirs["a"] / "supervisor.pid").write_text("999999999")
+        assert (await discovery.ask("endpoints"))["answered_by"] == "b"
+        assert discovery.last == records[1]["local"]
+    finally:
+        for server, task in servers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            server.close()
+        ctx.destroy(linger=0)

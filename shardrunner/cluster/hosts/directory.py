@@ -34,6 +34,8 @@ class HostInfo(msgspec.Struct, kw_only=True):
     capacity: int = 1
     #: Its control endpoint on TCP ("" if none): a bot's fallback.
     control: str = ""
+    #: Its control socket's ipc endpoint: the fallback of a bot on the same machine (local mode).
+    local: str = ""
     workers: list[BusWorker] = []
     #: The blocks it holds.
     blocks: list[int] = []

@@ -71,7 +71,10 @@ def refence(agent: HostAgent, worker: Worker) -> None:
     if conns:
         snaps = agent.sup.book.resume_from(conns)
         epochs = [(c, agent.epochs.get(c, 0)) for c in conns]
-        agent.sup.link.send(worker.identity, m.Adopt(moves.parts_of(agent.sup.plans, conns), snaps, epochs))
+        modes = moves.modes_of(agent.sup.delivery.modes, conns)
+        agent.sup.link.send(
+            worker.identity, m.Adopt(moves.parts_of(agent.sup.plans, conns), snaps, epochs, modes)
+        )
 
 
 def check_giving(agent: HostAgent, now: float) -> None:

@@ -303,6 +303,7 @@ class HostAgent:
                 snapshots=snaps,
                 epochs=self.epochs,
                 link=self.sup.link,
+                delivery=self.sup.delivery.modes,
             )
             log.info(
                 "block %d (%s, epoch %d) on worker %d: %d to resume",

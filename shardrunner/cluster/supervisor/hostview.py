@@ -34,6 +34,7 @@ def info(agent: HostAgent) -> HostInfo:
         role=agent.role,
         capacity=agent.sup.settings.workers,
         control=control_endpoint(agent),
+        local=agent.sup.run_dir.control_endpoint,
         workers=workers,
         blocks=sorted(agent.held),
         pid=os.getpid(),
@@ -111,5 +112,7 @@ def endpoints(agent: HostAgent, local: dict[str, Any]) -> dict[str, Any]:
                 if w.tcp:
                     entry["tcp"] = w.tcp
                 workers.append(entry)
-    hosts = [{"name": h.name, "control": h.control} for h in agent.hosts if h.control]
+    hosts = [
+        {"name": h.name, "control": h.control, "local": h.local} for h in agent.hosts if h.control or h.local
+    ]
     return {**local, "workers": workers, "hosts": hosts}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
+from shardrunner.bus.protocol import Delivery
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.supervisor.link import WorkerLink
 from shardrunner.cluster.supervisor.model import Slot, Worker, WorkerState
@@ -57,8 +58,10 @@ def add(
     snapshots: list[SessionSnapshot],
     epochs: Mapping[ConnKey, int],
     link: WorkerLink,
+    delivery: Mapping[ConnKey, Delivery] | None = None,
 ) -> Slot:
-    """Run ``conns`` (one block) on the least loaded slot; returns it."""
+    """Run ``conns`` (one block) on the least loaded slot, in their ``delivery`` modes (those not
+    listed: live); returns it."""
     slot = least_loaded(slots)
     slot.desired.conns = sorted(set(slot.desired.conns) | set(conns))
     worker = steady(slot)
@@ -70,6 +73,7 @@ def add(
                 parts_of(plans, conns),
                 [s for s in snapshots if s.conn in mine],
                 [(c, epochs.get(c, 0)) for c in conns],
+                modes_of(delivery or {}, conns),
             ),
         )
     return slot
@@ -90,3 +94,10 @@ def remove(slots: list[Slot], conns: list[ConnKey], link: WorkerLink) -> list[by
                 link.send(worker.identity, m.Release(mine))
                 asked.append(worker.identity)
     return asked
+
+
+def modes_of(
+    delivery: Mapping[ConnKey, Delivery], conns: Iterable[ConnKey]
+) -> list[tuple[ConnKey, Delivery]]:
+    """The modes an ``Adopt`` of ``conns`` carries: theirs that are not live (backup readers: dedupe)."""
+    return [(c, delivery[c]) for c in conns if c in delivery]

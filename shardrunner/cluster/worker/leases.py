@@ -58,10 +58,12 @@ class Leases:
         ) -> None: ...
 
     def adopt(self, adopt: m.Adopt) -> None:
-        """Run these connections too, resuming those with a session; the others are not disturbed."""
-        revived = {c: bp.Delivery.LIVE for c in adopt.conns if c in self.delivery}
-        if revived:  # left from before: an adopted connection is delivered live
-            self._apply_delivery(revived, self.delivery_version)
+        """Run these connections too, resuming those with a session, in the modes the adoption
+        carries (Twitch's backup readers: dedupe; the unlisted ones live, whatever was left here
+        from before); the others are not disturbed."""
+        modes = {c: bp.Delivery.LIVE for c in adopt.conns if c in self.delivery} | dict(adopt.delivery)
+        if modes:
+            self._apply_delivery(modes, self.delivery_version)
         sink = self.bus.publish if self.bus is not None else drop
         resuming = self.conns.start(adopt.parts, adopt.snapshots, sink, dict(adopt.epochs))
         log.info("worker %d: adopted %s (%d to resume)", self.slot, describe(adopt.conns), resuming)

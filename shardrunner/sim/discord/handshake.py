@@ -105,11 +105,17 @@ async def identify(conn: Connection, d: object) -> None:
         await conn.close(CloseCode.AUTHENTICATION_FAILED, "Session start limit exhausted: token reset.")
         return
     limits.take(bucket, now)
+    # The sessions this IDENTIFY could have resumed instead (a wasted identify when not empty).
+    resumable = [
+        s.id
+        for s in sim.table.layouts.get(num_shards, {}).get(shard_id, [])
+        if s.ended is None and s.script is None and s.user_id == user_id
+    ]
     lt = d.get("large_threshold", 50)
     large_threshold = min(250, max(50, lt)) if isinstance(lt, int) else 50
     session = sim.new_session(shard_id, num_shards, user_id, intents, large_threshold, conn.mode)
     record["session_id"] = session.id
-    sim.recorder.add("identifies", accepted=True, reason=None, bucket=bucket, **record)
+    sim.recorder.add("identifies", accepted=True, reason=None, bucket=bucket, resumable=resumable, **record)
     conn.attach(session, 0)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from shardrunner.bus.protocol import Delivery
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.supervisor import moves
 from shardrunner.cluster.supervisor.grants import IdentifyGrants
@@ -60,6 +61,19 @@ def test_add_when_slots_run_puts_the_block_on_the_least_loaded_and_adopts_it_the
     assert [p.conns for p in message.parts] == [c[2:4]]
     assert [s.conn for s in message.snapshots] == [c[2]]
     assert dict(message.epochs) == {c[2]: 5, c[3]: 5}
+    assert message.delivery == []
+
+
+def test_add_when_a_connection_has_a_delivery_mode_the_adopt_carries_it() -> None:
+    c = conns(4)
+    slots, link = [running(0, [])], Link()
+    modes = {c[1]: Delivery.DEDUPE, c[3]: Delivery.DEDUPE}  # c[3]: not in the block
+    moves.add(
+        slots, c[:2], plans={"discord": FakePlan(c)}, snapshots=[], epochs={}, link=link, delivery=modes
+    )  # type: ignore[dict-item]
+    [(_, message)] = link.sent
+    assert isinstance(message, m.Adopt)
+    assert message.delivery == [(c[1], Delivery.DEDUPE)]
 
 
 def test_add_when_the_worker_is_still_starting_leaves_the_block_to_its_assign() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shardrunner.bus import protocol as bp
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.worker.core import Worker
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -61,6 +62,26 @@ async def test_worker_when_an_empty_assignment_comes_starts_the_bus_hot_for_a_st
         worker.handle(adopt(OLD))
         await clock.settle()
         assert sorted(worker.conns) == OLD
+    finally:
+        await worker.conns.close_all()
+        worker.close()
+
+
+async def test_worker_when_adopting_backup_readers_marks_them_for_the_dedupe() -> None:
+    # Found by the chaos soak: on several hosts a Twitch backup reader's connection came in an
+    # Adopt without its mode, delivered live, and every bot got each chat line twice.
+    bus, platform, clock = FakeBus(), FakePlatform(), FakeClock()
+    worker = Worker(1, 1, make_bus=lambda a, conns: bus, load=lambda name: platform, clock=clock)
+    try:
+        worker.handle(m.Assign(parts=[], bus_endpoint="ipc://standby"))
+        marked = adopt(OLD)
+        marked.delivery = [(OLD[1], bp.Delivery.DEDUPE)]
+        worker.handle(marked)
+        await clock.settle()
+        assert bus.router.modes == {OLD[1]: bp.Delivery.DEDUPE}
+        assert worker.delivery == {OLD[1]: bp.Delivery.DEDUPE}
+        worker.handle(adopt([OLD[1]]))  # adopted again without a mode: live
+        assert bus.router.modes == {}
     finally:
         await worker.conns.close_all()
         worker.close()

@@ -134,3 +134,20 @@ async def test_identify_when_shard_count_is_refused_gets_op9_or_the_code_and_use
     gw, _ = await ready_connection(sim, [1, 8])
     await gw.close()
     assert sim.stats()["identifies_refused"] == 2
+
+
+async def test_identify_record_lists_the_sessions_it_could_have_resumed(sim_factory: SimFactory) -> None:
+    sim = await sim_factory(rate=0, identify_window=0)
+    gw, ready = await ready_connection(sim, [0, 2])
+    first = ready["d"]["session_id"]
+    await gw.close(4000)  # the session stays resumable
+    gw2, ready2 = await ready_connection(sim, [0, 2])
+    gw3, _ = await ready_connection(sim, [1, 2])
+    accepted = [r for r in sim.stats()["identifies"] if r["accepted"]]
+    assert [r["resumable"] for r in accepted] == [[], [first], []]
+    await gw2.close(1000)  # ends the second session: a new identify of shard 0 wastes only the first
+    await wait_for(lambda: sim.sessions[ready2["d"]["session_id"]].ended is not None, 5, "session end")
+    gw4, _ = await ready_connection(sim, [0, 2])
+    assert [r for r in sim.stats()["identifies"] if r["accepted"]][-1]["resumable"] == [first]
+    for g in (gw3, gw4):
+        await g.close()
