@@ -17,10 +17,11 @@ from typing import Any
 
 from benchmarks.chaos import __doc__ as DOC
 from benchmarks.chaos.actions import KINDS, Chaos, schedule
-from benchmarks.chaos.count import account, crashes, scan
+from benchmarks.chaos.count import account, crashes
 from benchmarks.chaos.world import CHANNELS, GROUPS, REDIS_PASSWORD, SHARDS, Memory, World, http
 from benchmarks.harness import TOKEN
 from harness.procs import REPO
+from harness.secrets import Secret, collect_run_outputs, scan
 
 #: Seconds without a new event at any bot after which the Twitch count is final.
 QUIET_S = 3.0
@@ -243,7 +244,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     counted = account(bots=world.incarnations, dstats=final_d, dispatches=dispatches, sent_max=sessions.sent,
                       tstats=final_t, window=(t_start, t_stop), started_wall=t_start)  # fmt: skip
     crash = crashes(out / "logs", chaos.killed_pids, unexpected)
-    leaks = scan(out, [TOKEN, REDIS_PASSWORD])
+    guarded = [Secret.discord_token("the Discord token", TOKEN), Secret("the Redis password", REDIS_PASSWORD)]
+    leaks = [str(leak) for leak in scan(guarded, files=collect_run_outputs(out))]
     did: dict[str, int] = {}
     skipped: dict[str, int] = {}
     for a in chaos.done:

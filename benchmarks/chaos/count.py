@@ -206,19 +206,3 @@ def crashes(logs: Path, killed_pids: set[int], unexpected_exits: list[str]) -> d
         "tracebacks": tracebacks,
         "exits": unexpected_exits,
     }
-
-
-def scan(out: Path, secrets: list[str]) -> list[str]:
-    """Files of the out dir that hold a secret's raw value (a minimal stand-in for harness/secrets.py)."""
-    found = []
-    for path in sorted(out.rglob("*")):
-        if not path.is_file() or path.is_symlink():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        for s in secrets:
-            if s.encode() in data:
-                found.append(f"{path.relative_to(out)}: secret #{secrets.index(s)}")
-    return found
