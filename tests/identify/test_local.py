@@ -136,3 +136,74 @@ async def test_identify_queue_when_discord_sets_of_4_and_8_share_the_buckets_spa
         assert conns == sorted(conns, key=lambda c: (c.generation, c.shard))
     assert {c for _, c in order} == {*old, *new}, "two sets, no collision: every connection granted once"
     assert len(order) == 12
+
+
+def led_queue(clock: FakeClock, *, lead: float, paused: bool = False) -> LocalIdentifyQueue:
+    """One bucket of 5 s, no margin, with a lead."""
+    return LocalIdentifyQueue(
+        [StartLimit("discord.identify", 1, 5.0, lead)],
+        lambda c: ("discord.identify", 0),
+        margin=0.0,
+        clock=clock,
+        paused=paused,
+    )
+
+
+async def test_near_when_the_turn_is_within_the_lead_tells_each_in_line_a_lead_before_its_grant() -> None:
+    clock = FakeClock()
+    queue = led_queue(clock, lead=1.0, paused=True)
+    nears = [asyncio.ensure_future(queue.near(key(s))) for s in (2, 0, 1)]
+    await clock.settle()
+    assert queue.waiting == 3
+    assert not any(n.done() for n in nears), "paused: nobody is told"
+    queue.resume()
+    await clock.settle()
+    assert [n.done() for n in nears] == [False, True, False], "shard 0 is first in line: due now"
+    await queue.acquire(key(0))  # connected: granted at once
+    await clock.advance(3.9)
+    assert not nears[2].done()
+    await clock.advance(0.2)  # 4.1 s: shard 1's grant is due at 5 s, within the lead
+    assert nears[2].done()
+    assert not nears[0].done()
+    second = asyncio.ensure_future(queue.acquire(key(1)))
+    await clock.advance(0.8)
+    assert not second.done(), "connected early, it still waits for the window"
+    await clock.advance(0.2)
+    assert second.done(), "granted as the window ends: the handshake cost the bucket nothing"
+
+
+async def test_near_when_the_head_is_still_connecting_grants_the_next_connected_one() -> None:
+    clock = FakeClock()
+    queue = led_queue(clock, lead=6.0)
+    await queue.acquire(key(5))
+    head = asyncio.ensure_future(queue.near(key(0)))
+    ready = asyncio.ensure_future(queue.acquire(key(1)))
+    await clock.settle()
+    assert head.done(), "within the lead"
+    await clock.advance(5.1)
+    assert ready.done(), "the head is not connected at the window's end: the next connected one goes"
+    late = asyncio.ensure_future(queue.acquire(key(0)))
+    await clock.advance(4.8)
+    assert not late.done()
+    await clock.advance(0.3)
+    assert late.done(), "the head kept its place: granted at the next window"
+
+
+async def test_near_when_the_connect_fails_the_release_gives_its_place_to_the_next() -> None:
+    clock = FakeClock()
+    queue = led_queue(clock, lead=0.5)
+    await queue.acquire(key(9))
+    first = asyncio.ensure_future(queue.near(key(0)))
+    second = asyncio.ensure_future(queue.near(key(1)))
+    await clock.advance(4.6)
+    assert first.done()
+    assert not second.done()
+    queue.release(key(0), ready=False)  # its connect failed
+    await clock.settle()
+    assert second.done(), "next in line now, and its turn is near"
+    assert queue.waiting == 1
+    cancelled = asyncio.ensure_future(queue.near(key(2)))
+    await clock.settle()
+    cancelled.cancel()
+    await clock.settle()
+    assert queue.waiting == 1, "a near() cancelled leaves the line"

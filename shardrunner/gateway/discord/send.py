@@ -31,6 +31,8 @@ class Sending:
     clock: Clock
     state: ConnState
     limiter: CommandLimiter
+    session_id: str | None
+    seq: int
     _conn: Connection | None
     _stopping: bool
     _ready_event: asyncio.Event
@@ -48,6 +50,10 @@ class Sending:
         if o.presence is not None:
             d["presence"] = o.presence
         return {"op": Op.IDENTIFY, "d": d}
+
+    def _resume_payload(self) -> dict[str, Any]:
+        d = {"token": self.options.token, "session_id": self.session_id, "seq": self.seq}
+        return {"op": Op.RESUME, "d": d}
 
     def _send_now(self, conn: Connection, payload: dict[str, Any]) -> None:
         self.limiter.record()
