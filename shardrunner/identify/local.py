@@ -21,6 +21,11 @@ from shardrunner.protocol.keys import ConnKey
 #: more than 10 ms under load (seen in the reshard benchmark against the simulator's short windows).
 MIN_MARGIN_S = 0.025
 
+#: A grant not yet reported sent is held this much longer than ``hold``: its IDENTIFY may be on
+#: its way (a busy worker sends it, and says so, late), and granting the next one meanwhile could
+#: put two of a bucket's identifies less than a window apart.
+UNSENT_GRACE_S = 2.0
+
 
 class _Waiter:
     """One connection in line: ``near`` is set when its turn is near (it may connect now),
@@ -57,10 +62,10 @@ class LocalIdentifyQueue:
     A bucket grants the next identify no sooner than its limit's ``window`` (plus a small ``margin``
     for clock and network jitter) after the previous one, and not while the previous connection is
     still identifying, unless it has held its grant for ``hold`` seconds (default: the window)
-    without an answer. Waiters of a bucket are served lowest ``(generation, shard)`` first; a queue
-    created ``paused`` grants nothing until :meth:`resume`, so that a cluster can collect its
-    connections' requests first and start every bucket in shard order, whichever worker happened to
-    boot first.
+    without an answer after its send (:data:`UNSENT_GRACE_S` more before it). Waiters of a bucket
+    are served lowest ``(generation, shard)`` first; a queue created ``paused`` grants nothing
+    until :meth:`resume`, so that a cluster can collect its connections' requests first and start
+    every bucket in shard order, whichever worker happened to boot first.
 
     A connection that is not connected yet waits in line with :meth:`near`: it returns once the
     connection's grant is due within the limit's ``lead`` seconds (its place in line times the
@@ -171,8 +176,9 @@ class LocalIdentifyQueue:
                     fut.cancel()
             self._pump(name)
 
-    def sent(self, conn: ConnKey) -> None:
-        """The IDENTIFY of ``conn`` went out now: its bucket's window counts from here.
+    def sent(self, conn: ConnKey, at: float | None = None) -> None:
+        """The IDENTIFY of ``conn`` went out now (or at ``at``, this clock's time, when the report
+        came from another process of the machine): its bucket's window counts from the send.
 
         A queue in another process than the connection grants before the identify is sent;
         counting the window from the send keeps identifies in order and spaced as the gateway sees
@@ -180,7 +186,11 @@ class LocalIdentifyQueue:
         """
         name = self.bucket_of(conn)
         bucket = self._buckets[name]
-        bucket.next_at = max(bucket.next_at, self._clock.monotonic() + bucket.window + bucket.margin)
+        now = self._clock.monotonic()
+        when = now if at is None or not 0 < at <= now else at
+        bucket.next_at = max(bucket.next_at, when + bucket.window + bucket.margin)
+        if bucket.held_by == conn:
+            bucket.held_until = min(bucket.held_until, now + bucket.hold)
         self._pump(name)
 
     def release(self, conn: ConnKey, *, ready: bool) -> None:
@@ -208,7 +218,7 @@ class LocalIdentifyQueue:
                 bucket.waiters.remove(waiter)
                 del self._line[waiter.conn]
                 bucket.held_by = waiter.conn
-                bucket.held_until = now + bucket.hold
+                bucket.held_until = now + bucket.hold + UNSENT_GRACE_S
                 bucket.next_at = now + bucket.window + bucket.margin
                 if not waiter.near.done():
                     waiter.near.set_result(None)

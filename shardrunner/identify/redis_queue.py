@@ -268,8 +268,8 @@ class RedisIdentifyQueue:
             # Before the bucket's next grant time nothing can change for anyone: sleep till then.
             # After it, ask each poll until the holder releases or the head's host takes it.
             wait = float(seconds) if what == "wait" else 0.0
-            if float(near_in) > 0 and any(not w.near.done() for w in bucket.waiters.values()):
-                wait = min(wait, float(near_in)) if wait > 0 else float(near_in)
+            if wait > 0 and float(near_in) > 0 and any(not w.near.done() for w in bucket.waiters.values()):
+                wait = min(wait, float(near_in))  # wake when the next in line is near
             delay = min(wait, refresh) if wait > 0 else self.poll
             await self._sleep(bucket, delay)
 

@@ -86,8 +86,27 @@ async def test_identify_queue_when_ready_is_slow_holds_the_bucket_until_it_comes
 async def test_identify_queue_when_nobody_answers_releases_after_hold() -> None:
     clock = FakeClock()
     queue = discord_queue(1, 5.0, margin=0.0, clock=clock)
-    order = await grants(queue, clock, [0, 1], answer_after=None)
-    assert 5.0 <= order[1][0] < 5.3
+    await queue.acquire(key(0))
+    queue.sent(key(0))
+    second = asyncio.ensure_future(queue.acquire(key(1)))
+    await clock.advance(4.9)
+    assert not second.done()
+    await clock.advance(0.3)
+    assert second.done(), "sent, and no answer within the hold: the next goes"
+
+
+async def test_identify_queue_when_a_grant_is_not_reported_sent_holds_it_longer() -> None:
+    clock = FakeClock()
+    queue = discord_queue(1, 5.0, margin=0.0, clock=clock)
+    await queue.acquire(key(0))
+    second = asyncio.ensure_future(queue.acquire(key(1)))
+    await clock.advance(5.5)
+    assert not second.done(), "its IDENTIFY may still be on its way: the next waits"
+    queue.sent(key(0), at=clock.monotonic() - 0.5)  # sent 0.5 s ago, reported only now
+    await clock.advance(4.4)
+    assert not second.done()
+    await clock.advance(0.2)
+    assert second.done(), "a window after the send the report gave, not after the report"
 
 
 async def test_identify_queue_when_a_waiter_is_cancelled_serves_the_next() -> None:
@@ -160,6 +179,7 @@ async def test_near_when_the_turn_is_within_the_lead_tells_each_in_line_a_lead_b
     await clock.settle()
     assert [n.done() for n in nears] == [False, True, False], "shard 0 is first in line: due now"
     await queue.acquire(key(0))  # connected: granted at once
+    queue.sent(key(0))
     await clock.advance(3.9)
     assert not nears[2].done()
     await clock.advance(0.2)  # 4.1 s: shard 1's grant is due at 5 s, within the lead
@@ -176,12 +196,14 @@ async def test_near_when_the_head_is_still_connecting_grants_the_next_connected_
     clock = FakeClock()
     queue = led_queue(clock, lead=6.0)
     await queue.acquire(key(5))
+    queue.sent(key(5))
     head = asyncio.ensure_future(queue.near(key(0)))
     ready = asyncio.ensure_future(queue.acquire(key(1)))
     await clock.settle()
     assert head.done(), "within the lead"
     await clock.advance(5.1)
     assert ready.done(), "the head is not connected at the window's end: the next connected one goes"
+    queue.sent(key(1))
     late = asyncio.ensure_future(queue.acquire(key(0)))
     await clock.advance(4.8)
     assert not late.done()
@@ -193,6 +215,7 @@ async def test_near_when_the_connect_fails_the_release_gives_its_place_to_the_ne
     clock = FakeClock()
     queue = led_queue(clock, lead=0.5)
     await queue.acquire(key(9))
+    queue.sent(key(9))
     first = asyncio.ensure_future(queue.near(key(0)))
     second = asyncio.ensure_future(queue.near(key(1)))
     await clock.advance(4.6)
