@@ -105,6 +105,18 @@ def _refused_gaps(identifies: list[dict[str, Any]]) -> list[float]:
     return sorted(gaps)
 
 
+def failure_kinds(cluster: ClusterProcess) -> dict[str, int]:
+    """The workers' failed connects by what went wrong (the text after the URL)."""
+    kinds: dict[str, int] = {}
+    for log in cluster.run_dir.glob("worker-*.log"):
+        with contextlib.suppress(OSError), open(log, errors="replace") as f:
+            for line in f:
+                if "cannot connect to" in line or "handshake with" in line:
+                    why = line.rsplit(": ", 1)[-1].strip()[:80]
+                    kinds[why] = kinds.get(why, 0) + 1
+    return kinds
+
+
 def _failed(cluster: ClusterProcess, sim: Sim, status: dict[str, Any], workers: int) -> dict[str, int]:
     health = start_health(cluster, status, workers)
     return {
@@ -172,6 +184,8 @@ async def run(shards: int, k: int, window: float, workers: int) -> Result:
                 **{key: storm_failed[key] - herd_failed[key] for key in storm_failed},
             }
             print(f"storm: {storm}", flush=True)
+            if storm["connect_failures"] or herd["connect_failures"]:
+                print(f"failed connects, by kind: {failure_kinds(cluster)}", flush=True)
     result.rows.append(
         Row(
             f"herd: {shards:,} shards, K {k}, W {window:g} s",

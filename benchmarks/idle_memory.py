@@ -14,7 +14,7 @@ errors). Median of --repeat runs, each with a fresh cluster, counts interleaved.
 per idle shard.
 
 Shards connect as their identify turn nears (the cluster's identify lead, 1 s: about 20 per
-bucket at a 50 ms window), and each worker lets at most 512 handshakes be in flight; before that,
+bucket at a 50 ms window), and each worker lets at most 128 handshakes be in flight; before that,
 every shard connected at once at start and from about 5,000 shards handshakes timed out and were
 retried (benchmarks/herd.py measures the herd). Each run counts what still goes wrong; the memory
 is read once every shard is ready.

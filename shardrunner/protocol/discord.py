@@ -26,7 +26,7 @@ IDENTIFY_WINDOW_S: Final = 5.0
 #: the wait and the bucket loses nothing to it.
 IDENTIFY_LEAD_S: Final = 1.0
 #: Handshakes (connect to HELLO) in flight per worker by default (its connect gate).
-CONNECT_CONCURRENCY: Final = 512
+CONNECT_CONCURRENCY: Final = 128
 MAX_GUILDS_PER_SHARD: Final = 2500
 
 
