@@ -145,11 +145,9 @@ class IdentifyGrant(msgspec.Struct, tag="grant"):
 
 
 class IdentifySent(msgspec.Struct, tag="identify_sent"):
-    """The IDENTIFY went out (the limit's window counts from there) at ``at``: the worker's
-    CLOCK_MONOTONIC seconds, the supervisor's clock too on one machine (0: when this arrives)."""
+    """The IDENTIFY went out now (the limit's window counts from here)."""
 
     conn: ConnKey
-    at: float = 0.0
 
 
 class IdentifyDone(msgspec.Struct, tag="identified"):

@@ -176,9 +176,8 @@ class LocalIdentifyQueue:
                     fut.cancel()
             self._pump(name)
 
-    def sent(self, conn: ConnKey, at: float | None = None) -> None:
-        """The IDENTIFY of ``conn`` went out now (or at ``at``, this clock's time, when the report
-        came from another process of the machine): its bucket's window counts from the send.
+    def sent(self, conn: ConnKey) -> None:
+        """The IDENTIFY of ``conn`` went out now: its bucket's window counts from here.
 
         A queue in another process than the connection grants before the identify is sent;
         counting the window from the send keeps identifies in order and spaced as the gateway sees
@@ -187,8 +186,7 @@ class LocalIdentifyQueue:
         name = self.bucket_of(conn)
         bucket = self._buckets[name]
         now = self._clock.monotonic()
-        when = now if at is None or not 0 < at <= now else at
-        bucket.next_at = max(bucket.next_at, when + bucket.window + bucket.margin)
+        bucket.next_at = max(bucket.next_at, now + bucket.window + bucket.margin)
         if bucket.held_by == conn:
             bucket.held_until = min(bucket.held_until, now + bucket.hold)
         self._pump(name)

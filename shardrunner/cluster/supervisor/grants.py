@@ -17,7 +17,6 @@ from typing import Any, Final, Protocol
 from shardrunner.clock import Clock, RealClock
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.supervisor.waits import WaitHistogram
-from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.supervisor")
@@ -141,12 +140,8 @@ class IdentifyGrants:
         waits = self.waits.get(conn.platform) or self.waits.setdefault(conn.platform, WaitHistogram())
         waits.observe(self._clock.monotonic() - asked_at)
 
-    def sent(self, conn: ConnKey, at: float = 0.0) -> None:
-        """The IDENTIFY of ``conn`` went out at ``at`` (the supervisor's clock; 0: now)."""
-        if at and isinstance(self.queue, LocalIdentifyQueue):
-            self.queue.sent(conn, at)
-        else:
-            self.queue.sent(conn)
+    def sent(self, conn: ConnKey) -> None:
+        self.queue.sent(conn)
 
     def done(self, conn: ConnKey, *, ready: bool) -> None:
         """The identify of ``conn`` ended, or ``conn`` left the line without a grant."""

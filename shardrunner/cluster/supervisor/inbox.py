@@ -35,7 +35,7 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
     elif isinstance(message, m.IdentifyRequest):
         sup.grants.request(identity, message.conn, near=message.near)
     elif isinstance(message, m.IdentifySent):
-        sup.grants.sent(message.conn, message.at)
+        sup.grants.sent(message.conn)
     elif isinstance(message, m.IdentifyDone):
         sup.grants.done(message.conn, ready=message.ready)
     elif isinstance(message, m.BudgetRequest | m.BudgetUsed | m.BudgetCancel):

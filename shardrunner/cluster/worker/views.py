@@ -3,7 +3,6 @@ supervisor (messages into the worker's outbox), and its connections described fo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
@@ -61,7 +60,7 @@ class SupervisorLink:
         self._post(m.IdentifyRequest(conn, near))
 
     def sent(self, conn: ConnKey) -> None:
-        self._post(m.IdentifySent(conn, time.monotonic()))
+        self._post(m.IdentifySent(conn))
 
     def done(self, conn: ConnKey, *, ready: bool) -> None:
         self._post(m.IdentifyDone(conn, ready))
