@@ -230,7 +230,10 @@ class LocalIdentifyQueue:
         for i, waiter in enumerate(bucket.waiters):
             due = max(ready_at, now) + i * step
             if due - lead > now:
-                wake_at = min(wake_at, due - lead)
+                # Past the grant time (the head still connecting), who is near changes only with
+                # a grant or a leave, which pump anyway: no timer that would slide with the clock.
+                if ready_at > now:
+                    wake_at = min(wake_at, due - lead)
                 break
             if not waiter.near.done():
                 waiter.near.set_result(None)

@@ -230,3 +230,23 @@ async def test_near_when_the_connect_fails_the_release_gives_its_place_to_the_ne
     cancelled.cancel()
     await clock.settle()
     assert queue.waiting == 1, "a near() cancelled leaves the line"
+
+
+async def test_near_when_the_grant_is_due_and_the_head_still_connects_sets_no_timer() -> None:
+    clock = FakeClock()
+    queue = led_queue(clock, lead=1.0)
+    head = asyncio.ensure_future(queue.near(key(0)))
+    later = [asyncio.ensure_future(queue.near(key(s))) for s in (1, 2, 3)]
+    await clock.settle()
+    assert head.done()
+    assert not later[-1].done(), "15 s away: beyond the lead"
+    assert all(t.done() for t in queue._wakers.values()), "nothing changes until a grant or a leave"
+    sleeps = len(clock.sleeps)
+    await clock.advance(3.0)
+    assert len(clock.sleeps) == sleeps, "no timer fired meanwhile"
+    await queue.acquire(key(0))
+    queue.sent(key(0))
+    await clock.advance(4.1)
+    assert later[0].done(), "the next is near a lead before its grant"
+    for t in [head, *later]:
+        t.cancel()
