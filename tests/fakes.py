@@ -156,9 +156,14 @@ class GrantAll:
 
     def __init__(self) -> None:
         self.acquired: list[ConnKey] = []
+        #: Every ``near()`` call: the connections that stood in line before connecting.
+        self.nears: list[ConnKey] = []
         #: Every ``sent()`` call: the IDENTIFYs the shard says went out.
         self.sends: list[ConnKey] = []
         self.released: list[tuple[ConnKey, bool]] = []
+
+    async def near(self, conn: ConnKey) -> None:
+        self.nears.append(conn)
 
     async def acquire(self, conn: ConnKey) -> None:
         self.acquired.append(conn)

@@ -129,6 +129,16 @@ class LeaseUntil(msgspec.Struct, tag="lease_until"):
 
 
 class IdentifyRequest(msgspec.Struct, tag="identify"):
+    """Worker -> supervisor: ``conn`` asks to identify (connected). With ``near``: it is not
+    connected yet, it stands in line until :class:`IdentifyNear`, then connects and asks again."""
+
+    conn: ConnKey
+    near: bool = False
+
+
+class IdentifyNear(msgspec.Struct, tag="identify_near"):
+    """Supervisor -> worker: the turn of ``conn`` in the identify queue is near: connect now."""
+
     conn: ConnKey
 
 
@@ -323,6 +333,7 @@ Message = (
     Hello
     | Assign
     | IdentifyRequest
+    | IdentifyNear
     | IdentifyGrant
     | IdentifySent
     | IdentifyDone

@@ -36,6 +36,8 @@ StartHook = Callable[[ConnKey, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 class ConnState(enum.Enum):
     IDLE = "idle"
+    #: In the identify queue's line, not connected yet (it connects once its turn is near).
+    QUEUED = "queued"
     CONNECTING = "connecting"
     IDENTIFYING = "identifying"
     RESUMING = "resuming"

@@ -67,13 +67,27 @@ class StartLimitState:
     reset_after: float
 
 
-class _Bucket:
-    __slots__ = ("hold", "margin", "task", "waiters", "wake", "window")
+class _Waiter:
+    """One of this host's connections in line: told near, then granted; ``present`` once in
+    acquire; ``told``: the local time its host last told Redis of it."""
 
-    def __init__(self, window: float, margin: float, hold: float) -> None:
-        self.window, self.margin, self.hold = window, margin, hold
-        #: member -> (conn, future, local time its host last told Redis)
-        self.waiters: dict[str, tuple[ConnKey, asyncio.Future[Grant], list[float]]] = {}
+    __slots__ = ("conn", "fut", "near", "present", "told")
+
+    def __init__(self, conn: ConnKey, loop: asyncio.AbstractEventLoop, present: bool) -> None:
+        self.conn = conn
+        self.fut: asyncio.Future[Grant] = loop.create_future()
+        self.near: asyncio.Future[None] = loop.create_future()
+        self.present = present
+        self.told = 0.0
+
+
+class _Bucket:
+    __slots__ = ("hold", "lead", "margin", "task", "waiters", "wake", "window")
+
+    def __init__(self, window: float, margin: float, hold: float, lead: float) -> None:
+        self.window, self.margin, self.hold, self.lead = window, margin, hold, lead
+        #: member -> this host's waiter
+        self.waiters: dict[str, _Waiter] = {}
         self.task: asyncio.Task[None] | None = None
         #: Set to ask again at once (a resume, a release on this host).
         self.wake = asyncio.Event()
@@ -112,7 +126,10 @@ class RedisIdentifyQueue:
             slack = margin if margin is not None else max(limit.window * 0.01, MIN_MARGIN_S)
             for index in range(limit.buckets):
                 self._buckets[(limit.name, index)] = _Bucket(
-                    limit.window, slack if limit.window > 0 else 0.0, limit.window if hold is None else hold
+                    limit.window,
+                    slack if limit.window > 0 else 0.0,
+                    limit.window if hold is None else hold,
+                    limit.lead,
                 )
         c = self.coordinator
         self._grant, self._stamp, self._release = c.script(GRANT), c.script(STAMP), c.script(RELEASE)
@@ -128,7 +145,7 @@ class RedisIdentifyQueue:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for b in self._buckets.values() for _, fut, _ in b.waiters.values() if not fut.done())
+        return sum(1 for b in self._buckets.values() for w in b.waiters.values() if not w.fut.done())
 
     def bucket_of(self, conn: ConnKey) -> tuple[str, int]:
         name = self._bucket_of(conn)
@@ -136,9 +153,8 @@ class RedisIdentifyQueue:
             raise ValueError(f"{conn}: no identify limit has bucket {name}")
         return name
 
-    def _keys(self, name: tuple[str, int]) -> tuple[str, str, str]:
-        k = self.coordinator.key
-        return k("idq", *name, "state"), k("idq", *name, "waiters"), k("idq", *name, "seen")
+    def _keys(self, name: tuple[str, int]) -> tuple[str, ...]:
+        return tuple(self.coordinator.key("idq", *name, k) for k in ("state", "waiters", "seen", "present"))
 
     def _member(self, conn: ConnKey) -> str:
         return f"{conn.generation}:{conn.shard}:{conn.count}:{conn.platform}{self._suffix}"
@@ -153,27 +169,50 @@ class RedisIdentifyQueue:
     async def acquire(self, conn: ConnKey) -> None:
         await self.grant(conn)
 
-    async def grant(self, conn: ConnKey) -> Grant:
-        """Wait until ``conn`` may identify: its grant (kept in :attr:`grants` until released)."""
+    def _enter(self, conn: ConnKey, *, present: bool) -> tuple[tuple[str, int], str, _Waiter]:
         name = self.bucket_of(conn)
         bucket = self._buckets[name]
         member = self._member(conn)
         waiter = bucket.waiters.get(member)
-        if waiter is None or waiter[1].done():
-            waiter = (conn, asyncio.get_running_loop().create_future(), [0.0])
-            bucket.waiters[member] = waiter
+        if waiter is None or waiter.fut.done():
+            waiter = bucket.waiters[member] = _Waiter(conn, asyncio.get_running_loop(), present)
+        elif present and not waiter.present:
+            waiter.present = True
+            waiter.told = 0.0  # tell Redis at once: it may be granted now
+            bucket.wake.set()
         self._serve(name)
-        fut = waiter[1]
+        return name, member, waiter
+
+    async def near(self, conn: ConnKey) -> None:
+        """Stand in line (not connected yet); return when the turn of ``conn`` is near."""
+        name, member, waiter = self._enter(conn, present=False)
+        try:
+            await asyncio.shield(waiter.near)
+        except asyncio.CancelledError:
+            if not waiter.present:
+                self._leave(name, member, waiter)
+            raise
+
+    async def grant(self, conn: ConnKey) -> Grant:
+        """Wait until ``conn`` may identify: its grant (kept in :attr:`grants` until released)."""
+        name, member, waiter = self._enter(conn, present=True)
+        fut = waiter.fut
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
-            if bucket.waiters.get(member) is waiter and not fut.done():
-                del bucket.waiters[member]
-                fut.cancel()
-                self._background.spawn(self._give_up(name, member))
-            elif fut.done() and not fut.cancelled():
+            if not fut.done():
+                self._leave(name, member, waiter)
+            elif not fut.cancelled():
                 self.release(conn, ready=False)  # granted as the caller gave up: the next one goes
             raise
+
+    def _leave(self, name: tuple[str, int], member: str, waiter: _Waiter) -> None:
+        bucket = self._buckets[name]
+        if bucket.waiters.get(member) is waiter:
+            del bucket.waiters[member]
+            waiter.fut.cancel()
+            waiter.near.cancel()
+            self._background.spawn(self._give_up(name, member))
 
     def _serve(self, name: tuple[str, int]) -> None:
         bucket = self._buckets[name]
@@ -185,46 +224,52 @@ class RedisIdentifyQueue:
             await self._ask(name)
         except Exception as exc:  # a bug or a bad answer: the waiters hear of it, not only the log
             log.exception("identify queue: bucket %s failed", name)
-            for _, fut, _ in self._buckets[name].waiters.values():
-                if not fut.done():
-                    fut.set_exception(exc)
+            for w in self._buckets[name].waiters.values():
+                for fut in (w.fut, w.near):
+                    if not fut.done():
+                        fut.set_exception(exc)
             self._buckets[name].waiters.clear()
 
     async def _ask(self, name: tuple[str, int]) -> None:
         bucket = self._buckets[name]
-        state_key, waiters_key, seen_key = self._keys(name)
-        keys = [state_key, waiters_key, seen_key, self.coordinator.key("start_limit")]
+        state_key, waiters_key, seen_key, present_key = self._keys(name)
+        keys = [state_key, waiters_key, seen_key, self.coordinator.key("start_limit"), present_key]
         refresh = self.waiter_ttl / 4
         backoff = self.poll
         epoch = self.coordinator.epoch
         while bucket.waiters:
             asked = time.monotonic()
             pairs: list[object] = []
-            for member, (conn, _, told) in bucket.waiters.items():
-                if asked - told[0] >= refresh:
-                    told[0] = asked
-                    pairs += [member, conn.generation * 2**24 + conn.shard]
+            for member, w in bucket.waiters.items():
+                if asked - w.told >= refresh:
+                    w.told = asked
+                    pairs += [member, w.conn.generation * 2**24 + w.conn.shard, 1 if w.present else 0]
             args = [bucket.window, bucket.margin, bucket.hold, self.waiter_ttl, 0 if self.paused else 1]
             try:
-                what, member, token, seconds, _holder = await self.coordinator.run(
-                    self._grant, keys, [*args, self._suffix, *pairs]
+                what, member, token, seconds, _holder, near, near_in = await self.coordinator.run(
+                    self._grant, keys, [*args, self._suffix, bucket.lead, *pairs]
                 )
             except CoordinatorDown:
-                for _, _, told in bucket.waiters.values():
-                    told[0] = 0.0  # tell it again once it is back (it may have forgotten them)
+                for w in bucket.waiters.values():
+                    w.told = 0.0  # tell it again once it is back (it may have forgotten them)
                 await asyncio.sleep(backoff)
                 backoff = min(1.0, backoff * 2)
                 continue
             backoff = self.poll
             if self.coordinator.epoch != epoch:  # a server that forgot: tell it every waiter again
                 epoch = self.coordinator.epoch
-                for _, _, told in bucket.waiters.values():
-                    told[0] = 0.0
+                for w in bucket.waiters.values():
+                    w.told = 0.0
+            for told in filter(None, map(bucket.waiters.get, near)):
+                if not told.near.done():
+                    told.near.set_result(None)
             if what == "granted" and self._granted(name, member, token, asked + float(seconds)):
                 continue  # another of this host's waiters may be next
             # Before the bucket's next grant time nothing can change for anyone: sleep till then.
             # After it, ask each poll until the holder releases or the head's host takes it.
             wait = float(seconds) if what == "wait" else 0.0
+            if wait > 0 and float(near_in) > 0 and any(not w.near.done() for w in bucket.waiters.values()):
+                wait = min(wait, float(near_in))  # wake when the next in line is near
             delay = min(wait, refresh) if wait > 0 else self.poll
             await self._sleep(bucket, delay)
 
@@ -246,7 +291,9 @@ class RedisIdentifyQueue:
             lost = Grant(_conn(member), name, token, self.coordinator.epoch, deadline)
             self._background.retry(lambda: self._release_grant(lost), final=(StaleGrant,))
             return True
-        conn, fut, _ = waiter
+        conn, fut = waiter.conn, waiter.fut
+        if not waiter.near.done():
+            waiter.near.set_result(None)
         grant = Grant(conn, name, token, self.coordinator.epoch, deadline)
         self.grants[conn] = grant
         if fut.done():
@@ -256,9 +303,9 @@ class RedisIdentifyQueue:
         return True
 
     async def _give_up(self, name: tuple[str, int], member: str) -> None:
-        _, waiters_key, seen_key = self._keys(name)
+        _, waiters_key, seen_key, present_key = self._keys(name)
         with contextlib.suppress(CoordinatorDown):  # the waiter TTL drops it then
-            await self.coordinator.run(self._withdraw, [waiters_key, seen_key], [member])
+            await self.coordinator.run(self._withdraw, [waiters_key, seen_key, present_key], [member])
 
     def fresh(self, conn: ConnKey) -> bool:
         """Whether the grant of ``conn`` is still within its hold by the local clock (counted from
@@ -295,6 +342,12 @@ class RedisIdentifyQueue:
         return float(at)
 
     def release(self, conn: ConnKey, *, ready: bool) -> None:
+        """The identify of ``conn`` ended; or ``conn``, in line and not granted, leaves the line."""
+        name = self.bucket_of(conn)
+        member = self._member(conn)
+        waiter = self._buckets[name].waiters.get(member)
+        if waiter is not None and not waiter.fut.done():
+            self._leave(name, member, waiter)
         grant = self.grants.pop(conn, None)
         if grant is not None:
             self._background.retry(lambda: self._release_grant(grant), final=(StaleGrant,))
@@ -335,8 +388,9 @@ class RedisIdentifyQueue:
         for bucket in self._buckets.values():
             if bucket.task is not None:
                 bucket.task.cancel()
-            for _, fut, _ in bucket.waiters.values():
-                fut.cancel()
+            for w in bucket.waiters.values():
+                w.fut.cancel()
+                w.near.cancel()
         await self.flush()
         await self.coordinator.close()
 

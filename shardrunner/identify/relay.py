@@ -13,9 +13,10 @@ from shardrunner.protocol.keys import ConnKey
 
 
 class IdentifyLink(Protocol):
-    """Where the relay posts: one request per identify, then when it went out and how it ended."""
+    """Where the relay posts: a request per identify (first ``near``: not connected yet, then
+    connected), then when it went out and how it ended (or that it left the line)."""
 
-    def request(self, conn: ConnKey) -> None: ...
+    def request(self, conn: ConnKey, *, near: bool = False) -> None: ...
 
     def sent(self, conn: ConnKey) -> None: ...
 
@@ -23,20 +24,23 @@ class IdentifyLink(Protocol):
 
 
 class _Request:
-    __slots__ = ("granted", "waiters")
+    __slots__ = ("granted", "near", "present", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.near: asyncio.Future[None] = loop.create_future()
         self.granted: asyncio.Future[None] = loop.create_future()
+        self.present = False  # asked as connected
         self.waiters = 0
 
 
 class RelayIdentifyQueue:
     """An :class:`~shardrunner.identify.protocol.IdentifyQueue` whose grants come from elsewhere.
 
-    :meth:`acquire` posts one request and waits for :meth:`granted`, which the worker calls when the
-    grant arrives. A request whose waiter gave up stays standing (a restarted connection asks again
-    and finds it); a grant that finds nobody waiting is handed back at once, so that its bucket does
-    not wait out its hold time.
+    :meth:`near` posts a request ``near`` and waits for :meth:`nearby`; :meth:`acquire` posts one
+    request (the connection is connected) and waits for :meth:`granted`, which the worker calls
+    when the grant arrives. A request whose waiter gave up stays standing (a restarted connection
+    asks again and finds it) until :meth:`release`; a grant that finds nobody waiting is handed back
+    at once, so that its bucket does not wait out its hold time.
     """
 
     def __init__(self, link: IdentifyLink) -> None:
@@ -47,10 +51,25 @@ class RelayIdentifyQueue:
     def waiting(self) -> int:
         return sum(1 for r in self._requests.values() if r.waiters)
 
+    async def near(self, conn: ConnKey) -> None:
+        request = self._requests.get(conn)
+        if request is None:
+            request = self._requests[conn] = _Request(asyncio.get_running_loop())
+            self._link.request(conn, near=True)
+        await asyncio.shield(request.near)
+
+    def nearby(self, conn: ConnKey) -> None:
+        """The supervisor says the turn of ``conn`` is near."""
+        request = self._requests.get(conn)
+        if request is not None and not request.near.done():
+            request.near.set_result(None)
+
     async def acquire(self, conn: ConnKey) -> None:
         request = self._requests.get(conn)
         if request is None:
             request = self._requests[conn] = _Request(asyncio.get_running_loop())
+        if not request.present:
+            request.present = True
             self._link.request(conn)
         request.waiters += 1
         try:
@@ -70,6 +89,11 @@ class RelayIdentifyQueue:
         self._link.sent(conn)
 
     def release(self, conn: ConnKey, *, ready: bool) -> None:
+        request = self._requests.pop(conn, None)
+        if request is not None:  # it leaves the line
+            for fut in (request.near, request.granted):
+                if not fut.done():
+                    fut.cancel()
         self._link.done(conn, ready=ready)
 
 

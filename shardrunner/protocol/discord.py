@@ -21,6 +21,12 @@ COMMANDS_PER_WINDOW: Final = 120
 COMMAND_WINDOW_S: Final = 60.0
 #: One identify per ``shard_id % max_concurrency`` bucket per this many seconds.
 IDENTIFY_WINDOW_S: Final = 5.0
+#: Seconds before its identify turn a shard connects by default: a couple of handshakes (TCP, TLS,
+#: the WebSocket upgrade and HELLO take 100-300 ms against Discord), so that the handshake overlaps
+#: the wait and the bucket loses nothing to it.
+IDENTIFY_LEAD_S: Final = 1.0
+#: Handshakes (connect to HELLO) in flight per worker by default (its connect gate).
+CONNECT_CONCURRENCY: Final = 128
 MAX_GUILDS_PER_SHARD: Final = 2500
 
 

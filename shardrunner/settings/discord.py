@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Final
 
 from shardrunner.protocol.compression import Compression
-from shardrunner.protocol.discord import ALL_INTENTS, IDENTIFY_WINDOW_S, PRIVILEGED_INTENTS
+from shardrunner.protocol.discord import (
+    ALL_INTENTS,
+    CONNECT_CONCURRENCY,
+    IDENTIFY_LEAD_S,
+    IDENTIFY_WINDOW_S,
+    PRIVILEGED_INTENTS,
+)
 from shardrunner.settings.registry import (
     Section,
     Setting,
@@ -96,6 +102,23 @@ DISCORD: Final = Section(
             "seconds between identifies of one bucket (Discord: 5; lower only against the simulator)",
             minimum=0,
             metavar=_SECONDS,
+        ),
+        Setting(
+            "identify_lead",
+            to_float,
+            IDENTIFY_LEAD_S,
+            "seconds before its identify turn a shard connects (a couple of handshake times: the "
+            "handshake overlaps the wait, and the IDENTIFY goes out as the bucket allows it)",
+            minimum=0,
+            metavar=_SECONDS,
+        ),
+        Setting(
+            "connect_concurrency",
+            to_int,
+            CONNECT_CONCURRENCY,
+            "handshakes (connect to HELLO) in flight per worker; the others wait, resumes first",
+            minimum=1,
+            metavar="N",
         ),
         Setting(
             "auto_reshard",

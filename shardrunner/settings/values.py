@@ -62,6 +62,8 @@ class Settings:
     large_threshold: int
     max_concurrency: int | None
     identify_window: float
+    identify_lead: float
+    connect_concurrency: int
     auto_reshard: bool
     reshard_at: float
     reshard_target: float

@@ -59,9 +59,15 @@ class Hosts:
 
 @asynccontextmanager
 async def hosts(
-    kind: str, server: RedisServer | None, buckets: int, window: float, n: int = 2, **options: Any
+    kind: str,
+    server: RedisServer | None,
+    buckets: int,
+    window: float,
+    n: int = 2,
+    lead: float = 0.0,
+    **options: Any,
 ) -> AsyncIterator[Hosts]:
-    limits = [StartLimit(LIMIT, buckets, window)]
+    limits = [StartLimit(LIMIT, buckets, window, lead)]
 
     def bucket_of(c: ConnKey) -> tuple[str, int]:
         return (LIMIT, c.shard % buckets)

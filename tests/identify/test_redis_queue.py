@@ -139,3 +139,44 @@ def test_coordinator_when_the_url_has_a_password_never_shows_it() -> None:
 
 async def _count(client: Any, line: str, n: int) -> bool:
     return int(await client.zcard(line)) >= n
+
+
+async def test_redis_queue_near_when_the_next_turn_is_within_the_lead_tells_its_host_before_the_grant(
+    redis_server: RedisServer,
+) -> None:
+    async with hosts("redis", redis_server, 1, 0.6, lead=0.3, margin=0.0) as h:
+        a, b = h.queues
+        await asyncio.wait_for(a.near(key(0)), 2.0)  # first in line: due now
+        second = asyncio.ensure_future(b.near(key(1)))
+        await a.acquire(key(0))
+        granted_at = time.monotonic()
+        a.sent(key(0))
+        await asyncio.sleep(0.1)
+        assert not second.done(), "its grant is due a window after the first, beyond the lead"
+        await asyncio.wait_for(second, 2.0)
+        told_at = time.monotonic()
+        assert told_at - granted_at >= 0.6 - 0.3 - 0.05, "told about a lead before its grant"
+        await asyncio.wait_for(b.acquire(key(1)), 2.0)
+        assert time.monotonic() - granted_at >= 0.6, "granted only as the window allows"
+        assert time.monotonic() > told_at
+
+
+async def test_redis_queue_near_when_the_head_is_still_connecting_grants_the_next_connected_one(
+    redis_server: RedisServer,
+) -> None:
+    async with hosts("redis", redis_server, 1, 0.3, lead=1.0, margin=0.0) as h:
+        a, b = h.queues
+        await asyncio.wait_for(a.near(key(0)), 2.0)
+        await asyncio.wait_for(b.acquire(key(1)), 2.0)  # connected: it goes while the head connects
+        assert not a.grants
+        b.sent(key(1))
+        b.release(key(1), ready=True)
+        await asyncio.wait_for(a.acquire(key(0)), 2.0)  # the head kept its place
+        assert key(0) in a.grants
+        third = asyncio.ensure_future(b.near(key(2)))
+        await asyncio.wait_for(third, 2.0)
+        b.release(key(2), ready=False)  # its connect failed: out of the line
+        await h.settle()
+        client = a.coordinator.client
+        assert await client.zcard(a._keys(("discord.identify", 0))[1]) == 0
+        assert await client.scard(a._keys(("discord.identify", 0))[3]) == 0

@@ -18,8 +18,8 @@ class Link:
     def __init__(self) -> None:
         self.said: list[tuple[str, ConnKey, bool | None]] = []
 
-    def request(self, conn: ConnKey) -> None:
-        self.said.append(("request", conn, None))
+    def request(self, conn: ConnKey, *, near: bool = False) -> None:
+        self.said.append(("near" if near else "request", conn, None))
 
     def sent(self, conn: ConnKey) -> None:
         self.said.append(("sent", conn, None))
@@ -31,6 +31,29 @@ class Link:
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+async def test_relay_when_near_waits_for_the_word_then_asks_as_connected_and_a_release_leaves() -> None:
+    link = Link()
+    queue = RelayIdentifyQueue(link)
+    near = asyncio.ensure_future(queue.near(OLD))
+    await settle()
+    assert link.said == [("near", OLD, None)]
+    assert not near.done()
+    queue.nearby(OLD)
+    await asyncio.wait_for(near, 1)
+    waiter = asyncio.ensure_future(queue.acquire(OLD))
+    await settle()
+    assert link.said[1:] == [("request", OLD, None)], "connected now: it asks for the grant"
+    waiter.cancel()
+    queue.release(OLD, ready=False)  # the connection closed before its grant: out of the line
+    assert link.said[2:] == [("done", OLD, False)]
+    queue.granted(OLD)  # a grant that crossed the release goes back
+    assert link.said[3:] == [("done", OLD, False)]
+    again = asyncio.ensure_future(queue.near(OLD))
+    await settle()
+    assert link.said[4:] == [("near", OLD, None)], "a new attempt stands in line anew"
+    again.cancel()
 
 
 async def test_relay_when_granted_lets_the_waiter_go_and_relays_sent_and_release() -> None:

@@ -39,6 +39,7 @@ class GatedQueue(Protocol):
     @property
     def waiting(self) -> int: ...
     def resume(self) -> None: ...
+    async def near(self, conn: ConnKey) -> None: ...
     async def acquire(self, conn: ConnKey) -> None: ...
     def sent(self, conn: ConnKey) -> None: ...
     def release(self, conn: ConnKey, *, ready: bool) -> None: ...
@@ -71,6 +72,9 @@ class IdentifyGrants:
         self._first = first_identifies
         self._opened_at = opened_at
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: The task of each pending request, and the requests from connected connections.
+        self._by_conn: dict[ConnKey, asyncio.Task[Any]] = {}
+        self._present: set[ConnKey] = set()
 
     def open_gate(self, now: float) -> None:
         if not self.queue.paused or not self._armed:
@@ -87,13 +91,32 @@ class IdentifyGrants:
             self._first = identifies
             self._opened_at = now
 
-    def request(self, identity: bytes, conn: ConnKey) -> None:
+    def request(self, identity: bytes, conn: ConnKey, *, near: bool = False) -> None:
+        """``conn`` of worker ``identity`` asks to identify: ``near`` (not connected yet) stands in
+        line and is told when its turn is near; else (connected) it waits for its grant."""
         if self.pending.get(conn) == identity:
-            return
+            if near or conn in self._present:
+                return  # asked already
+        else:
+            self._cancel(conn)  # another worker's request: no longer its
         self.pending[conn] = identity
-        task = asyncio.ensure_future(self._grant(identity, conn))
+        if not near:
+            self._present.add(conn)
+        task = asyncio.ensure_future(self._near(identity, conn) if near else self._grant(identity, conn))
+        self._by_conn[conn] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _cancel(self, conn: ConnKey) -> None:
+        self._present.discard(conn)
+        task = self._by_conn.pop(conn, None)
+        if task is not None:
+            task.cancel()
+
+    async def _near(self, identity: bytes, conn: ConnKey) -> None:
+        await self.queue.near(conn)
+        if self.pending.get(conn) == identity:
+            self._send(identity, m.IdentifyNear(conn))
 
     async def _grant(self, identity: bytes, conn: ConnKey) -> None:
         fresh = getattr(self.queue, "fresh", None)
@@ -109,6 +132,8 @@ class IdentifyGrants:
         asker = self.pending.get(conn)
         if asker == identity:
             del self.pending[conn]
+            self._present.discard(conn)
+            self._by_conn.pop(conn, None)
         if asker != identity or not self._send(identity, m.IdentifyGrant(conn)):
             self.queue.release(conn, ready=False)  # the asker is gone: let the next one go
             return
@@ -119,6 +144,9 @@ class IdentifyGrants:
         self.queue.sent(conn)
 
     def done(self, conn: ConnKey, *, ready: bool) -> None:
+        """The identify of ``conn`` ended, or ``conn`` left the line without a grant."""
+        if self.pending.pop(conn, None) is not None:
+            self._cancel(conn)
         self.queue.release(conn, ready=ready)
 
     def forget(self, identity: bytes) -> None:
@@ -126,6 +154,8 @@ class IdentifyGrants:
         for conn, who in list(self.pending.items()):
             if who == identity:
                 del self.pending[conn]
+                self._cancel(conn)
+                self.queue.release(conn, ready=False)  # out of the line
 
     def close(self) -> None:
         for task in list(self._tasks):

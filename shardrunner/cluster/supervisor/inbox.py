@@ -34,7 +34,7 @@ def on_worker_message(sup: Supervisor, identity: bytes, message: m.Message) -> N
             worker.ready = message.ready
             sup.wake()
     elif isinstance(message, m.IdentifyRequest):
-        sup.grants.request(identity, message.conn)
+        sup.grants.request(identity, message.conn, near=message.near)
     elif isinstance(message, m.IdentifySent):
         sup.grants.sent(message.conn)
     elif isinstance(message, m.IdentifyDone):

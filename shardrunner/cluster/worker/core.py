@@ -122,6 +122,8 @@ class Worker(Leases):
             self.outbox.put_nowait(m.Pong(message.nonce, ready))
         elif isinstance(message, m.IdentifyGrant):
             self.queue.granted(message.conn)
+        elif isinstance(message, m.IdentifyNear):
+            self.queue.nearby(message.conn)
         elif isinstance(message, m.BudgetGrant):
             self.budgets.granted(message.request, message.refused)
         elif isinstance(message, m.SetDelivery):

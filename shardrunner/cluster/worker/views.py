@@ -58,8 +58,8 @@ class SupervisorLink:
     def __init__(self, post: Callable[[m.Message], None]) -> None:
         self._post = post
 
-    def request(self, conn: ConnKey) -> None:
-        self._post(m.IdentifyRequest(conn))
+    def request(self, conn: ConnKey, *, near: bool = False) -> None:
+        self._post(m.IdentifyRequest(conn, near))
 
     def sent(self, conn: ConnKey) -> None:
         self._post(m.IdentifySent(conn))

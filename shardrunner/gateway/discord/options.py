@@ -10,6 +10,7 @@ import msgspec
 
 from shardrunner.gateway.connection import StartHook
 from shardrunner.protocol.compression import MAX_MESSAGE_BYTES, Compression
+from shardrunner.protocol.discord import CONNECT_CONCURRENCY
 
 HELLO_TIMEOUT_S: Final = 20.0
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -52,6 +53,8 @@ class PartConfig(msgspec.Struct, kw_only=True):
     #: how many structural events a guild's log holds before it is folded into its GUILD_CREATE.
     state_cache: bool = False
     state_cache_log: int = 64
+    #: Handshakes in flight per worker (its shards share one connect gate).
+    connect_concurrency: int = CONNECT_CONCURRENCY
 
     def __repr__(self) -> str:  # never show the token
         return f"PartConfig(gateway_url={self.gateway_url!r}, intents={self.intents})"

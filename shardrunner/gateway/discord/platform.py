@@ -19,10 +19,12 @@ from shardrunner.gateway.discord.resize import DiscordRules, propose
 from shardrunner.gateway.discord.rest import SessionStartLimit, fetch_gateway_bot
 from shardrunner.gateway.discord.shard import DiscordShard
 from shardrunner.gateway.discord.state import StateCache
+from shardrunner.gateway.gate import ConnectGate
 from shardrunner.gateway.platform import PlatformError, Resize, ResizePolicy
 from shardrunner.identify.budget import Budgets
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
 from shardrunner.protocol import routing
+from shardrunner.protocol.discord import CONNECT_CONCURRENCY, IDENTIFY_LEAD_S
 from shardrunner.protocol.envelope import Event, RoutingKey, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
@@ -60,6 +62,8 @@ class DiscordPlan:
         auto_count: bool = False,
         state_cache: bool = False,
         state_cache_log: int = 64,
+        identify_lead: float = IDENTIFY_LEAD_S,
+        connect_concurrency: int = CONNECT_CONCURRENCY,
     ) -> None:
         if num_shards < 1:
             raise PlatformError(f"the shard count must be at least 1, not {num_shards}")
@@ -79,7 +83,8 @@ class DiscordPlan:
         #: The count came from Discord (``--shards auto``), not from the settings.
         self.auto_count = auto_count
         self.conns = [ConnKey(NAME, generation, shard, num_shards) for shard in range(num_shards)]
-        self.limits = [StartLimit(IDENTIFY_LIMIT, max_concurrency, identify_window)]
+        self.identify_lead = identify_lead
+        self.limits = [StartLimit(IDENTIFY_LIMIT, max_concurrency, identify_window, identify_lead)]
         self._token = token
         self._config = PartConfig(
             token=token,
@@ -89,6 +94,7 @@ class DiscordPlan:
             large_threshold=large_threshold,
             state_cache=state_cache,
             state_cache_log=state_cache_log,
+            connect_concurrency=connect_concurrency,
         )
 
     def __repr__(self) -> str:
@@ -140,6 +146,8 @@ class DiscordPlan:
             auto_count=self.auto_count,
             state_cache=config.state_cache,
             state_cache_log=config.state_cache_log,
+            identify_lead=self.identify_lead,
+            connect_concurrency=config.connect_concurrency,
         )
 
     async def refresh(self) -> None:
@@ -200,6 +208,8 @@ class DiscordSettings(Protocol):
     max_guilds_per_shard: int
     state_cache: bool
     state_cache_log: int
+    identify_lead: float
+    connect_concurrency: int
 
 
 async def discover_from(settings: DiscordSettings) -> DiscordPlan:
@@ -236,6 +246,8 @@ async def discover_from(settings: DiscordSettings) -> DiscordPlan:
         policy=policy,
         state_cache=settings.state_cache,
         state_cache_log=settings.state_cache_log,
+        identify_lead=settings.identify_lead,
+        connect_concurrency=settings.connect_concurrency,
     )
 
 
@@ -254,6 +266,8 @@ async def discover(
     policy: ResizePolicy | None = None,
     state_cache: bool = False,
     state_cache_log: int = 64,
+    identify_lead: float = IDENTIFY_LEAD_S,
+    connect_concurrency: int = CONNECT_CONCURRENCY,
 ) -> DiscordPlan:
     """The plan for this token: ``GET /gateway/bot``, then the shard count and limits as configured.
 
@@ -279,6 +293,8 @@ async def discover(
         auto_count=shards == "auto",
         state_cache=state_cache,
         state_cache_log=state_cache_log,
+        identify_lead=identify_lead,
+        connect_concurrency=connect_concurrency,
     )
 
 
@@ -290,6 +306,8 @@ class DiscordPlatform:
     start_hook: StartHook | None = None
 
     def __init__(self) -> None:
+        #: The worker's handshakes in flight (every shard of the process shares it).
+        self.gate = ConnectGate(CONNECT_CONCURRENCY)
         #: Each connection's state cache (``state_cache`` on): kept here, not in the shard, so a
         #: shard rebuilt after a crash (it resumes) keeps it.
         self.caches: dict[ConnKey, StateCache] = {}
@@ -306,6 +324,7 @@ class DiscordPlatform:
         part = PartConfig.decode(config)
         options = part.options()
         options.start_hook = self.start_hook
+        self.gate.resize(part.connect_concurrency)
         return [
             DiscordShard(
                 conn,
@@ -313,6 +332,7 @@ class DiscordPlatform:
                 self._cached(conn, sink, part.state_cache_log) if part.state_cache else sink,
                 gateway_url=part.gateway_url,
                 identify_queue=identify,
+                connect_gate=self.gate,
                 snapshot=snapshots.get(conn),
             )
             for conn in conns

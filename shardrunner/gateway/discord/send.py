@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from shardrunner.clock import Clock, wait_with_timeout
 from shardrunner.gateway.connection import CommandRejected, ConnState, NotReady
@@ -14,6 +15,8 @@ from shardrunner.gateway.limiter import CommandLimiter
 from shardrunner.gateway.transport import Connection
 from shardrunner.protocol.discord import COMMAND_WINDOW_S, COMMANDS_PER_WINDOW, MAX_PAYLOAD_BYTES, Op
 from shardrunner.protocol.keys import ConnKey
+
+log = logging.getLogger("shardrunner.gateway")
 
 #: Ops the shard sends itself; a command may not.
 _OWN_OPS = frozenset({Op.HEARTBEAT, Op.IDENTIFY, Op.RESUME})
@@ -31,9 +34,18 @@ class Sending:
     clock: Clock
     state: ConnState
     limiter: CommandLimiter
+    session_id: str | None
+    seq: int
     _conn: Connection | None
     _stopping: bool
     _ready_event: asyncio.Event
+    _said_bad_hook: bool
+
+    if TYPE_CHECKING:  # the shard's own (shard.py)
+
+        async def _await_or_closed(
+            self, conn: Connection, awaitable: Any, timeout: float | None
+        ) -> tuple[bool, Any]: ...
 
     def _identify_payload(self) -> dict[str, Any]:
         o = self.options
@@ -48,6 +60,36 @@ class Sending:
         if o.presence is not None:
             d["presence"] = o.presence
         return {"op": Op.IDENTIFY, "d": d}
+
+    async def _hooked_identify(self, conn: Connection) -> dict[str, Any] | None:
+        """The IDENTIFY as the start hook changed it (its ``d`` without the token goes to the hook;
+        the token and the shard pair are put back). None: the connection closed while it ran."""
+        hook = self.options.start_hook
+        assert hook is not None
+        payload = self._identify_payload()
+        d = payload["d"]
+        shown = {k: v for k, v in d.items() if k != "token"}
+        ok, changed = await self._await_or_closed(conn, hook(self.conn, shown), None)
+        if not ok:
+            return None
+        try:
+            hooked = {"op": payload["op"], "d": {**changed, "token": d["token"], "shard": d["shard"]}}
+            views.encode(hooked)
+        except Exception as exc:  # not a mapping, or not JSON: the default IDENTIFY, not a crash
+            if not self._said_bad_hook:
+                self._said_bad_hook = True
+                log.error(
+                    "%s: the identify hook's payload cannot be sent (%s); the default IDENTIFY goes "
+                    "instead (logged once)",
+                    self.conn,
+                    exc,
+                )
+            return payload
+        return hooked
+
+    def _resume_payload(self) -> dict[str, Any]:
+        d = {"token": self.options.token, "session_id": self.session_id, "seq": self.seq}
+        return {"op": Op.RESUME, "d": d}
 
     def _send_now(self, conn: Connection, payload: dict[str, Any]) -> None:
         self.limiter.record()

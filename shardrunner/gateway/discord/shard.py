@@ -19,11 +19,11 @@ from typing import Any
 from shardrunner.clock import Clock, RealClock, wait_with_timeout
 from shardrunner.gateway.backoff import Backoff
 from shardrunner.gateway.connection import ConnCounters, ConnState, Notify, Sink, no_notice
-from shardrunner.gateway.discord import views
 from shardrunner.gateway.discord.advice import ShardFatalError, fatal_advice
 from shardrunner.gateway.discord.options import ShardOptions
 from shardrunner.gateway.discord.receive import RESUME_CLOSE_CODE, Receiving, Why
 from shardrunner.gateway.discord.send import Sending
+from shardrunner.gateway.gate import ConnectGate
 from shardrunner.gateway.limiter import CommandLimiter
 from shardrunner.gateway.transport import Connection, PicowsTransport, Transport, TransportError
 from shardrunner.identify.local import LocalIdentifyQueue
@@ -35,7 +35,6 @@ from shardrunner.protocol.discord import (
     COMMAND_WINDOW_S,
     COMMANDS_PER_WINDOW,
     CloseAction,
-    Op,
     close_action,
 )
 from shardrunner.protocol.envelope import SessionSnapshot
@@ -67,6 +66,7 @@ class DiscordShard(Receiving, Sending):
         *,
         gateway_url: str,
         identify_queue: IdentifyQueue | None = None,
+        connect_gate: ConnectGate | None = None,
         transport: Transport | None = None,
         clock: Clock | None = None,
         snapshot: SessionSnapshot | None = None,
@@ -82,6 +82,8 @@ class DiscordShard(Receiving, Sending):
             [StartLimit("discord.identify", 1, 5.0)], _one_bucket, clock=self.clock
         )
         self.transport: Transport = transport or PicowsTransport(options.max_message)
+        #: Caps the handshakes in flight of the process (shared by its shards; None: no cap).
+        self.connect_gate = connect_gate
         self.counters = ConnCounters()
         #: The lease epoch of this host's hold on the shard (set by the worker), on every event.
         self.epoch = 0
@@ -168,7 +170,7 @@ class DiscordShard(Receiving, Sending):
             while not self._stopping:
                 if self._next_delay > 0:
                     self._set_state(ConnState.RECONNECTING)
-                    await self._sleep_unless_stopped(self._next_delay)
+                    await self._until_stopped(self.clock.sleep(self._next_delay))
                     if self._stop_event.is_set():  # close() during the wait
                         break
                 await self._connect_once()
@@ -177,15 +179,6 @@ class DiscordShard(Receiving, Sending):
             self._set_state(ConnState.FATAL)
             raise
         self._set_state(ConnState.STOPPED)
-
-    async def _sleep_unless_stopped(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stop_event.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            stopper.cancel()
 
     def _url(self, base: str) -> str:
         query = f"v={API_VERSION}&encoding=json"
@@ -197,7 +190,19 @@ class DiscordShard(Receiving, Sending):
         resuming = self.session_id is not None
         use_resume_url = resuming and self.resume_url is not None and not self._resume_url_failed
         base = self.resume_url if use_resume_url and self.resume_url else self.gateway_url
+        # One that must identify stands in line first, and connects once its turn is near.
+        in_line = not resuming
+        if in_line:
+            self._set_state(ConnState.QUEUED)
+            if not await self._until_stopped(self.identify_queue.near(self.conn)):
+                self.identify_queue.release(self.conn, ready=False)
+                return
         self._set_state(ConnState.CONNECTING)
+        gate = self.connect_gate
+        if gate is not None and not await self._until_stopped(gate.enter(resume=resuming)):
+            if in_line:
+                self.identify_queue.release(self.conn, ready=False)
+            return
         self._why = None
         self._reached = False
         self._pending_close = None
@@ -211,6 +216,10 @@ class DiscordShard(Receiving, Sending):
             )
         except TransportError as exc:
             log.warning("%s: %s", self.conn, exc)
+            if gate is not None:
+                gate.leave()
+            if in_line:  # its place goes to the next in line
+                self.identify_queue.release(self.conn, ready=False)
             if use_resume_url:
                 self._resume_url_failed = True  # next time, resume through the main gateway URL
             self._next_delay = self._backoff.next()
@@ -226,21 +235,14 @@ class DiscordShard(Receiving, Sending):
         reached = False
         try:
             got_hello, interval = await self._await_or_closed(conn, self._hello, self.options.hello_timeout)
+            if gate is not None:
+                gate.leave()  # the handshake is over
+                gate = None
             if got_hello:
                 heartbeat = asyncio.ensure_future(self._heartbeat(conn, interval))
                 if resuming and self.session_id is not None:
                     self._set_state(ConnState.RESUMING)
-                    self._send_now(
-                        conn,
-                        {
-                            "op": Op.RESUME,
-                            "d": {
-                                "token": self.options.token,
-                                "session_id": self.session_id,
-                                "seq": self.seq,
-                            },
-                        },
-                    )
+                    self._send_now(conn, self._resume_payload())
                 else:
                     self._set_state(ConnState.IDENTIFYING)
                     # A controller's change comes before the grant is asked for: it never
@@ -250,6 +252,7 @@ class DiscordShard(Receiving, Sending):
                     if hooked is not None or self.options.start_hook is None:
                         acquire = self.identify_queue.acquire(self.conn)
                         allowed, _ = await self._await_or_closed(conn, acquire, None)
+                    in_line = not allowed
                     if allowed and conn.closed.done():
                         self.identify_queue.release(self.conn, ready=False)  # granted too late
                     elif allowed:
@@ -261,6 +264,10 @@ class DiscordShard(Receiving, Sending):
             await conn.closed
             reached = self._reached
         finally:
+            if gate is not None:
+                gate.leave()
+            if in_line:  # no HELLO, or closed before its grant: out of the line
+                self.identify_queue.release(self.conn, ready=False)
             if heartbeat is not None:
                 heartbeat.cancel()
             if not conn.closed.done():
@@ -271,6 +278,26 @@ class DiscordShard(Receiving, Sending):
                 self.identify_queue.release(self.conn, ready=False)
         code = conn.closed.result()
         self._after_close(code, used_resume_url=use_resume_url and resuming, reached=reached)
+
+    async def _until_stopped(self, awaitable: Any) -> bool:
+        """Await ``awaitable`` unless the shard is stopped first (then cancel it: False)."""
+        if self._stopping:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            return False
+        task = asyncio.ensure_future(awaitable)
+        stopper = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if task.done() and not task.cancelled():
+            task.result()
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
 
     async def _await_or_closed(
         self, conn: Connection, awaitable: Any, timeout: float | None
@@ -298,31 +325,6 @@ class DiscordShard(Receiving, Sending):
                 self._why = Why.ZOMBIE
             conn.abort()
         return False, None
-
-    async def _hooked_identify(self, conn: Connection) -> dict[str, Any] | None:
-        """The IDENTIFY as the start hook changed it (its ``d`` without the token goes to the hook;
-        the token and the shard pair are put back). None: the connection closed while it ran."""
-        hook = self.options.start_hook
-        assert hook is not None
-        payload = self._identify_payload()
-        d = payload["d"]
-        shown = {k: v for k, v in d.items() if k != "token"}
-        ok, changed = await self._await_or_closed(conn, hook(self.conn, shown), None)
-        if not ok:
-            return None
-        try:
-            hooked = {"op": payload["op"], "d": {**changed, "token": d["token"], "shard": d["shard"]}}
-            views.encode(hooked)
-        except Exception as exc:  # not a mapping, or not JSON: the default IDENTIFY, not a crash
-            if not self._said_bad_hook:
-                self._said_bad_hook = True
-                log.error(
-                    "%s: the identify hook's payload cannot be sent (%s); the default IDENTIFY is",
-                    self.conn,
-                    exc,
-                )
-            return payload
-        return hooked
 
     def _after_close(self, code: int | None, *, used_resume_url: bool, reached: bool) -> None:
         why = self._why

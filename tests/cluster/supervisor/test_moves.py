@@ -103,6 +103,9 @@ class PausedQueue:
     def resume(self) -> None:
         self.paused = False
 
+    async def near(self, conn: ConnKey) -> None:
+        await asyncio.sleep(0)
+
     async def acquire(self, conn: ConnKey) -> None:
         await asyncio.sleep(0)
 

@@ -12,6 +12,7 @@ import pytest
 
 from shardrunner.gateway.connection import CommandRejected, ConnState, NotReady
 from shardrunner.gateway.discord import DiscordShard, PayloadTooLarge, ShardFatalError, ShardOptions
+from shardrunner.gateway.gate import ConnectGate
 from shardrunner.protocol import lifecycle
 from shardrunner.protocol.compression import Compression
 from shardrunner.protocol.envelope import Event, SessionSnapshot
@@ -99,7 +100,7 @@ async def test_shard_when_ready_arrives_is_ready_and_releases_the_queue(rig: Rig
     assert rig.shard.resume_url == "ws://resume.test"
     assert rig.shard.counters.key_count == 2
     assert rig.shard.counters.identifies == 1
-    assert rig.states[:4] == [ConnState.CONNECTING, ConnState.IDENTIFYING, ConnState.READY][:4]
+    assert rig.states[:4] == [ConnState.QUEUED, ConnState.CONNECTING, ConnState.IDENTIFYING, ConnState.READY]
     assert rig.events[0].name == "READY"
     assert rig.events[0].seq == 1
 
@@ -741,3 +742,91 @@ async def test_shard_when_the_start_hook_answers_an_unencodable_payload_sends_th
         await rig.clock.advance(10)
     assert len([r for r in caplog.records if "identify hook" in r.getMessage()]) == 1
     assert TOKEN not in caplog.text
+
+
+class HeldQueue(GrantAll):
+    """GrantAll, but near() waits until ``turn`` is set: the shard's turn in line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turn = asyncio.Event()
+
+    async def near(self, conn: ConnKey) -> None:
+        self.nears.append(conn)
+        await self.turn.wait()
+
+
+def held_shard(queue: GrantAll, **kw: object) -> tuple[DiscordShard, FakeClock, FakeTransport]:
+    clock, transport = FakeClock(fixed_random=0.5), FakeTransport()
+    shard = DiscordShard(
+        CONN,
+        ShardOptions(token=TOKEN, intents=1, compression=Compression.NONE),
+        lambda e: None,
+        gateway_url=GATEWAY,
+        identify_queue=queue,
+        transport=transport,
+        clock=clock,
+        **kw,  # type: ignore[arg-type]
+    )
+    return shard, clock, transport
+
+
+async def test_shard_when_it_must_identify_connects_only_once_its_turn_is_near() -> None:
+    queue = HeldQueue()
+    shard, clock, transport = held_shard(queue)
+    task = asyncio.ensure_future(shard.run())
+    await clock.advance(30)
+    assert queue.nears == [CONN]
+    assert transport.attempts == [], "in line, not connected"
+    assert shard.state is ConnState.QUEUED
+    queue.turn.set()
+    await clock.settle()
+    transport.last.hello()
+    await clock.settle()
+    assert queue.acquired == [CONN]
+    assert transport.last.sent[0]["op"] == 2
+    await shard.close()
+    await task
+
+
+async def test_shard_when_the_connect_fails_after_its_turn_leaves_the_line_and_a_close_in_line_too() -> None:
+    queue = GrantAll()
+    shard, clock, transport = held_shard(queue)
+    transport.refuse.add(GATEWAY)
+    task = asyncio.ensure_future(shard.run())
+    await clock.settle()
+    assert queue.released == [(CONN, False)], "its place goes to the next in line"
+    assert queue.acquired == []
+    held = HeldQueue()
+    shard2, clock2, _ = held_shard(held)
+    task2 = asyncio.ensure_future(shard2.run())
+    await clock2.settle()
+    await shard2.close()
+    await asyncio.gather(task2, clock.advance(0))
+    assert held.released == [(CONN, False)], "stopped while in line: out of it"
+    await shard.close()
+    await task
+
+
+async def test_shard_when_it_resumes_skips_the_line_but_waits_for_a_handshake_slot() -> None:
+    gate = ConnectGate(1)
+    await gate.enter(resume=False)  # another shard's handshake is in flight
+    queue = GrantAll()
+    snapshot = SessionSnapshot(conn=CONN, session_id="old", seq=3, resume_url="ws://r.test")
+    shard, clock, transport = held_shard(queue, connect_gate=gate, snapshot=snapshot)
+    task = asyncio.ensure_future(shard.run())
+    await clock.settle()
+    assert transport.attempts == []
+    assert gate.waiting == 1
+    gate.leave()
+    await clock.settle()
+    assert len(transport.attempts) == 1
+    assert gate.in_flight == 1, "its handshake holds the slot"
+    transport.last.hello()
+    await clock.settle()
+    assert gate.in_flight == 0, "HELLO ends the handshake: the slot goes to the next"
+    assert transport.last.sent[0]["op"] == 6
+    assert queue.nears == []
+    assert queue.acquired == []
+    await shard.close()
+    await task
