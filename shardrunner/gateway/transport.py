@@ -52,6 +52,8 @@ class Transport(Protocol):
 class _Listener(WSListener):
     """Hands complete messages to the shard; reassembles the rare fragmented one."""
 
+    __slots__ = ("_fragments", "close_code", "closed", "on_message")
+
     def __init__(self, on_message: OnMessage, closed: asyncio.Future[int | None]) -> None:
         self.on_message = on_message
         self.closed = closed

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shardrunner.clock import Clock, wait_with_timeout
+from shardrunner.clock import Clock, Flag, wait_with_timeout
 from shardrunner.gateway.connection import CommandRejected, ConnState, NotReady
 from shardrunner.gateway.discord import views
 from shardrunner.gateway.discord.options import ShardOptions
@@ -26,6 +25,9 @@ class PayloadTooLarge(CommandRejected):
 class Sending:
     """The part of :class:`~shardrunner.gateway.discord.shard.DiscordShard` that writes to the gateway."""
 
+    if not TYPE_CHECKING:  # the shard's __slots__ name what it sets; mypy would check them here
+        __slots__ = ()
+
     conn: ConnKey
     options: ShardOptions
     clock: Clock
@@ -33,7 +35,7 @@ class Sending:
     limiter: CommandLimiter
     _conn: Connection | None
     _stopping: bool
-    _ready_event: asyncio.Event
+    _ready_event: Flag
 
     def _identify_payload(self) -> dict[str, Any]:
         o = self.options
