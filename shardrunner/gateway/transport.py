@@ -22,6 +22,11 @@ log = logging.getLogger("shardrunner.gateway")
 
 OnMessage = Callable[[bytes], None]
 
+#: Each connection's first read buffer. Idle shards are the common case and each holds one: 4 KiB
+#: instead of picows' 16 took an idle shard from 67.8 to 55.9 KiB, for about 4 % of full-load
+#: throughput (docs/performance.md, decision 8). picows grows it when a read fills it.
+READ_BUFFER_INIT_SIZE = 4096
+
 
 class TransportError(ConnectionError):
     """The connection could not be opened (refused, timed out, bad handshake)."""
@@ -124,10 +129,7 @@ class PicowsTransport:
                 websocket_handshake_timeout=timeout,
                 enable_auto_pong=True,
                 max_frame_size=64 * 1024 * 1024,
-                # Idle shards are the common case and each holds one: 4 KiB instead of picows' 16
-                # took an idle shard from 67.8 to 55.9 KiB, for about 4 % of full-load throughput
-                # (docs/performance.md, decision 8).
-                read_buffer_init_size=4096,
+                read_buffer_init_size=READ_BUFFER_INIT_SIZE,
             )
         except (TimeoutError, OSError) as exc:
             raise TransportError(f"cannot connect to {_safe(url)}: {exc}") from None
