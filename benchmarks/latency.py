@@ -11,15 +11,22 @@ time of the write that carried the event's seq. Printed for each level: p50, p99
 milliseconds, over every event of the step (median of --repeat runs). Target (issue 6): p99 under
 5 ms at 50%.
 
+The bot (this process) freezes its objects out of the garbage collector once the rig is up
+(`gc.freeze()`, as docs/delivery.md advises a bot that cares about its tail), unless --bot-gc
+default: a full collection here walks every object of the process (numpy's included) and took
+27-36 ms of CPU, about once per 3 s step at 75%, which alone delays about 1% of the step's events,
+the p99 (docs/performance.md, decision 13).
+
 The maximum rate comes from --max-rate, or from a stepped run of benchmarks/throughput.py.
 
-Run: python -m benchmarks.latency [--max-rate 75000] [--duration 3] [--repeat 3]
+Run: python -m benchmarks.latency [--max-rate 75000] [--duration 3] [--repeat 3] [--bot-gc freeze|default]
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import gc
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -79,6 +86,7 @@ async def run(
     workers: int = 1,
     shards: int = 4,
     fractions: Sequence[float] = FRACTIONS,
+    bot_gc: str = "freeze",
 ) -> Result:
     started = time.monotonic()
     if max_rate is None:
@@ -88,22 +96,30 @@ async def run(
     levels = [f * max_rate for f in fractions]
     events = throughput.budget(levels, scale.duration, shards)
     runs: list[list[dict[str, Any]]] = []
-    with throughput.simulator(shards=shards, events_per_shard=events, tick=TICK_S, record=True) as sim:
-        for i in range(scale.repeat):
-            print(f"latency: run {i + 1}/{scale.repeat}, {workers} worker(s), {shards} shards", flush=True)
-            async with throughput.rig(sim, workers=workers, shards=shards, record=True) as r:
-                this = []
-                for f, rate in zip(fractions, levels, strict=True):
-                    level = await one_level(r, rate, scale.duration)
-                    level["fraction"] = f
-                    this.append(level)
-                    print(
-                        f"  {f:.0%} of {max_rate:,.0f}/s = {rate:,.0f}/s: p50 {level['p50_ms']:.2f} ms, "
-                        f"p99 {level['p99_ms']:.2f} ms, p999 {level['p999_ms']:.2f} ms, "
-                        f"max {level['max_ms']:.1f} ms ({level['samples']:,} events)",
-                        flush=True,
-                    )
-                runs.append(this)
+    try:
+        with throughput.simulator(shards=shards, events_per_shard=events, tick=TICK_S, record=True) as sim:
+            for i in range(scale.repeat):
+                print(
+                    f"latency: run {i + 1}/{scale.repeat}, {workers} worker(s), {shards} shards", flush=True
+                )
+                async with throughput.rig(sim, workers=workers, shards=shards, record=True) as r:
+                    if bot_gc == "freeze":
+                        gc.collect()
+                        gc.freeze()  # what a bot does after its start-up (docs/delivery.md)
+                    this = []
+                    for f, rate in zip(fractions, levels, strict=True):
+                        level = await one_level(r, rate, scale.duration)
+                        level["fraction"] = f
+                        this.append(level)
+                        print(
+                            f"  {f:.0%} of {max_rate:,.0f}/s = {rate:,.0f}/s: p50 {level['p50_ms']:.2f} ms, "
+                            f"p99 {level['p99_ms']:.2f} ms, p999 {level['p999_ms']:.2f} ms, "
+                            f"max {level['max_ms']:.1f} ms ({level['samples']:,} events)",
+                            flush=True,
+                        )
+                    runs.append(this)
+    finally:
+        gc.unfreeze()  # the suite's next benchmarks run in this process with its collector as it was
     result = Result("latency", "Latency from the simulator's send to the bot's handler")
     summary = []
     for j, f in enumerate(fractions):
@@ -126,6 +142,7 @@ async def run(
         "workers": workers,
         "shards": shards,
         "tick_s": TICK_S,
+        "bot_gc": bot_gc,
         "duration_s": scale.duration,
         "levels": summary,
     }
@@ -141,11 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--duration", type=float, help="seconds per level")
     parser.add_argument("--repeat", type=int)
+    parser.add_argument("--bot-gc", choices=["freeze", "default"], default="freeze")
     args = parser.parse_args(argv)
     scale = Scale.named(args.scale, repeat=args.repeat, duration=args.duration)
     import uvloop
 
-    result = uvloop.run(run(scale, args.max_rate, args.workers, args.shards))
+    result = uvloop.run(run(scale, args.max_rate, args.workers, args.shards, bot_gc=args.bot_gc))
     print_result(result)
 
 

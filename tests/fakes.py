@@ -6,7 +6,7 @@ import asyncio
 import heapq
 import itertools
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -19,6 +19,21 @@ from shardrunner.protocol.envelope import RoutingKey, SessionSnapshot
 from shardrunner.protocol.keys import ConnKey
 
 
+class FakeTimer:
+    """What :meth:`FakeClock.call_later` returns: fires once when the clock passes its time."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback: Callable[[], None] | None = callback
+
+    def cancel(self) -> None:
+        self.callback = None
+
+    def fire(self) -> None:
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+
 class FakeClock:
     """Time stands still until :meth:`advance` moves it; sleepers wake in order of their deadline."""
 
@@ -26,7 +41,7 @@ class FakeClock:
         self.now = 1000.0
         self._rng = random.Random(seed)
         self.fixed_random = fixed_random
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future[None] | FakeTimer]] = []
         self._order = itertools.count()
         self.sleeps: list[float] = []
 
@@ -42,6 +57,12 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._order), fut))
         await fut
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> FakeTimer:
+        self.sleeps.append(seconds)
+        timer = FakeTimer(callback)
+        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._order), timer))
+        return timer
+
     async def settle(self) -> None:
         """Let every runnable task run until nothing changes."""
         for _ in range(50):
@@ -53,7 +74,9 @@ class FakeClock:
         while self._sleepers and self._sleepers[0][0] <= target:
             when, _, fut = heapq.heappop(self._sleepers)
             self.now = max(self.now, when)
-            if not fut.done():
+            if isinstance(fut, FakeTimer):
+                fut.fire()
+            elif not fut.done():
                 fut.set_result(None)
             await self.settle()
         self.now = target

@@ -9,7 +9,6 @@ heartbeats all of them.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 from shardrunner.clock import Clock
 
@@ -26,7 +25,9 @@ class CommandLimiter:
         self.limit = limit
         self.window = window
         self.reserved = reserved
-        self._sent: deque[float] = deque()
+        # A list, not a deque: an empty deque is 760 bytes, an empty list 56, and the log holds a
+        # few entries a minute on an idle shard (docs/performance.md, decision 12).
+        self._sent: list[float] = []
         self._lock = asyncio.Lock()
 
     def reset(self) -> None:
@@ -35,8 +36,11 @@ class CommandLimiter:
 
     def _purge(self, now: float) -> None:
         sent = self._sent
-        while sent and now - sent[0] >= self.window:
-            sent.popleft()
+        old = 0
+        while old < len(sent) and now - sent[old] >= self.window:
+            old += 1
+        if old:
+            del sent[:old]  # send times are in order: the oldest go in one step
 
     def delay(self, priority: bool = False) -> float:
         """Seconds until a send of this kind is allowed (0: now)."""

@@ -25,6 +25,11 @@ log = logging.getLogger("shardrunner.gateway")
 
 OnMessage = Callable[[bytes], None]
 
+#: Each connection's first read buffer. Idle shards are the common case and each holds one: 4 KiB
+#: instead of picows' 16 took an idle shard from 67.8 to 55.9 KiB, for about 4 % of full-load
+#: throughput (docs/performance.md, decision 8). picows grows it when a read fills it.
+READ_BUFFER_INIT_SIZE = 4096
+
 
 class TransportError(ConnectionError):
     """The connection could not be opened (refused, timed out, bad handshake)."""
@@ -55,6 +60,8 @@ class Transport(Protocol):
 class _Listener(WSListener):
     """Hands complete messages to the shard; reassembles the rare fragmented one, up to ``limit``
     bytes (a longer message closes the connection with 1009, as a frame over it does in picows)."""
+
+    __slots__ = ("_fragments", "_size", "close_code", "closed", "limit", "on_message")
 
     def __init__(self, on_message: OnMessage, closed: asyncio.Future[int | None], limit: int) -> None:
         self.on_message = on_message
@@ -154,10 +161,7 @@ class PicowsTransport:
                 websocket_handshake_timeout=timeout,
                 enable_auto_pong=True,
                 max_frame_size=self.max_message,
-                # Idle shards are the common case and each holds one: 4 KiB instead of picows' 16
-                # took an idle shard from 67.8 to 55.9 KiB, for about 4 % of full-load throughput
-                # (docs/performance.md, decision 8).
-                read_buffer_init_size=4096,
+                read_buffer_init_size=READ_BUFFER_INIT_SIZE,
             )
         except (TimeoutError, OSError) as exc:
             raise TransportError(f"cannot connect to {_safe(url)}: {exc}") from None

@@ -30,7 +30,13 @@ from shardrunner.clock import RealClock
 from shardrunner.gateway.connection import ConnState
 from shardrunner.gateway.discord import DiscordShard, ShardOptions
 from shardrunner.gateway.discord.receive import Why
-from shardrunner.protocol.compression import ZLIB_SUFFIX, ZSTD_END_FRAME, Compression, new_compressor
+from shardrunner.protocol.compression import (
+    ZLIB_SUFFIX,
+    ZSTD_END_FRAME,
+    Compression,
+    new_compressor,
+    new_decompressor,
+)
 from shardrunner.protocol.envelope import Event
 from shardrunner.protocol.keys import ConnKey
 from tests.conftest import TOKEN, SimFactory, wait_for
@@ -43,7 +49,7 @@ LIMIT = 64 * 1024
 
 
 def _shard(mode: Compression, events: list[Event], limit: int = LIMIT, **kw: Any) -> DiscordShard:
-    return DiscordShard(
+    shard = DiscordShard(
         CONN,
         ShardOptions(token=TOKEN, intents=513, compression=mode, max_message=limit),
         events.append,
@@ -52,6 +58,10 @@ def _shard(mode: Compression, events: list[Event], limit: int = LIMIT, **kw: Any
         transport=kw.pop("transport", FakeTransport()),
         clock=kw.pop("clock", FakeClock(fixed_random=0.5)),
     )
+    # What a connection starts with (the shard makes it when it connects; these tests feed the
+    # receive callback without one).
+    shard._inflate = new_decompressor(mode, limit)
+    return shard
 
 
 def _ready(seq: int = 1, **d: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shardrunner.bus import protocol as bp
-from shardrunner.clock import Clock, wait_with_timeout
+from shardrunner.clock import Clock, Flag, wait_with_timeout
 from shardrunner.cluster import messages as m
 from shardrunner.cluster.worker.reports import conn_reports
 from shardrunner.controller.base import FatalAction
@@ -75,7 +75,7 @@ class Entry:
     #: The lease epoch its events carry (kept by a connection rebuilt after a crash).
     epoch: int = 0
     #: Set once it is being closed (released, handed off): a crash then does not restart it.
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: Flag = field(default_factory=Flag)
     #: Its session is up (ready or resumed said, no disconnect since): a crash is a disconnect.
     up: bool = False
 

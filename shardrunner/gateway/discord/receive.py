@@ -12,11 +12,11 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from shardrunner.clock import Clock
+from shardrunner.clock import Clock, Flag, Timer
 from shardrunner.gateway.backoff import Backoff
 from shardrunner.gateway.connection import ConnCounters, ConnState, Notify, Sink
 from shardrunner.gateway.discord import views
@@ -69,6 +69,9 @@ _CONDEMNED: Final = _Condemned()
 class Receiving:
     """The part of :class:`~shardrunner.gateway.discord.shard.DiscordShard` that reads the gateway."""
 
+    if not TYPE_CHECKING:  # the shard's __slots__ name what it sets; mypy would check them here
+        __slots__ = ()
+
     # Set by DiscordShard.__init__; declared here for the methods below.
     conn: ConnKey
     options: ShardOptions
@@ -86,7 +89,7 @@ class Receiving:
     #: READY or RESUMED came since the last ``disconnected`` notice: the next drop is one.
     _up: bool
     _listeners: list[Callable[[ConnState, ConnState], None]]
-    _ready_event: asyncio.Event
+    _ready_event: Flag
     _backoff: Backoff
     _conn: Connection | None
     _inflate: StreamDecompressor
@@ -99,6 +102,7 @@ class Receiving:
     _reached: bool
     _pending_close: int | None
     _resume_url_failed: bool
+    _heartbeat_timer: Timer | None
 
     # -- state ----------------------------------------------------------------------------------
     def add_state_listener(self, listener: Callable[[ConnState, ConnState], None]) -> None:
@@ -118,20 +122,30 @@ class Receiving:
             listener(old, state)
 
     # -- heartbeats -----------------------------------------------------------------------------
-    async def _heartbeat(self, conn: Connection, interval: float) -> None:
-        await self.clock.sleep(interval * self.clock.random())
-        while not conn.closed.done():
-            if self._why is not None:
-                return  # the connection is already closing for another reason
-            if not self._acked:
-                log.warning(
-                    "%s: no heartbeat ACK in %.1f s: zombie connection, resuming", self.conn, interval
-                )
-                self._why = Why.ZOMBIE
-                self._close(conn, RESUME_CLOSE_CODE)
-                return
-            self._beat(conn)
-            await self.clock.sleep(interval)
+    def _start_heartbeat(self, conn: Connection, interval: float) -> None:
+        """Beat on ``conn`` every ``interval`` s, the first after ``interval`` x random(): a timer
+        re-armed at each beat, not a task that sleeps (a task, its coroutines and its sleep's
+        future cost an idle shard about 1.3 KiB; docs/performance.md, decision 12)."""
+        self._heartbeat_timer = self.clock.call_later(
+            interval * self.clock.random(), lambda: self._heartbeat_due(conn, interval)
+        )
+
+    def _stop_heartbeat(self) -> None:
+        timer, self._heartbeat_timer = self._heartbeat_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _heartbeat_due(self, conn: Connection, interval: float) -> None:
+        self._heartbeat_timer = None
+        if conn.closed.done() or self._why is not None:
+            return  # gone, or already closing for another reason
+        if not self._acked:
+            log.warning("%s: no heartbeat ACK in %.1f s: zombie connection, resuming", self.conn, interval)
+            self._why = Why.ZOMBIE
+            self._close(conn, RESUME_CLOSE_CODE)
+            return
+        self._beat(conn)
+        self._heartbeat_timer = self.clock.call_later(interval, lambda: self._heartbeat_due(conn, interval))
 
     def _beat(self, conn: Connection) -> None:
         self._acked = False

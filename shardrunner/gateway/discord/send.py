@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from shardrunner.clock import Clock, wait_with_timeout
+from shardrunner.clock import Clock, Flag, wait_with_timeout
 from shardrunner.gateway.connection import CommandRejected, ConnState, NotReady
 from shardrunner.gateway.discord import views
 from shardrunner.gateway.discord.options import ShardOptions
 from shardrunner.gateway.limiter import CommandLimiter
 from shardrunner.gateway.transport import Connection
-from shardrunner.protocol.discord import COMMAND_WINDOW_S, COMMANDS_PER_WINDOW, MAX_PAYLOAD_BYTES, Op
+from shardrunner.protocol.compression import Compression
+from shardrunner.protocol.discord import (
+    API_VERSION,
+    COMMAND_WINDOW_S,
+    COMMANDS_PER_WINDOW,
+    MAX_PAYLOAD_BYTES,
+    Op,
+)
 from shardrunner.protocol.keys import ConnKey
 
 log = logging.getLogger("shardrunner.gateway")
@@ -29,6 +35,9 @@ class PayloadTooLarge(CommandRejected):
 class Sending:
     """The part of :class:`~shardrunner.gateway.discord.shard.DiscordShard` that writes to the gateway."""
 
+    if not TYPE_CHECKING:  # the shard's __slots__ name what it sets; mypy would check them here
+        __slots__ = ()
+
     conn: ConnKey
     options: ShardOptions
     clock: Clock
@@ -38,7 +47,7 @@ class Sending:
     seq: int
     _conn: Connection | None
     _stopping: bool
-    _ready_event: asyncio.Event
+    _ready_event: Flag
     _said_bad_hook: bool
 
     if TYPE_CHECKING:  # the shard's own (shard.py)
@@ -46,6 +55,12 @@ class Sending:
         async def _await_or_closed(
             self, conn: Connection, awaitable: Any, timeout: float | None
         ) -> tuple[bool, Any]: ...
+
+    def _url(self, base: str) -> str:
+        query = f"v={API_VERSION}&encoding=json"
+        if self.options.compression is not Compression.NONE:
+            query += f"&compress={self.options.compression.value}"
+        return f"{base}/?{query}"
 
     def _identify_payload(self) -> dict[str, Any]:
         o = self.options

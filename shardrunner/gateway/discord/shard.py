@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from shardrunner.clock import Clock, RealClock, wait_with_timeout
+from shardrunner.clock import Clock, Flag, RealClock, Timer, wait_with_timeout
 from shardrunner.gateway.backoff import Backoff
 from shardrunner.gateway.connection import ConnCounters, ConnState, Notify, Sink, no_notice
 from shardrunner.gateway.discord.advice import ShardFatalError, fatal_advice
@@ -29,9 +29,12 @@ from shardrunner.gateway.transport import Connection, PicowsTransport, Transport
 from shardrunner.identify.local import LocalIdentifyQueue
 from shardrunner.identify.protocol import IdentifyQueue, StartLimit
 from shardrunner.protocol import lifecycle
-from shardrunner.protocol.compression import Compression, StreamDecompressor, new_decompressor
+from shardrunner.protocol.compression import (
+    PlainDecompressor,
+    StreamDecompressor,
+    new_decompressor,
+)
 from shardrunner.protocol.discord import (
-    API_VERSION,
     COMMAND_WINDOW_S,
     COMMANDS_PER_WINDOW,
     CloseAction,
@@ -57,6 +60,16 @@ class DiscordShard(Receiving, Sending):
     :class:`ShardFatalError` on a fatal close code). Give ``snapshot`` to resume a session another
     process left.
     """
+
+    #: Slots, not a dict: 35 attributes made a 1.6 KiB dict per shard (docs/performance.md, 12).
+    __slots__ = (
+        "_acked", "_backoff", "_beat_sent_at", "_conn", "_heartbeat_timer", "_hello", "_identifying",
+        "_inflate", "_invalid_resumable", "_listeners", "_next_delay", "_pending_close", "_reached",
+        "_ready_event", "_resume_url_failed", "_said_bad_hook", "_stop_event", "_stop_why", "_stopping",
+        "_up", "_why", "clock", "conn", "connect_gate", "counters", "epoch", "fatal", "gateway_url",
+        "identify_queue", "limiter", "notify", "options", "resume_url", "seq", "session_id", "sink", "state",
+        "transport"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -103,7 +116,8 @@ class DiscordShard(Receiving, Sending):
             self._import(snapshot)
         # Connection
         self._conn: Connection | None = None
-        self._inflate: StreamDecompressor = new_decompressor(options.compression, options.max_message)
+        # Made for each connection (``_connect_once``); none is needed before the first one.
+        self._inflate: StreamDecompressor = PlainDecompressor()
         self._hello: asyncio.Future[float] | None = None
         self._why: Why | None = None
         self._invalid_resumable = False
@@ -118,8 +132,9 @@ class DiscordShard(Receiving, Sending):
         self._resume_url_failed = False
         self._next_delay = 0.0
         self._stopping = False
-        self._stop_event = asyncio.Event()
-        self._ready_event = asyncio.Event()
+        self._stop_event = Flag()
+        self._ready_event = Flag()
+        self._heartbeat_timer: Timer | None = None
         self.fatal: ShardFatalError | None = None
 
     def __repr__(self) -> str:
@@ -180,12 +195,6 @@ class DiscordShard(Receiving, Sending):
             raise
         self._set_state(ConnState.STOPPED)
 
-    def _url(self, base: str) -> str:
-        query = f"v={API_VERSION}&encoding=json"
-        if self.options.compression is not Compression.NONE:
-            query += f"&compress={self.options.compression.value}"
-        return f"{base}/?{query}"
-
     async def _connect_once(self) -> None:
         resuming = self.session_id is not None
         use_resume_url = resuming and self.resume_url is not None and not self._resume_url_failed
@@ -231,15 +240,15 @@ class DiscordShard(Receiving, Sending):
             self._pending_close = RESUME_CLOSE_CODE if self._stop_why is Why.HANDOFF else 1000
         if self._pending_close is not None:
             self._close(conn, self._pending_close)
-        heartbeat: asyncio.Task[None] | None = None
         reached = False
         try:
             got_hello, interval = await self._await_or_closed(conn, self._hello, self.options.hello_timeout)
             if gate is not None:
                 gate.leave()  # the handshake is over
                 gate = None
+            self._hello = None
             if got_hello:
-                heartbeat = asyncio.ensure_future(self._heartbeat(conn, interval))
+                self._start_heartbeat(conn, interval)
                 if resuming and self.session_id is not None:
                     self._set_state(ConnState.RESUMING)
                     self._send_now(conn, self._resume_payload())
@@ -250,8 +259,10 @@ class DiscordShard(Receiving, Sending):
                     hooked = await self._hooked_identify(conn) if self.options.start_hook else None
                     allowed = False
                     if hooked is not None or self.options.start_hook is None:
-                        acquire = self.identify_queue.acquire(self.conn)
-                        allowed, _ = await self._await_or_closed(conn, acquire, None)
+                        # Not kept in a local: this frame lives as long as the connection.
+                        allowed, _ = await self._await_or_closed(
+                            conn, self.identify_queue.acquire(self.conn), None
+                        )
                     in_line = not allowed
                     if allowed and conn.closed.done():
                         self.identify_queue.release(self.conn, ready=False)  # granted too late
@@ -259,6 +270,7 @@ class DiscordShard(Receiving, Sending):
                         self._identifying = True
                         self.counters.identifies += 1
                         self._send_now(conn, hooked or self._identify_payload())
+                        hooked = None
                         # In the same step: the limit's window counts from the send.
                         self.identify_queue.sent(self.conn)
             await conn.closed
@@ -268,8 +280,7 @@ class DiscordShard(Receiving, Sending):
                 gate.leave()
             if in_line:  # no HELLO, or closed before its grant: out of the line
                 self.identify_queue.release(self.conn, ready=False)
-            if heartbeat is not None:
-                heartbeat.cancel()
+            self._stop_heartbeat()
             if not conn.closed.done():
                 conn.abort()  # an exception left it open: drop it rather than leak it
             self._conn = None

@@ -572,13 +572,15 @@ async def test_send_command_when_body_is_op_and_d_sends_it_and_refuses_other_sha
         await rig.shard.send_command({"op": 2, "d": {}})
 
 
-async def test_shard_when_run_raises_unexpectedly_drops_its_socket(rig: Rig) -> None:
+async def test_shard_when_run_raises_unexpectedly_drops_its_socket(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conn = await rig.connection(1)
 
     def broken() -> dict[str, object]:
         raise AssertionError("a bug")
 
-    rig.shard._identify_payload = broken  # type: ignore[method-assign]
+    monkeypatch.setattr(DiscordShard, "_identify_payload", lambda self: broken())
     conn.hello()
     await rig.clock.settle()
     assert rig.task is not None
@@ -830,3 +832,13 @@ async def test_shard_when_it_resumes_skips_the_line_but_waits_for_a_handshake_sl
     assert queue.acquired == []
     await shard.close()
     await task
+
+
+async def test_shard_when_idle_holds_no_instance_dict_no_heartbeat_task_and_no_event_deque(rig: Rig) -> None:
+    conn = await rig.connection(1)
+    await rig.ready(conn)
+    assert not hasattr(rig.shard, "__dict__"), "slots: a 35-key dict was 1.6 KiB per shard"
+    tasks = [t for t in asyncio.all_tasks() if not t.done()]
+    assert len(tasks) == 2, f"the test and the shard's run, no heartbeat task: {tasks}"
+    assert rig.shard._heartbeat_timer is not None
+    assert rig.shard._hello is None, "the HELLO future is not kept for the connection's life"

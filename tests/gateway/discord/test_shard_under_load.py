@@ -38,7 +38,7 @@ SLACK_S = 0.3
 
 
 async def test_shard_when_flooded_beside_a_stuck_bot_sends_every_heartbeat_on_time(
-    sim_factory: SimFactory, tmp_path: Path
+    sim_factory: SimFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One simulator per shard, so one shard can be flooded: 2,000 dispatches/s against 100.
     sims = [
@@ -62,6 +62,13 @@ async def test_shard_when_flooded_beside_a_stuck_bot_sends_every_heartbeat_on_ti
     await wait_for(lambda: "g" in router.groups, 5, "the stuck member's join")
 
     beats: dict[int, list[float]] = {0: [], 1: []}
+    beat = DiscordShard._beat
+
+    def recorded(self: DiscordShard, conn: Any) -> None:  # the shard has slots: patched on the class
+        beats[self.conn.shard].append(time.monotonic())
+        beat(self, conn)
+
+    monkeypatch.setattr(DiscordShard, "_beat", recorded)
     options = ShardOptions(token=TOKEN, intents=513, compression=Compression.NONE)
     clock = RealClock(random.Random(3))
     shards = []
@@ -70,13 +77,6 @@ async def test_shard_when_flooded_beside_a_stuck_bot_sends_every_heartbeat_on_ti
             ConnKey("discord", 0, i, 2), options, bus.publish, gateway_url=sim.gateway_url,
             identify_queue=GrantAll(), clock=clock,
         )  # fmt: skip
-        beat = shard._beat
-
-        def recorded(conn: Any, beat: Any = beat, times: list[float] = beats[i]) -> None:
-            times.append(time.monotonic())
-            beat(conn)
-
-        shard._beat = recorded  # type: ignore[method-assign]
         shards.append(shard)
     tasks = [asyncio.ensure_future(s.run()) for s in shards]
     try:
