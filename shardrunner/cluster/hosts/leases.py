@@ -9,13 +9,13 @@ client drops events of a lower epoch than it saw. So it must increase across eve
 even when Redis loses its data (a restart without persistence): :class:`Leases` remembers the highest
 epoch it saw of each block (its claims, and every holder :meth:`Leases.table` showed), and the claim
 script raises ``epoch:{i}`` to at least that before ``INCR`` (as the identify queue does with its
-tokens), and to at least ``epoch_floor`` (what :func:`~.layout.reset_layout` leaves). The first claim
-or renewal of a host that finds Redis emptied since its last one raises ``epoch_floor`` to the
+tokens), and to at least ``epoch_floor`` (what :func:`~.layout.reset_layout` leaves). The first claim,
+renewal or table read of a host that finds Redis emptied since its last one raises ``epoch_floor`` to the
 server's time in milliseconds: every later claim is above every epoch given before the loss, even
 one no live host saw (a host that took the block and died, or stalled). A renewal of a lease Redis
 forgot takes it back under its epoch only while the holder's leases had not run out (nobody could
 have taken the block meanwhile); past its local deadline, the block is lost, and claimed anew. What
-is left: a Redis that forgot while no host that knew it claims or renews afterwards (every host gone).
+is left: a Redis that forgot while no host that knew it calls afterwards (every host gone).
 
 Every decision is one Lua script on the server's clock; Redis down raises
 :class:`~shardrunner.identify.coordinator.CoordinatorDown` and nothing here retries.
@@ -47,7 +47,7 @@ class LastHolder:
 
 
 #: Lua, after the prelude: ``floor``, the epoch floor (KEYS[2]), raised to the server's time in
-#: milliseconds when ARGV[5], the coordinator epoch the caller's last claim or renewal met, is not
+#: milliseconds when ARGV[5], the coordinator epoch the caller's last claim, renewal or table met, is not
 #: the server's: Redis lost its data since, and with it the epoch counters, so every epoch from now
 #: on is above any it gave before (those are below the time of that loss, at fewer than a claim of a
 #: block per millisecond), whichever host claims and whatever it saw.
@@ -133,16 +133,21 @@ end
 return {epoch}
 """
 
-#: KEYS[2..]: (lease, held) per block. Returns (lease value or '', its PTTL, held value or '') per block.
-_TABLE = """
+#: KEYS[2]: the epoch floor, then (lease, held) per block. ARGV[3..5] as the claim's (the TTL
+#: unused). Returns (lease value or '', its PTTL, held value or '') per block. Every host reads the
+#: table each beat: the first to find Redis emptied raises the floor, a standby that never claimed too.
+_TABLE = (
+    _FLOOR
+    + """
 local out = {epoch}
-for j = 2, #KEYS, 2 do
+for j = 3, #KEYS, 2 do
   table.insert(out, redis.call('GET', KEYS[j]) or '')
   table.insert(out, redis.call('PTTL', KEYS[j]))
   table.insert(out, redis.call('GET', KEYS[j + 1]) or '')
 end
 return out
 """
+)
 
 
 class Leases:
@@ -159,7 +164,7 @@ class Leases:
         self.ttl = ttl
         #: block -> the highest epoch seen of it (claimed here, or shown by :meth:`table`).
         self.seen: dict[int, int] = {}
-        #: The coordinator's epoch the last claim or renewal met ("" before the first).
+        #: The coordinator's epoch the last claim, renewal or table met ("" before the first).
         self._known = ""
         c = coordinator
         self._claim, self._renew = c.script(_CLAIM), c.script(_RENEW)
@@ -223,8 +228,10 @@ class Leases:
         if blocks <= 0:
             return {}, {}
         c = self.coordinator
-        keys = [k for i in range(blocks) for k in (c.key("lease", i), c.key("held", i))]
-        result = await c.run(self._table, keys, [])
+        keys = [c.key("epoch_floor")]
+        keys += [k for i in range(blocks) for k in (c.key("lease", i), c.key("held", i))]
+        result = await c.run(self._table, keys, [0, self.host, self._known])
+        self._known = c.epoch
         holders: dict[int, Holder] = {}
         last: dict[int, LastHolder] = {}
         for i in range(blocks):

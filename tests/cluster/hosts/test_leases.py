@@ -161,3 +161,21 @@ async def test_leases_renew_when_late_but_nobody_took_the_block_takes_it_back_un
     assert (holders[0].host, holders[0].epoch) == ("a", 1)
     await a.release({0: 1})
     assert await a.renew({0: 1}) == set(), "released: a renewal does not take it back"
+
+
+async def test_leases_when_redis_restarts_empty_a_standby_that_only_read_the_table_raises_the_floor(
+    redis_server: RedisServer, coordinators: MakeCoordinator
+) -> None:
+    a = Leases(await coordinators(), "a", ttl=5.0)
+    standby = Leases(await coordinators(), "s", ttl=5.0)
+    for _ in range(3):
+        await a.release(await a.claim([0]))
+    assert (await a.claim([0])) == {0: 4}
+    await standby.table(1)
+    redis_server.stop()
+    lost_at_ms = time.time() * 1000
+    redis_server.start()
+    fresh = Leases(await coordinators(), "f", ttl=5.0)  # started after the loss: knows nothing
+    assert await until_up(lambda: standby.table(1)) == ({}, {}), "a died with the old Redis"
+    (epoch,) = (await until_up(lambda: fresh.claim([0]))).values()
+    assert epoch > lost_at_ms, "the standby's read raised the floor: above a's epoch 4"
