@@ -28,18 +28,12 @@ KINDS = {
     "discord_close", "discord_zombie", "discord_stall", "discord_garbage",
     "twitch_reconnect", "twitch_drop", "twitch_stall", "twitch_no_pong", "twitch_server_change",
 }  # fmt: skip
-#: Left out of this test until fixed (docs/benchmarks.md, "Chaos soak"): Redis restarted *empty*
-#: while a host stalled past its lease lets the stalled host take its blocks back under its old
-#: epoch, after the standby had them under a newer one; the bots then drop that host's events as
-#: stale, and the Discord events of those shards are lost. `python -m benchmarks.chaos --seconds
-#: 18.4 --interval 0.8 --seed 3` shows it.
-KNOWN_BROKEN = {"kill_redis_empty"}
 
 
 @pytest.mark.timeout(150)
 def test_chaos_when_every_failure_happens_once_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     out = tmp_path / "chaos"
-    kinds = sorted(KINDS - KNOWN_BROKEN)
+    kinds = sorted(KINDS)
     command = [sys.executable, "-m", "benchmarks.chaos", "--seconds", str(len(kinds) * 0.8),
                "--interval", "0.8", "--kinds", ",".join(kinds), "--seed", "3", "--out", str(out),
                "--settle-timeout", "30"]  # fmt: skip

@@ -99,8 +99,8 @@ class Chaos:
 
     async def settle(self, reload_wait: float = RELOAD_WAIT_S) -> None:
         """Wait for the pending restarts and SIGCONTs, and up to ``reload_wait`` seconds for the
-        reload commands still running (then they are killed, recorded as unfinished: a reload of a
-        host that has just lost its blocks waits out its 60 s ready timeout)."""
+        reload commands still running (then they are killed, recorded as unfinished: a replacement
+        whose shards never get ready waits out its 60 s ready timeout)."""
         others = [t for t in self.tasks if t not in self.reload_tasks]
         if others:
             await asyncio.gather(*others, return_exceptions=True)

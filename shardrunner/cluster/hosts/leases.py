@@ -9,9 +9,13 @@ client drops events of a lower epoch than it saw. So it must increase across eve
 even when Redis loses its data (a restart without persistence): :class:`Leases` remembers the highest
 epoch it saw of each block (its claims, and every holder :meth:`Leases.table` showed), and the claim
 script raises ``epoch:{i}`` to at least that before ``INCR`` (as the identify queue does with its
-tokens), and to at least ``epoch_floor`` (what :func:`~.layout.reset_layout` leaves). A Redis that
-forgot and a host that never saw the block's epochs (started after the restart) could still reuse an
-epoch; that needs Redis to lose its data while every host that saw the epochs is gone too.
+tokens), and to at least ``epoch_floor`` (what :func:`~.layout.reset_layout` leaves). The first claim,
+renewal or table read of a host that finds Redis emptied since its last one raises ``epoch_floor`` to the
+server's time in milliseconds: every later claim is above every epoch given before the loss, even
+one no live host saw (a host that took the block and died, or stalled). A renewal of a lease Redis
+forgot takes it back under its epoch only while the holder's leases had not run out (nobody could
+have taken the block meanwhile); past its local deadline, the block is lost, and claimed anew. What
+is left: a Redis that forgot while no host that knew it calls afterwards (every host gone).
 
 Every decision is one Lua script on the server's clock; Redis down raises
 :class:`~shardrunner.identify.coordinator.CoordinatorDown` and nothing here retries.
@@ -42,38 +46,61 @@ class LastHolder:
     released: bool
 
 
-#: KEYS[2]: the epoch floor, then (lease, held, epoch) per block. ARGV[3..4]: TTL (ms), host; then
-#: (block, the highest epoch the caller saw of it) per block. Returns (block, epoch) of those claimed.
-_CLAIM = """
-local ttl, host = tonumber(ARGV[3]), ARGV[4]
+#: Lua, after the prelude: ``floor``, the epoch floor (KEYS[2]), raised to the server's time in
+#: milliseconds when ARGV[5], the coordinator epoch the caller's last claim, renewal or table met, is not
+#: the server's: Redis lost its data since, and with it the epoch counters, so every epoch from now
+#: on is above any it gave before (those are below the time of that loss, at fewer than a claim of a
+#: block per millisecond), whichever host claims and whatever it saw.
+_FLOOR = """
 local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+if ARGV[5] ~= '' and ARGV[5] ~= epoch then
+  floor = math.max(floor, math.floor(now * 1000))
+  redis.call('SET', KEYS[2], string.format('%.0f', floor))
+end
+"""
+
+#: KEYS[2]: the epoch floor, then (lease, held, epoch) per block. ARGV[3..5]: TTL (ms), host, the
+#: coordinator epoch last met; then (block, the highest epoch the caller saw of it) per block.
+#: Returns (block, epoch) of those claimed.
+_CLAIM = (
+    _FLOOR
+    + """
+local ttl, host = tonumber(ARGV[3]), ARGV[4]
 local out = {epoch}
 for j = 0, (#KEYS - 2) / 3 - 1 do
   local lease, held, counter = KEYS[3 + 3 * j], KEYS[4 + 3 * j], KEYS[5 + 3 * j]
   if redis.call('EXISTS', lease) == 0 then
-    local least = math.max(floor, tonumber(ARGV[6 + 2 * j]))
-    if tonumber(redis.call('GET', counter) or '0') < least then redis.call('SET', counter, least) end
+    local least = math.max(floor, tonumber(ARGV[7 + 2 * j]))
+    if tonumber(redis.call('GET', counter) or '0') < least then
+      redis.call('SET', counter, string.format('%.0f', least))
+    end
     local e = redis.call('INCR', counter)
     redis.call('SET', lease, host .. '|' .. e, 'PX', ttl)
     redis.call('SET', held, host .. '|' .. e .. '|0')
-    table.insert(out, ARGV[5 + 2 * j])
+    table.insert(out, ARGV[6 + 2 * j])
     table.insert(out, e)
   end
 end
 return out
 """
+)
 
-#: KEYS[2..]: (lease, held, epoch counter) per block. ARGV[3..4]: TTL (ms), host; then (block, epoch)
-#: per block. Renews the leases that are still host|epoch; takes back, under the same epoch, a lease
-#: that ran out or was forgotten while nobody else took the block (its last holder is still this
-#: one, unreleased, or Redis lost it too), so a Redis restarted empty or a renewal a little late stops
-#: nothing. Returns the blocks still held.
-_RENEW = """
-local ttl, host = tonumber(ARGV[3]), ARGV[4]
+#: KEYS[2]: the epoch floor, then (lease, held, epoch counter) per block. ARGV[3..6]: TTL (ms), host,
+#: the coordinator epoch last met, '1' if the caller's leases ran out (its local deadline passed);
+#: then (block, epoch) per block. Renews the leases that are still host|epoch; takes back, under the
+#: same epoch, a lease that ran out while nobody else took the block (its last holder is still this
+#: one, unreleased), so a renewal a little late stops nothing; and one Redis forgot (no last holder)
+#: only if the caller's leases had not run out: nobody could have taken the block then, while one
+#: that ran out may have been taken by another host under a higher epoch Redis forgot too (the
+#: caller claims it anew, under an epoch above that). Returns the blocks still held.
+_RENEW = (
+    _FLOOR
+    + """
+local ttl, host, lapsed = tonumber(ARGV[3]), ARGV[4], ARGV[6] == '1'
 local out = {epoch}
-for j = 0, (#KEYS - 1) / 3 - 1 do
-  local lease, held, counter = KEYS[2 + 3 * j], KEYS[3 + 3 * j], KEYS[4 + 3 * j]
-  local block, e = ARGV[5 + 2 * j], ARGV[6 + 2 * j]
+for j = 0, (#KEYS - 2) / 3 - 1 do
+  local lease, held, counter = KEYS[3 + 3 * j], KEYS[4 + 3 * j], KEYS[5 + 3 * j]
+  local block, e = ARGV[7 + 2 * j], ARGV[8 + 2 * j]
   local mine = host .. '|' .. e
   local now_held = redis.call('GET', lease)
   if now_held == mine then
@@ -81,7 +108,7 @@ for j = 0, (#KEYS - 1) / 3 - 1 do
     table.insert(out, block)
   elseif not now_held then
     local last = redis.call('GET', held)
-    if (not last) or last == mine .. '|0' then
+    if last == mine .. '|0' or ((not last) and not lapsed) then
       redis.call('SET', lease, mine, 'PX', ttl)
       redis.call('SET', held, mine .. '|0')
       if tonumber(redis.call('GET', counter) or '0') < tonumber(e) then redis.call('SET', counter, e) end
@@ -91,6 +118,7 @@ for j = 0, (#KEYS - 1) / 3 - 1 do
 end
 return out
 """
+)
 
 #: KEYS[2..]: (lease, held) per block. ARGV[3]: host; then the epoch per block. Deletes the leases that
 #: are still host|epoch and marks the last holder released where it is still this holder.
@@ -105,16 +133,21 @@ end
 return {epoch}
 """
 
-#: KEYS[2..]: (lease, held) per block. Returns (lease value or '', its PTTL, held value or '') per block.
-_TABLE = """
+#: KEYS[2]: the epoch floor, then (lease, held) per block. ARGV[3..5] as the claim's (the TTL
+#: unused). Returns (lease value or '', its PTTL, held value or '') per block. Every host reads the
+#: table each beat: the first to find Redis emptied raises the floor, a standby that never claimed too.
+_TABLE = (
+    _FLOOR
+    + """
 local out = {epoch}
-for j = 2, #KEYS, 2 do
+for j = 3, #KEYS, 2 do
   table.insert(out, redis.call('GET', KEYS[j]) or '')
   table.insert(out, redis.call('PTTL', KEYS[j]))
   table.insert(out, redis.call('GET', KEYS[j + 1]) or '')
 end
 return out
 """
+)
 
 
 class Leases:
@@ -131,6 +164,8 @@ class Leases:
         self.ttl = ttl
         #: block -> the highest epoch seen of it (claimed here, or shown by :meth:`table`).
         self.seen: dict[int, int] = {}
+        #: The coordinator's epoch the last claim, renewal or table met ("" before the first).
+        self._known = ""
         c = coordinator
         self._claim, self._renew = c.script(_CLAIM), c.script(_RENEW)
         self._release, self._table = c.script(_RELEASE), c.script(_TABLE)
@@ -150,28 +185,34 @@ class Leases:
             return {}
         c = self.coordinator
         keys = [c.key("epoch_floor")]
-        args: list[object] = [self._ttl_ms, self.host]
+        args: list[object] = [self._ttl_ms, self.host, self._known]
         for i in blocks:
             keys += [c.key("lease", i), c.key("held", i), c.key("epoch", i)]
             args += [i, self.seen.get(i, 0)]
         result = await c.run(self._claim, keys, args)
+        self._known = c.epoch
         claimed = {int(result[k]): int(result[k + 1]) for k in range(0, len(result), 2)}
         for block, epoch in claimed.items():
             self._see(block, epoch)
         return claimed
 
-    async def renew(self, held: dict[int, int]) -> set[int]:
+    async def renew(self, held: dict[int, int], *, lapsed: bool = False) -> set[int]:
         """Renew the leases of ``held`` (``{block: epoch}``); the blocks still held. A block missing
-        from the answer is lost: another host took it, or it was released. A lease that
-        ran out with nobody taking the block since is taken back under its epoch."""
+        from the answer is lost: another host took it, or it was released. A lease that ran out
+        with nobody taking the block since is taken back under its epoch; one Redis forgot (it
+        restarted empty) too, unless ``lapsed``: this host's leases ran out (its local deadline
+        passed), so another host may have taken the block meanwhile, under an epoch Redis forgot."""
         if not held:
             return set()
         c = self.coordinator
-        keys = [k for i in held for k in (c.key("lease", i), c.key("held", i), c.key("epoch", i))]
-        args: list[object] = [self._ttl_ms, self.host]
+        keys = [c.key("epoch_floor")]
+        keys += [k for i in held for k in (c.key("lease", i), c.key("held", i), c.key("epoch", i))]
+        args: list[object] = [self._ttl_ms, self.host, self._known, "1" if lapsed else "0"]
         for i, epoch in held.items():
             args += [i, epoch]
-        return {int(b) for b in await c.run(self._renew, keys, args)}
+        result = await c.run(self._renew, keys, args)
+        self._known = c.epoch
+        return {int(b) for b in result}
 
     async def release(self, held: dict[int, int]) -> None:
         """Give up the leases of ``held`` (those still ours), marking them released: they go by
@@ -187,8 +228,10 @@ class Leases:
         if blocks <= 0:
             return {}, {}
         c = self.coordinator
-        keys = [k for i in range(blocks) for k in (c.key("lease", i), c.key("held", i))]
-        result = await c.run(self._table, keys, [])
+        keys = [c.key("epoch_floor")]
+        keys += [k for i in range(blocks) for k in (c.key("lease", i), c.key("held", i))]
+        result = await c.run(self._table, keys, [0, self.host, self._known])
+        self._known = c.epoch
         holders: dict[int, Holder] = {}
         last: dict[int, LastHolder] = {}
         for i in range(blocks):

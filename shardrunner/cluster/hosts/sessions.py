@@ -59,6 +59,19 @@ return {epoch}
 """
 )
 
+#: As _PUT, but only the fields the hash does not have.
+_PUT_NEW = """
+local stamp = '{"written_at":' .. string.format('%.6f', now) .. ',"snapshot":'
+for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[2], ARGV[i], stamp .. ARGV[i + 1] .. '}') end
+return {epoch}
+"""
+
+#: KEYS[2]: the hash. ARGV[3..]: (field, value) pairs, only those the hash does not have.
+_SET_NEW = """
+for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return {epoch}
+"""
+
 #: KEYS[2]: the hash. ARGV[3..]: the fields. Returns the server's time, then each value (false: none).
 _GET = (
     _CHUNKS
@@ -114,13 +127,19 @@ class SessionStore:
         c = coordinator
         self._put, self._get, self._drop = c.script(_PUT), c.script(_GET), c.script(_DROP)
         self._set, self._all = c.script(_SET), c.script(_ALL)
+        self._put_new, self._set_new = c.script(_PUT_NEW), c.script(_SET_NEW)
 
     async def put(
-        self, snapshots: list[SessionSnapshot], *, keys_of: Collection[ConnKey] | None = None
+        self,
+        snapshots: list[SessionSnapshot],
+        *,
+        keys_of: Collection[ConnKey] | None = None,
+        only_new: bool = False,
     ) -> None:
-        """Store ``snapshots`` (one per connection: a later one replaces it), stamped with the
-        server's time, and the routing keys of those in ``keys_of`` (None: of every one); one call,
-        two when keys are written, none for an empty list."""
+        """Store ``snapshots`` (one per connection: a later one replaces it, unless ``only_new``:
+        then only those of connections with none stored), stamped with the server's time, and the
+        routing keys of those in ``keys_of`` (None: of every one); one call, two when keys are
+        written, none for an empty list."""
         if not snapshots:
             return
         args: list[object] = []
@@ -133,8 +152,8 @@ class SessionStore:
             args += [field, bare.encode().decode()]
         c = self.coordinator
         if keys:
-            await c.run(self._set, [c.key("session_keys")], keys)
-        await c.run(self._put, [c.key("sessions")], args)
+            await c.run(self._set_new if only_new else self._set, [c.key("session_keys")], keys)
+        await c.run(self._put_new if only_new else self._put, [c.key("sessions")], args)
 
     async def get(self, conns: list[ConnKey]) -> list[SessionSnapshot]:
         """The stored snapshots of ``conns`` (in their order) written within ``max_age`` seconds;

@@ -1,7 +1,8 @@
-"""What the next holder of a block needs: the sessions written every beat (their routing keys only
-when those changed); and blocks leaving this host: the workers' ``Released`` answers, the sessions
-written and the lease released once every worker answered (or its time is up), and a worker that
-fenced itself while the host had renewed after all (it gets its connections back)."""
+"""What the next holder of a block needs: the renewals (and what a refused one loses), the sessions
+written every beat (their routing keys only when those changed); and blocks leaving this host: the
+workers' ``Released`` answers, the sessions written and the lease released once every worker answered
+(or its time is up), and a worker that fenced itself while the host had renewed after all (it gets
+its connections back)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,26 @@ log = logging.getLogger("shardrunner.hosts")
 
 #: A worker that does not answer a Release within this long: its last reports stand for it.
 RELEASE_TIMEOUT_S: Final = 15.0
+
+
+async def renew(agent: HostAgent) -> None:
+    """Renew the leases held; the blocks refused are lost. A renewal past the leases' local deadline
+    does not take back those Redis forgot (it restarted empty): another host may have held them
+    since. Their sessions go to Redis where it has none, so that their next holder resumes them."""
+    if not agent.held:
+        return
+    asked = time.monotonic()
+    lapsed = bool(agent.until) and asked >= agent.until
+    kept = await agent.leases.renew(dict(agent.held), lapsed=lapsed)
+    lost = sorted(set(agent.held) - kept)
+    if lost and agent.forgot():
+        snaps = agent.sup.book.resume_from(agent.layout.conns_of(lost))
+        await agent.store.put(snaps, only_new=True)
+        agent.lose(lost, "the coordinator lost its data while its lease had run out")
+    elif lost:
+        agent.lose(lost, "its lease was taken by another host (it ran out unrenewed)")
+    if agent.held:
+        agent.set_until(asked + agent.ttl - agent.margin)
 
 
 @dataclass(eq=False)

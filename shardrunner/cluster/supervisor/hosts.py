@@ -12,7 +12,10 @@ sessions of its connections that changed (rewound to the low water), so any host
   its lease is released, so the taker resumes at once instead of waiting for the TTL.
 - A block lost (renewal refused: the lease ran out and another host may hold it now, or Redis was
   unreachable until the lease's local deadline): its connections stop, resumable, and nothing of
-  theirs is written: the next holder's sessions stand.
+  theirs is written: the next holder's sessions stand. Redis restarted empty while the leases had
+  run out: lost too (another host may have held them since, under an epoch Redis forgot), and their
+  sessions go to Redis where it has none; the next claim (this host's or another's) gets a new
+  epoch, above any given before (:mod:`~shardrunner.cluster.hosts.leases`), and resumes them.
 
 Redis down: what runs keeps running until the leases' local deadline; claims, releases and
 identifies wait; the status says why.
@@ -214,15 +217,7 @@ class HostAgent:
             self.budget_usage = await queue.usage()
 
     async def renew(self) -> None:
-        if not self.held:
-            return
-        asked = time.monotonic()
-        kept = await self.leases.renew(dict(self.held))
-        lost = sorted(set(self.held) - kept)
-        if lost:
-            self.lose(lost, "its lease was taken by another host (it ran out unrenewed)")
-        if self.held:
-            self.set_until(asked + self.ttl - self.margin)
+        await handover.renew(self)
 
     def set_until(self, until: float) -> None:
         self.until = until
@@ -342,6 +337,10 @@ class HostAgent:
             "lost %d blocks (%s): their connections stop, resumable by their next holder", len(blocks), why
         )
         self.sup.wake()
+
+    def forgot(self) -> bool:
+        """Whether Redis lost its data since the last beat read it (another epoch)."""
+        return bool(self._epoch) and self.coordinator.epoch != self._epoch
 
     def check_forgotten(self) -> None:
         """Redis came back without its data (another epoch): write everything again, and claim

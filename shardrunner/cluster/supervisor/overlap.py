@@ -98,11 +98,13 @@ class ReloadSteps:
         slot.ready_deadline = now + self.settings.ready_timeout
 
     def _step_overlap(self, slot: Slot, now: float) -> None:
-        """The replacement runs; the old worker idles until it is ready, and retires then."""
+        """The replacement runs; the old worker idles until it is ready, and retires then. A slot
+        left with no connection (several hosts: this host lost their blocks, before or during the
+        reload) has nothing to be ready for: the old worker retires at once."""
         new, old = slot.current, slot.previous
         assert new is not None
         assert old is not None
-        if new.ready and not new.gone:
+        if not new.gone and (new.ready or not slot.desired.conns):
             self._retire(old, now)
             slot.previous = None
             self._settle_change(slot, None)

@@ -86,9 +86,44 @@ async def test_leases_when_redis_restarts_empty_epochs_still_increase(
     held_b = await b.claim([1])
     await a.table(2)  # a sees b's epoch of block 1
     redis_server.stop()
+    lost_at_ms = time.time() * 1000
     redis_server.start()
-    assert await until_up(lambda: a.claim([0, 1])) == {0: 4, 1: held_b[1] + 1}, "above every epoch a saw"
+    got = await until_up(lambda: a.claim([0, 1]))
+    assert set(got) == {0, 1}
+    assert all(e > lost_at_ms for e in got.values()), "above every epoch given before: the server's ms"
     assert await until_up(lambda: b.renew(held_b)) == set(), "b's lease was forgotten: lost"
+
+
+async def test_leases_when_redis_restarts_empty_during_a_takeover_the_lapsed_holder_does_not_take_back(
+    redis_server: RedisServer, coordinators: MakeCoordinator
+) -> None:
+    a = Leases(await coordinators(), "a", ttl=0.3)
+    b = Leases(await coordinators(), "b", ttl=5.0)
+    c = Leases(await coordinators(), "c", ttl=5.0)
+    assert await a.claim([0, 1, 2]) == {0: 1, 1: 1, 2: 1}
+
+    async def expired() -> bool:
+        return not (await b.table(3))[0]
+
+    await wait_for(expired, 5.0, "a's leases to expire (a stalled)")
+    taken = await b.claim([0, 1])
+    assert taken == {0: 2, 1: 2}
+    for _ in range(3):  # b gives block 1 up and takes it again: epochs a never saw
+        await b.release({1: taken[1]})
+        taken[1] = (await b.claim([1]))[1]
+    redis_server.stop()
+    redis_server.start()
+    assert await until_up(lambda: a.renew({0: 1, 1: 1, 2: 1}, lapsed=True)) == set(), (
+        "forgotten while a's leases ran out: b may hold them (it does), a takes none back"
+    )
+    assert await until_up(lambda: b.renew({0: 2})) == {0}, "b's own, forgotten: taken back under its epoch"
+    holders, _ = await until_up(lambda: c.table(3))
+    assert (holders[0].host, holders[0].epoch) == ("b", 2)
+    # Block 1's holder b is gone (died with the restart): a never saw its epochs, its claim is above.
+    got = await a.claim([1, 2])
+    assert set(got) == {1, 2}
+    assert min(got.values()) > taken[1], "above every epoch given before Redis lost them"
+    assert await b.renew({1: taken[1]}) == set(), "b's stale renewal finds a's lease"
 
 
 async def test_leases_when_redis_is_down_raise_coordinator_down(
@@ -101,7 +136,8 @@ async def test_leases_when_redis_is_down_raise_coordinator_down(
         with pytest.raises(CoordinatorDown, match=str(redis_server.port)):
             await call
     redis_server.start()
-    assert await until_up(lambda: a.claim([1])) == {1: 1}
+    (epoch,) = (await until_up(lambda: a.claim([1]))).values()
+    assert epoch > 1, "Redis lost its data since a's claim: above the server's time in ms"
 
 
 def test_leases_when_the_host_name_has_a_bar_refuse_it() -> None:
@@ -125,3 +161,21 @@ async def test_leases_renew_when_late_but_nobody_took_the_block_takes_it_back_un
     assert (holders[0].host, holders[0].epoch) == ("a", 1)
     await a.release({0: 1})
     assert await a.renew({0: 1}) == set(), "released: a renewal does not take it back"
+
+
+async def test_leases_when_redis_restarts_empty_a_standby_that_only_read_the_table_raises_the_floor(
+    redis_server: RedisServer, coordinators: MakeCoordinator
+) -> None:
+    a = Leases(await coordinators(), "a", ttl=5.0)
+    standby = Leases(await coordinators(), "s", ttl=5.0)
+    for _ in range(3):
+        await a.release(await a.claim([0]))
+    assert (await a.claim([0])) == {0: 4}
+    await standby.table(1)
+    redis_server.stop()
+    lost_at_ms = time.time() * 1000
+    redis_server.start()
+    fresh = Leases(await coordinators(), "f", ttl=5.0)  # started after the loss: knows nothing
+    assert await until_up(lambda: standby.table(1)) == ({}, {}), "a died with the old Redis"
+    (epoch,) = (await until_up(lambda: fresh.claim([0]))).values()
+    assert epoch > lost_at_ms, "the standby's read raised the floor: above a's epoch 4"

@@ -105,3 +105,10 @@ async def test_sessions_when_their_keys_did_not_change_write_the_seq_alone_and_k
     assert (await store.get([conn(0)]))[0].keys == ["ignored"]
     stored = await c.client.hget(c.key("sessions"), str(conn(1)))
     assert "x" not in stored, "the session's own value does not carry its keys"
+
+
+async def test_sessions_when_put_only_new_keep_those_stored(coordinators: MakeCoordinator) -> None:
+    store = SessionStore(await coordinators(), max_age=60.0)
+    await store.put([snap(0, seq=5)])
+    await store.put([snap(0, seq=2), snap(1, seq=2)], only_new=True)
+    assert await store.get([conn(0), conn(1)]) == [snap(0, seq=5), snap(1, seq=2)]

@@ -7,6 +7,7 @@ import signal
 
 from shardrunner.cluster import messages as m
 from shardrunner.cluster import statefile
+from shardrunner.cluster.supervisor import moves
 from shardrunner.cluster.supervisor.model import WorkerState
 from tests.cluster.supervisor.conftest import Make
 from tests.cluster.supervisor.fakes import TOKEN, Behaviour, conns
@@ -192,3 +193,38 @@ async def test_loop_when_a_replacement_stays_healthy_resets_the_backoff(rig: Mak
     r.spawner.of_slot(0)[1].exit(1)
     await r.until(lambda: len(r.spawner.of_slot(0)) == 3, 1.25, "a replacement after the first delay")
     assert r.sup.slots[0].backoff == 1.0, "not doubled"
+
+
+async def test_reload_when_the_host_lost_a_slots_blocks_before_it_does_not_wait_for_them(rig: Make) -> None:
+    # Several hosts: a host that woke from a stall past its lease lost its blocks (the agent's lose()).
+    r = await rig(ready_timeout=5.0)
+    await r.ready()
+    assert r.sup.reconciler is not None
+    moves.remove(r.sup.reconciler.slots, conns(8)[:4], r.sup.link)
+    message = await r.reload(within=4)
+    assert message == (
+        "reload done: every worker replaced, every shard resumed; worker 0 had no shard "
+        "(not held here now, another host's): nothing to wait for"
+    )
+    assert r.spawner.of_slot(0)[1].of(m.Assign)[-1].conns == []
+    assert [c for p in r.spawner.living() for c in p.resumed] == conns(8)[4:]
+
+
+async def test_reload_when_the_host_loses_the_blocks_during_the_overlap_retires_the_old_worker(
+    rig: Make,
+) -> None:
+    r = await rig(ready_timeout=5.0)
+    await r.ready()
+    assert r.sup.reconciler is not None
+    slot = r.sup.reconciler.slots[0]
+    r.spawner.behaviours[(0, 3)] = Behaviour(ready=False)  # its shards would never get ready
+    fut = r.sup.request_reload()
+    await r.until(lambda: slot.previous is not None, 4, "slot 0's replacement running beside the old")
+    moves.remove(r.sup.reconciler.slots, conns(8)[:4], r.sup.link)
+    await r.until(fut.done, 4, "the reload finished")
+    assert "worker 0 had no shard" in fut.result()
+    old, new = r.spawner.of_slot(0)
+    assert old.code == 0, "the old worker retired"
+    assert new.code is None
+    assert slot.current is not None
+    assert slot.current.handle is new
