@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psutil
 import pytest
+import redis.asyncio as aioredis
 
 from shardrunner.sim.discord.server import Simulator
 from tests.cluster.conftest import Cluster, accepted
@@ -90,6 +92,19 @@ def live_sessions(sim: Simulator) -> int:
     return sum(1 for s in sim.sessions.values() if s.ended is None)
 
 
+async def handed_over(sim: Simulator, redis_server: RedisServer) -> bool:
+    """Every live session of the simulator is written in the coordinator, for the next holder."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        stored = set()
+        async for key in client.scan_iter("*:sessions"):
+            for value in (await client.hgetall(key)).values():
+                stored.add(msgspec.json.decode(value)["snapshot"]["session_id"])
+    finally:
+        await client.aclose()
+    return {s.id for s in sim.sessions.values() if s.ended is None} <= stored
+
+
 async def test_hosts_when_started_together_keep_identify_order_survive_a_kill_and_take_a_new_host(
     sim: Simulator, hosts: MakeHost, bots: Any
 ) -> None:
@@ -137,7 +152,10 @@ async def test_hosts_when_one_pauses_past_its_lease_or_redis_restarts_lose_nothi
     await wait_for(lambda: len(bot.events) >= 200, 30, "events in the bot")
 
     # h1 stops dead (SIGSTOP: supervisor and workers) past its lease: the standby takes its blocks;
-    # woken, h1 finds them taken and gives them up, delivering nothing stale.
+    # woken, h1 finds them taken and gives them up, delivering nothing stale. Its sessions are in
+    # Redis first (a host written every second): one that became ready in the second before the
+    # pause is not, and its taker identifies (docs/hosts.md, limits).
+    await wait_for(lambda: handed_over(sim, redis_server), 10, "every session written in Redis")
     paused = await held(h1)
     procs = [h1.supervisor, *h1.workers()]
     for p in procs:
