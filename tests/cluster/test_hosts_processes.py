@@ -106,7 +106,7 @@ async def handed_over(sim: Simulator, redis_server: RedisServer) -> bool:
 
 
 async def test_hosts_when_started_together_keep_identify_order_survive_a_kill_and_take_a_new_host(
-    sim: Simulator, hosts: MakeHost, bots: Any
+    sim: Simulator, hosts: MakeHost, bots: Any, redis_server: RedisServer
 ) -> None:
     h1, h2, h3 = hosts("h1"), hosts("h2"), hosts("h3")
     standby = hosts("s", "--standby")
@@ -122,6 +122,8 @@ async def test_hosts_when_started_together_keep_identify_order_survive_a_kill_an
     first, second, third = bots(h1.run_dir), bots(standby.run_dir), bots(h3.run_dir)
     await wait_for(lambda: min(len(b.events) for b in (first, second, third)) >= 50, 30, "events in the bots")
 
+    # Its sessions are in Redis first (a session whose READY came in the last second is not yet).
+    await wait_for(lambda: handed_over(sim, redis_server), 10, "every session written in Redis")
     lost = await held(h2)
     assert lost
     kill_host(h2)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import msgspec
+import psutil
 import pytest
 
 from shardrunner.cluster import messages as m
@@ -25,6 +27,11 @@ from tests.cluster.supervisor.fakes import TOKEN, FakePlan, conns
 def other_cluster() -> subprocess.Popen[bytes]:
     # A living process whose command line says shardrunner, as a running cluster's does.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "shardrunner"])
+    # Popen returns after the fork: until the child's exec its command line is still this one's.
+    deadline = time.monotonic() + 10
+    while "shardrunner" not in " ".join(psutil.Process(proc.pid).cmdline()):
+        assert time.monotonic() < deadline, "the stand-in cluster never started"
+        time.sleep(0.01)
     yield proc
     proc.kill()
     proc.wait(5)
